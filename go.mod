@@ -1,0 +1,3 @@
+module github.com/adtracker/adtracker
+
+go 1.26.8

@@ -1,0 +1,117 @@
+package ingest
+
+import (
+	"bytes"
+	"net"
+	"testing"
+)
+
+func sampleEvent() Event {
+	var e Event
+	e.ID, _ = ParseUUID([]byte("0190b3b2-7c4e-7a1b-9c3d-5e6f7a8b9c0d"))
+	e.Type = TypeThirdQuartile
+	e.Flags = FlagClientID
+	e.AdID = 42
+	e.EventTime = 1745247600
+	e.ReceiveTime = 1745247601
+	e.PlaybackMs = 12500
+	e.SetIP(net.ParseIP("203.0.113.1"))
+	e.SetViewerID([]byte("viewer-1"))
+	e.SetSessionID([]byte("sess"))
+	e.SetUserAgent([]byte("Mozilla/5.0"))
+	return e
+}
+
+func TestBinaryRoundTrip(t *testing.T) {
+	e := sampleEvent()
+	b := e.AppendBinary(nil)
+	var got Event
+	n, err := got.DecodeBinary(b)
+	if err != nil || n != len(b) {
+		t.Fatalf("DecodeBinary = %d, %v; want %d", n, err, len(b))
+	}
+	if got != e {
+		t.Fatalf("round trip changed the event:\n got %+v\nwant %+v", got, e)
+	}
+	var full Event
+	full.Type = TypeClick
+	full.ViewerLen = MaxIDLen
+	full.SessionLen = MaxIDLen
+	full.UALen = MaxUserAgentLen
+	if n := len(full.AppendBinary(nil)); n != MaxBinaryLen {
+		t.Fatalf("largest encoding is %d bytes, MaxBinaryLen says %d", n, MaxBinaryLen)
+	}
+}
+
+func TestDecodeBinaryRejectsTruncation(t *testing.T) {
+	e := sampleEvent()
+	b := e.AppendBinary(nil)
+	for i := 0; i < len(b); i++ {
+		var got Event
+		if _, err := got.DecodeBinary(b[:i]); err == nil {
+			t.Fatalf("decoding %d of %d bytes succeeded", i, len(b))
+		}
+	}
+	bad := bytes.Clone(b)
+	bad[0] = 99
+	var got Event
+	if _, err := got.DecodeBinary(bad); err == nil {
+		t.Fatal("wrong version accepted")
+	}
+}
+
+func FuzzDecodeBinary(f *testing.F) {
+	e := sampleEvent()
+	f.Add(e.AppendBinary(nil))
+	f.Add([]byte{1})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var got Event
+		n, err := got.DecodeBinary(b)
+		if err != nil {
+			return
+		}
+		if n > len(b) {
+			t.Fatalf("used %d of %d bytes", n, len(b))
+		}
+		again := got.AppendBinary(nil)
+		var back Event
+		if _, err := back.DecodeBinary(again); err != nil || back != got {
+			t.Fatalf("re-encoding is not stable: %v", err)
+		}
+	})
+}
+
+func TestUUID(t *testing.T) {
+	f := func(in string, ok bool) {
+		t.Helper()
+		u, err := ParseUUID([]byte(in))
+		if (err == nil) != ok {
+			t.Fatalf("ParseUUID(%q) err = %v, want ok=%v", in, err, ok)
+		}
+		if ok && u.String() != toLower(in) {
+			t.Fatalf("ParseUUID(%q).String() = %q", in, u.String())
+		}
+	}
+	f("0190b3b2-7c4e-7a1b-9c3d-5e6f7a8b9c0d", true)
+	f("0190B3B2-7C4E-7A1B-9C3D-5E6F7A8B9C0D", true)
+	f("0190b3b2-7c4e-7a1b-9c3d-5e6f7a8b9c0", false)
+	f("0190b3b2x7c4e-7a1b-9c3d-5e6f7a8b9c0d", false)
+	f("0190b3b2-7c4e-7a1b-9c3d-5e6f7a8b9c0g", false)
+	f("", false)
+}
+
+func toLower(s string) string { return string(bytes.ToLower([]byte(s))) }
+
+func TestParseType(t *testing.T) {
+	for _, ty := range Types() {
+		if got := ParseType([]byte(ty.String())); got != ty {
+			t.Fatalf("ParseType(%q) = %v", ty.String(), got)
+		}
+	}
+	if ParseType([]byte("firstQuartile")) != TypeFirstQuartile || ParseType([]byte("bogus")) != TypeUnknown {
+		t.Fatal("ParseType aliases")
+	}
+	if len(Types()) != 13 {
+		t.Fatalf("%d types", len(Types()))
+	}
+}

@@ -1,0 +1,234 @@
+// Package ingest turns HTTP requests from players and SDKs into validated events and hands them to the pipeline.
+package ingest
+
+import (
+	"encoding/hex"
+	"errors"
+	"net"
+)
+
+// Type is an event type. Values equal the Enum8 values of events.type in ClickHouse, so the
+// batcher writes them without a lookup; never renumber them.
+type Type uint8
+
+// Event types, in the order of the ClickHouse Enum8.
+const (
+	TypeUnknown Type = iota
+	TypeImpression
+	TypeClick
+	TypeStart
+	TypeFirstQuartile
+	TypeMidpoint
+	TypeThirdQuartile
+	TypeComplete
+	TypeSkip
+	TypePause
+	TypeResume
+	TypeMute
+	TypeUnmute
+	TypeError
+	typeCount
+)
+
+var typeNames = [typeCount]string{
+	"", "impression", "click", "start", "first_quartile", "midpoint", "third_quartile",
+	"complete", "skip", "pause", "resume", "mute", "unmute", "error",
+}
+
+// String returns the schema name of t ("first_quartile"), or "" when t is not a known type.
+func (t Type) String() string {
+	if t >= typeCount {
+		return ""
+	}
+	return typeNames[t]
+}
+
+// Valid reports whether t is one of the schema's types.
+func (t Type) Valid() bool { return t > TypeUnknown && t < typeCount }
+
+// ParseType maps a schema name ("first_quartile") to its Type; it also accepts the VAST
+// camelCase spellings ("firstQuartile") so pixel URLs and JSON agree. It does not allocate.
+func ParseType(b []byte) Type {
+	switch string(b) {
+	case "impression":
+		return TypeImpression
+	case "click":
+		return TypeClick
+	case "start":
+		return TypeStart
+	case "first_quartile", "firstQuartile":
+		return TypeFirstQuartile
+	case "midpoint":
+		return TypeMidpoint
+	case "third_quartile", "thirdQuartile":
+		return TypeThirdQuartile
+	case "complete":
+		return TypeComplete
+	case "skip":
+		return TypeSkip
+	case "pause":
+		return TypePause
+	case "resume":
+		return TypeResume
+	case "mute":
+		return TypeMute
+	case "unmute":
+		return TypeUnmute
+	case "error":
+		return TypeError
+	}
+	return TypeUnknown
+}
+
+// Types lists every valid type in Enum8 order.
+func Types() []Type {
+	out := make([]Type, 0, typeCount-1)
+	for t := TypeImpression; t < typeCount; t++ {
+		out = append(out, t)
+	}
+	return out
+}
+
+// Limits of the variable-length fields. They are fixed so an Event has no pointers and fits in
+// one ring slot; longer viewer/session ids are rejected, a longer user agent is truncated.
+const (
+	MaxIDLen        = 64
+	MaxUserAgentLen = 256
+)
+
+// Flags on an event.
+const (
+	// FlagClientID marks an event_id the client chose; only those can be retried by a client,
+	// so only those enter the duplicate window.
+	FlagClientID uint8 = 1 << iota
+)
+
+// Event is one tracked event. It is a flat value with no pointers: the handler fills one
+// from a pool, the ring copies its bytes into a slot, and nothing on the way allocates.
+type Event struct {
+	ID          UUID
+	Type        Type
+	Flags       uint8
+	AdID        uint64
+	EventTime   int64 // unix seconds, UTC; ClickHouse DateTime has second precision
+	ReceiveTime int64 // unix seconds, UTC
+	PlaybackMs  uint32
+	IP          [16]byte // IPv4 stored as IPv4-mapped IPv6, as ClickHouse's IPv6 functions expect
+	ViewerLen   uint8
+	SessionLen  uint8
+	UALen       uint16
+	Viewer      [MaxIDLen]byte
+	Session     [MaxIDLen]byte
+	UserAgent   [MaxUserAgentLen]byte
+}
+
+// Reset clears e for reuse.
+func (e *Event) Reset() { *e = Event{} }
+
+// ViewerID returns the viewer id bytes (aliasing e).
+func (e *Event) ViewerID() []byte { return e.Viewer[:e.ViewerLen] }
+
+// SessionID returns the session id bytes (aliasing e).
+func (e *Event) SessionID() []byte { return e.Session[:e.SessionLen] }
+
+// UA returns the user agent bytes (aliasing e).
+func (e *Event) UA() []byte { return e.UserAgent[:e.UALen] }
+
+// SetViewerID stores b; it reports false when b is longer than MaxIDLen.
+func (e *Event) SetViewerID(b []byte) bool {
+	if len(b) > MaxIDLen {
+		return false
+	}
+	e.ViewerLen = uint8(copy(e.Viewer[:], b))
+	return true
+}
+
+// SetSessionID stores b; it reports false when b is longer than MaxIDLen.
+func (e *Event) SetSessionID(b []byte) bool {
+	if len(b) > MaxIDLen {
+		return false
+	}
+	e.SessionLen = uint8(copy(e.Session[:], b))
+	return true
+}
+
+// SetUserAgent stores b, truncated to MaxUserAgentLen.
+func (e *Event) SetUserAgent(b []byte) {
+	e.UALen = uint16(copy(e.UserAgent[:], b))
+}
+
+// SetIP stores ip (4 or 16 bytes) as 16 bytes.
+func (e *Event) SetIP(ip net.IP) bool {
+	v6 := ip.To16()
+	if v6 == nil {
+		return false
+	}
+	copy(e.IP[:], v6)
+	return true
+}
+
+// IPString formats the stored address (allocates; not for the hot path).
+func (e *Event) IPString() string { return net.IP(e.IP[:]).String() }
+
+// UUID is a 16-byte identifier stored in ClickHouse's UUID column.
+type UUID [16]byte
+
+// ErrBadUUID is returned for text that is not a canonical 36-character UUID.
+var ErrBadUUID = errors.New("not a UUID")
+
+// ParseUUID parses the canonical 8-4-4-4-12 hex form without allocating.
+func ParseUUID(b []byte) (UUID, error) {
+	var u UUID
+	if len(b) != 36 || b[8] != '-' || b[13] != '-' || b[18] != '-' || b[23] != '-' {
+		return u, ErrBadUUID
+	}
+	j := 0
+	for i := 0; i < 36; {
+		if i == 8 || i == 13 || i == 18 || i == 23 {
+			i++
+			continue
+		}
+		hi, ok1 := unhex(b[i])
+		lo, ok2 := unhex(b[i+1])
+		if !ok1 || !ok2 {
+			return UUID{}, ErrBadUUID
+		}
+		u[j] = hi<<4 | lo
+		j++
+		i += 2
+	}
+	return u, nil
+}
+
+func unhex(c byte) (byte, bool) {
+	switch {
+	case c >= '0' && c <= '9':
+		return c - '0', true
+	case c >= 'a' && c <= 'f':
+		return c - 'a' + 10, true
+	case c >= 'A' && c <= 'F':
+		return c - 'A' + 10, true
+	}
+	return 0, false
+}
+
+// AppendString appends the canonical text form of u to dst.
+func (u UUID) AppendString(dst []byte) []byte {
+	var buf [36]byte
+	hex.Encode(buf[0:8], u[0:4])
+	buf[8] = '-'
+	hex.Encode(buf[9:13], u[4:6])
+	buf[13] = '-'
+	hex.Encode(buf[14:18], u[6:8])
+	buf[18] = '-'
+	hex.Encode(buf[19:23], u[8:10])
+	buf[23] = '-'
+	hex.Encode(buf[24:], u[10:])
+	return append(dst, buf[:]...)
+}
+
+// String returns the canonical text form.
+func (u UUID) String() string { return string(u.AppendString(nil)) }
+
+// IsZero reports whether u is all zeros.
+func (u UUID) IsZero() bool { return u == UUID{} }
