@@ -1,0 +1,73 @@
+# Developer entry points; `make help` lists them. CI runs `make test` through .ci/run.
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+
+export PATH := /usr/local/go/bin:$(HOME)/go/bin:$(PATH)
+
+FUZZTIME ?= 10s
+TEST_PG_DSN ?= postgres://adtracker:adtracker@127.0.0.1:$(or $(PG_PORT),5432)/adtracker?sslmode=disable
+TEST_CH_ADDR ?= 127.0.0.1:$(or $(CH_TCP_PORT),9000)
+
+.PHONY: help services down build run test vet fmt-check chdb-check compose-check bench lint fuzz
+
+help: ## list the targets
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+
+services: ## start local Postgres and ClickHouse (installs them when missing)
+	scripts/services.sh up
+
+down: ## stop the local Postgres and ClickHouse started by `make services`
+	scripts/services.sh down
+
+build: ## build bin/adtracker
+	go build -o bin/adtracker ./cmd/adtracker
+
+run: services build ## migrate, seed and serve in the foreground against the local services
+	bin/adtracker migrate
+	bin/adtracker seed
+	bin/adtracker serve --log-format console
+
+vet: ## go vet ./...
+	go vet ./...
+
+fmt-check: ## fail listing the Go files gofmt would change
+	@if git rev-parse --git-dir >/dev/null 2>&1; then src="$$(git ls-files -co --exclude-standard '*.go')"; \
+	else src="$$(find . -name '*.go' -not -path './.*')"; fi; \
+	files="$$(gofmt -l $$src)"; \
+	if [ -n "$$files" ]; then echo "gofmt needed on:"; echo "$$files"; exit 1; fi
+
+test: services vet fmt-check ## vet, gofmt check, go test -race against the local services, chdb and compose checks
+	ADTRACKER_TEST_PG_DSN='$(TEST_PG_DSN)' ADTRACKER_TEST_CH_ADDR='$(TEST_CH_ADDR)' \
+		go test -race -count=1 -timeout 12m ./...
+	scripts/chdb-check.sh
+	$(MAKE) --no-print-directory compose-check
+
+chdb-check: ## run migrations and shipped queries on a current ClickHouse engine (chdb)
+	scripts/chdb-check.sh
+
+compose-check: ## validate docker-compose.yml (installs Debian's docker-compose when missing)
+	@if ! command -v docker-compose >/dev/null; then \
+		echo "installing docker-compose"; \
+		DEBIAN_FRONTEND=noninteractive apt-get update -q && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends docker-compose; \
+	fi
+	docker-compose -f docker-compose.yml config -q
+	@echo "docker-compose.yml OK"
+
+bench: ## run the benchmark script (scripts/bench.sh) when present
+	@if [ -x scripts/bench.sh ]; then scripts/bench.sh; \
+	elif [ -f scripts/bench.sh ]; then bash scripts/bench.sh; \
+	else echo "scripts/bench.sh does not exist yet"; fi
+
+lint: vet ## static checks (go vet for now)
+
+fuzz: ## run every fuzz target for FUZZTIME each (default 10s)
+	@# `go test -list` prints a package's target names, then its "ok  <pkg>" line.
+	@targets="$$(go test -list '^Fuzz' ./... | awk '/^Fuzz/ {names = names " " $$1; next} \
+		/^ok / {n = split(names, a, " "); for (i = 1; i <= n; i++) print $$2, a[i]; names = ""}')"; \
+	if [ -z "$$targets" ]; then echo "no fuzz targets"; exit 0; fi; \
+	while read -r pkg name; do \
+		echo "== $$pkg $$name ($(FUZZTIME))"; \
+		go test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) "$$pkg" </dev/null; \
+	done <<< "$$targets"

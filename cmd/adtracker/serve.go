@@ -1,0 +1,194 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"go.uber.org/zap"
+
+	"github.com/adtracker/adtracker/catalog"
+	"github.com/adtracker/adtracker/ingest"
+	"github.com/adtracker/adtracker/ingest/pipeline"
+	"github.com/adtracker/adtracker/server"
+	chstore "github.com/adtracker/adtracker/storage/clickhouse"
+)
+
+// catalogAdapter gives ingest its view of the catalogue.
+type catalogAdapter struct{ c *catalog.Catalog }
+
+func (a catalogAdapter) Lookup(id uint64) (ingest.Ad, bool) {
+	e, ok := a.c.Lookup(id)
+	return ingest.Ad{Accepts: e.Accepts(), TargetURL: e.TargetURL}, ok
+}
+
+func serve(args []string) error {
+	e, err := setup("serve", args, nil)
+	if err != nil {
+		return err
+	}
+	cfg, log := e.cfg, e.log
+	defer log.Sync()
+	log.Info("starting adtracker", zap.Any("config", cfg.Redacted()))
+
+	ctx, stop := context.WithCancel(context.Background())
+	defer stop()
+	pg, err := e.openPostgres(ctx)
+	if err != nil {
+		return err
+	}
+	defer pg.Close()
+	ch, err := e.openClickHouse(ctx)
+	if err != nil {
+		return err
+	}
+	defer ch.Close()
+	if cfg.Migrate.OnStart {
+		if err := e.migrateBoth(ctx, pg, ch); err != nil {
+			return err
+		}
+	}
+
+	cat := catalog.New(pg, catalog.Config{RefreshInterval: cfg.Catalog.RefreshInterval, Logger: log.Named("catalog")})
+	if err := cat.Reload(ctx); err != nil {
+		log.Error("loading the ad catalogue failed", zap.Error(err))
+		return errLogged
+	}
+	go cat.Run(ctx)
+
+	pcfg := pipeline.Defaults()
+	pcfg.Dir = cfg.Ingest.DataDir
+	pcfg.RingCapacity = cfg.Ingest.RingCapacity
+	pcfg.BatchSize = cfg.Ingest.BatchSize
+	pcfg.FlushInterval = cfg.Ingest.FlushInterval
+	pcfg.Inserters = cfg.Ingest.Inserters
+	pcfg.InsertTimeout = cfg.Ingest.InsertTimeout
+	pcfg.SpillMaxBytes = cfg.Ingest.SpillMaxBytes
+	pcfg.FsyncInterval = cfg.Ingest.FsyncInterval
+	pcfg.DedupWindow = cfg.Ingest.DedupWindow
+	pcfg.InMemoryRing = !cfg.Ingest.Durable
+	pipe, err := pipeline.Open(pcfg, chstore.NewSink(ch), log.Named("pipeline"))
+	if err != nil {
+		log.Error("opening the ingest pipeline failed", zap.String("dir", cfg.Ingest.DataDir), zap.Error(err))
+		return errLogged
+	}
+	if n := pipe.Recovered.Load(); n > 0 {
+		log.Warn("events recovered from the ring file will be replayed", zap.Int64("events", n))
+	}
+
+	proxies, err := ingest.ParseProxies(cfg.HTTP.TrustedProxies)
+	if err != nil {
+		log.Error("invalid configuration", zap.Error(err))
+		pipe.Close(context.Background())
+		return errLogged
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(pipe.Collectors()...)
+	reg.MustRegister(ingest.Collectors()...)
+
+	srv := server.New(server.Options{
+		Addr: cfg.HTTP.Addr, MaxBodyBytes: cfg.HTTP.MaxBodyBytes,
+		ReadTimeout: cfg.HTTP.ReadTimeout, WriteTimeout: cfg.HTTP.WriteTimeout, IdleTimeout: cfg.HTTP.IdleTimeout,
+		MaxConnsPerIP: cfg.HTTP.MaxConnsPerIP,
+		Log:           log.Named("http"), Registry: reg,
+		Checks: []server.Check{
+			{Name: "postgres", Fn: pg.Ping},
+			{Name: "clickhouse", Fn: ch.Ping},
+			{Name: "catalog", Fn: func(context.Context) error {
+				if !cat.Ready() {
+					return fmt.Errorf("not loaded")
+				}
+				return nil
+			}},
+			{Name: "ingest", Fn: func(context.Context) error {
+				if ok, why := pipe.Ready(); !ok {
+					return fmt.Errorf("%s", why)
+				}
+				return nil
+			}},
+		},
+	})
+	h := &ingest.Handlers{
+		Decoder: &ingest.Decoder{Limits: ingest.Limits{
+			MaxFutureSkew: cfg.Ingest.MaxFutureSkew, MaxAge: cfg.Ingest.MaxAge, MaxPlayback: ingest.DefaultLimits().MaxPlayback,
+		}},
+		Queue: pipe, Catalog: catalogAdapter{cat}, Proxies: proxies, IDs: ingest.NewIDs(),
+	}
+	h.Register(srv.Router)
+	catalog.RegisterRoutes(srv.Router, &catalog.Handlers{Repo: pg, AdminToken: cfg.Admin.Token, Logger: log.Named("ads")})
+
+	ln, err := net.Listen("tcp", cfg.HTTP.Addr)
+	if err != nil {
+		log.Error("cannot listen", zap.String("addr", cfg.HTTP.Addr), zap.Error(err))
+		pipe.Close(context.Background())
+		return errLogged
+	}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+	log.Info("serving", zap.String("addr", ln.Addr().String()), zap.String("data_dir", cfg.Ingest.DataDir))
+
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	select {
+	case s := <-sigs:
+		log.Info("shutting down", zap.String("signal", s.String()), zap.Duration("timeout", cfg.Shutdown.Timeout))
+	case err := <-serveErr:
+		log.Error("http server stopped", zap.Error(err))
+	}
+	deadline, cancel := context.WithTimeout(context.Background(), cfg.Shutdown.Timeout)
+	defer cancel()
+	srv.Drain()
+	// Stop taking connections first so no new event arrives, then drain the ring: every event answered 2xx is inserted or spilled.
+	if err := srv.Shutdown(deadline); err != nil {
+		log.Warn("http shutdown", zap.Error(err))
+	}
+	perr := pipe.Close(deadline)
+	stop()
+	log.Info("stopped",
+		zap.Int64("inserted", pipe.Inserted.Load()), zap.Int64("spilled", pipe.Spilled.Load()),
+		zap.Int64("replayed", pipe.Replayed.Load()), zap.Int64("dead_lettered", pipe.DeadLettered.Load()),
+		zap.Int64("duplicates_dropped", pipe.Duplicates.Load()), zap.NamedError("drain_error", perr))
+	if perr != nil {
+		return errLogged
+	}
+	return nil
+}
+
+func healthcheck(args []string) error {
+	var url string
+	e, err := setup("healthcheck", args, func(fs *flag.FlagSet) {
+		fs.StringVar(&url, "url", "", "URL to probe (default http://127.0.0.1:<port of http.addr>/healthz)")
+	})
+	if err != nil {
+		return err
+	}
+	if url == "" {
+		_, port, err := net.SplitHostPort(e.cfg.HTTP.Addr)
+		if err != nil {
+			return err
+		}
+		url = "http://127.0.0.1:" + port + "/healthz"
+	}
+	c := &http.Client{Timeout: 3 * time.Second}
+	resp, err := c.Get(url)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "healthcheck:", err)
+		return err
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		fmt.Fprintln(os.Stderr, "healthcheck:", resp.Status)
+		return fmt.Errorf("status %d", resp.StatusCode)
+	}
+	return nil
+}
+

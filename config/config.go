@@ -1,0 +1,235 @@
+// Package config loads adtracker's settings: defaults, then an optional YAML file, then ADTRACKER_* environment variables.
+package config
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"reflect"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/go-viper/mapstructure/v2"
+	"github.com/spf13/viper"
+)
+
+// Config is every setting. The mapstructure tags are the keys of the YAML file; ADTRACKER_ + the key upper-cased with dots as
+// underscores is the environment name (http.max_body_bytes ↔ ADTRACKER_HTTP_MAX_BODY_BYTES).
+type Config struct {
+	HTTP struct {
+		Addr           string        `mapstructure:"addr"`
+		MaxBodyBytes   int           `mapstructure:"max_body_bytes"`
+		TrustedProxies []string      `mapstructure:"trusted_proxies"`
+		ReadTimeout    time.Duration `mapstructure:"read_timeout"`
+		WriteTimeout   time.Duration `mapstructure:"write_timeout"`
+		IdleTimeout    time.Duration `mapstructure:"idle_timeout"`
+		MaxConnsPerIP  int           `mapstructure:"max_conns_per_ip"`
+	} `mapstructure:"http"`
+	ClickHouse struct {
+		Addr     string `mapstructure:"addr"`
+		Database string `mapstructure:"database"`
+		Username string `mapstructure:"username"`
+		Password string `mapstructure:"password"`
+	} `mapstructure:"clickhouse"`
+	Postgres struct {
+		DSN string `mapstructure:"dsn"`
+	} `mapstructure:"postgres"`
+	Log struct {
+		Level  string `mapstructure:"level"`
+		Format string `mapstructure:"format"`
+	} `mapstructure:"log"`
+	Admin struct {
+		Token string `mapstructure:"token"`
+	} `mapstructure:"admin"`
+	Migrate struct {
+		OnStart bool `mapstructure:"on_start"`
+	} `mapstructure:"migrate"`
+	Ingest struct {
+		DataDir       string        `mapstructure:"data_dir"`
+		BatchSize     int           `mapstructure:"batch_size"`
+		FlushInterval time.Duration `mapstructure:"flush_interval"`
+		Inserters     int           `mapstructure:"inserters"`
+		InsertTimeout time.Duration `mapstructure:"insert_timeout"`
+		RingCapacity  int           `mapstructure:"ring_capacity"`
+		SpillMaxBytes int64         `mapstructure:"spill_max_bytes"`
+		FsyncInterval time.Duration `mapstructure:"fsync_interval"`
+		DedupWindow   int           `mapstructure:"dedup_window"`
+		MaxFutureSkew time.Duration `mapstructure:"max_future_skew"`
+		MaxAge        time.Duration `mapstructure:"max_age"`
+		Durable       bool          `mapstructure:"durable"`
+	} `mapstructure:"ingest"`
+	Catalog struct {
+		RefreshInterval time.Duration `mapstructure:"refresh_interval"`
+	} `mapstructure:"catalog"`
+	Shutdown struct {
+		Timeout time.Duration `mapstructure:"timeout"`
+	} `mapstructure:"shutdown"`
+}
+
+// Setting documents one key; Defaults is the single source for the README table and for viper.
+type Setting struct {
+	Key     string
+	Default any
+	Help    string
+}
+
+// Env returns the environment variable for the key.
+func (s Setting) Env() string {
+	return "ADTRACKER_" + strings.ToUpper(strings.ReplaceAll(s.Key, ".", "_"))
+}
+
+// Settings lists every key with its default.
+var Settings = []Setting{
+	{"http.addr", ":8080", "listen address of the HTTP server"},
+	{"http.max_body_bytes", 1 << 20, "largest request body; larger answers 413"},
+	{"http.trusted_proxies", []string{}, "CIDRs or IPs of proxies whose X-Forwarded-For is believed (comma-separated in env)"},
+	{"http.read_timeout", "10s", "time to read a whole request (slowloris bound)"},
+	{"http.write_timeout", "10s", "time to write a response"},
+	{"http.idle_timeout", "60s", "keep-alive idle time"},
+	{"http.max_conns_per_ip", 0, "concurrent connections per client IP (0 = unlimited)"},
+	{"clickhouse.addr", "127.0.0.1:9000", "ClickHouse native protocol address"},
+	{"clickhouse.database", "adtracker", "ClickHouse database (created by migrate)"},
+	{"clickhouse.username", "default", "ClickHouse user"},
+	{"clickhouse.password", "", "ClickHouse password"},
+	{"postgres.dsn", "postgres://adtracker:adtracker@127.0.0.1:5432/adtracker?sslmode=disable", "Postgres connection string"},
+	{"log.level", "info", "debug, info, warn or error"},
+	{"log.format", "json", "json or console"},
+	{"admin.token", "", "bearer token for the admin API; empty disables admin routes"},
+	{"migrate.on_start", true, "apply pending migrations when serve starts"},
+	{"ingest.data_dir", ".data/ingest", "ring file, spill segments and dead letters"},
+	{"ingest.batch_size", 50000, "rows per ClickHouse insert"},
+	{"ingest.flush_interval", "500ms", "longest a partial batch waits before it is inserted"},
+	{"ingest.inserters", 2, "parallel ClickHouse inserts"},
+	{"ingest.insert_timeout", "10s", "an insert slower than this is abandoned and its batch spilled"},
+	{"ingest.ring_capacity", 131072, "events the ring holds (power of two); 512 bytes each in the ring file"},
+	{"ingest.spill_max_bytes", int64(1 << 30), "spill quota; past it new events get 503 + Retry-After"},
+	{"ingest.fsync_interval", "1s", "how often the ring file and spill are flushed to disk (bounds loss on a machine crash)"},
+	{"ingest.dedup_window", 262144, "client event_ids remembered to drop retried duplicates"},
+	{"ingest.max_future_skew", "5m", "event timestamps further in the future are rejected"},
+	{"ingest.max_age", "168h", "event timestamps older than this are rejected"},
+	{"ingest.durable", true, "ring in a memory-mapped file (survives SIGKILL); false keeps it in process memory"},
+	{"catalog.refresh_interval", "30s", "full reload of the ad catalogue snapshot (NOTIFY updates it in between)"},
+	{"shutdown.timeout", "30s", "time to drain the ring on SIGTERM; what is left stays in the ring file"},
+}
+
+// Load builds the configuration. path may be empty. A YAML file with a key that is not a setting is an error naming the key, because
+// a misspelt key silently falling back to a default is how production outages start.
+func Load(path string) (*Config, error) {
+	v := viper.New()
+	for _, s := range Settings {
+		v.SetDefault(s.Key, s.Default)
+		if err := v.BindEnv(s.Key, s.Env()); err != nil {
+			return nil, err
+		}
+	}
+	if path != "" {
+		raw, err := os.ReadFile(path)
+		if err != nil {
+			return nil, fmt.Errorf("config file: %w", err)
+		}
+		file := viper.New()
+		file.SetConfigType("yaml")
+		if err := file.ReadConfig(bytes.NewReader(raw)); err != nil {
+			return nil, fmt.Errorf("config file %s: not valid YAML: %w", path, err)
+		}
+		if unknown := unknownKeys(file.AllKeys()); len(unknown) > 0 {
+			return nil, fmt.Errorf("config file %s: unknown key %s (see the configuration table in README.md)", path, strings.Join(unknown, ", "))
+		}
+		v.SetConfigType("yaml")
+		if err := v.ReadConfig(bytes.NewReader(raw)); err != nil {
+			return nil, fmt.Errorf("config file %s: %w", path, err)
+		}
+	}
+	var c Config
+	err := v.Unmarshal(&c, func(dc *mapstructure.DecoderConfig) {
+		dc.ErrorUnused = true
+		dc.DecodeHook = mapstructure.ComposeDecodeHookFunc(
+			mapstructure.StringToTimeDurationHookFunc(),
+			mapstructure.StringToSliceHookFunc(","),
+		)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	return &c, c.validate()
+}
+
+func unknownKeys(keys []string) []string {
+	known := map[string]bool{}
+	for _, s := range Settings {
+		known[s.Key] = true
+	}
+	var out []string
+	for _, k := range keys {
+		if !known[k] {
+			out = append(out, k)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+func (c *Config) validate() error {
+	switch {
+	case c.Log.Format != "json" && c.Log.Format != "console":
+		return fmt.Errorf("config: log.format must be json or console, not %q", c.Log.Format)
+	case c.Ingest.RingCapacity < 2 || c.Ingest.RingCapacity&(c.Ingest.RingCapacity-1) != 0:
+		return fmt.Errorf("config: ingest.ring_capacity must be a power of two, not %d", c.Ingest.RingCapacity)
+	case c.Ingest.BatchSize < 1:
+		return fmt.Errorf("config: ingest.batch_size must be positive")
+	case c.Ingest.FlushInterval <= 0:
+		return fmt.Errorf("config: ingest.flush_interval must be positive")
+	case c.HTTP.MaxBodyBytes < 1024:
+		return fmt.Errorf("config: http.max_body_bytes must be at least 1024")
+	}
+	return nil
+}
+
+// Redacted returns the settings as key → value with secrets masked, for the startup log line.
+func (c *Config) Redacted() map[string]any {
+	out := map[string]any{}
+	var walk func(prefix string, v reflect.Value, t reflect.Type)
+	walk = func(prefix string, v reflect.Value, t reflect.Type) {
+		for i := 0; i < t.NumField(); i++ {
+			f := t.Field(i)
+			key := f.Tag.Get("mapstructure")
+			if prefix != "" {
+				key = prefix + "." + key
+			}
+			if f.Type.Kind() == reflect.Struct {
+				walk(key, v.Field(i), f.Type)
+				continue
+			}
+			val := v.Field(i).Interface()
+			switch key {
+			case "clickhouse.password", "admin.token":
+				if val != "" {
+					val = "[redacted]"
+				}
+			case "postgres.dsn":
+				val = redactDSN(val.(string))
+			}
+			if d, ok := val.(time.Duration); ok {
+				val = d.String()
+			}
+			out[key] = val
+		}
+	}
+	walk("", reflect.ValueOf(*c), reflect.TypeOf(*c))
+	return out
+}
+
+func redactDSN(dsn string) string {
+	// postgres://user:pass@host/db → postgres://user:[redacted]@host/db
+	at := strings.LastIndex(dsn, "@")
+	scheme := strings.Index(dsn, "://")
+	if at < 0 || scheme < 0 || scheme > at {
+		return dsn
+	}
+	userinfo := dsn[scheme+3 : at]
+	if i := strings.Index(userinfo, ":"); i >= 0 {
+		return dsn[:scheme+3] + userinfo[:i] + ":[redacted]" + dsn[at:]
+	}
+	return dsn
+}

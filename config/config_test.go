@@ -1,0 +1,87 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func write(t *testing.T, body string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "c.yaml")
+	if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestDefaults(t *testing.T) {
+	c, err := Load("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.HTTP.Addr != ":8080" || c.ClickHouse.Addr != "127.0.0.1:9000" || c.ClickHouse.Database != "adtracker" ||
+		c.Log.Format != "json" || !c.Migrate.OnStart || c.Ingest.FlushInterval != 500*time.Millisecond ||
+		c.Ingest.MaxAge != 7*24*time.Hour || c.HTTP.MaxBodyBytes != 1<<20 || !c.Ingest.Durable {
+		t.Fatalf("defaults: %+v", c)
+	}
+}
+
+func TestPrecedence(t *testing.T) {
+	p := write(t, "http:\n  addr: \":9999\"\nlog:\n  level: debug\ningest:\n  flush_interval: 2s\n")
+	t.Setenv("ADTRACKER_LOG_LEVEL", "warn")
+	t.Setenv("ADTRACKER_HTTP_TRUSTED_PROXIES", "10.0.0.0/8,127.0.0.1")
+	t.Setenv("ADTRACKER_INGEST_BATCH_SIZE", "123")
+	c, err := Load(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.HTTP.Addr != ":9999" || c.Log.Level != "warn" || c.Ingest.FlushInterval != 2*time.Second || c.Ingest.BatchSize != 123 {
+		t.Fatalf("precedence: addr %q level %q flush %v batch %d", c.HTTP.Addr, c.Log.Level, c.Ingest.FlushInterval, c.Ingest.BatchSize)
+	}
+	if strings.Join(c.HTTP.TrustedProxies, "|") != "10.0.0.0/8|127.0.0.1" {
+		t.Fatalf("trusted proxies from env: %q", c.HTTP.TrustedProxies)
+	}
+}
+
+func TestBadConfig(t *testing.T) {
+	f := func(body, want string) {
+		t.Helper()
+		_, err := Load(write(t, body))
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Fatalf("Load(%q) err = %v, want it to mention %q", body, err, want)
+		}
+	}
+	f("http:\n  adr: x\n", "unknown key http.adr")
+	f("bogus: 1\n", "unknown key bogus")
+	f("http: [unclosed\n", "not valid YAML")
+	f("log:\n  format: xml\n", "log.format")
+	f("ingest:\n  ring_capacity: 1000\n", "power of two")
+	f("ingest:\n  flush_interval: soon\n", "flush_interval")
+	if _, err := Load(filepath.Join(t.TempDir(), "missing.yaml")); err == nil {
+		t.Fatal("missing file accepted")
+	}
+}
+
+func TestEnvNamesAndRedaction(t *testing.T) {
+	for _, s := range Settings {
+		if !strings.HasPrefix(s.Env(), "ADTRACKER_") || strings.Contains(s.Env(), ".") {
+			t.Fatalf("env name %q", s.Env())
+		}
+	}
+	t.Setenv("ADTRACKER_ADMIN_TOKEN", "sekret")
+	t.Setenv("ADTRACKER_POSTGRES_DSN", "postgres://u:pw@h:5432/db")
+	c, err := Load("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := c.Redacted()
+	if r["admin.token"] != "[redacted]" || r["postgres.dsn"] != "postgres://u:[redacted]@h:5432/db" || r["http.addr"] != ":8080" {
+		t.Fatalf("redacted: %v", r)
+	}
+	if len(r) != len(Settings) {
+		t.Fatalf("Redacted has %d keys, Settings %d: the struct and the table disagree", len(r), len(Settings))
+	}
+}

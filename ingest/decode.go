@@ -1,0 +1,176 @@
+package ingest
+
+import (
+	"math"
+	"time"
+)
+
+// FieldError is a rejected request: the handler answers {"error": Msg, "field": Field} with
+// Status. Field is the JSON key or pixel parameter at fault, or "body" when the framing is.
+type FieldError struct {
+	Status int
+	Field  string
+	Msg    string
+}
+
+func (e *FieldError) Error() string { return e.Msg }
+
+// badField builds a 400; errors are rare enough that allocating here keeps the hot path simple.
+func badField(field, msg string) *FieldError {
+	return &FieldError{Status: 400, Field: field, Msg: msg}
+}
+
+// Limits bound what validation accepts. A zero (or negative) field means its default, so a
+// zero Decoder is usable as is.
+type Limits struct {
+	// MaxFutureSkew is how far ahead of the server clock an event time may be; players' clocks drift.
+	MaxFutureSkew time.Duration
+	// MaxAge is how old an event time may be; older events would land in dropped partitions.
+	MaxAge time.Duration
+	// MaxPlayback caps video_playback_time; anything longer is a unit mix-up (ms sent as s).
+	MaxPlayback time.Duration
+}
+
+// DefaultLimits returns the limits used when a field of Limits is zero.
+func DefaultLimits() Limits {
+	return Limits{MaxFutureSkew: 5 * time.Minute, MaxAge: 7 * 24 * time.Hour, MaxPlayback: 24 * time.Hour}
+}
+
+// Decoder turns request bodies and pixel queries into events. It has no mutable state, so one
+// value serves every connection.
+type Decoder struct {
+	Limits Limits
+	Now    func() time.Time // nil means time.Now; tests pin it
+}
+
+// window is what one decode call checks against, computed once per call (one clock read per
+// batch rather than per item).
+type window struct {
+	now        int64 // unix seconds
+	minTime    int64
+	maxTime    int64
+	maxPlayMs  uint64
+	typ        Type
+	typeFromRq bool // typ came from the route, so a "type" key must agree with it
+}
+
+func (d *Decoder) window(typ Type) window {
+	def := DefaultLimits()
+	l := d.Limits
+	if l.MaxFutureSkew <= 0 {
+		l.MaxFutureSkew = def.MaxFutureSkew
+	}
+	if l.MaxAge <= 0 {
+		l.MaxAge = def.MaxAge
+	}
+	if l.MaxPlayback <= 0 {
+		l.MaxPlayback = def.MaxPlayback
+	}
+	var now time.Time
+	if d.Now != nil {
+		now = d.Now()
+	} else {
+		now = time.Now()
+	}
+	sec := now.Unix()
+	maxPlay := uint64(l.MaxPlayback.Milliseconds())
+	if maxPlay > math.MaxUint32 {
+		maxPlay = math.MaxUint32 // Event.PlaybackMs is 32 bits (~49 days)
+	}
+	return window{
+		now:        sec,
+		minTime:    sec - int64(l.MaxAge/time.Second),
+		maxTime:    sec + int64(l.MaxFutureSkew/time.Second),
+		maxPlayMs:  maxPlay,
+		typ:        typ,
+		typeFromRq: typ != TypeUnknown,
+	}
+}
+
+// checkTime applies the acceptance window to an event time; field names the key or parameter.
+func (w *window) checkTime(field string, t int64) *FieldError {
+	if t > w.maxTime {
+		return badField(field, field+" is too far in the future")
+	}
+	if t < w.minTime {
+		return badField(field, field+" is too old")
+	}
+	return nil
+}
+
+// finish fills what every decoder sets the same way once the fields are read.
+func (w *window) finish(e *Event, haveAd, haveTime bool) *FieldError {
+	if !haveAd {
+		return badField("ad_id", "ad_id is required")
+	}
+	if w.typeFromRq {
+		if !w.typ.Valid() {
+			return badField("type", "type is not a known event type")
+		}
+		e.Type = w.typ
+	} else if e.Type == TypeUnknown {
+		return badField("type", "type is required")
+	}
+	if !haveTime {
+		e.EventTime = w.now
+	}
+	e.ReceiveTime = w.now
+	return nil
+}
+
+// setType applies a type named in the request body or query.
+func (w *window) setType(field string, e *Event, v []byte) *FieldError {
+	t := ParseType(v)
+	if t == TypeUnknown {
+		return badField(field, field+" is not a known event type")
+	}
+	if w.typeFromRq && t != w.typ {
+		return badField(field, field+" does not match the endpoint")
+	}
+	e.Type = t
+	return nil
+}
+
+// setEventID stores a client-chosen event id. The nil UUID is refused: the pipeline reads a zero
+// ID as "none", and every client sending it would collapse into one duplicate.
+func setEventID(field string, e *Event, v []byte) *FieldError {
+	u, err := ParseUUID(v)
+	if err != nil {
+		return badField(field, field+" must be a uuid")
+	}
+	if u.IsZero() {
+		return badField(field, field+" must not be the nil uuid")
+	}
+	e.ID = u
+	e.Flags |= FlagClientID
+	return nil
+}
+
+// checkID validates a viewer or session id already copied into the event.
+func checkID(field string, b []byte) *FieldError {
+	if !printableASCII(b) {
+		return badField(field, field+" must be printable ascii")
+	}
+	return nil
+}
+
+func tooLongID(field string) *FieldError {
+	return badField(field, field+" must be at most 64 bytes")
+}
+
+// setPlayback applies the playback limit to a value in milliseconds.
+func (w *window) setPlayback(field string, e *Event, ms uint64, st numStatus) *FieldError {
+	switch st {
+	case numNegative:
+		return badField(field, field+" must not be negative")
+	case numTooLarge:
+		return badField(field, field+" is too large")
+	case numBad:
+		return badField(field, field+" must be a number of seconds")
+	}
+	if ms > w.maxPlayMs {
+		return badField(field, field+" is too large")
+	}
+	e.PlaybackMs = uint32(ms)
+	return nil
+}

@@ -1,0 +1,785 @@
+package ingest
+
+import (
+	"bytes"
+	"strconv"
+	"unicode/utf8"
+)
+
+// The JSON decoder is a small hand-written scanner: encoding/json allocates per call and
+// reflects, and an event has only a handful of flat fields. It validates the whole document
+// (RFC 8259, plus: strings must be valid UTF-8, nesting is capped at maxDepth) and copies only
+// the fields it keeps, straight into the Event's fixed arrays.
+//
+// Decisions a client can observe:
+//   - ad_id is a JSON number or a string of digits ("42"): JavaScript cannot hold ids above 2^53
+//     in a number, so SDKs often quote them. Either way it must be a positive integer without
+//     sign, fraction, exponent or leading zero, at most 2^63-1 (Postgres bigint).
+//   - A known key given twice is rejected (400, that key): with two ad_ids it is unclear which
+//     the client meant. Unknown keys are skipped, duplicates included.
+//   - Keys match exactly (encoding/json would also match "AD_ID"; SDKs don't send that).
+//   - null or "" for an optional field means absent.
+//   - A syntax error anywhere wins over a field error, so a truncated body is reported as
+//     field "body" even if an earlier field was also bad; otherwise the first bad field wins.
+
+// maxDepth caps nesting inside skipped values; real SDK payloads are shallow, and the cap keeps
+// the recursive skipper's stack small.
+const maxDepth = 64
+
+type valueKind uint8
+
+const (
+	kindInvalid valueKind = iota
+	kindString
+	kindNumber
+	kindTrue
+	kindFalse
+	kindNull
+	kindObject
+	kindArray
+)
+
+// scanner walks one JSON text. Errors are recorded as a message and offset and turned into a
+// FieldError only when returned, so the success path never builds one.
+type scanner struct {
+	buf    []byte
+	pos    int
+	depth  int
+	errMsg string
+	errPos int
+}
+
+func (s *scanner) fail(msg string) bool {
+	if s.errMsg == "" {
+		s.errMsg = msg
+		s.errPos = s.pos
+	}
+	return false
+}
+
+func (s *scanner) syntaxError() *FieldError {
+	return badField("body", "invalid json: "+s.errMsg+" at offset "+strconv.Itoa(s.errPos))
+}
+
+func (s *scanner) skipWS() {
+	for s.pos < len(s.buf) {
+		switch s.buf[s.pos] {
+		case ' ', '\t', '\n', '\r':
+			s.pos++
+		default:
+			return
+		}
+	}
+}
+
+func (s *scanner) unexpected() bool {
+	if s.pos >= len(s.buf) {
+		return s.fail("unexpected end of input")
+	}
+	return s.fail("unexpected character " + strconv.QuoteRune(rune(s.buf[s.pos])))
+}
+
+// plain marks bytes that may appear raw in a string without further checks.
+var plain = func() (t [256]bool) {
+	for c := 0x20; c < utf8.RuneSelf; c++ {
+		t[c] = c != '"' && c != '\\'
+	}
+	return t
+}()
+
+// scanString reads a string whose opening quote is at s.pos. It returns the raw content
+// (escapes still encoded) and whether any escape occurs.
+func (s *scanner) scanString() (raw []byte, esc, ok bool) {
+	b := s.buf
+	i := s.pos + 1
+	start := i
+	for i < len(b) {
+		c := b[i]
+		if plain[c] {
+			i++
+			continue
+		}
+		switch {
+		case c == '"':
+			s.pos = i + 1
+			return b[start:i], esc, true
+		case c == '\\':
+			esc = true
+			if i+1 >= len(b) {
+				s.pos = i
+				return nil, false, s.fail("unterminated string")
+			}
+			switch b[i+1] {
+			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+				i += 2
+			case 'u':
+				if i+6 > len(b) || !isHex(b[i+2]) || !isHex(b[i+3]) || !isHex(b[i+4]) || !isHex(b[i+5]) {
+					s.pos = i
+					return nil, false, s.fail("invalid \\u escape")
+				}
+				i += 6
+			default:
+				s.pos = i
+				return nil, false, s.fail("invalid escape")
+			}
+		case c < 0x20:
+			s.pos = i
+			return nil, false, s.fail("control character in string")
+		default:
+			r, size := utf8.DecodeRune(b[i:])
+			if r == utf8.RuneError && size == 1 {
+				s.pos = i
+				return nil, false, s.fail("invalid utf-8 in string")
+			}
+			i += size
+		}
+	}
+	s.pos = i
+	return nil, false, s.fail("unterminated string")
+}
+
+func isHex(c byte) bool {
+	_, ok := unhex(c)
+	return ok
+}
+
+// scanNumber reads a number at s.pos per the JSON grammar; it reports whether it is an
+// integer (no fraction or exponent).
+func (s *scanner) scanNumber() (raw []byte, ok bool) {
+	b := s.buf
+	i := s.pos
+	start := i
+	if b[i] == '-' {
+		i++
+	}
+	switch {
+	case i < len(b) && b[i] == '0':
+		i++
+	case i < len(b) && b[i] >= '1' && b[i] <= '9':
+		for i < len(b) && b[i] >= '0' && b[i] <= '9' {
+			i++
+		}
+	default:
+		s.pos = i
+		return nil, s.fail("invalid number")
+	}
+	if i < len(b) && b[i] == '.' {
+		i++
+		d := i
+		for i < len(b) && b[i] >= '0' && b[i] <= '9' {
+			i++
+		}
+		if i == d {
+			s.pos = i
+			return nil, s.fail("invalid number")
+		}
+	}
+	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
+		i++
+		if i < len(b) && (b[i] == '+' || b[i] == '-') {
+			i++
+		}
+		d := i
+		for i < len(b) && b[i] >= '0' && b[i] <= '9' {
+			i++
+		}
+		if i == d {
+			s.pos = i
+			return nil, s.fail("invalid number")
+		}
+	}
+	s.pos = i
+	return b[start:i], true
+}
+
+func (s *scanner) literal(word string) bool {
+	if len(s.buf)-s.pos < len(word) || string(s.buf[s.pos:s.pos+len(word)]) != word {
+		return s.fail("invalid literal")
+	}
+	s.pos += len(word)
+	return true
+}
+
+// value reads any value at s.pos (whitespace already skipped). Strings come back raw; objects
+// and arrays are validated and skipped.
+func (s *scanner) value() (kind valueKind, raw []byte, esc bool) {
+	if s.pos >= len(s.buf) {
+		s.unexpected()
+		return kindInvalid, nil, false
+	}
+	switch c := s.buf[s.pos]; {
+	case c == '"':
+		raw, esc, ok := s.scanString()
+		if !ok {
+			return kindInvalid, nil, false
+		}
+		return kindString, raw, esc
+	case c == '-' || (c >= '0' && c <= '9'):
+		raw, ok := s.scanNumber()
+		if !ok {
+			return kindInvalid, nil, false
+		}
+		return kindNumber, raw, false
+	case c == 't':
+		if s.literal("true") {
+			return kindTrue, nil, false
+		}
+	case c == 'f':
+		if s.literal("false") {
+			return kindFalse, nil, false
+		}
+	case c == 'n':
+		if s.literal("null") {
+			return kindNull, nil, false
+		}
+	case c == '{':
+		if s.skipContainer('{', '}') {
+			return kindObject, nil, false
+		}
+	case c == '[':
+		if s.skipContainer('[', ']') {
+			return kindArray, nil, false
+		}
+	default:
+		s.unexpected()
+	}
+	return kindInvalid, nil, false
+}
+
+// skipContainer validates and skips an object or array whose opening bracket is at s.pos.
+func (s *scanner) skipContainer(open, close byte) bool {
+	if s.depth >= maxDepth {
+		return s.fail("nesting too deep")
+	}
+	s.depth++
+	s.pos++
+	s.skipWS()
+	if s.pos < len(s.buf) && s.buf[s.pos] == close {
+		s.pos++
+		s.depth--
+		return true
+	}
+	for {
+		if open == '{' {
+			if s.pos >= len(s.buf) || s.buf[s.pos] != '"' {
+				return s.unexpected()
+			}
+			if _, _, ok := s.scanString(); !ok {
+				return false
+			}
+			s.skipWS()
+			if s.pos >= len(s.buf) || s.buf[s.pos] != ':' {
+				return s.unexpected()
+			}
+			s.pos++
+			s.skipWS()
+		}
+		if k, _, _ := s.value(); k == kindInvalid {
+			return false
+		}
+		s.skipWS()
+		if s.pos >= len(s.buf) {
+			return s.unexpected()
+		}
+		switch s.buf[s.pos] {
+		case ',':
+			s.pos++
+			s.skipWS()
+		case close:
+			s.pos++
+			s.depth--
+			return true
+		default:
+			return s.unexpected()
+		}
+	}
+}
+
+// unescape decodes the raw content of a validated string into dst. It stops before the first
+// rune that does not fit, so a truncated result is still valid UTF-8, and reports whether it
+// had to. Lone surrogates become U+FFFD, as encoding/json does.
+func unescape(dst, raw []byte) (n int, truncated bool) {
+	i := 0
+	for i < len(raw) {
+		c := raw[i]
+		if c != '\\' {
+			// Copy the run up to the next escape in one go.
+			j := i + 1
+			for j < len(raw) && raw[j] != '\\' {
+				j++
+			}
+			run := raw[i:j]
+			if n+len(run) > len(dst) {
+				m := copy(dst[n:], run)
+				// Back off to the start of a rune so no partial rune is kept.
+				k := n + m
+				if m < len(run) && !utf8.RuneStart(run[m]) {
+					for k > n && !utf8.RuneStart(dst[k-1]) {
+						k--
+					}
+					if k > n {
+						k-- // drop the rune whose start byte we reached
+					}
+					clear(dst[k : n+m]) // leave no stray bytes past the length
+				}
+				return k, true
+			}
+			n += copy(dst[n:], run)
+			i = j
+			continue
+		}
+		var r rune
+		switch raw[i+1] {
+		case '"':
+			r = '"'
+		case '\\':
+			r = '\\'
+		case '/':
+			r = '/'
+		case 'b':
+			r = '\b'
+		case 'f':
+			r = '\f'
+		case 'n':
+			r = '\n'
+		case 'r':
+			r = '\r'
+		case 't':
+			r = '\t'
+		case 'u':
+			r = hex4(raw[i+2:])
+			i += 4
+			if r >= 0xD800 && r < 0xE000 {
+				r2 := rune(-1)
+				if r < 0xDC00 && i+8 <= len(raw) && raw[i+2] == '\\' && raw[i+3] == 'u' {
+					r2 = hex4(raw[i+4:])
+				}
+				if r2 >= 0xDC00 && r2 < 0xE000 {
+					r = (r-0xD800)<<10 | (r2 - 0xDC00) + 0x10000
+					i += 6
+				} else {
+					r = utf8.RuneError
+				}
+			}
+		}
+		i += 2
+		if n+utf8.RuneLen(r) > len(dst) {
+			return n, true
+		}
+		n += utf8.EncodeRune(dst[n:], r)
+	}
+	return n, false
+}
+
+func hex4(b []byte) rune {
+	var r rune
+	for _, c := range b[:4] {
+		v, _ := unhex(c)
+		r = r<<4 | rune(v)
+	}
+	return r
+}
+
+// Bits of the fields already seen in one object, for duplicate detection.
+const (
+	seenAdID uint16 = 1 << iota
+	seenTimestamp
+	seenIP
+	seenPlayback
+	seenEventID
+	seenViewer
+	seenSession
+	seenUA
+	seenType
+)
+
+// stringField decodes a string value into a small stack buffer. ok is false when the value is
+// not a string or does not fit (no field we read this way is longer than the buffer).
+func stringField(buf []byte, kind valueKind, raw []byte, esc bool) ([]byte, bool) {
+	if kind != kindString {
+		return nil, false
+	}
+	if !esc {
+		return raw, len(raw) <= len(buf)
+	}
+	n, trunc := unescape(buf, raw)
+	return buf[:n], !trunc
+}
+
+// object decodes one object at s.pos into e. Syntax errors leave s.errMsg set and return nil;
+// the caller checks s.errMsg first.
+func (s *scanner) object(w *window, e *Event) *FieldError {
+	if s.pos >= len(s.buf) || s.buf[s.pos] != '{' {
+		s.unexpected()
+		return nil
+	}
+	s.pos++
+	s.depth = 1
+	var (
+		ferr     *FieldError
+		seen     uint16
+		haveTime bool
+		keyBuf   [24]byte
+		valBuf   [64]byte
+	)
+	s.skipWS()
+	if s.pos < len(s.buf) && s.buf[s.pos] == '}' {
+		s.pos++
+		return w.finish(e, false, false)
+	}
+	for {
+		if s.pos >= len(s.buf) || s.buf[s.pos] != '"' {
+			s.unexpected()
+			return nil
+		}
+		rawKey, esc, ok := s.scanString()
+		if !ok {
+			return nil
+		}
+		key := rawKey
+		if esc {
+			n, trunc := unescape(keyBuf[:], rawKey)
+			key = keyBuf[:n]
+			if trunc {
+				key = nil // longer than any known key
+			}
+		}
+		s.skipWS()
+		if s.pos >= len(s.buf) || s.buf[s.pos] != ':' {
+			s.unexpected()
+			return nil
+		}
+		s.pos++
+		s.skipWS()
+		kind, raw, esc := s.value()
+		if kind == kindInvalid {
+			return nil
+		}
+		var bit uint16
+		var err *FieldError
+		absent := kind == kindNull || (kind == kindString && len(raw) == 0)
+		switch string(key) {
+		case "ad_id":
+			bit = seenAdID
+			var st adIDStatus = adIDBad
+			switch kind {
+			case kindNumber:
+				e.AdID, st = parseAdID(raw)
+			case kindString:
+				if v, ok := stringField(valBuf[:24], kind, raw, esc); ok {
+					e.AdID, st = parseAdID(v)
+				}
+			case kindNull:
+				err = badField("ad_id", "ad_id is required")
+				st = adIDOK
+			}
+			if st != adIDOK {
+				err = adIDError("ad_id", st)
+			}
+		case "timestamp":
+			bit = seenTimestamp
+			if absent {
+				break
+			}
+			v, ok := stringField(valBuf[:], kind, raw, esc)
+			var t int64
+			if ok {
+				t, ok = parseTime(v, false)
+			}
+			if !ok {
+				err = badField("timestamp", "timestamp must be an rfc 3339 string")
+				break
+			}
+			if err = w.checkTime("timestamp", t); err == nil {
+				e.EventTime = t
+				haveTime = true
+			}
+		case "ip":
+			bit = seenIP
+			if absent {
+				break
+			}
+			v, ok := stringField(valBuf[:], kind, raw, esc)
+			if ok {
+				e.IP, ok = ParseIP(v)
+			}
+			if !ok {
+				err = badField("ip", "ip must be an ipv4 or ipv6 address")
+			}
+		case "video_playback_time":
+			bit = seenPlayback
+			if kind == kindNull {
+				break
+			}
+			if kind != kindNumber {
+				err = badField("video_playback_time", "video_playback_time must be a number")
+				break
+			}
+			ms, st := secondsToMs(raw)
+			err = w.setPlayback("video_playback_time", e, ms, st)
+		case "event_id":
+			bit = seenEventID
+			if absent {
+				break
+			}
+			v, ok := stringField(valBuf[:], kind, raw, esc)
+			if !ok {
+				err = badField("event_id", "event_id must be a uuid")
+				break
+			}
+			err = setEventID("event_id", e, v)
+		case "viewer_id":
+			bit = seenViewer
+			if absent {
+				break
+			}
+			v, ok, msg := idField(e.Viewer[:], kind, raw, esc, "viewer_id")
+			if msg != nil {
+				err = msg
+				break
+			}
+			if ok {
+				e.ViewerLen = uint8(len(v))
+			}
+		case "session_id":
+			bit = seenSession
+			if absent {
+				break
+			}
+			v, ok, msg := idField(e.Session[:], kind, raw, esc, "session_id")
+			if msg != nil {
+				err = msg
+				break
+			}
+			if ok {
+				e.SessionLen = uint8(len(v))
+			}
+		case "user_agent":
+			bit = seenUA
+			if absent {
+				break
+			}
+			if kind != kindString {
+				err = badField("user_agent", "user_agent must be a string")
+				break
+			}
+			n, _ := unescape(e.UserAgent[:], raw)
+			sanitizeUA(e.UserAgent[:n])
+			e.UALen = uint16(n)
+		case "type":
+			bit = seenType
+			if absent {
+				break
+			}
+			v, ok := stringField(valBuf[:32], kind, raw, esc)
+			if !ok {
+				if kind != kindString {
+					err = badField("type", "type must be a string")
+				} else {
+					err = badField("type", "type is not a known event type")
+				}
+				break
+			}
+			err = w.setType("type", e, v)
+		}
+		if bit != 0 {
+			if seen&bit != 0 && err == nil {
+				err = badField(string(key), string(key)+" appears more than once")
+			}
+			seen |= bit
+		}
+		if err != nil && ferr == nil {
+			ferr = err
+		}
+		s.skipWS()
+		if s.pos >= len(s.buf) {
+			s.unexpected()
+			return nil
+		}
+		switch s.buf[s.pos] {
+		case ',':
+			s.pos++
+			s.skipWS()
+		case '}':
+			s.pos++
+			if ferr != nil {
+				return ferr
+			}
+			return w.finish(e, seen&seenAdID != 0, haveTime)
+		default:
+			s.unexpected()
+			return nil
+		}
+	}
+}
+
+// idField copies a viewer or session id into dst (an Event array of MaxIDLen bytes).
+func idField(dst []byte, kind valueKind, raw []byte, esc bool, field string) ([]byte, bool, *FieldError) {
+	if kind != kindString {
+		return nil, false, badField(field, field+" must be a string")
+	}
+	var n int
+	if esc {
+		var trunc bool
+		n, trunc = unescape(dst, raw)
+		if trunc {
+			return nil, false, tooLongID(field)
+		}
+	} else {
+		if len(raw) > len(dst) {
+			return nil, false, tooLongID(field)
+		}
+		n = copy(dst, raw)
+	}
+	if err := checkID(field, dst[:n]); err != nil {
+		return nil, false, err
+	}
+	return dst[:n], true, nil
+}
+
+// sanitizeUA blanks control characters: user agents are shown in dashboards and logs, where a
+// raw newline or escape sequence does harm and carries no information.
+func sanitizeUA(b []byte) {
+	for i, c := range b {
+		if c < 0x20 || c == 0x7f {
+			b[i] = ' '
+		}
+	}
+}
+
+// document decodes a whole JSON text holding one object.
+func (d *Decoder) document(s *scanner, w *window, e *Event) *FieldError {
+	s.skipWS()
+	if s.pos >= len(s.buf) {
+		return badField("body", "body is empty")
+	}
+	if s.buf[s.pos] != '{' {
+		// Tell a wrong shape from broken JSON: a valid array or number gets the plainer message.
+		s.value()
+		s.skipWS()
+		if s.errMsg != "" || s.pos != len(s.buf) {
+			if s.errMsg == "" {
+				s.unexpected()
+			}
+			return s.syntaxError()
+		}
+		return badField("body", "body must be a json object")
+	}
+	ferr := s.object(w, e)
+	if s.errMsg != "" {
+		return s.syntaxError()
+	}
+	s.skipWS()
+	if s.pos != len(s.buf) {
+		s.fail("unexpected data after the object")
+		return s.syntaxError()
+	}
+	return ferr
+}
+
+// DecodeJSON decodes one JSON object into e, which the caller has Reset. typ is the route's
+// type, or TypeUnknown when the object must name it in "type"; when both are given they must
+// agree. Fields: ad_id (required), timestamp (RFC 3339, absent = now), ip (absent = left zero
+// for the handler to fill from the peer), video_playback_time (seconds, rounded to ms),
+// event_id (UUID, marks the event retryable), viewer_id and session_id (printable ASCII,
+// <= 64 bytes), user_agent (truncated to 256 bytes on a rune boundary), type. Unknown keys are
+// skipped. See the comment at the top of this file for the edge cases.
+func (d *Decoder) DecodeJSON(body []byte, typ Type, e *Event) *FieldError {
+	w := d.window(typ)
+	s := scanner{buf: body}
+	return d.document(&s, &w, e)
+}
+
+// DecodeBatch decodes a JSON array of objects (ndjson false) or one object per line (ndjson
+// true; CRLF accepted, blank lines skipped) and calls fn for each item in order: i counts
+// items (blank lines are not items, so an array and the same events as NDJSON number alike),
+// and either e (reset and decoded, valid only during the call) or err is non-nil. Each item
+// must carry "type".
+//
+// An array is checked whole before fn is first called, so a body whose framing is broken is
+// rejected (top-level error, field "body") without any item having been accepted; an item
+// that is valid JSON but not an object is a per-item error. In NDJSON every line stands alone,
+// so a malformed line is that item's error and never a top-level one.
+func (d *Decoder) DecodeBatch(body []byte, ndjson bool, e *Event, fn func(i int, e *Event, err *FieldError)) *FieldError {
+	w := d.window(TypeUnknown)
+	if ndjson {
+		d.lines(body, &w, e, fn)
+		return nil
+	}
+	s := scanner{buf: body}
+	s.skipWS()
+	if s.pos >= len(s.buf) {
+		return badField("body", "body is empty")
+	}
+	if s.buf[s.pos] != '[' {
+		return badField("body", "body must be a json array")
+	}
+	start := s.pos
+	if !s.skipContainer('[', ']') {
+		return s.syntaxError()
+	}
+	s.skipWS()
+	if s.pos != len(s.buf) {
+		s.fail("unexpected data after the array")
+		return s.syntaxError()
+	}
+	s.pos = start + 1
+	for i := 0; ; i++ {
+		s.skipWS()
+		if s.buf[s.pos] == ']' {
+			return nil
+		}
+		e.Reset()
+		var err *FieldError
+		if s.buf[s.pos] == '{' {
+			err = s.object(&w, e)
+		} else {
+			s.depth = 1
+			s.value()
+			err = badField("body", "item must be a json object")
+		}
+		if s.errMsg != "" {
+			// Unreachable after the check above; kept so a scanner bug cannot loop or misreport.
+			return s.syntaxError()
+		}
+		if err != nil {
+			fn(i, nil, err)
+		} else {
+			fn(i, e, nil)
+		}
+		s.skipWS()
+		if s.buf[s.pos] == ',' {
+			s.pos++
+		}
+	}
+}
+
+func (d *Decoder) lines(body []byte, w *window, e *Event, fn func(i int, e *Event, err *FieldError)) {
+	i := 0
+	for len(body) > 0 {
+		line := body
+		next := len(body)
+		if k := bytes.IndexByte(body, '\n'); k >= 0 {
+			line, next = body[:k], k+1
+		}
+		body = body[next:]
+		blank := true
+		for _, c := range line {
+			if c != ' ' && c != '\t' && c != '\r' {
+				blank = false
+				break
+			}
+		}
+		if blank {
+			continue
+		}
+		e.Reset()
+		s := scanner{buf: line}
+		if err := d.document(&s, w, e); err != nil {
+			fn(i, nil, err)
+		} else {
+			fn(i, e, nil)
+		}
+		i++
+	}
+}

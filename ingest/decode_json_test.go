@@ -1,0 +1,760 @@
+package ingest
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"net"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+	"unicode/utf8"
+)
+
+func TestDecodeJSONGood(t *testing.T) {
+	d := testDecoder()
+	f := func(body string, typ Type, want Event) {
+		t.Helper()
+		var e Event
+		if err := d.DecodeJSON([]byte(body), typ, &e); err != nil {
+			t.Errorf("%s: unexpected error %+v", body, err)
+			return
+		}
+		if e != want {
+			t.Errorf("%s:\n got %s\nwant %s", body, dump(&e), dump(&want))
+		}
+	}
+	seedTime := unix("2025-04-21T15:00:00Z")
+	f(seedBody, TypeClick, ev(TypeClick, 1, func(e *Event) {
+		e.EventTime = seedTime
+		e.IP = ip16("203.0.113.1")
+		e.PlaybackMs = 12000
+	}))
+	f(`{"ad_id":42}`, TypeImpression, ev(TypeImpression, 42, nil))
+	f(" \t\r\n{ \"ad_id\" : 42 } \n", TypeImpression, ev(TypeImpression, 42, nil))
+	f(`{"ad_id":"42"}`, TypeImpression, ev(TypeImpression, 42, nil))
+	f(`{"ad_id":"\u0034\u0032"}`, TypeImpression, ev(TypeImpression, 42, nil))
+	f(`{"ad_id":9223372036854775807}`, TypeClick, ev(TypeClick, math.MaxInt64, nil))
+	f(`{"ad\u005fid":5}`, TypeClick, ev(TypeClick, 5, nil))
+	// Every field, type from the body.
+	f(`{"type":"third_quartile","ad_id":3,"timestamp":"2025-04-21T17:00:00.999+02:00","ip":"2001:db8::1",
+		"video_playback_time":12.3456,"event_id":"0190B3B2-7C4E-7A1B-9C3D-5E6F7A8B9C0D",
+		"viewer_id":"viewer-1","session_id":"s\u0031","user_agent":"Mozilla/5.0 \"x\" \\ \/ \ud83d\ude00"}`,
+		TypeUnknown, ev(TypeThirdQuartile, 3, func(e *Event) {
+			e.EventTime = seedTime
+			e.IP = ip16("2001:db8::1")
+			e.PlaybackMs = 12346
+			e.ID = mustUUID("0190b3b2-7c4e-7a1b-9c3d-5e6f7a8b9c0d")
+			e.Flags = FlagClientID
+			e.SetViewerID([]byte("viewer-1"))
+			e.SetSessionID([]byte("s1"))
+			e.SetUserAgent([]byte("Mozilla/5.0 \"x\" \\ / 😀"))
+		}))
+	f(`{"type":"firstQuartile","ad_id":3}`, TypeUnknown, ev(TypeFirstQuartile, 3, nil))
+	f(`{"type":"firstQuartile","ad_id":3}`, TypeFirstQuartile, ev(TypeFirstQuartile, 3, nil))
+	f(`{"type":"first_quartile","ad_id":3}`, TypeFirstQuartile, ev(TypeFirstQuartile, 3, nil))
+	// null and "" mean absent.
+	f(`{"ad_id":1,"timestamp":null,"ip":null,"video_playback_time":null,"event_id":null,"viewer_id":null,
+		"session_id":null,"user_agent":null,"type":null}`, TypeClick, ev(TypeClick, 1, nil))
+	f(`{"ad_id":1,"timestamp":"","ip":"","event_id":"","viewer_id":"","session_id":"","user_agent":"","type":""}`,
+		TypeClick, ev(TypeClick, 1, nil))
+	// Playback: rounding on the decimal digits, exponents, negative zero, the limit itself.
+	pb := func(v string, ms uint32) {
+		t.Helper()
+		f(`{"ad_id":1,"video_playback_time":`+v+`}`, TypeStart, ev(TypeStart, 1, func(e *Event) { e.PlaybackMs = ms }))
+	}
+	pb("0", 0)
+	pb("-0", 0)
+	pb("-0.0e5", 0)
+	pb("0.0125", 13)
+	pb("0.0124999", 12)
+	pb("0.0004", 0)
+	pb("1e1", 10000)
+	pb("1.5E+2", 150000)
+	pb("12345e-3", 12345)
+	pb("1e-999", 0)
+	pb("0e999", 0)
+	pb("86400", 86400000)
+	pb("86400.0004", 86400000)
+	// Unknown keys are skipped whatever they hold, including look-alike brackets in strings.
+	f(`{"ctx":{"a":[1,2,{"b":"}]\"{"}],"c":null,"d":[[],{}]},"ad_id":9,"z":-1.5e-3,"t":true,"f":false,
+		"s":"\u00e9\n","ad_idx":"no","AD_ID":"no","ctx":1}`, TypeClick, ev(TypeClick, 9, nil))
+	// Timestamps: fraction dropped (DateTime is seconds), offsets applied.
+	ts := func(v string, want string) {
+		t.Helper()
+		f(`{"ad_id":1,"timestamp":"`+v+`"}`, TypeClick, ev(TypeClick, 1, func(e *Event) { e.EventTime = unix(want) }))
+	}
+	ts("2025-04-21T14:59:59.999999999Z", "2025-04-21T14:59:59Z")
+	ts("2025-04-21T10:00:00-05:00", "2025-04-21T15:00:00Z")
+	ts("2025-04-22T00:30:00+09:30", "2025-04-21T15:00:00Z")
+	ts("2025-04-21T15:05:30Z", "2025-04-21T15:05:30Z") // exactly the future skew
+	ts("2025-04-14T15:00:30Z", "2025-04-14T15:00:30Z") // exactly the max age
+	ts(`2025-04-21T15:00:00\u005a`, "2025-04-21T15:00:00Z")
+	// IPs.
+	ip := func(v string, want string) {
+		t.Helper()
+		f(`{"ad_id":1,"ip":"`+v+`"}`, TypeClick, ev(TypeClick, 1, func(e *Event) { e.IP = ip16(want) }))
+	}
+	ip("::ffff:203.0.113.1", "203.0.113.1")
+	ip("::", "::")
+	ip("2001:DB8:0:0:0:0:0:1", "2001:db8::1")
+	// IDs at the length limit; escapes count decoded bytes.
+	long := strings.Repeat("x", MaxIDLen)
+	f(`{"ad_id":1,"viewer_id":"`+long+`","session_id":"`+strings.Repeat(`\u0078`, MaxIDLen)+`"}`, TypeClick,
+		ev(TypeClick, 1, func(e *Event) { e.SetViewerID([]byte(long)); e.SetSessionID([]byte(long)) }))
+	// User agent: truncated on a rune boundary, control characters blanked, lone surrogates
+	// replaced as encoding/json does.
+	ua := func(v string, want string) {
+		t.Helper()
+		f(`{"ad_id":1,"user_agent":"`+v+`"}`, TypeClick, ev(TypeClick, 1, func(e *Event) { e.SetUserAgent([]byte(want)) }))
+	}
+	ua(strings.Repeat("a", 300), strings.Repeat("a", MaxUserAgentLen))
+	ua(strings.Repeat("a", 255)+"é", strings.Repeat("a", 255))
+	ua(strings.Repeat("a", 254)+"é", strings.Repeat("a", 254)+"é")
+	ua(strings.Repeat("a", 254)+"😀", strings.Repeat("a", 254))
+	ua(strings.Repeat("a", 254)+`\u00e9xyz`, strings.Repeat("a", 254)+"é")
+	ua(strings.Repeat("a", 255)+`\u00e9`, strings.Repeat("a", 255))
+	ua(strings.Repeat("a", 250)+`\ud83d\ude00\ud83d\ude00`, strings.Repeat("a", 250)+"😀")
+	ua(`a\tb\nc\u0000d\u007f`, "a b c d ")
+	ua(`\ud800x`, "\uFFFDx")
+	ua(`\udc00\ud800`, "\uFFFD\uFFFD")
+	ua(`\ud800\u0041`, "\uFFFDA")
+	ua(`\ud83d\ude00`, "😀")
+}
+
+func TestDecodeJSONBad(t *testing.T) {
+	d := testDecoder()
+	f := func(body string, typ Type, field, msg string) {
+		t.Helper()
+		var e Event
+		err := d.DecodeJSON([]byte(body), typ, &e)
+		if err == nil {
+			t.Errorf("%s: no error, decoded %s", body, dump(&e))
+			return
+		}
+		if err.Status != 400 || err.Field != field || (msg != "" && err.Msg != msg) {
+			t.Errorf("%s: got %+v, want field %q msg %q", body, err, field, msg)
+		}
+		// Body messages may quote the offending character; ours are lowercase.
+		if err.Msg == "" || (err.Field != "body" && strings.ToLower(err.Msg) != err.Msg) {
+			t.Errorf("%s: message %q must be lowercase and non-empty", body, err.Msg)
+		}
+	}
+	body := func(b string) { t.Helper(); f(b, TypeClick, "body", "") }
+	// Framing and syntax.
+	f(``, TypeClick, "body", "body is empty")
+	f(" \n", TypeClick, "body", "body is empty")
+	f(`[]`, TypeClick, "body", "body must be a json object")
+	f(`"x"`, TypeClick, "body", "body must be a json object")
+	f(`42`, TypeClick, "body", "body must be a json object")
+	f(`{"ad_id":1}x`, TypeClick, "body", "invalid json: unexpected data after the object at offset 11")
+	f(`{"ad_id":1`, TypeClick, "body", "invalid json: unexpected end of input at offset 10")
+	body(`{"ad_id":1}{}`)
+	body(`{"ad_id":1,}`)
+	body(`{,"ad_id":1}`)
+	body(`{"ad_id" 1}`)
+	body(`{ad_id:1}`)
+	body(`{'ad_id':1}`)
+	body(`{"ad_id":1 /* c */}`)
+	body(`{"ad_id":01}`)
+	body(`{"ad_id":1.}`)
+	body(`{"ad_id":.5}`)
+	body(`{"ad_id":+1}`)
+	body(`{"ad_id":-}`)
+	body(`{"ad_id":1e}`)
+	body(`{"ad_id":1e+}`)
+	body(`{"ad_id":NaN}`)
+	body(`{"ad_id":Infinity}`)
+	body(`{"ad_id":1,"x":tru}`)
+	body(`{"ad_id":1,"x":nul}`)
+	body(`{"ad_id":1,"x":nullx}`)
+	body(`{"ad_id":1,"x":"abc}`)
+	body(`{"ad_id":1,"x":"abc\"}`)
+	body(`{"ad_id":1,"x":"a\xb"}`)
+	body(`{"ad_id":1,"x":"a\u12"}`)
+	body(`{"ad_id":1,"x":"a\u12g4"}`)
+	body("{\"ad_id\":1,\"x\":\"a\tb\"}")
+	body("{\"ad_id\":1,\"x\":\"a\x00b\"}")
+	body("{\"ad_id\":1,\"x\":\"\xff\"}")
+	body("{\"ad_id\":1,\"x\":\"\xc3\"}")
+	body("{\"ad_id\":1,\"\xed\xa0\x80\":1}") // surrogate half encoded raw is not UTF-8
+	body(`{"ad_id":1,"x":[1,2}`)
+	body(`{"ad_id":1,"x":{"a"}}`)
+	body(`{"ad_id":1,"x":{"a":1,}}`)
+	body(`{"ad_id":1,"x":[1,]}`)
+	body(`{"ad_id":1,"x":[}`)
+	body("\xef\xbb\xbf{\"ad_id\":1}") // a BOM is not whitespace in JSON
+	body(`{"ad_id":1,"x":` + strings.Repeat("[", maxDepth) + strings.Repeat("]", maxDepth) + `}`)
+	// Exactly at the depth limit is fine.
+	var e Event
+	if err := d.DecodeJSON([]byte(`{"ad_id":1,"x":`+strings.Repeat("[", maxDepth-1)+strings.Repeat("]", maxDepth-1)+`}`), TypeClick, &e); err != nil {
+		t.Errorf("nesting at the limit: %+v", err)
+	}
+	// A syntax error later in the body wins over an earlier field error.
+	body(`{"ad_id":-1,"x":`)
+	body(`{"ad_id":"x","timestamp":"bad"`)
+	// ad_id.
+	ad := func(v, msg string) { t.Helper(); f(`{"ad_id":`+v+`}`, TypeClick, "ad_id", msg) }
+	f(`{}`, TypeClick, "ad_id", "ad_id is required")
+	f(`{"x":1}`, TypeClick, "ad_id", "ad_id is required")
+	ad(`null`, "ad_id is required")
+	ad(`0`, "ad_id must be a positive integer")
+	ad(`-1`, "ad_id must be a positive integer")
+	ad(`-0`, "ad_id must be a positive integer")
+	ad(`1.5`, "ad_id must be a positive integer")
+	ad(`1.0`, "ad_id must be a positive integer")
+	ad(`1e3`, "ad_id must be a positive integer")
+	ad(`true`, "ad_id must be a positive integer")
+	ad(`{}`, "ad_id must be a positive integer")
+	ad(`[1]`, "ad_id must be a positive integer")
+	ad(`""`, "ad_id must be a positive integer")
+	ad(`"abc"`, "ad_id must be a positive integer")
+	ad(`"01"`, "ad_id must be a positive integer")
+	ad(`"-1"`, "ad_id must be a positive integer")
+	ad(`" 1"`, "ad_id must be a positive integer")
+	ad(`"1234567890123456789012345"`, "ad_id must be a positive integer")
+	ad(`9223372036854775808`, "ad_id is too large")
+	ad(`18446744073709551616`, "ad_id is too large")
+	ad(`99999999999999999999999999`, "ad_id is too large")
+	ad(`"9223372036854775808"`, "ad_id is too large")
+	// type.
+	f(`{"ad_id":1}`, TypeUnknown, "type", "type is required")
+	f(`{"ad_id":1,"type":null}`, TypeUnknown, "type", "type is required")
+	f(`{"ad_id":1,"type":"view"}`, TypeUnknown, "type", "type is not a known event type")
+	f(`{"ad_id":1,"type":"Click"}`, TypeUnknown, "type", "type is not a known event type")
+	f(`{"ad_id":1,"type":"`+strings.Repeat("c", 100)+`"}`, TypeUnknown, "type", "type is not a known event type")
+	f(`{"ad_id":1,"type":1}`, TypeUnknown, "type", "type must be a string")
+	f(`{"ad_id":1,"type":"impression"}`, TypeClick, "type", "type does not match the endpoint")
+	f(`{"ad_id":1}`, Type(200), "type", "type is not a known event type")
+	// timestamp.
+	tsBad := func(v, msg string) { t.Helper(); f(`{"ad_id":1,"timestamp":`+v+`}`, TypeClick, "timestamp", msg) }
+	const rfc = "timestamp must be an rfc 3339 string"
+	tsBad(`1745247600`, rfc)
+	tsBad(`"1745247600"`, rfc)
+	tsBad(`"2025-04-21"`, rfc)
+	tsBad(`"2025-04-21T15:00:00"`, rfc)
+	tsBad(`"2025-04-21 15:00:00Z"`, rfc)
+	tsBad(`"2025-04-21t15:00:00Z"`, rfc)
+	tsBad(`"2025-04-21T15:00:00z"`, rfc)
+	tsBad(`"2025-04-21T15:00:00.Z"`, rfc)
+	tsBad(`"2025-04-21T15:00:00+0100"`, rfc)
+	tsBad(`"2025-04-21T15:00:00+01"`, rfc)
+	tsBad(`"2025-04-21T15:00:00+24:00"`, rfc)
+	tsBad(`"2025-04-21T5:00:00Z"`, rfc)
+	tsBad(`"2025-04-21T24:00:00Z"`, rfc)
+	tsBad(`"2025-04-21T15:60:00Z"`, rfc)
+	tsBad(`"2025-04-21T15:00:60Z"`, rfc)
+	tsBad(`"2025-02-29T15:00:00Z"`, rfc)
+	tsBad(`"2025-04-31T15:00:00Z"`, rfc)
+	tsBad(`"2025-13-01T15:00:00Z"`, rfc)
+	tsBad(`"`+strings.Repeat("2", 80)+`"`, rfc)
+	tsBad(`"2025-04-21T15:05:31Z"`, "timestamp is too far in the future")
+	tsBad(`"2025-04-14T15:00:29Z"`, "timestamp is too old")
+	tsBad(`"0000-01-01T00:00:00Z"`, "timestamp is too old")
+	tsBad(`"9999-12-31T23:59:59Z"`, "timestamp is too far in the future")
+	// ip.
+	ipBad := func(v string) {
+		t.Helper()
+		f(`{"ad_id":1,"ip":`+v+`}`, TypeClick, "ip", "ip must be an ipv4 or ipv6 address")
+	}
+	ipBad(`"1.2.3"`)
+	ipBad(`"1.2.3.256"`)
+	ipBad(`"01.2.3.4"`)
+	ipBad(`"fe80::1%eth0"`)
+	ipBad(`"::ffff:1.2.3.4.5"`)
+	ipBad(`"example.com"`)
+	ipBad(`" 1.2.3.4"`)
+	ipBad(`3405803777`)
+	ipBad(`["1.2.3.4"]`)
+	// video_playback_time.
+	pbBad := func(v, msg string) {
+		t.Helper()
+		f(`{"ad_id":1,"video_playback_time":`+v+`}`, TypeClick, "video_playback_time", msg)
+	}
+	pbBad(`-1`, "video_playback_time must not be negative")
+	pbBad(`-0.0001`, "video_playback_time must not be negative")
+	pbBad(`-1e400`, "video_playback_time must not be negative")
+	pbBad(`86400.0005`, "video_playback_time is too large")
+	pbBad(`1e400`, "video_playback_time is too large")
+	pbBad(`123456789012345678901234567890`, "video_playback_time is too large")
+	pbBad(`"12"`, "video_playback_time must be a number")
+	pbBad(`true`, "video_playback_time must be a number")
+	pbBad(`{}`, "video_playback_time must be a number")
+	// event_id.
+	idBad := func(v, msg string) { t.Helper(); f(`{"ad_id":1,"event_id":`+v+`}`, TypeClick, "event_id", msg) }
+	idBad(`"abc"`, "event_id must be a uuid")
+	idBad(`"0190b3b27c4e7a1b9c3d5e6f7a8b9c0d"`, "event_id must be a uuid")
+	idBad(`"{0190b3b2-7c4e-7a1b-9c3d-5e6f7a8b9c0d}"`, "event_id must be a uuid")
+	idBad(`"0190b3b2-7c4e-7a1b-9c3d-5e6f7a8b9c0g"`, "event_id must be a uuid")
+	idBad(`"00000000-0000-0000-0000-000000000000"`, "event_id must not be the nil uuid")
+	idBad(`123`, "event_id must be a uuid")
+	// viewer_id / session_id.
+	f(`{"ad_id":1,"viewer_id":"`+strings.Repeat("x", MaxIDLen+1)+`"}`, TypeClick, "viewer_id", "viewer_id must be at most 64 bytes")
+	f(`{"ad_id":1,"viewer_id":"`+strings.Repeat(`\u0078`, MaxIDLen+1)+`"}`, TypeClick, "viewer_id", "viewer_id must be at most 64 bytes")
+	f(`{"ad_id":1,"viewer_id":"a b"}`, TypeClick, "viewer_id", "viewer_id must be printable ascii")
+	f(`{"ad_id":1,"viewer_id":"a\nb"}`, TypeClick, "viewer_id", "viewer_id must be printable ascii")
+	f(`{"ad_id":1,"viewer_id":"é"}`, TypeClick, "viewer_id", "viewer_id must be printable ascii")
+	f(`{"ad_id":1,"viewer_id":5}`, TypeClick, "viewer_id", "viewer_id must be a string")
+	f(`{"ad_id":1,"session_id":"a\u0000"}`, TypeClick, "session_id", "session_id must be printable ascii")
+	f(`{"ad_id":1,"session_id":false}`, TypeClick, "session_id", "session_id must be a string")
+	f(`{"ad_id":1,"user_agent":5}`, TypeClick, "user_agent", "user_agent must be a string")
+	// Duplicates of known keys, however spelled; the first bad field wins.
+	f(`{"ad_id":1,"ad_id":2}`, TypeClick, "ad_id", "ad_id appears more than once")
+	f(`{"ad_id":1,"ad\u005fid":1}`, TypeClick, "ad_id", "ad_id appears more than once")
+	f(`{"ad_id":1,"viewer_id":"a","viewer_id":null}`, TypeClick, "viewer_id", "viewer_id appears more than once")
+	f(`{"ad_id":1,"type":"click","type":"click"}`, TypeUnknown, "type", "type appears more than once")
+	f(`{"ip":"x","ad_id":0}`, TypeClick, "ip", "")
+	f(`{"ad_id":0,"ip":"x"}`, TypeClick, "ad_id", "")
+}
+
+// dump formats the fields that matter, for readable failures.
+func dump(e *Event) string {
+	return fmt.Sprintf("{type:%v ad:%d id:%s flags:%d et:%d rt:%d pb:%d ip:%s v:%q s:%q ua:%q}",
+		e.Type, e.AdID, e.ID, e.Flags, e.EventTime, e.ReceiveTime, e.PlaybackMs, net.IP(e.IP[:]),
+		e.ViewerID(), e.SessionID(), e.UA())
+}
+
+// refEvent decodes body with encoding/json into the fields DecodeJSON keeps, applying the same
+// documented rules; ok is false when encoding/json cannot say (the caller then skips).
+type refEvent struct {
+	adID     uint64
+	hasTS    bool
+	ts       int64
+	ip       []byte
+	pbMs     float64
+	hasPB    bool
+	eventID  string
+	viewer   string
+	session  string
+	ua       string
+	typeName string
+}
+
+func reference(body []byte) (refEvent, error) {
+	var r refEvent
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(body, &m); err != nil {
+		return r, err
+	}
+	str := func(k string) (string, error) {
+		raw, ok := m[k]
+		if !ok || string(raw) == "null" {
+			return "", nil
+		}
+		var s string
+		err := json.Unmarshal(raw, &s)
+		return s, err
+	}
+	if raw, ok := m["ad_id"]; ok {
+		if len(raw) > 0 && raw[0] == '"' {
+			var s string
+			if err := json.Unmarshal(raw, &s); err != nil {
+				return r, err
+			}
+			v, err := strconv.ParseUint(s, 10, 64)
+			if err != nil {
+				return r, err
+			}
+			r.adID = v
+		} else if err := json.Unmarshal(raw, &r.adID); err != nil {
+			return r, err
+		}
+	}
+	s, err := str("timestamp")
+	if err != nil {
+		return r, err
+	}
+	if s != "" {
+		tm, err := time.Parse(time.RFC3339Nano, s)
+		if err != nil {
+			return r, err
+		}
+		r.hasTS, r.ts = true, tm.Unix()
+	}
+	if s, err = str("ip"); err != nil {
+		return r, err
+	} else if s != "" {
+		r.ip = net.ParseIP(s).To16()
+	}
+	if raw, ok := m["video_playback_time"]; ok && string(raw) != "null" {
+		if err := json.Unmarshal(raw, &r.pbMs); err != nil {
+			return r, err
+		}
+		r.pbMs *= 1000
+		r.hasPB = true
+	}
+	for k, dst := range map[string]*string{"event_id": &r.eventID, "viewer_id": &r.viewer,
+		"session_id": &r.session, "user_agent": &r.ua, "type": &r.typeName} {
+		if *dst, err = str(k); err != nil {
+			return r, err
+		}
+	}
+	return r, nil
+}
+
+// compareReference checks a successful DecodeJSON against encoding/json's reading of the body.
+func compareReference(t *testing.T, body []byte, e *Event) {
+	t.Helper()
+	if !json.Valid(body) {
+		t.Fatalf("accepted invalid JSON %q", body)
+	}
+	r, err := reference(body)
+	if err != nil {
+		t.Fatalf("accepted %q, which encoding/json rejects: %v", body, err)
+	}
+	if e.AdID != r.adID {
+		t.Fatalf("%q: ad_id %d, encoding/json says %d", body, e.AdID, r.adID)
+	}
+	if r.hasTS && e.EventTime != r.ts {
+		t.Fatalf("%q: event time %d, time.Parse says %d", body, e.EventTime, r.ts)
+	}
+	if r.ip != nil && !bytes.Equal(e.IP[:], r.ip) {
+		t.Fatalf("%q: ip %v, net.ParseIP says %v", body, net.IP(e.IP[:]), net.IP(r.ip))
+	}
+	if r.hasPB && math.Abs(float64(e.PlaybackMs)-math.Round(r.pbMs)) > 1 {
+		t.Fatalf("%q: playback %d ms, encoding/json says %v ms", body, e.PlaybackMs, r.pbMs)
+	}
+	if r.eventID != "" && !strings.EqualFold(e.ID.String(), r.eventID) {
+		t.Fatalf("%q: event_id %s, encoding/json says %s", body, e.ID, r.eventID)
+	}
+	if string(e.ViewerID()) != r.viewer || string(e.SessionID()) != r.session {
+		t.Fatalf("%q: ids %q %q, encoding/json says %q %q", body, e.ViewerID(), e.SessionID(), r.viewer, r.session)
+	}
+	wantUA := []byte(r.ua)
+	if len(wantUA) > MaxUserAgentLen {
+		wantUA = wantUA[:MaxUserAgentLen]
+		for len(wantUA) > 0 && !utf8.Valid(wantUA) {
+			wantUA = wantUA[:len(wantUA)-1]
+		}
+	}
+	sanitizeUA(wantUA)
+	if !bytes.Equal(e.UA(), wantUA) {
+		t.Fatalf("%q: user agent %q, encoding/json says %q", body, e.UA(), wantUA)
+	}
+	if r.typeName != "" && ParseType([]byte(r.typeName)) != e.Type {
+		t.Fatalf("%q: type %v, encoding/json says %q", body, e.Type, r.typeName)
+	}
+}
+
+// TestDecodeJSONDifferential builds random valid bodies with encoding/json and checks that
+// DecodeJSON accepts them and reads the same values.
+func TestDecodeJSONDifferential(t *testing.T) {
+	d := testDecoder()
+	rng := rand.New(rand.NewPCG(1, 2))
+	uas := []string{"Mozilla/5.0", "tab\there", "é😀\u2028<>&", strings.Repeat("ü", 200), "\x00\x1f", "\"quoted\" \\ /"}
+	ids := []string{"v", "viewer-1", strings.Repeat("z", MaxIDLen), "a\"b\\c<d>&"}
+	ips := []string{"203.0.113.1", "::1", "2001:db8::8a2e:370:7334", "::ffff:10.0.0.1", "0.0.0.0", "fe80::1:2:3:4"}
+	tss := []string{"2025-04-21T15:00:00Z", "2025-04-21T15:00:00.123456789Z", "2025-04-21T20:30:00+05:30", "2025-04-19T00:00:00-03:00"}
+	types := []string{"impression", "click", "firstQuartile", "third_quartile", "error"}
+	for n := 0; n < 2000; n++ {
+		m := map[string]any{}
+		if rng.IntN(2) == 0 {
+			m["ad_id"] = rng.Uint64N(math.MaxInt64) + 1
+		} else {
+			m["ad_id"] = strconv.FormatUint(rng.Uint64N(1<<60)+1, 10)
+		}
+		m["type"] = types[rng.IntN(len(types))]
+		if rng.IntN(2) == 0 {
+			m["timestamp"] = tss[rng.IntN(len(tss))]
+		}
+		if rng.IntN(2) == 0 {
+			m["ip"] = ips[rng.IntN(len(ips))]
+		}
+		if rng.IntN(2) == 0 {
+			m["video_playback_time"] = math.Round(rng.Float64()*86400000) / 1000
+		}
+		if rng.IntN(2) == 0 {
+			m["event_id"] = fmt.Sprintf("%08x-%04x-%04x-%04x-%012x", rng.Uint32()|1, rng.Uint32()&0xffff,
+				rng.Uint32()&0xffff, rng.Uint32()&0xffff, rng.Uint64()&(1<<48-1))
+		}
+		if rng.IntN(2) == 0 {
+			m["viewer_id"] = ids[rng.IntN(len(ids))]
+		}
+		if rng.IntN(2) == 0 {
+			m["session_id"] = ids[rng.IntN(len(ids))]
+		}
+		if rng.IntN(2) == 0 {
+			m["user_agent"] = uas[rng.IntN(len(uas))]
+		}
+		if rng.IntN(2) == 0 {
+			m["extra"] = map[string]any{"list": []any{1.5, "x}", nil, true, map[string]any{}}, "n": -0.25e-7}
+		}
+		// Strings containing '<', '>' and '&' come out \u-escaped, which exercises unescape.
+		body, err := json.Marshal(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if v, ok := m["viewer_id"].(string); ok && !printableASCII([]byte(v)) {
+			continue
+		}
+		if v, ok := m["session_id"].(string); ok && !printableASCII([]byte(v)) {
+			continue
+		}
+		var e Event
+		if ferr := d.DecodeJSON(body, TypeUnknown, &e); ferr != nil {
+			t.Fatalf("%s: %+v", body, ferr)
+		}
+		compareReference(t, body, &e)
+		// The same body indented must decode identically.
+		var ind bytes.Buffer
+		if err := json.Indent(&ind, body, " ", "\t"); err != nil {
+			t.Fatal(err)
+		}
+		var e2 Event
+		if ferr := d.DecodeJSON(ind.Bytes(), TypeUnknown, &e2); ferr != nil || e2 != e {
+			t.Fatalf("indented %s: %+v\n%s\n%s", ind.Bytes(), ferr, dump(&e2), dump(&e))
+		}
+	}
+}
+
+// TestSkipMatchesValid checks the scanner's validation against encoding/json.Valid on a set of
+// tricky unknown-field values: whatever we accept must be valid, and valid values must pass.
+func TestSkipMatchesValid(t *testing.T) {
+	d := testDecoder()
+	vals := []string{`0`, `-0`, `-0.0e-0`, `1E+2`, `""`, `"\u0000"`, `"\ud800"`, `[]`, `{}`, `[[[]]]`,
+		`{"":{"":[]}}`, `"\/"`, `[1,"2",{"3":[4]}]`, `01`, `1.`, `.1`, `-`, `+1`, `0x1`, `1e`, `"\a"`,
+		`[1 2]`, `{"a" "b"}`, `{"a":}`, `[,]`, `tRue`, `"` + "\x7f" + `"`, `"é"`, "\"\u2028\"", `1e999`}
+	for _, v := range vals {
+		body := []byte(`{"ad_id":1,"x":` + v + `}`)
+		var e Event
+		err := d.DecodeJSON(body, TypeClick, &e)
+		if valid := json.Valid(body); valid != (err == nil) {
+			t.Errorf("%s: json.Valid %v, DecodeJSON error %+v", body, valid, err)
+		}
+	}
+}
+
+func TestDecodeBatch(t *testing.T) {
+	d := testDecoder()
+	type item struct {
+		ad    uint64
+		typ   Type
+		field string // non-empty: expect an error on this field
+	}
+	f := func(body string, ndjson bool, want []item) {
+		t.Helper()
+		var e Event
+		var got []item
+		top := d.DecodeBatch([]byte(body), ndjson, &e, func(i int, ev *Event, err *FieldError) {
+			if i != len(got) {
+				t.Errorf("%q: index %d, want %d", body, i, len(got))
+			}
+			if (ev == nil) == (err == nil) {
+				t.Errorf("%q item %d: want exactly one of event and error, got %v %v", body, i, ev, err)
+				return
+			}
+			if err != nil {
+				got = append(got, item{field: err.Field})
+				return
+			}
+			if ev.ReceiveTime != testNow.Unix() {
+				t.Errorf("%q item %d: receive time %d", body, i, ev.ReceiveTime)
+			}
+			got = append(got, item{ad: ev.AdID, typ: ev.Type})
+		})
+		if top != nil {
+			t.Errorf("%q: top-level error %+v", body, top)
+			return
+		}
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("%q:\n got %v\nwant %v", body, got, want)
+		}
+	}
+	f(`[]`, false, nil)
+	f(" [ ] \n", false, nil)
+	f(`[{"type":"click","ad_id":1}]`, false, []item{{1, TypeClick, ""}})
+	f(`[{"type":"click","ad_id":1},{"type":"start","ad_id":0},{"ad_id":3},{"type":"skip","ad_id":4,"viewer_id":"x"},
+		7,"s",null,[],{"type":"pause","ad_id":5,"ip":"bad"},{"type":"mute","ad_id":6}]`, false,
+		[]item{{1, TypeClick, ""}, {field: "ad_id"}, {field: "type"}, {4, TypeSkip, ""}, {field: "body"},
+			{field: "body"}, {field: "body"}, {field: "body"}, {field: "ip"}, {6, TypeMute, ""}})
+	// Reused event: fields of one item must not leak into the next.
+	var e Event
+	var vids []string
+	top := d.DecodeBatch([]byte(`[{"type":"click","ad_id":1,"viewer_id":"abc"},{"type":"click","ad_id":2}]`), false, &e,
+		func(i int, ev *Event, err *FieldError) { vids = append(vids, string(ev.ViewerID())) })
+	if top != nil || fmt.Sprint(vids) != "[abc ]" {
+		t.Errorf("reused event leaked: %v %v", vids, top)
+	}
+	// NDJSON: CRLF, blank lines, whitespace-only lines, a final line without newline, a broken
+	// line that only fails itself.
+	f("{\"type\":\"click\",\"ad_id\":1}\r\n\r\n  \r\n{\"type\":\"start\",\"ad_id\":2}\n{\"type\":\"start\",\"ad_id\":\n\t\n{\"type\":\"complete\",\"ad_id\":3}", true,
+		[]item{{1, TypeClick, ""}, {2, TypeStart, ""}, {field: "body"}, {3, TypeComplete, ""}})
+	f("", true, nil)
+	f("\n\r\n\n", true, nil)
+	f(`[{"type":"click","ad_id":1}]`, true, []item{{field: "body"}})
+	f("{\"type\":\"click\",\"ad_id\":1} {}\n{\"type\":\"click\",\"ad_id\":0}\n", true, []item{{field: "body"}, {field: "ad_id"}})
+}
+
+func TestDecodeBatchTopLevel(t *testing.T) {
+	d := testDecoder()
+	f := func(body, msg string) {
+		t.Helper()
+		var e Event
+		calls := 0
+		err := d.DecodeBatch([]byte(body), false, &e, func(int, *Event, *FieldError) { calls++ })
+		if err == nil || err.Status != 400 || err.Field != "body" || (msg != "" && err.Msg != msg) {
+			t.Errorf("%q: got %+v, want body error %q", body, err, msg)
+		}
+		if calls != 0 {
+			t.Errorf("%q: fn called %d times before the framing error", body, calls)
+		}
+	}
+	f(``, "body is empty")
+	f(`{"type":"click","ad_id":1}`, "body must be a json array")
+	f(`"x"`, "body must be a json array")
+	f(`[{"type":"click","ad_id":1}`, "")
+	f(`[{"type":"click","ad_id":1},`, "")
+	f(`[{"type":"click","ad_id":1},]`, "")
+	f(`[{"type":"click","ad_id":1}]]`, "invalid json: unexpected data after the array at offset 28")
+	f(`[{"type":"click","ad_id":1} {"type":"click","ad_id":2}]`, "")
+	f(`[{"type":"click","ad_id":1},{"type":"click","ad_id":01}]`, "")
+	f(`[{"type":"click","ad_id":1},{"type":"click","ad_id":"`+"\xff"+`"}]`, "")
+	f(`[`+strings.Repeat("[", maxDepth)+strings.Repeat("]", maxDepth)+`]`, "invalid json: nesting too deep at offset 64")
+}
+
+func TestDecodeJSONAllocs(t *testing.T) {
+	d := testDecoder()
+	body := []byte(seedBody)
+	var e Event
+	full := []byte(`{"type":"click","ad_id":"42","timestamp":"2025-04-21T17:00:00.5+02:00","ip":"2001:db8::1",
+		"video_playback_time":12.5,"event_id":"0190b3b2-7c4e-7a1b-9c3d-5e6f7a8b9c0d","viewer_id":"v\u0031",
+		"session_id":"s","user_agent":"Mozilla/5.0 \ud83d\ude00","extra":{"a":[1,{"b":null}]}}`)
+	for name, b := range map[string][]byte{"seed": body, "full": full} {
+		n := testing.AllocsPerRun(100, func() {
+			e.Reset()
+			if err := d.DecodeJSON(b, TypeClick, &e); err != nil {
+				t.Fatal(err)
+			}
+		})
+		if n != 0 {
+			t.Errorf("%s body: %v allocs per decode, want 0", name, n)
+		}
+	}
+	batch := batchBody(100)
+	n := testing.AllocsPerRun(20, func() {
+		if err := d.DecodeBatch(batch, false, &e, func(i int, e *Event, err *FieldError) {
+			if err != nil {
+				t.Fatal(err)
+			}
+		}); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if n != 0 {
+		t.Errorf("batch of 100: %v allocs, want 0", n)
+	}
+}
+
+func batchBody(n int) []byte {
+	var b bytes.Buffer
+	b.WriteByte('[')
+	for i := 0; i < n; i++ {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		fmt.Fprintf(&b, `{"type":"first_quartile","ad_id":%d,"timestamp":"2025-04-21T15:00:00Z","ip":"203.0.113.%d","video_playback_time":7.5,"viewer_id":"viewer-%d"}`, i+1, i%250, i)
+	}
+	b.WriteByte(']')
+	return b.Bytes()
+}
+
+func BenchmarkDecodeJSON(b *testing.B) {
+	d := testDecoder()
+	body := []byte(seedBody)
+	var e Event
+	b.ReportAllocs()
+	b.SetBytes(int64(len(body)))
+	for b.Loop() {
+		e.Reset()
+		if err := d.DecodeJSON(body, TypeClick, &e); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkDecodeBatch100(b *testing.B) {
+	d := testDecoder()
+	body := batchBody(100)
+	var e Event
+	b.ReportAllocs()
+	b.SetBytes(int64(len(body)))
+	for b.Loop() {
+		if err := d.DecodeBatch(body, false, &e, func(int, *Event, *FieldError) {}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkEncodingJSON is the yardstick: the seed body through encoding/json into a struct.
+func BenchmarkEncodingJSON(b *testing.B) {
+	body := []byte(seedBody)
+	var v struct {
+		AdID      uint64  `json:"ad_id"`
+		Timestamp string  `json:"timestamp"`
+		IP        string  `json:"ip"`
+		Playback  float64 `json:"video_playback_time"`
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := json.Unmarshal(body, &v); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func FuzzDecodeJSON(f *testing.F) {
+	f.Add([]byte(seedBody), uint8(TypeClick))
+	f.Add([]byte(`{"type":"click","ad_id":"42","event_id":"0190b3b2-7c4e-7a1b-9c3d-5e6f7a8b9c0d","viewer_id":"v","user_agent":"\ud83d\ude00"}`), uint8(0))
+	d := testDecoder()
+	f.Fuzz(func(t *testing.T, body []byte, typ uint8) {
+		var e Event
+		err := d.DecodeJSON(body, Type(typ%uint8(typeCount)), &e)
+		if err != nil {
+			if err.Status != 400 || err.Field == "" || err.Msg == "" {
+				t.Fatalf("malformed error %+v", err)
+			}
+			return
+		}
+		if e.AdID == 0 || e.AdID > math.MaxInt64 || !e.Type.Valid() || e.ReceiveTime != testNow.Unix() {
+			t.Fatalf("accepted an invalid event %s", dump(&e))
+		}
+		if !printableASCII(e.ViewerID()) || !printableASCII(e.SessionID()) || !utf8.Valid(e.UA()) {
+			t.Fatalf("stored bad ids or user agent %s", dump(&e))
+		}
+		compareReference(t, body, &e)
+	})
+}
+
+func FuzzDecodeBatch(f *testing.F) {
+	f.Add(batchBody(3), false)
+	f.Add([]byte("{\"type\":\"click\",\"ad_id\":1}\r\n\n{\"ad_id\":2}\n"), true)
+	d := testDecoder()
+	f.Fuzz(func(t *testing.T, body []byte, ndjson bool) {
+		var e Event
+		next := 0
+		top := d.DecodeBatch(body, ndjson, &e, func(i int, ev *Event, err *FieldError) {
+			if i != next {
+				t.Fatalf("index %d, want %d", i, next)
+			}
+			next++
+			if (ev == nil) == (err == nil) {
+				t.Fatalf("item %d: want exactly one of event and error", i)
+			}
+			if ev != nil && (ev.AdID == 0 || !ev.Type.Valid()) {
+				t.Fatalf("item %d: accepted %s", i, dump(ev))
+			}
+		})
+		if top != nil {
+			if ndjson || next != 0 || top.Field != "body" {
+				t.Fatalf("top-level %+v after %d items (ndjson %v)", top, next, ndjson)
+			}
+			return
+		}
+		if !ndjson && !json.Valid(body) {
+			t.Fatalf("accepted invalid JSON array %q", body)
+		}
+	})
+}

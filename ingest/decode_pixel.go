@@ -1,0 +1,150 @@
+package ingest
+
+import "github.com/valyala/fasthttp"
+
+// DecodePixel decodes a VAST tracking pixel's query into e (which the caller has Reset); typ
+// comes from the route's {event} segment, VAST camelCase allowed ("firstQuartile").
+//
+// # Tracking URL templates
+//
+// An ad server puts these in the VAST it returns; the player fires a GET for each, after
+// replacing the bracketed IAB macros (docs/vast.md has the full story):
+//
+//	<Impression><![CDATA[https://track.example.com/t/impression?ad_id=42&t=[TIMESTAMP]&cb=[CACHEBUSTING]]]></Impression>
+//	<Tracking event="start"><![CDATA[https://track.example.com/t/start?ad_id=42&t=[TIMESTAMP]&pt=[ADPLAYHEAD]&cb=[CACHEBUSTING]]]></Tracking>
+//	<Tracking event="firstQuartile"><![CDATA[https://track.example.com/t/firstQuartile?ad_id=42&t=[TIMESTAMP]&pt=[ADPLAYHEAD]&cb=[CACHEBUSTING]]]></Tracking>
+//	<ClickTracking><![CDATA[https://track.example.com/t/click?ad_id=42&t=[TIMESTAMP]&pt=[ADPLAYHEAD]&cb=[CACHEBUSTING]]]></ClickTracking>
+//
+// # Parameters
+//
+//   - ad_id: required, a positive integer.
+//   - t: event time. [TIMESTAMP] expands to ISO 8601 with optional milliseconds; the VAST
+//     spec's own example is "2016-01-17T8:15:07.127-05" (one-digit hour, hour-only offset), so
+//     that form is accepted along with RFC 3339, an offset of ±hh, ±hhmm or ±hh:mm, a space
+//     where an unencoded '+' was, and no zone (read as UTC). Some players put epoch time
+//     instead: up to 11 digits are unix seconds, 12–13 digits unix milliseconds.
+//   - pt: playback time, seconds ("12.5") or the playhead form HH:MM:SS.mmm that
+//     [ADPLAYHEAD], [CONTENTPLAYHEAD] and [MEDIAPLAYHEAD] expand to; rounded to milliseconds.
+//   - vid, sid: viewer and session ids (printable ASCII, at most 64 bytes).
+//   - eid: a UUID the ad server chose, which makes retried pixels deduplicable.
+//   - cb, cachebuster ([CACHEBUSTING], 8 random digits) and unknown parameters are ignored.
+//
+// For every optional parameter, an empty value, an unexpanded macro ("[TIMESTAMP]": the player
+// did not support it) and VAST 4.1's -1 (unknown) / -2 (withheld) mean absent. A known
+// parameter given twice is rejected. Errors name the parameter as Field ("ad_id", "t", "pt").
+func (d *Decoder) DecodePixel(args *fasthttp.Args, typ Type, e *Event) *FieldError {
+	if !typ.Valid() {
+		// The route's {event} named nothing we track ("creativeView", "close", ...).
+		return badField("type", "type is not a known event type")
+	}
+	w := d.window(typ)
+	var (
+		ferr     *FieldError
+		seen     uint8
+		haveTime bool
+	)
+	// VisitAll sees repeated keys (Peek would hide them); the closure does not escape, so it
+	// stays on the stack.
+	args.VisitAll(func(key, v []byte) {
+		if ferr != nil {
+			return
+		}
+		var bit uint8
+		var err *FieldError
+		switch string(key) {
+		case "ad_id":
+			bit = 1
+			var st adIDStatus
+			e.AdID, st = parseAdID(v)
+			if st != adIDOK {
+				err = adIDError("ad_id", st)
+			}
+		case "t":
+			bit = 2
+			if pixelAbsent(v) {
+				break
+			}
+			t, ok := parseUnixTime(v)
+			if !ok {
+				t, ok = parseTime(v, true)
+			}
+			if !ok {
+				err = badField("t", "t must be an iso 8601 time or unix seconds")
+				break
+			}
+			if err = w.checkTime("t", t); err == nil {
+				e.EventTime = t
+				haveTime = true
+			}
+		case "pt":
+			bit = 4
+			if pixelAbsent(v) {
+				break
+			}
+			ms, ok := parsePlayhead(v)
+			st := numOK
+			if !ok {
+				ms, st = pixelSeconds(v)
+			}
+			if st == numBad {
+				err = badField("pt", "pt must be seconds or hh:mm:ss.mmm")
+				break
+			}
+			err = w.setPlayback("pt", e, ms, st)
+		case "vid":
+			bit = 8
+			if pixelAbsent(v) {
+				break
+			}
+			if len(v) > MaxIDLen {
+				err = tooLongID("vid")
+			} else if err = checkID("vid", v); err == nil {
+				e.SetViewerID(v)
+			}
+		case "sid":
+			bit = 16
+			if pixelAbsent(v) {
+				break
+			}
+			if len(v) > MaxIDLen {
+				err = tooLongID("sid")
+			} else if err = checkID("sid", v); err == nil {
+				e.SetSessionID(v)
+			}
+		case "eid":
+			bit = 32
+			if pixelAbsent(v) {
+				break
+			}
+			err = setEventID("eid", e, v)
+		}
+		if seen&bit != 0 {
+			err = badField(string(key), string(key)+" appears more than once")
+		}
+		seen |= bit
+		ferr = err
+	})
+	if ferr != nil {
+		return ferr
+	}
+	return w.finish(e, seen&1 != 0, haveTime)
+}
+
+// pixelAbsent reports a value the player left empty, unexpanded, or marked unknown.
+func pixelAbsent(v []byte) bool {
+	if len(v) == 0 || isMacro(v) {
+		return true
+	}
+	return string(v) == "-1" || string(v) == "-2"
+}
+
+// pixelSeconds reads pt given as plain seconds: digits with at most one point, nothing else
+// (no sign or exponent, which a player never produces).
+func pixelSeconds(v []byte) (uint64, numStatus) {
+	for _, c := range v {
+		if (c < '0' || c > '9') && c != '.' {
+			return 0, numBad
+		}
+	}
+	return secondsToMs(v)
+}

@@ -1,0 +1,357 @@
+package ingest
+
+import (
+	"bytes"
+	"strconv"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/fasthttp/router"
+	"github.com/valyala/fasthttp"
+)
+
+// Enqueuer accepts a validated event; nil means it is durable (answer 2xx). Any error means it was not accepted: the client should
+// retry after RetryAfter seconds.
+type Enqueuer interface {
+	Enqueue(e *Event) error
+}
+
+// Ad is what ingest needs to know about an ad.
+type Ad struct {
+	Accepts   bool   // false for archived ads: their events are refused with 422
+	TargetURL string // for the click redirect
+}
+
+// Catalog answers from an in-memory snapshot; it must never reach a database per call.
+type Catalog interface {
+	Lookup(adID uint64) (Ad, bool)
+}
+
+// Handlers serve the ingest routes. HTTP glue only: decoding is in decode*.go, durability in the pipeline.
+type Handlers struct {
+	Decoder *Decoder
+	Queue   Enqueuer
+	Catalog Catalog
+	Proxies *Proxies
+	IDs     *IDs
+	// RetryAfter is the Retry-After (seconds) sent with 503 when the queue refuses an event.
+	RetryAfter int
+}
+
+var eventPool = sync.Pool{New: func() any { return new(Event) }}
+
+// Register adds the ingest routes.
+func (h *Handlers) Register(r *router.Router) {
+	r.POST("/ads/click", h.single(TypeClick))
+	r.POST("/ads/impression", h.single(TypeImpression))
+	// Without these, GET /ads/click would match GET /ads/{id} and answer "ad not found" instead of 405.
+	r.GET("/ads/click", methodNotAllowed("POST"))
+	r.GET("/ads/impression", methodNotAllowed("POST"))
+	r.POST("/events", h.batch)
+	r.GET("/t/{event}", h.pixel)
+	r.GET("/c/{id}", h.clickRedirect)
+}
+
+func methodNotAllowed(allow string) fasthttp.RequestHandler {
+	return func(ctx *fasthttp.RequestCtx) {
+		ctx.Response.Header.Set("Allow", allow)
+		WriteError(ctx, fasthttp.StatusMethodNotAllowed, "method not allowed; use "+allow, "")
+	}
+}
+
+// complete fills what the client may leave out — id, address, user agent — and checks the ad against the catalogue.
+func (h *Handlers) complete(ctx *fasthttp.RequestCtx, e *Event) (*FieldError, string) {
+	if e.ID.IsZero() {
+		e.ID = h.IDs.Next()
+	}
+	if e.IP == ([16]byte{}) {
+		e.IP = h.Proxies.ClientIP(ctx)
+	}
+	if e.UALen == 0 {
+		ua := ctx.Request.Header.UserAgent()
+		e.SetUserAgent(ua)
+		e.UALen = uint16(validUTF8Prefix(e.UserAgent[:e.UALen]))
+	}
+	ad, ok := h.Catalog.Lookup(e.AdID)
+	if !ok {
+		return &FieldError{Status: fasthttp.StatusUnprocessableEntity, Field: "ad_id", Msg: "unknown ad_id"}, reasonUnknownAd
+	}
+	if !ad.Accepts {
+		return &FieldError{Status: fasthttp.StatusUnprocessableEntity, Field: "ad_id", Msg: "ad is archived"}, reasonArchived
+	}
+	return nil, ""
+}
+
+// validUTF8Prefix trims a user agent cut mid-rune by truncation, so ClickHouse and JSON exports see valid text.
+func validUTF8Prefix(b []byte) int {
+	n := len(b)
+	for n > 0 && !utf8.Valid(b[:n]) && len(b)-n < utf8.UTFMax {
+		n--
+	}
+	if !utf8.Valid(b[:n]) {
+		return 0
+	}
+	return n
+}
+
+func (h *Handlers) single(typ Type) fasthttp.RequestHandler {
+	return func(ctx *fasthttp.RequestCtx) {
+		e := eventPool.Get().(*Event)
+		defer eventPool.Put(e)
+		e.Reset()
+		if ferr := h.Decoder.DecodeJSON(ctx.PostBody(), typ, e); ferr != nil {
+			rejected[reasonInvalid].Inc()
+			WriteError(ctx, ferr.Status, ferr.Msg, ferr.Field)
+			return
+		}
+		if ferr, reason := h.complete(ctx, e); ferr != nil {
+			rejected[reason].Inc()
+			WriteError(ctx, ferr.Status, ferr.Msg, ferr.Field)
+			return
+		}
+		if err := h.Queue.Enqueue(e); err != nil {
+			h.unavailable(ctx, err)
+			return
+		}
+		accepted[e.Type].Inc()
+		ctx.SetStatusCode(fasthttp.StatusAccepted)
+		ctx.SetContentType(contentJSON)
+		var buf [80]byte
+		b := append(buf[:0], `{"status":"queued","event_id":"`...)
+		b = e.ID.AppendString(b)
+		ctx.Response.SetBody(append(b, `"}`...))
+	}
+}
+
+func (h *Handlers) unavailable(ctx *fasthttp.RequestCtx, err error) {
+	rejected[reasonOverload].Inc()
+	ra := h.RetryAfter
+	if ra <= 0 {
+		ra = 1
+	}
+	ctx.Response.Header.Set("Retry-After", strconv.Itoa(ra))
+	WriteError(ctx, fasthttp.StatusServiceUnavailable, err.Error(), "")
+}
+
+// batch answers 202 with per-item results. Items are enqueued in order; if the queue refuses one, the rest are not tried and the answer
+// is 503 saying how many went in, so a client that sends event_ids can resend the whole batch without double counting.
+func (h *Handlers) batch(ctx *fasthttp.RequestCtx) {
+	e := eventPool.Get().(*Event)
+	defer eventPool.Put(e)
+	e.Reset()
+	ndjson := bytes.HasPrefix(ctx.Request.Header.ContentType(), []byte("application/x-ndjson"))
+	var (
+		acc, rej int
+		errs     []byte // JSON array items, built only when something fails
+		qerr     error
+		stopAt   = -1
+		items    int
+	)
+	top := h.Decoder.DecodeBatch(ctx.PostBody(), ndjson, e, func(i int, e *Event, ferr *FieldError) {
+		items++
+		if qerr != nil {
+			return
+		}
+		reason := reasonInvalid
+		if ferr == nil {
+			ferr, reason = h.complete(ctx, e)
+		}
+		if ferr != nil {
+			rej++
+			rejected[reason].Inc()
+			errs = appendItemError(errs, i, ferr)
+			return
+		}
+		if err := h.Queue.Enqueue(e); err != nil {
+			qerr, stopAt = err, i
+			return
+		}
+		accepted[e.Type].Inc()
+		acc++
+	})
+	if top != nil {
+		rejected[reasonInvalid].Inc()
+		WriteError(ctx, top.Status, top.Msg, top.Field)
+		return
+	}
+	if items == 0 {
+		rejected[reasonInvalid].Inc()
+		WriteError(ctx, fasthttp.StatusBadRequest, "batch has no events", "body")
+		return
+	}
+	b := &byteBuf{}
+	ctx.SetContentType(contentJSON)
+	switch {
+	case qerr != nil:
+		rejected[reasonOverload].Inc()
+		ctx.Response.Header.Set("Retry-After", "1")
+		ctx.SetStatusCode(fasthttp.StatusServiceUnavailable)
+		b.B = append(b.B, `{"error":`...)
+		b.B = appendJSONString(b.B, qerr.Error())
+		b.B = append(b.B, `,"retry_from_index":`...)
+		b.B = strconv.AppendInt(b.B, int64(stopAt), 10)
+		b.B = append(b.B, ',')
+	case acc == 0:
+		ctx.SetStatusCode(fasthttp.StatusBadRequest)
+		b.B = append(b.B, `{"error":"no valid event in batch",`...)
+	default:
+		ctx.SetStatusCode(fasthttp.StatusAccepted)
+		b.B = append(b.B, '{')
+	}
+	b.B = append(b.B, `"accepted":`...)
+	b.B = strconv.AppendInt(b.B, int64(acc), 10)
+	b.B = append(b.B, `,"rejected":`...)
+	b.B = strconv.AppendInt(b.B, int64(rej), 10)
+	b.B = append(b.B, `,"errors":[`...)
+	b.B = append(b.B, errs...)
+	b.B = append(b.B, "]}"...)
+	ctx.Response.SetBody(b.B)
+}
+
+type byteBuf struct{ B []byte }
+
+func appendItemError(dst []byte, i int, ferr *FieldError) []byte {
+	if len(dst) > 0 {
+		dst = append(dst, ',')
+	}
+	dst = append(dst, `{"index":`...)
+	dst = strconv.AppendInt(dst, int64(i), 10)
+	dst = append(dst, `,"error":`...)
+	dst = appendJSONString(dst, ferr.Msg)
+	if ferr.Field != "" {
+		dst = append(dst, `,"field":`...)
+		dst = appendJSONString(dst, ferr.Field)
+	}
+	return append(dst, '}')
+}
+
+// gif is the smallest transparent 1×1 GIF.
+var gif = []byte("GIF89a\x01\x00\x01\x00\x80\x00\x00\x00\x00\x00\x00\x00\x00!\xf9\x04\x01\x00\x00\x00\x00,\x00\x00\x00\x00\x01\x00\x01\x00\x00\x02\x02D\x01\x00;")
+
+func (h *Handlers) pixel(ctx *fasthttp.RequestCtx) {
+	ctx.Response.Header.Set("Cache-Control", "no-store, no-cache, must-revalidate")
+	name, _ := ctx.UserValue("event").(string)
+	typ := ParseType([]byte(name))
+	if !typ.Valid() {
+		rejected[reasonInvalid].Inc()
+		WriteError(ctx, fasthttp.StatusBadRequest, "unknown event in path", "event")
+		return
+	}
+	e := eventPool.Get().(*Event)
+	defer eventPool.Put(e)
+	e.Reset()
+	if ferr := h.Decoder.DecodePixel(ctx.QueryArgs(), typ, e); ferr != nil {
+		rejected[reasonInvalid].Inc()
+		WriteError(ctx, ferr.Status, ferr.Msg, ferr.Field)
+		return
+	}
+	if ferr, reason := h.complete(ctx, e); ferr != nil {
+		rejected[reason].Inc()
+		WriteError(ctx, ferr.Status, ferr.Msg, ferr.Field)
+		return
+	}
+	if err := h.Queue.Enqueue(e); err != nil {
+		h.unavailable(ctx, err)
+		return
+	}
+	accepted[e.Type].Inc()
+	ctx.SetContentType("image/gif")
+	ctx.SetBody(gif)
+}
+
+// clickRedirect records a click and sends the browser to the ad's target. When the pipeline refuses the click (overload) the user is
+// still redirected — breaking the advertiser's landing page costs more than one uncounted click — and the miss is counted in
+// adtracker_click_redirects_unrecorded_total, never silently.
+func (h *Handlers) clickRedirect(ctx *fasthttp.RequestCtx) {
+	s, _ := ctx.UserValue("id").(string)
+	id, st := parseAdID([]byte(s))
+	if st != adIDOK {
+		WriteError(ctx, fasthttp.StatusNotFound, "unknown ad", "id")
+		return
+	}
+	ad, ok := h.Catalog.Lookup(id)
+	if !ok || !ad.Accepts || ad.TargetURL == "" {
+		WriteError(ctx, fasthttp.StatusNotFound, "unknown ad", "id")
+		return
+	}
+	e := eventPool.Get().(*Event)
+	defer eventPool.Put(e)
+	e.Reset()
+	e.Type = TypeClick
+	e.AdID = id
+	now := time.Now()
+	if h.Decoder.Now != nil {
+		now = h.Decoder.Now()
+	}
+	e.EventTime, e.ReceiveTime = now.Unix(), now.Unix()
+	if v := ctx.QueryArgs().Peek("vid"); len(v) > 0 && len(v) <= MaxIDLen && printableASCII(v) {
+		e.SetViewerID(v)
+	}
+	h.complete(ctx, e)
+	if err := h.Queue.Enqueue(e); err != nil {
+		clicksUnrecorded.Inc()
+	} else {
+		accepted[TypeClick].Inc()
+	}
+	ctx.Response.Header.Set("Cache-Control", "no-store")
+	ctx.Response.Header.Set("Location", ad.TargetURL)
+	ctx.SetStatusCode(fasthttp.StatusFound)
+}
+
+const contentJSON = "application/json; charset=utf-8"
+
+// WriteError answers {"error": msg, "field": field} (field omitted when empty). Every 4xx/5xx of the service goes through it.
+func WriteError(ctx *fasthttp.RequestCtx, status int, msg, field string) {
+	ctx.SetStatusCode(status)
+	ctx.SetContentType(contentJSON)
+	var buf [256]byte
+	b := append(buf[:0], `{"error":`...)
+	b = appendJSONString(b, msg)
+	if field != "" {
+		b = append(b, `,"field":`...)
+		b = appendJSONString(b, field)
+	}
+	ctx.Response.SetBody(append(b, '}'))
+}
+
+const hexDigits = "0123456789abcdef"
+
+// AppendJSONString appends s as a JSON string literal (invalid UTF-8 becomes U+FFFD).
+func AppendJSONString(dst []byte, s string) []byte { return appendJSONString(dst, s) }
+
+func appendJSONString(dst []byte, s string) []byte {
+	dst = append(dst, '"')
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c >= 0x20 && c != '"' && c != '\\' && c < 0x80 {
+			dst = append(dst, c)
+			i++
+			continue
+		}
+		if c >= 0x80 {
+			r, size := utf8.DecodeRuneInString(s[i:])
+			if r == utf8.RuneError && size == 1 {
+				dst = append(dst, `\ufffd`...)
+			} else {
+				dst = append(dst, s[i:i+size]...)
+			}
+			i += size
+			continue
+		}
+		switch c {
+		case '"', '\\':
+			dst = append(dst, '\\', c)
+		case '\n':
+			dst = append(dst, '\\', 'n')
+		case '\r':
+			dst = append(dst, '\\', 'r')
+		case '\t':
+			dst = append(dst, '\\', 't')
+		default:
+			dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+		}
+		i++
+	}
+	return append(dst, '"')
+}

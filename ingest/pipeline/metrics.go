@@ -1,0 +1,65 @@
+package pipeline
+
+import "github.com/prometheus/client_golang/prometheus"
+
+// Metrics of the pipeline, registered by the server on its registry. Counters on the per-event path are plain atomic adds inside
+// client_golang (no lock, no allocation); the ring fill and spill gauges are read at scrape time.
+var (
+	eventsEnqueued = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "adtracker_pipeline_events_enqueued_total", Help: "Events accepted into the ring.",
+	})
+	enqueueRefused = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "adtracker_pipeline_enqueue_refused_total", Help: "Events refused at enqueue (answered 503), by reason.",
+	}, []string{"reason"})
+	duplicatesDropped = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "adtracker_pipeline_duplicates_dropped_total", Help: "Events dropped because their client event_id was seen in the duplicate window.",
+	})
+	batchesFlushed = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "adtracker_pipeline_batches_total", Help: "Batches leaving the batcher, by outcome (inserted, spilled, dead_lettered).",
+	}, []string{"outcome"})
+	rowsStored = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "adtracker_pipeline_rows_total", Help: "Rows by where they went (inserted, spilled, replayed, dead_lettered).",
+	}, []string{"outcome"})
+	batchSize = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name: "adtracker_pipeline_batch_rows", Help: "Rows per flushed batch.",
+		Buckets: prometheus.ExponentialBuckets(1, 4, 10),
+	})
+	flushSeconds = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name: "adtracker_pipeline_flush_duration_seconds", Help: "Time to insert one batch into ClickHouse (successful inserts).",
+		Buckets: prometheus.ExponentialBuckets(0.001, 2, 14),
+	})
+	insertErrors = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "adtracker_clickhouse_insert_errors_total", Help: "Failed ClickHouse inserts, by kind (retryable, permanent).",
+	}, []string{"kind"})
+	recoveredRows = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "adtracker_pipeline_recovered_rows_total", Help: "Rows found in the ring file at start (accepted before a crash) and moved to spill.",
+	})
+	spillCorrupt = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "adtracker_spill_corrupt_records_total", Help: "Spill records that failed their checksum or could not be decoded.",
+	})
+)
+
+// Collectors returns the pipeline's metrics plus gauges that read p's state at scrape time.
+func (p *Pipeline) Collectors() []prometheus.Collector {
+	return []prometheus.Collector{
+		eventsEnqueued, enqueueRefused, duplicatesDropped, batchesFlushed, rowsStored, batchSize, flushSeconds,
+		insertErrors, recoveredRows, spillCorrupt,
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "adtracker_ring_capacity_slots", Help: "Slots in the ring."},
+			func() float64 { return float64(p.ring.Cap()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "adtracker_ring_used_slots", Help: "Slots holding events not yet stored in ClickHouse or spill."},
+			func() float64 { return float64(p.ring.Len()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "adtracker_spill_bytes", Help: "Bytes in spill segments waiting for replay."},
+			func() float64 { return float64(p.spill.Bytes()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "adtracker_spill_segments", Help: "Spill segment files."},
+			func() float64 { return float64(p.spill.Segments()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "adtracker_spill_oldest_age_seconds", Help: "Age of the oldest unreplayed spill segment."},
+			func() float64 { return p.spill.OldestAge().Seconds() }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "adtracker_clickhouse_up", Help: "1 when the last insert or probe reached ClickHouse."},
+			func() float64 {
+				if p.healthy.Load() {
+					return 1
+				}
+				return 0
+			}),
+	}
+}

@@ -1,0 +1,172 @@
+// Package clickhouse owns adtracker's ClickHouse side: the connection, the migration runner and the batch insert sink.
+package clickhouse
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	ch "github.com/ClickHouse/clickhouse-go/v2"
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+)
+
+// Config says how to reach ClickHouse.
+type Config struct {
+	Addr         string // host:port of the native protocol
+	Database     string
+	Username     string
+	Password     string
+	MaxOpenConns int
+	DialTimeout  time.Duration
+	ReadTimeout  time.Duration
+}
+
+// DB is a connection pool to one database.
+type DB struct {
+	Conn     driver.Conn
+	Database string
+	version  string
+}
+
+func options(c Config, database string) *ch.Options {
+	if c.DialTimeout == 0 {
+		c.DialTimeout = 3 * time.Second
+	}
+	if c.ReadTimeout == 0 {
+		c.ReadTimeout = 60 * time.Second
+	}
+	if c.MaxOpenConns == 0 {
+		c.MaxOpenConns = 8
+	}
+	user := c.Username
+	if user == "" {
+		user = "default"
+	}
+	return &ch.Options{
+		Addr:             []string{c.Addr},
+		Auth:             ch.Auth{Database: database, Username: user, Password: c.Password},
+		Compression:      &ch.Compression{Method: ch.CompressionLZ4},
+		DialTimeout:      c.DialTimeout,
+		ReadTimeout:      c.ReadTimeout,
+		MaxOpenConns:     c.MaxOpenConns,
+		MaxIdleConns:     c.MaxOpenConns,
+		ConnMaxLifetime:  time.Hour,
+		ConnOpenStrategy: ch.ConnOpenInOrder,
+	}
+}
+
+// Open connects to the server, creates the database when it is missing (when create is true) and pings it.
+func Open(ctx context.Context, c Config, create bool) (*DB, error) {
+	if create {
+		boot, err := ch.Open(options(c, "default"))
+		if err != nil {
+			return nil, fmt.Errorf("clickhouse %s: %w", c.Addr, err)
+		}
+		err = boot.Exec(ctx, "CREATE DATABASE IF NOT EXISTS "+quoteIdent(c.Database))
+		boot.Close()
+		if err != nil {
+			return nil, fmt.Errorf("clickhouse %s: create database %s: %w", c.Addr, c.Database, err)
+		}
+	}
+	conn, err := ch.Open(options(c, c.Database))
+	if err != nil {
+		return nil, fmt.Errorf("clickhouse %s: %w", c.Addr, err)
+	}
+	db := &DB{Conn: conn, Database: c.Database}
+	if err := db.Ping(ctx); err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("clickhouse %s: %w", c.Addr, err)
+	}
+	return db, nil
+}
+
+// Ping checks that the server answers.
+func (db *DB) Ping(ctx context.Context) error { return db.Conn.Ping(ctx) }
+
+// Close closes the pool.
+func (db *DB) Close() error { return db.Conn.Close() }
+
+// Version returns the server version, e.g. "18.16.1" — migrations and queries use it to decide which features exist.
+func (db *DB) Version(ctx context.Context) (string, error) {
+	if db.version != "" {
+		return db.version, nil
+	}
+	var v string
+	if err := db.Conn.QueryRow(ctx, "SELECT version()").Scan(&v); err != nil {
+		return "", err
+	}
+	db.version = v
+	return v, nil
+}
+
+func quoteIdent(s string) string {
+	out := []byte{'`'}
+	for i := 0; i < len(s); i++ {
+		if s[i] == '`' || s[i] == '\\' {
+			out = append(out, '\\')
+		}
+		out = append(out, s[i])
+	}
+	return string(append(out, '`'))
+}
+
+// Exception codes whose cause is the data or the schema, not the server's state: retrying the same batch cannot succeed.
+var permanentCodes = map[int32]string{
+	6: "CANNOT_PARSE_TEXT", 7: "INCORRECT_NUMBER_OF_COLUMNS", 8: "THERE_IS_NO_COLUMN", 9: "SIZES_OF_COLUMNS_DOESNT_MATCH",
+	10: "NOT_FOUND_COLUMN_IN_BLOCK", 16: "NO_SUCH_COLUMN_IN_TABLE", 26: "CANNOT_PARSE_QUOTED_STRING",
+	27: "CANNOT_PARSE_INPUT_ASSERTION_FAILED", 32: "ATTEMPT_TO_READ_AFTER_EOF", 33: "CANNOT_READ_ALL_DATA",
+	38: "CANNOT_PARSE_DATE", 41: "CANNOT_PARSE_DATETIME", 43: "ILLEGAL_TYPE_OF_ARGUMENT", 44: "ILLEGAL_COLUMN",
+	49: "LOGICAL_ERROR", 53: "TYPE_MISMATCH", 70: "CANNOT_CONVERT_TYPE", 117: "INCORRECT_DATA", 131: "TOO_LARGE_STRING_SIZE",
+	691: "UNKNOWN_ELEMENT_OF_ENUM",
+}
+
+// Error is a failed ClickHouse operation that says whether trying again can help (Prometheus' RecoverableError idea). Permanent errors
+// are those of the data or schema; everything else — connection refused, timeouts, too many parts, a missing table an operator will
+// restore, authentication — is worth retrying, because the events are fine.
+type Error struct {
+	Op        string
+	Code      int32 // server exception code, 0 when the error is not from the server
+	Permanent bool
+	// Uncertain is true when the server may have stored the data although we saw an error (the connection broke after sending).
+	Uncertain bool
+	Err       error
+}
+
+func (e *Error) Error() string {
+	kind := "retryable"
+	if e.Permanent {
+		kind = "permanent"
+	}
+	return fmt.Sprintf("clickhouse %s (%s): %v", e.Op, kind, e.Err)
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// IsUncertain reports whether the data may have been stored despite the error.
+func (e *Error) IsUncertain() bool { return e.Uncertain }
+
+// Retryable reports whether the same operation may succeed later.
+func (e *Error) Retryable() bool { return !e.Permanent }
+
+// classify wraps err. sent says whether the data left this process, which makes a transport error uncertain.
+func classify(op string, err error, sent bool) error {
+	if err == nil {
+		return nil
+	}
+	e := &Error{Op: op, Err: err}
+	var ex *ch.Exception
+	if errors.As(err, &ex) {
+		e.Code = ex.Code
+		_, e.Permanent = permanentCodes[ex.Code]
+		return e
+	}
+	e.Uncertain = sent
+	return e
+}
+
+// IsCode reports whether err carries server exception code.
+func IsCode(err error, code int32) bool {
+	var ex *ch.Exception
+	return errors.As(err, &ex) && ex.Code == code
+}
