@@ -247,16 +247,18 @@ func (c *Catalog) Run(ctx context.Context) error {
 	refresh := time.NewTicker(c.cfg.RefreshInterval)
 	defer refresh.Stop()
 	// One timer serves both the debounce and the retry after a failure: either way the next
-	// step is "reload at time T", and the earliest request wins.
+	// step is "reload at time T", and the earliest request wins (a NOTIFY during a long retry
+	// backoff means Postgres is back, so it should not wait for the backoff).
 	next := time.NewTimer(0) // load at once on start
 	defer next.Stop()
-	pending := true
+	pending, due := true, time.Now()
 	arm := func(d time.Duration) {
-		if pending {
+		at := time.Now().Add(d)
+		if pending && !at.Before(due) {
 			return
 		}
-		next.Reset(d)
-		pending = true
+		next.Reset(d) // Go ≥ 1.23 timers: Reset never delivers a stale tick
+		pending, due = true, at
 	}
 	retry := c.cfg.RetryMin
 	failing := false

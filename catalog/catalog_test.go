@@ -247,3 +247,15 @@ func BenchmarkLookup(b *testing.B) {
 		}
 	})
 }
+
+func TestCatalogNotifyCutsRetryBackoffShort(t *testing.T) {
+	src := &fakeSource{}
+	src.set(errors.New("connection refused"))
+	// Hour-long retry and refresh: only the NOTIFY can trigger the successful load.
+	c := New(src, Config{RefreshInterval: time.Hour, RetryMin: time.Hour, Debounce: time.Millisecond})
+	start(t, c)
+	waitFor(t, "the first, failed load", 10*time.Second, func() bool { return src.loadCount() >= 1 && c.Listening() })
+	src.set(nil, row(1, "active", "https://a.example/"))
+	src.send("1")
+	waitFor(t, "load after NOTIFY", 10*time.Second, c.Ready)
+}

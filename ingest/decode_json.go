@@ -466,7 +466,7 @@ func (s *scanner) object(w *window, e *Event) *FieldError {
 			case kindNumber:
 				e.AdID, st = parseAdID(raw)
 			case kindString:
-				if v, ok := stringField(valBuf[:24], kind, raw, esc); ok {
+				if v, ok := stringField(valBuf[:], kind, raw, esc); ok {
 					e.AdID, st = parseAdID(v)
 				}
 			case kindNull:

@@ -17,6 +17,9 @@
 ADT_LIB_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ADT_REPO="$(cd "$ADT_LIB_DIR/.." && pwd)"
 
+# Servers are started with fd 9 closed: callers (scripts/services.sh) hold a flock on it, and a
+# daemon inheriting it would keep that lock for its whole life.
+
 # Seconds to wait for a server to answer after start, and for it to exit after SIGTERM.
 : "${ADT_START_TIMEOUT:=60}"
 : "${ADT_STOP_TIMEOUT:=30}"
@@ -126,15 +129,22 @@ stop_pid() {
 	die "$name (pid $pid) survived SIGKILL"
 }
 
-# show_log_tail FILE...: the last lines of the logs that explain a failed start.
+# show_log_tail FILE[:OFFSET]...: the last lines of the logs that explain a failed start; with
+# OFFSET, only what was written past that byte (logs kept across starts hold old noise).
 show_log_tail() {
-	local f
-	for f in "$@"; do
+	local arg f off
+	for arg in "$@"; do
+		f="${arg%:*}"
+		off=0
+		[ "$f" = "$arg" ] || off="${arg##*:}"
 		[ -s "$f" ] || continue
+		[ "$(stat -c %s "$f")" -gt "$off" ] || continue
 		log "---- last lines of $f ----"
-		tail -n 30 "$f" >&2
+		tail -c "+$((off + 1))" "$f" | tail -n 30 >&2
 	done
 }
+
+file_size() { if [ -e "$1" ]; then stat -c %s "$1"; else echo 0; fi; }
 
 # ---------------------------------------------------------------------------------------------
 # ClickHouse
@@ -230,7 +240,13 @@ EOF
     </quotas>
 </yandex>
 EOF
-	# The files shipped to users run here too, so the local server and compose agree.
+	ch_copy_shipped "$dir"
+}
+
+# ch_copy_shipped DIR copies the files shipped to users (clickhouse/config.d, users.d) into the
+# instance, so the local server and compose agree. A running server rereads users.d by itself.
+ch_copy_shipped() {
+	local dir="$1" f
 	for f in "$ADT_REPO"/clickhouse/config.d/*.xml; do
 		[ -e "$f" ] && cp "$f" "$dir/etc/config.d/"
 	done
@@ -254,25 +270,27 @@ ch_state() {
 	fi
 }
 
-# ch_wait TCP PID DIR waits for SELECT 1 to answer, failing early when the process dies.
+# ch_wait TCP PID DIR [ERRLOG_OFFSET] waits for SELECT 1 to answer, failing early when the
+# process dies.
 ch_wait() {
-	local tcp="$1" pid="$2" dir="$3" i
+	local tcp="$1" pid="$2" dir="$3" off="${4:-0}" i
 	for ((i = 0; i < ADT_START_TIMEOUT * 5; i++)); do
 		ch_answers "$tcp" && return 0
 		if ! kill -0 "$pid" 2>/dev/null; then
-			show_log_tail "$dir/log/stdout.log" "$dir/log/server.err.log"
+			show_log_tail "$dir/log/stdout.log" "$dir/log/server.err.log:$off"
 			die "clickhouse-server ($dir) exited during start"
 		fi
 		sleep 0.2
 	done
-	show_log_tail "$dir/log/stdout.log" "$dir/log/server.err.log"
+	show_log_tail "$dir/log/stdout.log" "$dir/log/server.err.log:$off"
 	die "clickhouse-server ($dir, pid $pid) did not answer on 127.0.0.1:$tcp within ${ADT_START_TIMEOUT}s"
 }
 
 ch_start() {
-	local dir="$1" tcp="$2" http="$3" pid port
+	local dir="$1" tcp="$2" http="$3" pid port off
 	ensure_clickhouse
 	if pid="$(ch_pid "$dir")"; then
+		ch_copy_shipped "$dir"
 		ch_wait "$tcp" "$pid" "$dir"
 		return 0
 	fi
@@ -283,14 +301,15 @@ ch_start() {
 	done
 	ch_write_config "$dir" "$tcp" "$http"
 	: >"$dir/log/stdout.log"
+	off="$(file_size "$dir/log/server.err.log")"
 	# setsid: the server outlives the shell (and a Ctrl-C in make) that started it; CLICKHOUSE
 	# passwords referenced by users.d files via from_env are read from this environment.
 	CLICKHOUSE_ANALYST_PASSWORD="${CLICKHOUSE_ANALYST_PASSWORD:-analyst}" \
 		setsid clickhouse-server --config-file="$dir/etc/config.xml" \
-		</dev/null >>"$dir/log/stdout.log" 2>&1 &
+		</dev/null >>"$dir/log/stdout.log" 2>&1 9>&- &
 	pid=$!
 	echo "$pid" >"$dir/clickhouse.pid"
-	ch_wait "$tcp" "$pid" "$dir"
+	ch_wait "$tcp" "$pid" "$dir" "$off"
 }
 
 ch_stop() {
@@ -344,22 +363,22 @@ pg_state() {
 }
 
 pg_wait() {
-	local port="$1" dir="$2" i pid
+	local port="$1" dir="$2" off="${3:-0}" i pid
 	for ((i = 0; i < ADT_START_TIMEOUT * 5; i++)); do
 		pg_answers "$port" && return 0
 		# postmaster.pid appears a moment after start; give up only once it existed and died.
 		if [ "$i" -gt 25 ] && ! pid="$(pg_pid "$dir")"; then
-			show_log_tail "$dir/postgres.log"
+			show_log_tail "$dir/postgres.log:$off"
 			die "postgres ($dir) exited during start"
 		fi
 		sleep 0.2
 	done
-	show_log_tail "$dir/postgres.log"
+	show_log_tail "$dir/postgres.log:$off"
 	die "postgres ($dir) did not answer on 127.0.0.1:$port within ${ADT_START_TIMEOUT}s"
 }
 
 pg_start() {
-	local dir="$1" port="$2" bin sock
+	local dir="$1" port="$2" bin sock off
 	ensure_postgres
 	bin="$(pg_bindir)"
 	if pg_pid "$dir" >/dev/null; then
@@ -394,12 +413,13 @@ fsync = off
 synchronous_commit = off
 full_page_writes = off
 EOF
+	off="$(file_size "$dir/postgres.log")"
 	if ! runuser -u postgres -- "$bin/pg_ctl" -D "$dir/data" -l "$dir/postgres.log" -s -w -t "$ADT_START_TIMEOUT" start \
-		>"$dir/pg_ctl.log" 2>&1; then
-		show_log_tail "$dir/pg_ctl.log" "$dir/postgres.log"
+		>"$dir/pg_ctl.log" 2>&1 9>&-; then
+		show_log_tail "$dir/pg_ctl.log" "$dir/postgres.log:$off"
 		die "postgres ($dir) did not start on 127.0.0.1:$port"
 	fi
-	pg_wait "$port" "$dir"
+	pg_wait "$port" "$dir" "$off"
 }
 
 # pg_stop DIR: SIGINT is Postgres's "fast" shutdown; SIGTERM ("smart") would wait for every

@@ -7,7 +7,8 @@
 #
 # Environment: PG_PORT (5432), CH_TCP_PORT (9000), CH_HTTP_PORT (8123), DATA_DIR (<repo>/.data),
 # CLICKHOUSE_ANALYST_PASSWORD (analyst). `up` is a no-op for a component that already runs and
-# answers; `down` stops only servers whose pid file is in DATA_DIR.
+# answers; `down` stops only servers whose pid file is in DATA_DIR. Runs as root (apt-get, and
+# runuser to run Postgres as the postgres user, which initdb and the postmaster require).
 set -euo pipefail
 
 # shellcheck source=scripts/lib.sh
@@ -23,7 +24,7 @@ usage() {
 	exit 2
 }
 
-[ $# -ge 1 ] && [ $# -le 2 ] || usage
+if [ $# -lt 1 ] || [ $# -gt 2 ]; then usage; fi
 cmd="$1"
 case "${2:-all}" in
 postgres) components=(postgres) ;;

@@ -191,4 +191,3 @@ func healthcheck(args []string) error {
 	}
 	return nil
 }
-

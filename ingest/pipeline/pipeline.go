@@ -103,6 +103,7 @@ type Pipeline struct {
 	sink  Sink
 
 	closing atomic.Bool
+	halt    atomic.Bool // tests: the batcher stops at once without flushing, as if the process died
 	healthy atomic.Bool // ClickHouse answered the last insert or probe; when false, batches go straight to spill
 	overQ   atomic.Bool // spill at quota
 
@@ -296,6 +297,9 @@ func (p *Pipeline) batcher() {
 		j = nil
 	}
 	for {
+		if p.halt.Load() {
+			return
+		}
 		pos, data, ok := p.ring.Next()
 		if ok {
 			idle = 0

@@ -3,6 +3,7 @@ package spill
 import (
 	"bytes"
 	"encoding/binary"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
@@ -286,6 +287,13 @@ func TestCorruption(t *testing.T) {
 			f := segs[1].frames[1]
 			flip(t, segs[1].path, f.end-3)
 			return without(idsOf(segs...), f.id), Stats{CorruptRegions: 1, CorruptBytes: f.size()}
+		}},
+		"megabytes of random garbage as a middle segment": {n: 30, opt: small, ackThrough: -1, corrupt: func(t *testing.T, dir string, segs []segFile) ([]int, Stats) {
+			// Bounded by resyncBudget, however many lengths in the noise look plausible.
+			garbage := make([]byte, 2<<20)
+			rand.NewChaCha8([32]byte{1}).Read(garbage)
+			patch(t, segs[1].path, headerSize, garbage)
+			return idsOf(append(segs[:1:1], segs[2:]...)...), Stats{CorruptRegions: 1, CorruptBytes: uint64(len(garbage))}
 		}},
 		"garbage over the end of a middle segment": {n: 30, opt: small, ackThrough: -1, corrupt: func(t *testing.T, dir string, segs []segFile) ([]int, Stats) {
 			s := segs[1]

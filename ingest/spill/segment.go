@@ -34,9 +34,9 @@ const (
 
 	// readChunk is the reader's window: many small records per read(2) call.
 	readChunk = 1 << 20
-	// resyncBudget bounds the bytes read and checksummed while hunting for the next
-	// valid frame after a corrupt one, so a segment of random garbage costs milliseconds,
-	// not hours; past it, the rest of the segment counts as corrupt.
+	// resyncBudget bounds, per segment, the bytes checksummed while hunting for the next
+	// valid frame after a corrupt one, so a segment of random garbage costs a fraction of
+	// a second, not hours; past it, the rest of the segment counts as corrupt.
 	resyncBudget = 256 << 20
 )
 
@@ -133,12 +133,14 @@ type scanner struct {
 	win     []byte // file bytes [winOff, winOff+len(win))
 	winOff  int64
 	scratch []byte
+	budget  int64 // left of resyncBudget for this file
 }
 
 func (sc *scanner) reset(f *os.File) {
 	sc.f = f
 	sc.win = nil
 	sc.winOff = 0
+	sc.budget = resyncBudget
 }
 
 // get returns file bytes [off, off+n), refilling the window from off when needed.
@@ -238,7 +240,6 @@ func (sc *scanner) resync(off, limit int64, n uint32) (int64, error) {
 			}
 		}
 	}
-	budget := int64(resyncBudget)
 	for p := off + 1; p+frameSize < limit; p++ {
 		h, err := sc.get(p, frameSize, limit)
 		if err != nil {
@@ -248,7 +249,7 @@ func (sc *scanner) resync(off, limit int64, n uint32) (int64, error) {
 		if cn == 0 || cn > MaxRecordBytes || p+frameSize+int64(cn) > limit {
 			continue
 		}
-		if budget -= int64(cn); budget < 0 {
+		if sc.budget -= int64(cn); sc.budget < 0 {
 			return limit, nil
 		}
 		sum := binary.LittleEndian.Uint32(h[4:])

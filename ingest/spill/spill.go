@@ -722,6 +722,13 @@ func (q *Queue) Ack(pos Position) error {
 	q.mu.Lock()
 	q.ack = pos
 	q.dropAcked()
+	// The reader caught up with the writer: start a fresh segment so the acked one is deleted now rather than when the next
+	// Append happens to fill it. An empty queue then holds no event data on disk, which is what operators check after an outage.
+	if cur := q.segs[len(q.segs)-1]; cur.size > headerSize && q.ack.Segment == cur.seq && q.ack.Offset >= cur.size {
+		if err := q.newSegment(cur.seq + 1); err != nil {
+			q.rotate = true // try again at the next Append
+		}
+	}
 	q.mu.Unlock()
 
 	k := sort.Search(len(q.pending), func(i int) bool { return pos.before(q.pending[i]) })

@@ -401,3 +401,42 @@ func TestStrayFilesIgnored(t *testing.T) {
 	}
 	t.Fatal("stray 1.seg was removed")
 }
+
+func TestLargeRecords(t *testing.T) {
+	// Around and past the reader's window, so it must grow and shrink again.
+	sizes := []int{1, readChunk - frameSize, readChunk + 1, 5 << 20, 10, 3 * readChunk, 7}
+	body := func(i, n int) []byte {
+		b := make([]byte, n)
+		for j := range b {
+			b[j] = byte(i*13 + j/7)
+		}
+		return b
+	}
+	dir := t.TempDir()
+	q := open(t, dir, Options{FsyncInterval: time.Hour, SegmentBytes: 4 << 20})
+	for i, n := range sizes {
+		if err := q.Append(body(i, n)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := q.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	q.Close()
+	if err := q.Sync(); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Sync after Close: %v", err)
+	}
+	q = open(t, dir, Options{})
+	for i, n := range sizes {
+		b, _, err := q.Next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(b, body(i, n)) {
+			t.Fatalf("record %d: %d bytes back, want %d", i, len(b), n)
+		}
+	}
+	if _, _, err := q.Next(); err != io.EOF {
+		t.Fatalf("after the last record: %v", err)
+	}
+}

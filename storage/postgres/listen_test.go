@@ -25,7 +25,10 @@ func TestListenDeliversAndReconnects(t *testing.T) {
 	t.Parallel()
 	// A unique application_name lets the test find and kill the listener's backend.
 	app := "adtracker_listen_" + strconv.FormatInt(time.Now().UnixNano(), 36)
-	dsn := pgtest.DSN(t) + "&application_name=" + app
+	dsn, err := pgtest.WithParam(pgtest.DSN(t), "application_name", app)
+	if err != nil {
+		t.Fatal(err)
+	}
 	db := openDSN(t, dsn, true)
 	ctx, cancel := context.WithCancel(context.Background())
 	got := make(chan string, 100)

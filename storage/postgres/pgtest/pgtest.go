@@ -11,6 +11,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -40,6 +41,11 @@ var (
 //
 //	func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
 func Main(m *testing.M) int {
+	// Parse first: a bad flag exits the process inside m.Run, after the database was created
+	// and before it could be dropped.
+	if !flag.Parsed() {
+		flag.Parse()
+	}
 	admin := os.Getenv(EnvDSN)
 	if admin == "" {
 		return m.Run()
@@ -80,7 +86,7 @@ func createDatabase(admin string) (dsn string, drop func() error, err error) {
 		}
 		return "", nil, fmt.Errorf("pgtest: creating database %s: %w", name, err)
 	}
-	dsn, err = withParam(admin, "dbname", name)
+	dsn, err = WithParam(admin, "dbname", name)
 	if err != nil {
 		return "", nil, err
 	}
@@ -98,8 +104,9 @@ func createDatabase(admin string) (dsn string, drop func() error, err error) {
 	return dsn, drop, nil
 }
 
-// withParam sets a connection parameter in a URL or keyword/value DSN.
-func withParam(dsn, key, value string) (string, error) {
+// WithParam sets a connection parameter (dbname, search_path, application_name, ...) in a
+// URL or keyword/value DSN.
+func WithParam(dsn, key, value string) (string, error) {
 	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
 		u, err := url.Parse(dsn)
 		if err != nil {
@@ -154,7 +161,7 @@ func DSN(t testing.TB) string {
 			t.Error(err)
 		}
 	})
-	dsn, err := withParam(baseDSN, "search_path", schema)
+	dsn, err := WithParam(baseDSN, "search_path", schema)
 	if err != nil {
 		t.Fatal(err)
 	}
