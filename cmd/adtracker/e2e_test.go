@@ -383,3 +383,166 @@ func TestE2ESIGTERMDrains(t *testing.T) {
 		t.Fatal("restart after a clean SIGTERM found events in the ring file")
 	}
 }
+
+// N events through each ingest endpoint of the real binary → exactly N rows in ClickHouse with the fields that were sent.
+func TestE2EEveryEndpointStoresExactRows(t *testing.T) {
+	s := newStack(t)
+	s.start()
+	client := &fasthttp.Client{}
+	now := time.Now().UTC().Truncate(time.Second).Add(-10 * time.Second)
+	post := func(path, ctype, body string) (int, string) {
+		t.Helper()
+		req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+		defer fasthttp.ReleaseRequest(req)
+		defer fasthttp.ReleaseResponse(resp)
+		req.SetRequestURI(s.url + path)
+		req.Header.SetMethod("POST")
+		req.Header.SetContentType(ctype)
+		req.Header.Set("User-Agent", "e2e-player/2.1")
+		req.SetBodyString(body)
+		if err := client.Do(req, resp); err != nil {
+			t.Fatal(err)
+		}
+		return resp.StatusCode(), string(resp.Body())
+	}
+	get := func(path string) (int, []byte, string) {
+		t.Helper()
+		status, body, err := client.Get(nil, s.url+path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return status, body, ""
+	}
+	const n = 200
+	for i := 0; i < n; i++ {
+		body := fmt.Sprintf(`{"ad_id":1,"timestamp":%q,"ip":"203.0.113.%d","video_playback_time":%d.25,"viewer_id":"v%d","session_id":"s1"}`,
+			now.Format(time.RFC3339), i%250+1, i%60, i)
+		if code, b := post("/ads/click", "application/json", body); code != 202 {
+			t.Fatalf("click: %d %s", code, b)
+		}
+		if code, b := post("/ads/impression", "application/json", `{"ad_id":2,"ip":"2001:db8::7"}`); code != 202 {
+			t.Fatalf("impression: %d %s", code, b)
+		}
+	}
+	// One JSON-array batch and one NDJSON batch with every type once each, twice.
+	types := []string{"impression", "click", "start", "first_quartile", "midpoint", "third_quartile", "complete", "skip", "pause", "resume", "mute", "unmute", "error"}
+	var arr, nd strings.Builder
+	arr.WriteString("[")
+	for i, ty := range types {
+		if i > 0 {
+			arr.WriteString(",")
+		}
+		fmt.Fprintf(&arr, `{"type":%q,"ad_id":3,"video_playback_time":1}`, ty)
+		fmt.Fprintf(&nd, "{\"type\":%q,\"ad_id\":3,\"video_playback_time\":1}\n", ty)
+	}
+	arr.WriteString("]")
+	if code, b := post("/events", "application/json", arr.String()); code != 202 || !strings.Contains(b, `"accepted":13`) {
+		t.Fatalf("batch: %d %s", code, b)
+	}
+	if code, b := post("/events", "application/x-ndjson", nd.String()); code != 202 || !strings.Contains(b, `"accepted":13`) {
+		t.Fatalf("ndjson: %d %s", code, b)
+	}
+	vast := []string{"impression", "start", "firstQuartile", "midpoint", "thirdQuartile", "complete", "click", "skip", "pause", "resume", "mute", "unmute", "error"}
+	for i := 0; i < n; i++ {
+		ev := vast[i%len(vast)]
+		if code, _, _ := get(fmt.Sprintf("/t/%s?ad_id=2&pt=00:00:%02d.500&vid=px%d&cb=%08d", ev, i%60, i, i)); code != 200 {
+			t.Fatalf("pixel %s: %d", ev, code)
+		}
+	}
+	for i := 0; i < 7; i++ {
+		req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+		req.SetRequestURI(s.url + "/c/1")
+		if err := client.Do(req, resp); err != nil || resp.StatusCode() != 302 || !strings.HasPrefix(string(resp.Header.Peek("Location")), "https://") {
+			t.Fatalf("redirect: %v %d", err, resp.StatusCode())
+		}
+		fasthttp.ReleaseRequest(req)
+		fasthttp.ReleaseResponse(resp)
+	}
+	// Rejected input never reaches ClickHouse.
+	if code, _ := post("/ads/click", "application/json", `{"ad_id":424242}`); code != 422 {
+		t.Fatalf("unknown ad: %d", code)
+	}
+
+	c := s.conn()
+	ctx := context.Background()
+	want := uint64(n + n + 26 + n + 7)
+	deadline := time.Now().Add(20 * time.Second)
+	var total uint64
+	for {
+		c.QueryRow(ctx, "SELECT count() FROM events").Scan(&total)
+		if total >= want || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	time.Sleep(300 * time.Millisecond) // would any extra row still arrive?
+	c.QueryRow(ctx, "SELECT count() FROM events").Scan(&total)
+	if total != want {
+		t.Fatalf("%d rows, want exactly %d", total, want)
+	}
+	check := func(sql string, want string) {
+		t.Helper()
+		var got string
+		if err := c.QueryRow(ctx, sql).Scan(&got); err != nil {
+			t.Fatalf("%s: %v", sql, err)
+		}
+		if got != want {
+			t.Fatalf("%s = %q, want %q", sql, got, want)
+		}
+	}
+	// POST /ads/click: every field as sent.
+	check("SELECT toString(count()) FROM events WHERE ad_id = 1 AND type = 'click' AND viewer_id != ''", fmt.Sprint(n))
+	check("SELECT toString(count()) FROM events WHERE ad_id = 1 AND type = 'click' AND event_time = toDateTime('"+now.Format("2006-01-02 15:04:05")+"', 'UTC')", fmt.Sprint(n))
+	check("SELECT toString(min(receive_time >= event_time)) FROM events", "1")
+	check("SELECT IPv6NumToString(ip) FROM events WHERE viewer_id = 'v4'", "::ffff:203.0.113.5")
+	check("SELECT toString(playback_ms) FROM events WHERE viewer_id = 'v4'", "4250")
+	check("SELECT concat(session_id, '|', user_agent) FROM events WHERE viewer_id = 'v4'", "s1|e2e-player/2.1")
+	// POST /ads/impression with an IPv6 address.
+	check("SELECT toString(count()) FROM events WHERE ad_id = 2 AND type = 'impression' AND IPv6NumToString(ip) = '2001:db8::7'", fmt.Sprint(n))
+	// Batches: each of the 13 types exactly twice.
+	check("SELECT toString(groupArray(c)) FROM (SELECT count() AS c FROM events WHERE ad_id = 3 GROUP BY type)", "["+strings.TrimSuffix(strings.Repeat("2,", 13), ",")+"]")
+	// Pixels: the VAST playhead and the camelCase names map to the schema.
+	check("SELECT toString(playback_ms) FROM events WHERE viewer_id = 'px2'", "2500")
+	check("SELECT toString(type) FROM events WHERE viewer_id = 'px2'", "first_quartile")
+	check("SELECT toString(count()) FROM events WHERE viewer_id LIKE 'px%'", fmt.Sprint(n))
+	// Click redirects: seven clicks for ad 1 without a viewer.
+	check("SELECT toString(count()) FROM events WHERE ad_id = 1 AND type = 'click' AND viewer_id = ''", "7")
+}
+
+// Bad configuration fails fast: exit code non-zero and one log line that says what is wrong.
+func TestBadConfigFailsFast(t *testing.T) {
+	bin := binary(t)
+	dir := t.TempDir()
+	f := func(name, yaml string, env []string, want string) {
+		t.Helper()
+		args := []string{"serve"}
+		if yaml != "" {
+			p := filepath.Join(dir, name+".yaml")
+			os.WriteFile(p, []byte(yaml), 0o600)
+			args = append(args, "--config", p)
+		}
+		cmd := exec.Command(bin, args...)
+		cmd.Env = append(append(os.Environ(), "ADTRACKER_HTTP_ADDR=127.0.0.1:0", "ADTRACKER_INGEST_DATA_DIR="+dir), env...)
+		start := time.Now()
+		out, err := cmd.CombinedOutput()
+		ee, ok := err.(*exec.ExitError)
+		if !ok || ee.ExitCode() == 0 {
+			t.Fatalf("%s: exit %v, want non-zero\n%s", name, err, out)
+		}
+		lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+		last := lines[len(lines)-1]
+		if !strings.Contains(last, want) {
+			t.Fatalf("%s: last log line %q does not mention %q", name, last, want)
+		}
+		if took := time.Since(start); took > 20*time.Second {
+			t.Fatalf("%s: took %v to fail", name, took)
+		}
+	}
+	f("yaml", "http: [broken\n", nil, "not valid YAML")
+	f("unknown", "ingest:\n  batchsize: 5\n", nil, "unknown key ingest.batchsize")
+	dead := "127.0.0.1:" + strconv.Itoa(testenv.FreePort(t))
+	f("postgres", "", []string{"ADTRACKER_POSTGRES_DSN=postgres://u:secret@" + dead + "/x?connect_timeout=2"}, "postgres unreachable at start")
+	if os.Getenv(pgtest.EnvDSN) != "" {
+		f("clickhouse", "", []string{"ADTRACKER_POSTGRES_DSN=" + os.Getenv(pgtest.EnvDSN), "ADTRACKER_CLICKHOUSE_ADDR=" + dead}, "clickhouse unreachable at start")
+	}
+}

@@ -212,6 +212,9 @@ func (p *Pipeline) recover(recs []ring.Record) error {
 			continue
 		}
 		b.AppendEncoded(rc.Data)
+		// A client whose request was in flight when the process died got no answer and will retry with the same event_id;
+		// remembering recovered ids makes that retry a duplicate the batcher drops.
+		p.dedup.seen(rc.Data)
 		if b.N >= p.cfg.BatchSize {
 			if err := flush(); err != nil {
 				return err

@@ -372,3 +372,36 @@ type nopSink struct{}
 
 func (nopSink) Insert(context.Context, *ingest.Batch) error { return nil }
 func (nopSink) Ping(context.Context) error                  { return nil }
+
+// A client that sent an event right before a crash got no answer and retries it after the restart: the recovered copy and the retry
+// must not both be stored.
+func TestRetryAfterCrashIsDuplicate(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.FlushInterval = time.Hour
+	cfg.BatchSize = 1 << 20
+	sink := newFake()
+	p, err := Open(cfg, sink, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	enqueueN(t, p, 0, 50, true)
+	p.closing.Store(true)
+	p.halt.Store(true)
+	close(p.replayCh)
+	p.wg.Wait()
+	p.ring.Close()
+	p.spill.Close()
+
+	cfg.FlushInterval = 10 * time.Millisecond
+	p2, err := Open(cfg, sink, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	enqueueN(t, p2, 0, 50, true) // the retries
+	waitFor(t, "recovered stored", func() bool { n, _ := sink.count(); return n == 50 })
+	waitFor(t, "retries dropped", func() bool { return p2.Duplicates.Load() == 50 })
+	p2.Close(context.Background())
+	if n, d := sink.count(); n != 50 || d != 0 {
+		t.Fatalf("stored %d, %d twice", n, d)
+	}
+}

@@ -1,0 +1,287 @@
+package ingest
+
+import (
+	"bytes"
+	"errors"
+	"flag"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/fasthttp/router"
+	"github.com/valyala/fasthttp"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files")
+
+type fakeQueue struct {
+	events []Event
+	err    error
+}
+
+func (q *fakeQueue) Enqueue(e *Event) error {
+	if q.err != nil {
+		return q.err
+	}
+	q.events = append(q.events, *e)
+	return nil
+}
+
+type fakeCatalog map[uint64]Ad
+
+func (c fakeCatalog) Lookup(id uint64) (Ad, bool) { a, ok := c[id]; return a, ok }
+
+var hNow = time.Date(2025, 4, 21, 15, 0, 30, 0, time.UTC)
+
+func newTestHandlers(q *fakeQueue, trusted ...string) *router.Router {
+	p, err := ParseProxies(trusted)
+	if err != nil {
+		panic(err)
+	}
+	h := &Handlers{
+		Decoder: &Decoder{Now: func() time.Time { return hNow }},
+		Queue:   q,
+		Catalog: fakeCatalog{1: {Accepts: true, TargetURL: "https://example.com/landing?x=1"}, 2: {Accepts: true}, 3: {Accepts: false, TargetURL: "https://example.com/old"}},
+		Proxies: p,
+		IDs:     NewIDs(),
+	}
+	r := router.New()
+	h.Register(r)
+	return r
+}
+
+type reply struct {
+	status int
+	body   string
+	header *fasthttp.ResponseHeader
+}
+
+func do(r *router.Router, method, uri, contentType, body string, hdr ...string) reply {
+	var ctx fasthttp.RequestCtx
+	var req fasthttp.Request
+	req.Header.SetMethod(method)
+	req.SetRequestURI(uri)
+	if contentType != "" {
+		req.Header.SetContentType(contentType)
+	}
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
+	req.SetBodyString(body)
+	ctx.Init(&req, &net.TCPAddr{IP: net.ParseIP("192.0.2.10"), Port: 5555}, nil)
+	r.Handler(&ctx)
+	var h fasthttp.ResponseHeader
+	ctx.Response.Header.CopyTo(&h)
+	return reply{ctx.Response.StatusCode(), string(ctx.Response.Body()), &h}
+}
+
+const hSeedBody = `{"ad_id": 1, "timestamp": "2025-04-21T15:00:00Z", "ip": "203.0.113.1", "video_playback_time": 12}`
+
+func TestSingleEventAccepted(t *testing.T) {
+	q := &fakeQueue{}
+	r := newTestHandlers(q)
+	rep := do(r, "POST", "/ads/click", "application/json", hSeedBody, "User-Agent", "player/1.0")
+	if rep.status != 202 || !strings.HasPrefix(rep.body, `{"status":"queued","event_id":"`) {
+		t.Fatalf("%d %s", rep.status, rep.body)
+	}
+	if len(q.events) != 1 {
+		t.Fatalf("%d events enqueued", len(q.events))
+	}
+	e := q.events[0]
+	if e.Type != TypeClick || e.AdID != 1 || e.EventTime != hNow.Unix()-30 || e.ReceiveTime != hNow.Unix() ||
+		e.PlaybackMs != 12000 || ipString(e.IP) != "203.0.113.1" || string(e.UA()) != "player/1.0" || e.ID.IsZero() {
+		t.Fatalf("event %+v ip %s", e, ipString(e.IP))
+	}
+	if !strings.Contains(rep.body, e.ID.String()) {
+		t.Fatalf("answer %s does not carry the stored id %s", rep.body, e.ID)
+	}
+	// A client id is kept and marked for duplicate detection.
+	do(r, "POST", "/ads/impression", "", `{"ad_id":2,"event_id":"0190b3b2-7c4e-7a1b-9c3d-5e6f7a8b9c0d"}`)
+	e = q.events[1]
+	if e.Type != TypeImpression || e.ID.String() != "0190b3b2-7c4e-7a1b-9c3d-5e6f7a8b9c0d" || e.Flags&FlagClientID == 0 {
+		t.Fatalf("client id event %+v", e)
+	}
+	// Without an ip in the body the peer address is used.
+	if ipString(e.IP) != "192.0.2.10" {
+		t.Fatalf("peer ip %s", ipString(e.IP))
+	}
+}
+
+// Each bad input answers a 4xx JSON error naming the field, and nothing reaches the queue.
+func TestBadInputChangesNothing(t *testing.T) {
+	f := func(method, uri, body string, status int, want string) {
+		t.Helper()
+		q := &fakeQueue{}
+		rep := do(newTestHandlers(q), method, uri, "application/json", body)
+		if rep.status != status || rep.body != want {
+			t.Fatalf("%s %s %s: got %d %s, want %d %s", method, uri, body, rep.status, rep.body, status, want)
+		}
+		if len(q.events) != 0 {
+			t.Fatalf("%s %s %s: %d events enqueued", method, uri, body, len(q.events))
+		}
+		if ct := string(rep.header.ContentType()); ct != contentJSON {
+			t.Fatalf("content type %q", ct)
+		}
+	}
+	f("POST", "/ads/click", `{"ad_id": 1`, 400, `{"error":"invalid json: unexpected end of input at offset 11","field":"body"}`)
+	f("POST", "/ads/click", `{"timestamp":"2025-04-21T15:00:00Z"}`, 400, `{"error":"ad_id is required","field":"ad_id"}`)
+	f("POST", "/ads/click", `{"ad_id":0}`, 400, `{"error":"ad_id must be a positive integer","field":"ad_id"}`)
+	f("POST", "/ads/click", `{"ad_id":-4}`, 400, `{"error":"ad_id must be a positive integer","field":"ad_id"}`)
+	f("POST", "/ads/click", `{"ad_id":1,"video_playback_time":-1}`, 400, `{"error":"video_playback_time must not be negative","field":"video_playback_time"}`)
+	f("POST", "/ads/click", `{"ad_id":1,"event_id":"nope"}`, 400, `{"error":"event_id must be a uuid","field":"event_id"}`)
+	f("POST", "/ads/click", `{"ad_id":1,"ip":"300.1.1.1"}`, 400, `{"error":"ip must be an ipv4 or ipv6 address","field":"ip"}`)
+	f("POST", "/ads/click", `{"ad_id":1,"timestamp":"2025-04-21T16:00:00Z"}`, 400, `{"error":"timestamp is too far in the future","field":"timestamp"}`)
+	f("POST", "/ads/click", `{"ad_id":1,"timestamp":"2025-01-01T00:00:00Z"}`, 400, `{"error":"timestamp is too old","field":"timestamp"}`)
+	f("POST", "/ads/click", `{"ad_id":99}`, 422, `{"error":"unknown ad_id","field":"ad_id"}`)
+	f("POST", "/ads/click", `{"ad_id":3}`, 422, `{"error":"ad is archived","field":"ad_id"}`)
+	f("POST", "/events", `[{"type":"bogus","ad_id":1}]`, 400, `{"error":"no valid event in batch","accepted":0,"rejected":1,"errors":[{"index":0,"error":"type is not a known event type","field":"type"}]}`)
+	f("POST", "/events", `[]`, 400, `{"error":"batch has no events","field":"body"}`)
+	f("POST", "/events", `{"type":"start"}`, 400, `{"error":"body must be a json array","field":"body"}`)
+	f("GET", "/t/sideways?ad_id=1", "", 400, `{"error":"unknown event in path","field":"event"}`)
+	f("GET", "/t/start?ad_id=x", "", 400, `{"error":"ad_id must be a positive integer","field":"ad_id"}`)
+	f("GET", "/t/start?ad_id=1&pt=-5", "", 400, `{"error":"pt must be seconds or hh:mm:ss.mmm","field":"pt"}`)
+	f("GET", "/c/99", "", 404, `{"error":"unknown ad","field":"id"}`)
+	f("GET", "/c/3", "", 404, `{"error":"unknown ad","field":"id"}`)
+	f("GET", "/ads/click", "", 405, `{"error":"method not allowed; use POST"}`)
+}
+
+func TestBatchPartialAcceptance(t *testing.T) {
+	q := &fakeQueue{}
+	r := newTestHandlers(q)
+	body := `[{"type":"start","ad_id":1},{"type":"midpoint","ad_id":99},{"type":"complete","ad_id":2,"video_playback_time":30}]`
+	rep := do(r, "POST", "/events", "application/json", body)
+	golden(t, "batch_partial.json", rep.status, rep.body)
+	if len(q.events) != 2 || q.events[0].Type != TypeStart || q.events[1].Type != TypeComplete || q.events[1].PlaybackMs != 30000 {
+		t.Fatalf("enqueued %+v", q.events)
+	}
+	nd := "{\"type\":\"firstQuartile\",\"ad_id\":1}\n\n{\"type\":\"click\",\"ad_id\":2}\n"
+	rep = do(r, "POST", "/events", "application/x-ndjson", nd)
+	if rep.status != 202 || rep.body != `{"accepted":2,"rejected":0,"errors":[]}` || len(q.events) != 4 {
+		t.Fatalf("ndjson: %d %s (%d events)", rep.status, rep.body, len(q.events))
+	}
+}
+
+func TestOverloadAnswers503WithRetryAfter(t *testing.T) {
+	q := &fakeQueue{err: errors.New("ingest queue full")}
+	r := newTestHandlers(q)
+	rep := do(r, "POST", "/ads/impression", "", `{"ad_id":1}`)
+	if rep.status != 503 || string(rep.header.Peek("Retry-After")) == "" || rep.body != `{"error":"ingest queue full"}` {
+		t.Fatalf("%d %s retry-after=%q", rep.status, rep.body, rep.header.Peek("Retry-After"))
+	}
+	rep = do(r, "POST", "/events", "", `[{"type":"start","ad_id":1},{"type":"start","ad_id":2}]`)
+	golden(t, "batch_overload.json", rep.status, rep.body)
+	// A click redirect still sends the user on, and counts the miss.
+	rep = do(r, "GET", "/c/1", "", "")
+	if rep.status != 302 || string(rep.header.Peek("Location")) != "https://example.com/landing?x=1" {
+		t.Fatalf("redirect under overload: %d %q", rep.status, rep.header.Peek("Location"))
+	}
+}
+
+func TestPixel(t *testing.T) {
+	q := &fakeQueue{}
+	r := newTestHandlers(q)
+	rep := do(r, "GET", "/t/thirdQuartile?ad_id=2&t=2025-04-21T15:00:10.500Z&pt=00:00:22.500&vid=viewer-9&cb=12345678", "", "")
+	if rep.status != 200 || !bytes.Equal([]byte(rep.body), gif) || string(rep.header.ContentType()) != "image/gif" ||
+		!strings.Contains(string(rep.header.Peek("Cache-Control")), "no-store") {
+		t.Fatalf("%d %q", rep.status, rep.body)
+	}
+	e := q.events[0]
+	if e.Type != TypeThirdQuartile || e.AdID != 2 || e.PlaybackMs != 22500 || string(e.ViewerID()) != "viewer-9" || e.EventTime != hNow.Unix()-20 {
+		t.Fatalf("pixel event %+v", e)
+	}
+}
+
+func TestClickRedirectRecordsOneClick(t *testing.T) {
+	q := &fakeQueue{}
+	r := newTestHandlers(q)
+	rep := do(r, "GET", "/c/1?vid=v1", "", "")
+	if rep.status != 302 || string(rep.header.Peek("Location")) != "https://example.com/landing?x=1" {
+		t.Fatalf("%d %q", rep.status, rep.header.Peek("Location"))
+	}
+	if len(q.events) != 1 || q.events[0].Type != TypeClick || q.events[0].AdID != 1 || string(q.events[0].ViewerID()) != "v1" {
+		t.Fatalf("recorded %+v", q.events)
+	}
+}
+
+func TestClientIPFromTrustedProxy(t *testing.T) {
+	f := func(trusted []string, xff, want string) {
+		t.Helper()
+		q := &fakeQueue{}
+		r := newTestHandlers(q, trusted...)
+		do(r, "POST", "/ads/impression", "", `{"ad_id":1}`, "X-Forwarded-For", xff)
+		if got := ipString(q.events[0].IP); got != want {
+			t.Fatalf("trusted %v, XFF %q: ip %s, want %s", trusted, xff, got, want)
+		}
+	}
+	f(nil, "198.51.100.7", "192.0.2.10")                                                // peer not trusted: header ignored
+	f([]string{"192.0.2.0/24"}, "198.51.100.7", "198.51.100.7")                         // trusted peer
+	f([]string{"192.0.2.0/24"}, "6.6.6.6, 198.51.100.7", "198.51.100.7")                // right-most untrusted wins over a forged left entry
+	f([]string{"192.0.2.0/24", "10.0.0.0/8"}, "198.51.100.7, 10.1.2.3", "198.51.100.7") // chained trusted proxies are skipped
+	f([]string{"192.0.2.10"}, "2001:db8::1", "2001:db8::1")
+	f([]string{"192.0.2.10"}, "garbage", "192.0.2.10")
+	if _, err := ParseProxies([]string{"not-an-ip"}); err == nil {
+		t.Fatal("bad proxy accepted")
+	}
+}
+
+func TestSingleHandlerAllocs(t *testing.T) {
+	r := newTestHandlers(&fakeQueue{})
+	var ctx fasthttp.RequestCtx
+	var req fasthttp.Request
+	req.Header.SetMethod("POST")
+	req.SetRequestURI("/ads/click")
+	req.SetBodyString(hSeedBody)
+	ctx.Init(&req, &net.TCPAddr{IP: net.ParseIP("192.0.2.10")}, nil)
+	h := &Handlers{Decoder: &Decoder{Now: func() time.Time { return hNow }}, Queue: nopQueue{}, Catalog: fakeCatalog{1: {Accepts: true}},
+		Proxies: &Proxies{}, IDs: NewIDs()}
+	handler := h.single(TypeClick)
+	handler(&ctx) // warm the pools
+	_ = r
+	allocs := testing.AllocsPerRun(1000, func() {
+		ctx.Response.Reset()
+		handler(&ctx)
+	})
+	if allocs != 0 {
+		t.Fatalf("%v allocations per accepted event", allocs)
+	}
+}
+
+type nopQueue struct{}
+
+func (nopQueue) Enqueue(*Event) error { return nil }
+
+func BenchmarkSingleHandler(b *testing.B) {
+	h := &Handlers{Decoder: &Decoder{Now: func() time.Time { return hNow }}, Queue: nopQueue{}, Catalog: fakeCatalog{1: {Accepts: true}},
+		Proxies: &Proxies{}, IDs: NewIDs()}
+	handler := h.single(TypeClick)
+	var ctx fasthttp.RequestCtx
+	var req fasthttp.Request
+	req.Header.SetMethod("POST")
+	req.SetRequestURI("/ads/click")
+	req.SetBodyString(hSeedBody)
+	ctx.Init(&req, &net.TCPAddr{IP: net.ParseIP("192.0.2.10")}, nil)
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		ctx.Response.Reset()
+		handler(&ctx)
+	}
+}
+
+func golden(t *testing.T, name string, status int, body string) {
+	t.Helper()
+	got := []byte(strings.TrimSpace(string(rune('0'+status/100))+string(rune('0'+status/10%10))+string(rune('0'+status%10))+" "+body) + "\n")
+	path := filepath.Join("testdata", "golden", name)
+	if *update {
+		os.WriteFile(path, got, 0o644)
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test ./ingest -run %s -update)", err, t.Name())
+	}
+	if !bytes.Equal(got, want) {
+		t.Fatalf("%s:\n got %s\nwant %s", name, got, want)
+	}
+}
