@@ -72,6 +72,7 @@ func newLogger(format, level string) (*zap.Logger, error) {
 		zc = zap.NewProductionConfig()
 		zc.EncoderConfig.TimeKey = "ts"
 		zc.EncoderConfig.EncodeTime = zapcore.ISO8601TimeEncoder
+		zc.DisableStacktrace = true // one line per failure; the message carries the cause
 	default:
 		return nil, fmt.Errorf("log.format must be json or console, not %q", format)
 	}
