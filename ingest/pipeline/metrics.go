@@ -54,6 +54,12 @@ func (p *Pipeline) Collectors() []prometheus.Collector {
 			func() float64 { return float64(p.spill.Segments()) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "adtracker_spill_oldest_age_seconds", Help: "Age of the oldest unreplayed spill segment."},
 			func() float64 { return p.spill.OldestAge().Seconds() }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "adtracker_spill_corrupt_regions_total", Help: "Corrupt regions skipped in spill segments (bad checksum or length) since start."},
+			func() float64 { return float64(p.spill.Stats().CorruptRegions) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "adtracker_spill_torn_tails_total", Help: "Torn last records cut from spill segments at start."},
+			func() float64 { return float64(p.spill.Stats().TornTails) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "adtracker_pipeline_dead_lettered_rows_total", Help: "Rows written to the dead-letter directory."},
+			func() float64 { return float64(p.DeadLettered.Load()) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "adtracker_clickhouse_up", Help: "1 when the last insert or probe reached ClickHouse."},
 			func() float64 {
 				if p.healthy.Load() {

@@ -175,6 +175,11 @@ func Open(cfg Config, sink Sink, log *zap.Logger) (*Pipeline, error) {
 		}
 		log.Warn("recovered events accepted before an unclean stop", zap.Int("events", len(recs)), zap.Int("corrupt_slots", rst.Corrupt))
 	}
+	if st := sq.Stats(); st.CorruptRegions > 0 || st.TornTails > 0 || st.MissingSegments > 0 || st.BadAck > 0 {
+		log.Warn("spill damage found at start; intact records will be replayed",
+			zap.Uint64("corrupt_regions", st.CorruptRegions), zap.Uint64("corrupt_bytes", st.CorruptBytes),
+			zap.Uint64("torn_tails", st.TornTails), zap.Uint64("missing_segments", st.MissingSegments), zap.Uint64("bad_ack", st.BadAck))
+	}
 	r.Reset()
 	p.updateQuota()
 	p.wg.Add(2 + cfg.Inserters)
