@@ -9,7 +9,7 @@ FUZZTIME ?= 10s
 TEST_PG_DSN ?= postgres://adtracker:adtracker@127.0.0.1:$(or $(PG_PORT),5432)/adtracker?sslmode=disable
 TEST_CH_ADDR ?= 127.0.0.1:$(or $(CH_TCP_PORT),9000)
 
-.PHONY: help services down build run test vet fmt-check chdb-check compose-check bench lint fuzz
+.PHONY: help services down build run test vet fmt-check chdb-check compose-check bench lint fuzz chaos
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -71,3 +71,10 @@ fuzz: ## run every fuzz target for FUZZTIME each (default 10s)
 		echo "== $$pkg $$name ($(FUZZTIME))"; \
 		go test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) "$$pkg" </dev/null; \
 	done <<< "$$targets"
+
+SOAK ?=
+chaos: services ## fault-injection suite (≤10 min): ClickHouse killed/frozen, SIGTERM/SIGKILL, quotas, Postgres down, disk full, corrupt spill, hostile clients; SOAK=10m soaks
+	ADTRACKER_TEST_PG_DSN='$(TEST_PG_DSN)' ADTRACKER_TEST_CH_ADDR='$(TEST_CH_ADDR)' CHAOS_SOAK='$(SOAK)' CHAOS_REPORT=.data/chaos-report.txt \
+		go test -tags chaos -count=1 -v -timeout 30m -run 'Chaos' ./cmd/adtracker 2>&1 | grep -v '^ *{' 
+	@cat .data/chaos-report.txt
+	$(MAKE) --no-print-directory fuzz FUZZTIME=$(or $(CHAOS_FUZZTIME),10s)

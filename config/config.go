@@ -25,7 +25,17 @@ type Config struct {
 		WriteTimeout   time.Duration `mapstructure:"write_timeout"`
 		IdleTimeout    time.Duration `mapstructure:"idle_timeout"`
 		MaxConnsPerIP  int           `mapstructure:"max_conns_per_ip"`
+		MaxHeaderBytes int           `mapstructure:"max_header_bytes"`
+		Concurrency    int           `mapstructure:"concurrency"`
+		CORSOrigins    []string      `mapstructure:"cors_origins"`
 	} `mapstructure:"http"`
+	RateLimit struct {
+		Ingest     RateRule `mapstructure:"ingest"`
+		Query      RateRule `mapstructure:"query"`
+		Admin      RateRule `mapstructure:"admin"`
+		Exempt     []string `mapstructure:"exempt"`
+		MaxClients int      `mapstructure:"max_clients"`
+	} `mapstructure:"ratelimit"`
 	ClickHouse struct {
 		Addr     string `mapstructure:"addr"`
 		Database string `mapstructure:"database"`
@@ -67,6 +77,12 @@ type Config struct {
 	} `mapstructure:"shutdown"`
 }
 
+// RateRule is one route class's per-client token bucket: RPS refills it up to Burst; RPS 0 disables the class.
+type RateRule struct {
+	RPS   float64 `mapstructure:"rps"`
+	Burst int     `mapstructure:"burst"`
+}
+
 // Setting documents one key; Defaults is the single source for the README table and for viper.
 type Setting struct {
 	Key     string
@@ -88,6 +104,17 @@ var Settings = []Setting{
 	{"http.write_timeout", "10s", "time to write a response"},
 	{"http.idle_timeout", "60s", "keep-alive idle time"},
 	{"http.max_conns_per_ip", 0, "concurrent connections per client IP (0 = unlimited)"},
+	{"http.max_header_bytes", 8192, "request line + headers; larger answers 431 (also the per-connection read buffer)"},
+	{"http.concurrency", 50000, "connections served at once (~25 KB each); past it new connections get 503"},
+	{"http.cors_origins", []string{"*"}, `origins browsers may call from ("https://player.example.com"), "*" for any, empty to disable CORS`},
+	{"ratelimit.ingest.rps", 50.0, "per-client requests/s on ingest routes (0 disables); a client is an IPv4 address or an IPv6 /64"},
+	{"ratelimit.ingest.burst", 200, "per-client burst on ingest routes"},
+	{"ratelimit.query.rps", 10.0, "per-client requests/s on GET /ads* and analytics (0 disables)"},
+	{"ratelimit.query.burst", 20, "per-client burst on query routes"},
+	{"ratelimit.admin.rps", 5.0, "per-client requests/s on ads writes (0 disables)"},
+	{"ratelimit.admin.burst", 20, "per-client burst on admin routes"},
+	{"ratelimit.exempt", []string{"127.0.0.0/8", "::1"}, "CIDRs or IPs never rate limited, e.g. server-to-server senders (comma-separated in env)"},
+	{"ratelimit.max_clients", 1000000, "client buckets kept per route class (~85 bytes each); past it new clients pass unlimited"},
 	{"clickhouse.addr", "127.0.0.1:9000", "ClickHouse native protocol address"},
 	{"clickhouse.database", "adtracker", "ClickHouse database (created by migrate)"},
 	{"clickhouse.username", "default", "ClickHouse user"},
@@ -182,6 +209,34 @@ func (c *Config) validate() error {
 		return fmt.Errorf("config: ingest.flush_interval must be positive")
 	case c.HTTP.MaxBodyBytes < 1024:
 		return fmt.Errorf("config: http.max_body_bytes must be at least 1024")
+	case c.HTTP.MaxHeaderBytes < 1024:
+		return fmt.Errorf("config: http.max_header_bytes must be at least 1024")
+	case c.HTTP.Concurrency < 1:
+		return fmt.Errorf("config: http.concurrency must be positive")
+	case c.RateLimit.MaxClients < 1:
+		return fmt.Errorf("config: ratelimit.max_clients must be positive")
+	}
+	for _, r := range []struct {
+		name string
+		rule RateRule
+	}{{"ingest", c.RateLimit.Ingest}, {"query", c.RateLimit.Query}, {"admin", c.RateLimit.Admin}} {
+		if r.rule.RPS < 0 || r.rule.Burst < 0 {
+			return fmt.Errorf("config: ratelimit.%s.rps and ratelimit.%s.burst must not be negative", r.name, r.name)
+		}
+	}
+	for _, o := range c.HTTP.CORSOrigins {
+		o = strings.TrimSpace(o)
+		if o == "" || o == "*" {
+			continue
+		}
+		// An origin is scheme://host[:port] and nothing else; a path here would never match a browser's Origin header.
+		rest, ok := strings.CutPrefix(o, "https://")
+		if !ok {
+			rest, ok = strings.CutPrefix(o, "http://")
+		}
+		if !ok || rest == "" || strings.ContainsAny(strings.TrimSuffix(rest, "/"), "/?#* ") {
+			return fmt.Errorf("config: http.cors_origins: %q is not an origin like https://player.example.com (or *)", o)
+		}
 	}
 	return nil
 }

@@ -60,6 +60,12 @@ func TestBadConfig(t *testing.T) {
 	f("log:\n  format: xml\n", "log.format")
 	f("ingest:\n  ring_capacity: 1000\n", "power of two")
 	f("ingest:\n  flush_interval: soon\n", "flush_interval")
+	f("ratelimit:\n  ingest:\n    rps: -1\n", "ratelimit.ingest")
+	f("ratelimit:\n  query:\n    burst: -5\n", "ratelimit.query")
+	f("ratelimit:\n  ingest:\n    rsp: 5\n", "unknown key ratelimit.ingest.rsp")
+	f("http:\n  cors_origins: [\"https://a.example/player.html\"]\n", "http.cors_origins")
+	f("http:\n  cors_origins: [\"player.example.com\"]\n", "http.cors_origins")
+	f("http:\n  max_header_bytes: 100\n", "max_header_bytes")
 	if _, err := Load(filepath.Join(t.TempDir(), "missing.yaml")); err == nil {
 		t.Fatal("missing file accepted")
 	}
@@ -83,5 +89,34 @@ func TestEnvNamesAndRedaction(t *testing.T) {
 	}
 	if len(r) != len(Settings) {
 		t.Fatalf("Redacted has %d keys, Settings %d: the struct and the table disagree", len(r), len(Settings))
+	}
+}
+
+func TestOperationsSettings(t *testing.T) {
+	c, err := Load("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Defaults sized for players: many clients behind one NAT share an address, so the ingest limit is per-address generous.
+	if c.RateLimit.Ingest != (RateRule{RPS: 50, Burst: 200}) || c.RateLimit.Query != (RateRule{RPS: 10, Burst: 20}) ||
+		c.RateLimit.Admin != (RateRule{RPS: 5, Burst: 20}) || strings.Join(c.RateLimit.Exempt, ",") != "127.0.0.0/8,::1" ||
+		c.RateLimit.MaxClients != 1000000 || strings.Join(c.HTTP.CORSOrigins, ",") != "*" || c.HTTP.MaxHeaderBytes != 8192 ||
+		c.HTTP.Concurrency != 50000 {
+		t.Fatalf("defaults: %+v %+v", c.RateLimit, c.HTTP)
+	}
+	p := write(t, "ratelimit:\n  ingest:\n    rps: 2.5\n    burst: 10\n  admin:\n    rps: 0\nhttp:\n  cors_origins: [\"https://a.example\", \"http://localhost:3000/\"]\n")
+	t.Setenv("ADTRACKER_RATELIMIT_QUERY_RPS", "0.5")
+	t.Setenv("ADTRACKER_RATELIMIT_EXEMPT", "10.0.0.0/8, 192.0.2.7")
+	c, err = Load(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.RateLimit.Ingest != (RateRule{RPS: 2.5, Burst: 10}) || c.RateLimit.Admin.RPS != 0 || c.RateLimit.Query.RPS != 0.5 ||
+		len(c.RateLimit.Exempt) != 2 || strings.Join(c.HTTP.CORSOrigins, "|") != "https://a.example|http://localhost:3000/" {
+		t.Fatalf("loaded: %+v %+v", c.RateLimit, c.HTTP.CORSOrigins)
+	}
+	r := c.Redacted()
+	if r["ratelimit.ingest.rps"] != 2.5 || r["ratelimit.query.burst"] != 20 {
+		t.Fatalf("redacted view of nested keys: %v %v", r["ratelimit.ingest.rps"], r["ratelimit.query.burst"])
 	}
 }

@@ -1,10 +1,13 @@
-// Package server assembles the HTTP server: router, health and metrics endpoints, JSON errors for what no handler answers, and limits.
+// Package server assembles the HTTP server: router, health and metrics endpoints, middleware (request id, metrics, rate limits, CORS,
+// security headers, sampled error logs), JSON errors for what no handler answers, and deliberately set connection limits.
 package server
 
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -14,8 +17,10 @@ import (
 	"github.com/valyala/fasthttp"
 	"github.com/valyala/fasthttp/fasthttpadaptor"
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 
 	"github.com/adtracker/adtracker/ingest"
+	"github.com/adtracker/adtracker/ratelimit"
 )
 
 // Check is one readiness component: it returns nil when the component can serve.
@@ -24,35 +29,78 @@ type Check struct {
 	Fn   func(ctx context.Context) error
 }
 
+// Defaults for the limits left zero in Options.
+const (
+	DefaultMaxHeaderBytes = 8192
+	DefaultConcurrency    = 50_000
+)
+
 // Options configure the server.
 type Options struct {
 	Addr          string
 	MaxBodyBytes  int
-	ReadTimeout   time.Duration
+	ReadTimeout   time.Duration // whole request, headers and body: what cuts off a slowloris client
 	WriteTimeout  time.Duration
-	IdleTimeout   time.Duration
-	MaxConnsPerIP int
-	Log           *zap.Logger
-	Registry      *prometheus.Registry
-	Checks        []Check
+	IdleTimeout   time.Duration // keep-alive wait for the next request
+	MaxConnsPerIP int           // 0 = unlimited (players behind one NAT share an address)
+	// MaxHeaderBytes bounds the request line plus headers (fasthttp's ReadBufferSize, allocated per connection); more answers 431.
+	MaxHeaderBytes int
+	// Concurrency bounds the connections served at once (about 25 KB each); past it fasthttp answers 503 at once.
+	Concurrency int
+	// CORSOrigins are the origins browsers may call from: exact "https://player.example.com" entries, or "*" for any. Empty
+	// disables CORS.
+	CORSOrigins []string
+	// Limiter rate-limits per client address by route class; nil disables rate limiting. Its metrics are registered with Registry.
+	Limiter *ratelimit.Limiter
+	// RouteClass maps a route (method, pattern) to its rate-limit class; nil means ratelimit.ClassOf.
+	RouteClass func(method, pattern string) ratelimit.Class
+	Log        *zap.Logger
+	Registry   *prometheus.Registry
+	Checks     []Check
 }
 
 // Server is the HTTP front.
 type Server struct {
-	Router   *router.Router
+	// Router is where handlers register their routes, before Serve or Handler.
+	Router *router.Router
+
 	opt      Options
+	log      *zap.Logger
+	hotLog   *zap.Logger // sampled: for lines a flood of bad requests could otherwise repeat thousands of times a second
 	srv      *fasthttp.Server
 	draining atomic.Bool
+	metrics  *httpMetrics
+	cors     corsPolicy
+	rid      requestIDs
+
+	unmatched, preflight, rejected *fallbackRoutes
+
+	buildOnce sync.Once
+	handler   fasthttp.RequestHandler
+	buildErr  error
+
+	stopLimiter context.CancelFunc
 }
 
-// New builds a server; register routes on Router before Serve.
+// New builds a server; register routes on Router before Serve. It registers its own and the Limiter's metrics with Registry.
 func New(opt Options) *Server {
 	if opt.Log == nil {
 		opt.Log = zap.NewNop()
 	}
+	if opt.RouteClass == nil {
+		opt.RouteClass = ratelimit.ClassOf
+	}
 	r := router.New()
 	r.RedirectTrailingSlash = false
 	r.HandleMethodNotAllowed = true
+	s := &Server{Router: r, opt: opt, log: opt.Log, metrics: newHTTPMetrics(), cors: newCORS(opt.CORSOrigins), rid: newRequestIDs()}
+	// At most 5 identical messages a second, then 1 in 100.
+	s.hotLog = opt.Log.WithOptions(zap.WrapCore(func(c zapcore.Core) zapcore.Core {
+		return zapcore.NewSamplerWithOptions(c, time.Second, 5, 100)
+	}))
+	s.unmatched = newFallback(s.metrics, routeUnmatched)
+	s.preflight = newFallback(s.metrics, routePreflight)
+	s.rejected = newFallback(s.metrics, routeRejected)
 	r.NotFound = func(ctx *fasthttp.RequestCtx) {
 		ingest.WriteError(ctx, fasthttp.StatusNotFound, "no such route", "")
 	}
@@ -60,10 +108,15 @@ func New(opt Options) *Server {
 		ingest.WriteError(ctx, fasthttp.StatusMethodNotAllowed, "method not allowed", "")
 	}
 	r.PanicHandler = func(ctx *fasthttp.RequestCtx, v any) {
-		opt.Log.Error("handler panic", zap.Any("panic", v), zap.ByteString("path", ctx.Path()))
+		var buf [maxRequestIDLen]byte
+		id := append(buf[:0], RequestID(ctx)...)
+		s.log.Error("handler panic", zap.Any("panic", v), zap.ByteString("request_id", id),
+			zap.ByteString("method", ctx.Method()), zap.ByteString("path", ctx.Path()), zap.Stack("stack"))
+		// Drop whatever the handler had half written (a Location, a partial body) before answering 500.
+		ctx.Response.Reset()
+		ctx.Response.Header.SetBytesV(HeaderRequestID, id)
 		ingest.WriteError(ctx, fasthttp.StatusInternalServerError, "internal error", "")
 	}
-	s := &Server{Router: r, opt: opt}
 	r.GET("/healthz", func(ctx *fasthttp.RequestCtx) {
 		ctx.SetContentType("application/json; charset=utf-8")
 		ctx.SetBodyString(`{"status":"ok"}`)
@@ -71,6 +124,10 @@ func New(opt Options) *Server {
 	r.GET("/readyz", s.readyz)
 	if opt.Registry != nil {
 		r.GET("/metrics", fasthttpadaptor.NewFastHTTPHandler(promhttp.HandlerFor(opt.Registry, promhttp.HandlerOpts{})))
+		opt.Registry.MustRegister(s.metrics.collectors()...)
+		if opt.Limiter != nil {
+			opt.Registry.MustRegister(opt.Limiter.Collectors()...)
+		}
 	}
 	return s
 }
@@ -131,34 +188,90 @@ func (s *Server) readyz(ctx *fasthttp.RequestCtx) {
 
 func appendQuoted(dst []byte, s string) []byte { return ingest.AppendJSONString(dst, s) }
 
+// Handler returns the complete request handler: middleware around a router built from Router's routes, each route wrapped with its
+// pre-resolved metrics and rate-limit class. The first call freezes the routes; routes added to Router later are not served. It
+// panics if a route cannot be instrumented (see build), a programming error every test of the full router catches.
+func (s *Server) Handler() fasthttp.RequestHandler {
+	s.buildOnce.Do(func() { s.handler, s.buildErr = s.build() })
+	if s.buildErr != nil {
+		panic(s.buildErr)
+	}
+	return s.handler
+}
+
 // Serve listens on ln until Shutdown.
 func (s *Server) Serve(ln net.Listener) error {
-	s.srv = &fasthttp.Server{
-		Handler:                       s.Router.Handler,
-		Name:                          "adtracker",
-		MaxRequestBodySize:            s.opt.MaxBodyBytes,
-		ReadTimeout:                   s.opt.ReadTimeout,
-		WriteTimeout:                  s.opt.WriteTimeout,
-		IdleTimeout:                   s.opt.IdleTimeout,
-		MaxConnsPerIP:                 s.opt.MaxConnsPerIP,
-		ReadBufferSize:                8192,
+	s.buildOnce.Do(func() { s.handler, s.buildErr = s.build() })
+	if s.buildErr != nil {
+		return s.buildErr
+	}
+	if s.opt.Limiter != nil {
+		var ctx context.Context
+		ctx, s.stopLimiter = context.WithCancel(context.Background())
+		go s.opt.Limiter.Run(ctx)
+	}
+	s.srv = s.fasthttpServer()
+	return s.srv.Serve(ln)
+}
+
+func (s *Server) fasthttpServer() *fasthttp.Server {
+	headerBytes := s.opt.MaxHeaderBytes
+	if headerBytes <= 0 {
+		headerBytes = DefaultMaxHeaderBytes
+	}
+	conc := s.opt.Concurrency
+	if conc <= 0 {
+		conc = DefaultConcurrency
+	}
+	return &fasthttp.Server{
+		Handler:            s.handler,
+		Name:               "adtracker",
+		MaxRequestBodySize: s.opt.MaxBodyBytes, // a declared Content-Length above it is refused before any body byte is read
+		ReadTimeout:        s.opt.ReadTimeout,
+		WriteTimeout:       s.opt.WriteTimeout,
+		IdleTimeout:        s.opt.IdleTimeout,
+		MaxConnsPerIP:      s.opt.MaxConnsPerIP,
+		ReadBufferSize:     headerBytes,
+		Concurrency:        conc,
+		// No route takes multipart; pre-parsing it would spool uploads to memory or disk for nothing.
+		DisablePreParseMultipartForm: true,
+		// Shutdown closes idle keep-alive connections instead of waiting for their idle timeout.
+		CloseOnShutdown:               true,
 		NoDefaultServerHeader:         true,
 		NoDefaultDate:                 true,
 		DisableHeaderNamesNormalizing: false,
-		ErrorHandler: func(ctx *fasthttp.RequestCtx, err error) {
-			if errors.Is(err, fasthttp.ErrBodyTooLarge) {
-				ingest.WriteError(ctx, fasthttp.StatusRequestEntityTooLarge, "request body too large", "body")
-				return
-			}
-			var te interface{ Timeout() bool }
-			if errors.As(err, &te) && te.Timeout() {
-				ingest.WriteError(ctx, fasthttp.StatusRequestTimeout, "request timeout", "")
-				return
-			}
-			ingest.WriteError(ctx, fasthttp.StatusBadRequest, "malformed HTTP request", "")
-		},
+		Logger:                        printfLogger{s.hotLog},
+		ErrorHandler:                  s.errorHandler,
 	}
-	return s.srv.Serve(ln)
+}
+
+// errorHandler answers requests fasthttp refused before routing (the connection is closed afterwards).
+func (s *Server) errorHandler(ctx *fasthttp.RequestCtx, err error) {
+	var small *fasthttp.ErrSmallBuffer
+	var te interface{ Timeout() bool }
+	switch {
+	case errors.Is(err, fasthttp.ErrBodyTooLarge):
+		ingest.WriteError(ctx, fasthttp.StatusRequestEntityTooLarge, "request body too large", "body")
+	case errors.As(err, &small):
+		ingest.WriteError(ctx, fasthttp.StatusRequestHeaderFieldsTooLarge, "request headers too large", "")
+	case errors.As(err, &te) && te.Timeout():
+		ingest.WriteError(ctx, fasthttp.StatusRequestTimeout, "request timeout", "")
+	default:
+		ingest.WriteError(ctx, fasthttp.StatusBadRequest, "malformed HTTP request", "")
+	}
+	s.rid.set(ctx)
+	s.decorate(ctx)
+	s.rejected.of(ctx).counter(ctx.Response.StatusCode()).Inc()
+	if ce := s.hotLog.Check(zap.DebugLevel, "request rejected before routing"); ce != nil {
+		ce.Write(zap.ByteString("request_id", RequestID(ctx)), zap.Int("status", ctx.Response.StatusCode()),
+			zap.String("remote", ctx.RemoteAddr().String()), zap.Error(err))
+	}
+}
+
+type printfLogger struct{ l *zap.Logger }
+
+func (p printfLogger) Printf(format string, args ...any) {
+	p.l.Warn("fasthttp: " + fmt.Sprintf(format, args...))
 }
 
 // Drain makes /readyz answer 503 so load balancers stop sending traffic before Shutdown.
@@ -166,6 +279,9 @@ func (s *Server) Drain() { s.draining.Store(true) }
 
 // Shutdown stops accepting connections and waits for in-flight requests.
 func (s *Server) Shutdown(ctx context.Context) error {
+	if s.stopLimiter != nil {
+		s.stopLimiter()
+	}
 	if s.srv == nil {
 		return nil
 	}

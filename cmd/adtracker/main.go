@@ -14,6 +14,7 @@ commands:
   migrate      apply pending Postgres and ClickHouse migrations, then exit
   seed         insert demo ads into an empty catalogue, then exit
   healthcheck  GET /healthz of the local server; exit 0 when it answers 200
+  loadgen      send realistic event traffic, report rate and latency, --verify in ClickHouse (loadgen -h)
 
 common flags:
   --config FILE        YAML config file (keys as in README.md); env ADTRACKER_* overrides it
@@ -37,6 +38,8 @@ func main() {
 		err = seed(args)
 	case "healthcheck":
 		err = healthcheck(args)
+	case "loadgen":
+		err = loadgen(args)
 	case "-h", "--help", "help":
 		fmt.Print(usage)
 		return

@@ -483,6 +483,8 @@ func writeFileSync(path string, data []byte) error {
 func (p *Pipeline) replayer() {
 	defer p.wg.Done()
 	uncertain := true
+	// A lost or damaged ack file means the spill restarts from its first record, some of which were stored already.
+	allUncertain := p.spill.Stats().BadAck > 0
 	attempt := 0
 	var b ingest.Batch
 	for {
@@ -513,14 +515,20 @@ func (p *Pipeline) replayer() {
 			p.spill.Ack(pos)
 			continue
 		}
-		if uncertain {
+		if uncertain || allUncertain {
 			b.MaybeStored = true
 		}
 		err = p.insert(&b)
 		switch {
 		case err == nil:
 			if err := p.spill.Ack(pos); err != nil {
-				p.log.Error("spill ack", zap.Error(err))
+				// The rows are stored but the spill does not know: read the record again and let the stored-id filter skip it.
+				p.log.Error("spill ack failed; will re-check the record against ClickHouse", zap.Error(err))
+				uncertain = true
+				p.spill.Rewind()
+				p.sleep(backoff(attempt, p.cfg.ReplayBackoff))
+				attempt++
+				continue
 			}
 			rowsStored.WithLabelValues("replayed").Add(float64(b.N))
 			p.Replayed.Add(int64(b.N))

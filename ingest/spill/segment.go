@@ -91,6 +91,33 @@ func decodeAck(b []byte) (Position, bool) {
 // writeAck replaces the ack file so that a crash leaves either the old or the new
 // position, never a mix: write a temporary, fsync it, rename over, fsync the directory.
 func writeAck(dir *os.File, p Position) error {
+	err := writeAckRename(dir, p)
+	if err == nil {
+		return nil
+	}
+	// A full disk refuses the new file, and without an ack no segment can be deleted to make room: overwrite the ack in place
+	// instead. 20 bytes inside one sector are written whole by real disks; if a machine crash tore them anyway, the CRC fails,
+	// Open counts BadAck and the pipeline treats every record as maybe-stored.
+	os.Remove(filepath.Join(dir.Name(), ackTmpName))
+	b := encodeAck(p)
+	f, ferr := os.OpenFile(filepath.Join(dir.Name(), ackName), os.O_WRONLY, 0)
+	if ferr != nil {
+		return err
+	}
+	_, ferr = f.WriteAt(b[:], 0)
+	if ferr == nil {
+		ferr = f.Sync()
+	}
+	if cerr := f.Close(); ferr == nil {
+		ferr = cerr
+	}
+	if ferr != nil {
+		return fmt.Errorf("%w (in-place ack also failed: %v)", err, ferr)
+	}
+	return nil
+}
+
+func writeAckRename(dir *os.File, p Position) error {
 	b := encodeAck(p)
 	tmp := filepath.Join(dir.Name(), ackTmpName)
 	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)

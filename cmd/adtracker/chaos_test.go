@@ -1,0 +1,520 @@
+//go:build chaos
+
+package main
+
+// The chaos suite (`make chaos`): each scenario runs the real binary under steady load, injects one fault, and ends with the exact check
+// "events answered 2xx == events stored, by event_id, none twice" plus the spill drained. Everything binds to loopback, every load is
+// bounded in count and time, and every process is stopped by PID. The fastest scenarios (ClickHouse killed, adtracker SIGKILLed three
+// times, corrupted spill at start) also run in `make test` as TestE2E*.
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/adtracker/adtracker/storage/postgres/pgtest"
+)
+
+type chaosRow struct {
+	name                              string
+	sent, answered, stored, lost, dup int
+	recovery                          time.Duration
+	note                              string
+}
+
+var (
+	chaosMu   sync.Mutex
+	chaosRows []chaosRow
+)
+
+func dur(env string, def time.Duration) time.Duration {
+	if v, err := time.ParseDuration(os.Getenv(env)); err == nil {
+		return v
+	}
+	return def
+}
+
+// settle waits until every answered id is stored (bounded), then counts lost and duplicated events and the time it took.
+func (s *stack) settle(name string, l *load, answered map[string]bool, note string) {
+	t := s.t
+	t.Helper()
+	start := time.Now()
+	c := s.conn()
+	ctx := context.Background()
+	var stored map[string]int
+	deadline := time.Now().Add(120 * time.Second)
+	missing := 0
+	for {
+		stored = map[string]int{}
+		rows, err := c.Query(ctx, "SELECT toString(event_id) FROM events")
+		if err == nil {
+			for rows.Next() {
+				var id string
+				rows.Scan(&id)
+				stored[id]++
+			}
+			rows.Close()
+		}
+		missing = 0
+		for id := range answered {
+			if stored[id] == 0 {
+				missing++
+			}
+		}
+		if missing == 0 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	dups := 0
+	for _, n := range stored {
+		if n > 1 {
+			dups += n - 1
+		}
+	}
+	row := chaosRow{name: name, sent: int(l.sent.Load()), answered: len(answered), stored: len(stored), lost: missing, dup: dups,
+		recovery: time.Since(start), note: note}
+	chaosMu.Lock()
+	chaosRows = append(chaosRows, row)
+	chaosMu.Unlock()
+	if missing > 0 || dups > 0 {
+		t.Errorf("%s: %d answered events lost, %d stored twice", name, missing, dups)
+	}
+	s.verifyExactlyOnce(answered) // also checks the spill drained
+}
+
+// Scenario 1: ClickHouse SIGKILLed for 30 s mid-load, then restarted.
+func TestChaos1ClickHouseKilled(t *testing.T) {
+	s := newStack(t)
+	s.start()
+	l := startLoad(t, s.url, 8, 2000000)
+	l.waitAnswered(t, 2000)
+	s.ch.Kill()
+	time.Sleep(dur("CHAOS_OUTAGE", 30*time.Second))
+	s.ch.Start()
+	l.waitAnswered(t, l.count()+2000)
+	s.settle("1 clickhouse SIGKILL 30s", l, l.finish(), "")
+}
+
+// Scenario 2: ClickHouse frozen with SIGSTOP for 15 s — slow, not dead: inserts time out and spill; nothing is counted twice even though
+// a frozen server may have received the data it later stores.
+func TestChaos2ClickHouseFrozen(t *testing.T) {
+	s := newStack(t)
+	s.start()
+	l := startLoad(t, s.url, 8, 2000000)
+	l.waitAnswered(t, 2000)
+	s.ch.Freeze()
+	time.Sleep(dur("CHAOS_FREEZE", 15*time.Second))
+	s.ch.Thaw()
+	l.waitAnswered(t, l.count()+2000)
+	s.settle("2 clickhouse SIGSTOP 15s", l, l.finish(), "")
+}
+
+// Scenario 3: adtracker SIGTERM mid-load, then restarted.
+func TestChaos3SIGTERM(t *testing.T) {
+	s := newStack(t)
+	s.start()
+	l := startLoad(t, s.url, 8, 2000000)
+	l.waitAnswered(t, 5000)
+	code, took := s.term()
+	if code != 0 {
+		t.Fatalf("exit code %d", code)
+	}
+	s.start()
+	l.waitAnswered(t, l.count()+2000)
+	s.settle("3 adtracker SIGTERM", l, l.finish(), fmt.Sprintf("exit 0 in %v", took.Round(time.Millisecond)))
+}
+
+// Scenario 4: adtracker SIGKILL mid-load, three times in a row.
+func TestChaos4SIGKILLThrice(t *testing.T) {
+	s := newStack(t)
+	s.start()
+	l := startLoad(t, s.url, 8, 2000000)
+	for i := 0; i < 3; i++ {
+		l.waitAnswered(t, l.count()+3000)
+		s.kill()
+		s.start()
+	}
+	l.waitAnswered(t, l.count()+2000)
+	s.settle("4 adtracker SIGKILL x3", l, l.finish(), "")
+}
+
+// Scenario 5: a tiny spill quota while ClickHouse is down → 503 with Retry-After, nothing answered 2xx lost, recovery after restart.
+func TestChaos5SpillQuota(t *testing.T) {
+	s := newStack(t, "ADTRACKER_INGEST_SPILL_MAX_BYTES=300000", "ADTRACKER_INGEST_BATCH_SIZE=500")
+	s.start()
+	s.ch.Kill()
+	l := startLoad(t, s.url, 8, 2000000)
+	deadline := time.Now().Add(30 * time.Second)
+	for l.non2xx.Load() < 100 && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if l.non2xx.Load() < 100 {
+		t.Fatalf("no 503s after the spill quota: %d non-2xx", l.non2xx.Load())
+	}
+	// Check the 503 carries Retry-After and a JSON error.
+	req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+	req.SetRequestURI(s.url + "/ads/impression")
+	req.Header.SetMethod("POST")
+	req.SetBodyString(`{"ad_id":1}`)
+	if err := fasthttp.Do(req, resp); err != nil || resp.StatusCode() != 503 || len(resp.Header.Peek("Retry-After")) == 0 ||
+		!strings.HasPrefix(string(resp.Body()), `{"error":`) {
+		t.Fatalf("over quota: %v %d %q %s", err, resp.StatusCode(), resp.Header.Peek("Retry-After"), resp.Body())
+	}
+	refused := l.non2xx.Load()
+	s.ch.Start()
+	l.waitAnswered(t, l.count()+2000)
+	s.settle("5 spill quota reached", l, l.finish(), fmt.Sprintf("%d answered 503", refused))
+}
+
+// tcpProxy is a loopback proxy that can be taken down and brought back on the same port.
+type tcpProxy struct {
+	mu     sync.Mutex
+	target string
+	addr   string
+	ln     net.Listener
+	conns  map[net.Conn]bool
+}
+
+func newTCPProxy(t *testing.T, target string) *tcpProxy {
+	p := &tcpProxy{target: target, conns: map[net.Conn]bool{}}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.addr = ln.Addr().String()
+	p.serve(ln)
+	t.Cleanup(p.down)
+	return p
+}
+
+func (p *tcpProxy) serve(ln net.Listener) {
+	p.mu.Lock()
+	p.ln = ln
+	p.mu.Unlock()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			s, err := net.Dial("tcp", p.target)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			p.mu.Lock()
+			p.conns[c], p.conns[s] = true, true
+			p.mu.Unlock()
+			go func() { io.Copy(s, c); s.Close() }()
+			go func() { io.Copy(c, s); c.Close() }()
+		}
+	}()
+}
+
+func (p *tcpProxy) down() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.ln != nil {
+		p.ln.Close()
+		p.ln = nil
+	}
+	for c := range p.conns {
+		c.Close()
+	}
+	p.conns = map[net.Conn]bool{}
+}
+
+func (p *tcpProxy) up(t *testing.T) {
+	ln, err := net.Listen("tcp", p.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.serve(ln)
+}
+
+// Scenario 6: Postgres down for 30 s → ingest keeps accepting known ads from the snapshot, the admin API answers 503, and both recover.
+func TestChaos6PostgresDown(t *testing.T) {
+	dsn := pgtest.DSN(t)
+	host := "127.0.0.1:5432"
+	if i := strings.Index(dsn, "@"); i >= 0 {
+		rest := dsn[i+1:]
+		host = rest[:strings.IndexAny(rest, "/?")]
+	}
+	px := newTCPProxy(t, host)
+	proxied := strings.Replace(dsn, "@"+host, "@"+px.addr, 1)
+	s := newStack(t, "ADTRACKER_POSTGRES_DSN="+proxied, "ADTRACKER_ADMIN_TOKEN=chaos-token")
+	s.start()
+	l := startLoad(t, s.url, 8, 2000000)
+	l.waitAnswered(t, 2000)
+	px.down()
+	before := l.count()
+	time.Sleep(2 * time.Second)
+	req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+	req.SetRequestURI(s.url + "/ads")
+	req.Header.SetMethod("POST")
+	req.Header.Set("Authorization", "Bearer chaos-token")
+	req.SetBodyString(`{"name":"x","target_url":"https://example.com","duration_seconds":10}`)
+	if err := fasthttp.DoTimeout(req, resp, 10*time.Second); err != nil || resp.StatusCode() != 503 {
+		t.Fatalf("admin API with Postgres down: %v %d %s", err, resp.StatusCode(), resp.Body())
+	}
+	time.Sleep(dur("CHAOS_OUTAGE", 30*time.Second) - 2*time.Second)
+	during := l.count() - before
+	if during < 1000 {
+		t.Fatalf("only %d events accepted while Postgres was down", during)
+	}
+	px.up(t)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp.Reset()
+		if err := fasthttp.DoTimeout(req, resp, 10*time.Second); err == nil && resp.StatusCode() == 201 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("admin API did not recover: %d %s", resp.StatusCode(), resp.Body())
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	l.waitAnswered(t, l.count()+2000)
+	s.settle("6 postgres down 30s", l, l.finish(), fmt.Sprintf("%d accepted during outage", during))
+}
+
+// Scenario 7: the spill directory's disk fills up while ClickHouse is down → 503, no corruption, recovery.
+func TestChaos7DiskFull(t *testing.T) {
+	mnt := t.TempDir()
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", mnt).CombinedOutput(); err != nil {
+		t.Skipf("cannot mount a small tmpfs (needs root): %v %s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("umount", "-l", mnt).Run() })
+	s := newStack(t, "ADTRACKER_INGEST_BATCH_SIZE=500", "ADTRACKER_INGEST_RING_CAPACITY=4096")
+	s.dataDir = mnt
+	for i, e := range s.env {
+		if strings.HasPrefix(e, "ADTRACKER_INGEST_DATA_DIR=") {
+			s.env[i] = "ADTRACKER_INGEST_DATA_DIR=" + mnt
+		}
+	}
+	s.start()
+	s.ch.Kill()
+	l := startLoad(t, s.url, 8, 2000000)
+	deadline := time.Now().Add(60 * time.Second)
+	for l.non2xx.Load() < 100 && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if l.non2xx.Load() < 100 {
+		t.Fatalf("no 503s with a full disk: %d non-2xx", l.non2xx.Load())
+	}
+	refused := l.non2xx.Load()
+	s.ch.Start()
+	l.waitAnswered(t, l.count()+2000)
+	s.settle("7 spill disk full", l, l.finish(), fmt.Sprintf("%d answered 503", refused))
+}
+
+// Scenario 8: corrupted spill segments at start (the same check as TestE2ECorruptSpillAtStart, reported in the table).
+func TestChaos8CorruptSpill(t *testing.T) {
+	start := time.Now()
+	TestE2ECorruptSpillAtStart(t)
+	chaosMu.Lock()
+	chaosRows = append(chaosRows, chaosRow{name: "8 corrupt spill at start", recovery: time.Since(start),
+		note: "intact records stored once; damaged ones counted (see test log)"})
+	chaosMu.Unlock()
+}
+
+// Scenario 9: hostile clients — malformed JSON, a 10 MB body, slowloris, invalid pixels — each gets its 4xx (or is cut off), and a
+// well-behaved client's p99 stays within 2× of a clean run while nothing extra is stored.
+func TestChaos9HostileClients(t *testing.T) {
+	s := newStack(t, "ADTRACKER_HTTP_READ_TIMEOUT=3s")
+	s.start()
+	measure := func() time.Duration {
+		var lat []time.Duration
+		req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+		for i := 0; i < 2000; i++ {
+			req.Reset()
+			req.SetRequestURI(s.url + "/ads/impression")
+			req.Header.SetMethod("POST")
+			req.SetBodyString(`{"ad_id":1}`)
+			st := time.Now()
+			if err := fasthttp.DoTimeout(req, resp, 5*time.Second); err != nil || resp.StatusCode() != 202 {
+				t.Fatalf("good client: %v %d", err, resp.StatusCode())
+			}
+			lat = append(lat, time.Since(st))
+		}
+		sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+		return lat[len(lat)*99/100]
+	}
+	clean := measure()
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	var bad4xx, badOther sync.Map
+	hostile := func(name string, fn func() int) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				code := fn()
+				// Hostile, not a CPU benchmark: the clients share this 2-core box with the server, so an unpaced loop would
+				// measure the scheduler, not the server's isolation.
+				time.Sleep(2 * time.Millisecond)
+				if code >= 400 && code < 500 || code == -1 {
+					v, _ := bad4xx.LoadOrStore(name, new(int))
+					*v.(*int)++
+				} else {
+					badOther.Store(name, code)
+				}
+			}
+		}()
+	}
+	post := func(path, body string) int {
+		req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+		defer fasthttp.ReleaseRequest(req)
+		defer fasthttp.ReleaseResponse(resp)
+		req.SetRequestURI(s.url + path)
+		req.Header.SetMethod("POST")
+		req.SetBodyString(body)
+		if err := fasthttp.DoTimeout(req, resp, 5*time.Second); err != nil {
+			return -1 // the server closed on us: acceptable for a hostile body
+		}
+		return resp.StatusCode()
+	}
+	hostile("malformed json", func() int { return post("/ads/click", `{"ad_id": 1,,}`) })
+	big := strings.Repeat("x", 10<<20)
+	hostile("10MB body", func() int { return post("/events", big) })
+	hostile("invalid pixel", func() int {
+		code, _, err := fasthttp.Get(nil, s.url+"/t/midpoint?ad_id=abc&pt=-1")
+		if err != nil {
+			return -1
+		}
+		return code
+	})
+	hostile("slowloris", func() int {
+		c, err := net.Dial("tcp", strings.TrimPrefix(s.url, "http://"))
+		if err != nil {
+			return -1
+		}
+		defer c.Close()
+		c.Write([]byte("POST /ads/click HTTP/1.1\r\nHost: x\r\n"))
+		for i := 0; i < 10; i++ {
+			time.Sleep(500 * time.Millisecond)
+			if _, err := c.Write([]byte("X-A: b\r\n")); err != nil {
+				return -1 // cut off by the read timeout
+			}
+		}
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		buf := make([]byte, 64)
+		n, _ := c.Read(buf)
+		if n >= 12 {
+			code, _ := strconv.Atoi(string(buf[9:12]))
+			return code
+		}
+		return -1
+	})
+	time.Sleep(2 * time.Second)
+	under := measure()
+	close(stop)
+	wg.Wait()
+	badOther.Range(func(k, v any) bool {
+		t.Errorf("hostile %s got %v, want a 4xx or a closed connection", k, v)
+		return true
+	})
+	var note []string
+	bad4xx.Range(func(k, v any) bool { note = append(note, fmt.Sprintf("%s:%d", k, *v.(*int))); return true })
+	sort.Strings(note)
+	t.Logf("good client p99 clean %v, under attack %v; refused: %v", clean, under, note)
+	if under > 2*clean+time.Millisecond { // 1 ms absolute floor: µs-level p99s on a shared 2-core box jitter by more than 2×
+		t.Errorf("good client's p99 %v under attack vs %v clean: more than 2×", under, clean)
+	}
+	var stored uint64
+	c := s.conn()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c.QueryRow(context.Background(), "SELECT count() FROM events").Scan(&stored)
+		if stored >= 4000 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if stored != 4000 {
+		t.Errorf("stored %d rows, want exactly the good client's 4000", stored)
+	}
+	chaosMu.Lock()
+	chaosRows = append(chaosRows, chaosRow{name: "9 hostile clients", sent: 4000, answered: 4000, stored: int(stored),
+		note: fmt.Sprintf("p99 %v clean, %v under attack", clean.Round(time.Microsecond), under.Round(time.Microsecond))})
+	chaosMu.Unlock()
+}
+
+// Soak (CHAOS_SOAK=10m): repeats scenarios 1 and 4 against one server process... of each generation, and reports RSS and open files.
+func TestChaosSoak(t *testing.T) {
+	d := dur("CHAOS_SOAK", 0)
+	if d == 0 {
+		t.Skip("set CHAOS_SOAK=10m (make chaos SOAK=10m) to soak")
+	}
+	s := newStack(t)
+	s.start()
+	l := startLoad(t, s.url, 8, 1<<40)
+	rss0, fd0 := procStats(s.srv.Process.Pid)
+	end := time.Now().Add(d)
+	kills := 0
+	for round := 0; time.Now().Before(end); round++ {
+		l.waitAnswered(t, l.count()+3000)
+		if round%2 == 0 {
+			s.ch.Kill()
+			time.Sleep(10 * time.Second)
+			s.ch.Start()
+		} else {
+			s.kill()
+			kills++
+			s.start()
+			rss0, fd0 = procStats(s.srv.Process.Pid) // a new process: compare within its lifetime
+		}
+	}
+	rss1, fd1 := procStats(s.srv.Process.Pid)
+	t.Logf("soak %v: last process RSS %d kB → %d kB, open files %d → %d, %d SIGKILLs", d, rss0, rss1, fd0, fd1, kills)
+	s.settle("soak "+d.String(), l, l.finish(), fmt.Sprintf("RSS %d→%d kB, fds %d→%d", rss0, rss1, fd0, fd1))
+}
+
+func procStats(pid int) (rssKB int, fds int) {
+	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(line, "VmRSS:") {
+			fmt.Sscanf(strings.TrimSpace(strings.TrimPrefix(line, "VmRSS:")), "%d", &rssKB)
+		}
+	}
+	entries, _ := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+	return rssKB, len(entries)
+}
+
+// Runs last (tests run in source order): the table, and the verdict.
+func TestChaosZSummary(t *testing.T) {
+	chaosMu.Lock()
+	defer chaosMu.Unlock()
+	var b strings.Builder
+	fmt.Fprintf(&b, "\n%-28s %8s %10s %8s %6s %10s %10s  %s\n", "scenario", "sent", "answered", "stored", "lost", "duplicated", "recovery", "note")
+	bad := false
+	for _, r := range chaosRows {
+		fmt.Fprintf(&b, "%-28s %8d %10d %8d %6d %10d %10v  %s\n", r.name, r.sent, r.answered, r.stored, r.lost, r.dup, r.recovery.Round(time.Millisecond), r.note)
+		bad = bad || r.lost > 0 || r.dup > 0
+	}
+	fmt.Print(b.String())
+	if out := os.Getenv("CHAOS_REPORT"); out != "" {
+		os.WriteFile(filepath.Clean(out), []byte(b.String()), 0o644)
+	}
+	if bad {
+		t.Fatal("events lost or duplicated")
+	}
+}

@@ -1,0 +1,356 @@
+package loadgen
+
+import (
+	"bytes"
+	"context"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/adtracker/adtracker/ingest"
+	"github.com/adtracker/adtracker/internal/noop"
+)
+
+// fakeIngest decodes requests with the real decoder, like adtracker's handlers, and remembers every event id it accepted.
+type fakeIngest struct {
+	mu       sync.Mutex
+	ids      map[ingest.UUID]ingest.Type
+	xff      map[string]bool
+	bad      []string
+	answer   func(ctx *fasthttp.RequestCtx, n int) bool // optional override; true when it answered
+	requests atomic.Int64
+}
+
+func (f *fakeIngest) handle(ctx *fasthttp.RequestCtx) {
+	f.requests.Add(1)
+	d := &ingest.Decoder{}
+	var got []ingest.Event
+	fail := func(msg string) {
+		f.mu.Lock()
+		f.bad = append(f.bad, msg)
+		f.mu.Unlock()
+		ctx.SetStatusCode(400)
+	}
+	path := string(ctx.Path())
+	switch {
+	case path == "/healthz":
+		return
+	case path == "/ads/impression" || path == "/ads/click":
+		typ := ingest.TypeImpression
+		if path == "/ads/click" {
+			typ = ingest.TypeClick
+		}
+		var e ingest.Event
+		if ferr := d.DecodeJSON(ctx.PostBody(), typ, &e); ferr != nil {
+			fail(ferr.Msg)
+			return
+		}
+		got = append(got, e)
+	case path == "/events":
+		ndjson := bytes.HasPrefix(ctx.Request.Header.ContentType(), []byte("application/x-ndjson"))
+		top := d.DecodeBatch(ctx.PostBody(), ndjson, &ingest.Event{}, func(i int, e *ingest.Event, ferr *ingest.FieldError) {
+			if ferr != nil {
+				fail(ferr.Msg)
+				return
+			}
+			got = append(got, *e)
+		})
+		if top != nil {
+			fail(top.Msg)
+			return
+		}
+	case strings.HasPrefix(path, "/t/"):
+		var e ingest.Event
+		if ferr := d.DecodePixel(ctx.QueryArgs(), ingest.ParseType([]byte(path[3:])), &e); ferr != nil {
+			fail(ferr.Msg)
+			return
+		}
+		got = append(got, e)
+		f.mu.Lock()
+		f.xff[string(ctx.Request.Header.Peek("X-Forwarded-For"))] = true
+		f.mu.Unlock()
+	default:
+		ctx.SetStatusCode(404)
+		return
+	}
+	if f.answer != nil && f.answer(ctx, len(got)) {
+		return
+	}
+	f.mu.Lock()
+	for _, e := range got {
+		if _, dup := f.ids[e.ID]; dup {
+			f.bad = append(f.bad, "duplicate id "+e.ID.String())
+		}
+		f.ids[e.ID] = e.Type
+	}
+	f.mu.Unlock()
+	ctx.SetStatusCode(202)
+	if path == "/events" {
+		ctx.SetBodyString(`{"accepted":` + strconv.Itoa(len(got)) + `,"rejected":0,"errors":[]}`)
+	}
+}
+
+func startServer(t *testing.T, h fasthttp.RequestHandler) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &fasthttp.Server{Handler: h}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Shutdown() })
+	return "http://" + ln.Addr().String()
+}
+
+func newFake() *fakeIngest {
+	return &fakeIngest{ids: map[ingest.UUID]ingest.Type{}, xff: map[string]bool{}}
+}
+
+func TestRunEveryModeDeliversDecodableEvents(t *testing.T) {
+	f := func(mode Mode, batch int, ndjson bool, count int64) {
+		t.Helper()
+		fake := newFake()
+		url := startServer(t, fake.handle)
+		res, err := Run(context.Background(), Config{
+			URL: url, Mode: mode, Batch: batch, NDJSON: ndjson, Conns: 8, Count: count,
+			Traffic: TrafficConfig{Ads: []uint64{5, 6, 7}, Seed: 1},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(fake.bad) > 0 {
+			t.Fatalf("%s: server rejected: %v", mode, fake.bad[:min(3, len(fake.bad))])
+		}
+		if res.Events < uint64(count) || res.Events >= uint64(count)+uint64(max(batch, 1)) {
+			t.Fatalf("%s: sent %d events for --count %d", mode, res.Events, count)
+		}
+		if res.Acked != res.Events || uint64(len(fake.ids)) != res.Acked || res.Refused+res.Unknown+res.NetErrors != 0 {
+			t.Fatalf("%s: acked %d of %d, server stored %d, refused %d unknown %d", mode, res.Acked, res.Events, len(fake.ids),
+				res.Refused, res.Unknown)
+		}
+		for id, typ := range fake.ids {
+			if !strings.HasPrefix(id.String(), res.Prefix) {
+				t.Fatalf("%s: id %s lacks the run prefix %s", mode, id, res.Prefix)
+			}
+			if mode == ModeSingle && typ != ingest.TypeImpression && typ != ingest.TypeClick {
+				t.Fatalf("single mode sent a %s", typ)
+			}
+		}
+		if res.Latency.Count() != res.Requests || res.Status[202] != res.Requests {
+			t.Fatalf("%s: %d latencies and %v statuses for %d requests", mode, res.Latency.Count(), res.Status, res.Requests)
+		}
+		if mode == ModePixel && len(fake.xff) < 100 {
+			t.Fatalf("pixel: only %d distinct X-Forwarded-For addresses", len(fake.xff))
+		}
+	}
+	f(ModeSingle, 0, false, 2000)
+	f(ModePixel, 0, false, 2000)
+	f(ModeBatch, 100, true, 5000)
+	f(ModeBatch, 37, false, 1000)
+}
+
+// A 503 to a batch says from which item on nothing was stored; the loader books the items before it as acked and the rest as
+// refused, and hands the refused ids to the verifier.
+func TestBatchPartialRefusal(t *testing.T) {
+	fake := newFake()
+	fake.answer = func(ctx *fasthttp.RequestCtx, n int) bool {
+		ctx.SetStatusCode(503)
+		ctx.SetBodyString(`{"error":"ingest queue full","retry_from_index":30,"accepted":30,"rejected":0,"errors":[]}`)
+		return true
+	}
+	url := startServer(t, fake.handle)
+	res, err := Run(context.Background(), Config{URL: url, Mode: ModeBatch, Batch: 100, NDJSON: true, Conns: 2, Count: 1000,
+		Traffic: TrafficConfig{Ads: []uint64{1}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Acked != 300 || res.Refused != 700 || len(res.RefusedIDs) != 700 || res.Status[503] != 10 {
+		t.Fatalf("acked %d refused %d (%d ids) statuses %v; want 300, 700, 10×503", res.Acked, res.Refused, len(res.RefusedIDs), res.Status)
+	}
+}
+
+// A server that stops answering leaves the events unknown (maybe stored), never acked.
+func TestUnansweredAreUnknown(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.Close() // accept and hang up
+		}
+	}()
+	res, err := Run(context.Background(), Config{URL: "http://" + ln.Addr().String(), Mode: ModeSingle, Conns: 2, Count: 20,
+		Timeout: time.Second, Traffic: TrafficConfig{Ads: []uint64{1}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Acked != 0 || res.Unknown != 20 || res.NetErrors != 20 || len(res.UnknownIDs) != 20 {
+		t.Fatalf("acked %d unknown %d net errors %d ids %d; want 0 20 20 20", res.Acked, res.Unknown, res.NetErrors, len(res.UnknownIDs))
+	}
+}
+
+// Open loop: latency counts from the scheduled send, so it is never below the service time, and the run takes its schedule.
+func TestOpenLoopLatencyIncludesSchedule(t *testing.T) {
+	fake := newFake()
+	url := startServer(t, fake.handle)
+	res, err := Run(context.Background(), Config{URL: url, Mode: ModeSingle, Conns: 4, Count: 200, Rate: 1000,
+		Traffic: TrafficConfig{Ads: []uint64{1}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Requests != 200 || res.Latency.Percentile(50) < res.Service.Percentile(50) || res.Latency.Max() < res.Service.Max() {
+		t.Fatalf("requests %d, latency p50 %d max %d vs service p50 %d max %d", res.Requests, res.Latency.Percentile(50),
+			res.Latency.Max(), res.Service.Percentile(50), res.Service.Max())
+	}
+	// The 200th request is scheduled 199 ms after the first: the run cannot be shorter.
+	if res.Elapsed < 199*time.Millisecond {
+		t.Fatalf("200 requests at 1000/s took %v", res.Elapsed)
+	}
+	s := res.Summary()
+	if s.Service == nil || s.TargetRate != 1000 {
+		t.Fatalf("summary %+v lacks open-loop fields", s)
+	}
+}
+
+func TestGetModeRotatesPaths(t *testing.T) {
+	var mu sync.Mutex
+	seen := map[string]int{}
+	url := startServer(t, func(ctx *fasthttp.RequestCtx) {
+		mu.Lock()
+		seen[string(ctx.RequestURI())]++
+		mu.Unlock()
+	})
+	res, err := Run(context.Background(), Config{URL: url, Mode: ModeGet, Conns: 1, Count: 10, Paths: []string{"/a?x=1", "/b"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if seen["/a?x=1"] != 5 || seen["/b"] != 5 || res.Events != 0 || res.Status[200] != 10 {
+		t.Fatalf("seen %v, events %d, status %v", seen, res.Events, res.Status)
+	}
+}
+
+func TestConfigErrors(t *testing.T) {
+	f := func(c Config, want string) {
+		t.Helper()
+		if _, err := Run(context.Background(), c); err == nil || !strings.Contains(err.Error(), want) {
+			t.Fatalf("%+v: error %v, want %q", c, err, want)
+		}
+	}
+	f(Config{URL: "http://127.0.0.1:1", Mode: "bulk"}, "mode must be")
+	f(Config{URL: "http://127.0.0.1:1"}, "no ad ids")
+	f(Config{URL: "https://x", Traffic: TrafficConfig{Ads: []uint64{1}}}, "http://host:port")
+	f(Config{URL: "http://127.0.0.1:1", Mode: ModeGet}, "at least one path")
+	f(Config{URL: "http://127.0.0.1:1", Rate: -1, Traffic: TrafficConfig{Ads: []uint64{1}}}, "rate")
+}
+
+func TestParseAds(t *testing.T) {
+	f := func(in string, want []uint64, ok bool) {
+		t.Helper()
+		got, err := ParseAds(in)
+		if (err == nil) != ok || len(got) != len(want) {
+			t.Fatalf("ParseAds(%q) = %v, %v", in, got, err)
+		}
+		for i := range want {
+			if got[i] != want[i] {
+				t.Fatalf("ParseAds(%q) = %v", in, got)
+			}
+		}
+	}
+	f("1,2, 3", []uint64{1, 2, 3}, true)
+	f("7", []uint64{7}, true)
+	f("", nil, false)
+	f("1,x", nil, false)
+	f("0", nil, false)
+}
+
+func TestFetchAdsFollowsPages(t *testing.T) {
+	url := startServer(t, func(ctx *fasthttp.RequestCtx) {
+		if string(ctx.QueryArgs().Peek("after")) == "" {
+			ctx.Response.Header.Set("Link", `</ads?status=active&limit=2&after=2>; rel="next"`)
+			ctx.SetBodyString(`[{"id":1,"name":"a"},{"id":2,"name":"b"}]`)
+			return
+		}
+		ctx.SetBodyString(`[{"id":9}]`)
+	})
+	ids, err := FetchAds(url)
+	if err != nil || len(ids) != 3 || ids[2] != 9 {
+		t.Fatalf("FetchAds = %v, %v", ids, err)
+	}
+}
+
+// sendOne is the loop body: build, send, time, book.
+func (w *worker) sendOne(k uint64) {
+	w.build(k)
+	t0 := w.g.now()
+	err := w.g.client.Do(w.req, w.resp)
+	w.lat.Record(uint64(w.g.now() - t0))
+	w.classify(err)
+}
+
+func benchWorker(tb testing.TB, mode Mode, batch int) *worker {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	srv := noop.NewServer()
+	go srv.Serve(ln)
+	tb.Cleanup(func() { srv.Shutdown() })
+	c := &Config{URL: "http://" + ln.Addr().String(), Mode: mode, Batch: batch, NDJSON: true, Conns: 1,
+		Traffic: TrafficConfig{Ads: []uint64{1, 2, 3, 4}}}
+	if err := c.normalize(); err != nil {
+		tb.Fatal(err)
+	}
+	_, base, _ := target(c.URL)
+	g := &group{cfg: c, base: base, epoch: time.Now()}
+	g.client = &fasthttp.HostClient{Addr: ln.Addr().String(), MaxConns: 1, MaxIdemponentCallAttempts: 1, NoDefaultUserAgentHeader: true}
+	g.idsLeft.Store(TrackedIDsMax)
+	return newWorker(g, 0)
+}
+
+// The send loop must not allocate per request: everything is built in the worker's buffers and fasthttp reuses its own. The noop
+// server runs in this process, so its allocations would count too; it has none either once warm.
+func TestSendLoopAllocs(t *testing.T) {
+	if raceEnabled {
+		t.Skip("allocation counts are meaningless under the race detector")
+	}
+	for _, mode := range []Mode{ModeSingle, ModePixel, ModeBatch} {
+		w := benchWorker(t, mode, 50)
+		for k := uint64(0); k < 100; k++ {
+			w.sendOne(k)
+		}
+		if n := testing.AllocsPerRun(500, func() { w.sendOne(1) }); n > 0.05 {
+			t.Errorf("%s: %.2f allocations per request", mode, n)
+		}
+		if w.acked.Load() == 0 || w.netErr > 0 {
+			t.Fatalf("%s: acked %d, errors %d", mode, w.acked.Load(), w.netErr)
+		}
+	}
+}
+
+func BenchmarkSendSingle(b *testing.B) {
+	w := benchWorker(b, ModeSingle, 0)
+	b.ReportAllocs()
+	for k := uint64(0); b.Loop(); k++ {
+		w.sendOne(k)
+	}
+}
+
+func BenchmarkSendBatch100(b *testing.B) {
+	w := benchWorker(b, ModeBatch, 100)
+	b.ReportAllocs()
+	for k := uint64(0); b.Loop(); k++ {
+		w.sendOne(k)
+	}
+}

@@ -1,0 +1,186 @@
+package loadgen
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/fasthttp/router"
+	"github.com/valyala/fasthttp"
+
+	"github.com/adtracker/adtracker/ingest"
+	"github.com/adtracker/adtracker/ingest/pipeline"
+	"github.com/adtracker/adtracker/internal/testenv"
+	"github.com/adtracker/adtracker/migrations"
+	chstore "github.com/adtracker/adtracker/storage/clickhouse"
+)
+
+type anyAd struct{}
+
+func (anyAd) Lookup(uint64) (ingest.Ad, bool) { return ingest.Ad{Accepts: true}, true }
+
+// lossy answers 2xx but drops every nth event: the bug --verify exists to catch.
+type lossy struct {
+	next ingest.Enqueuer
+	n    atomic.Int64
+	i    atomic.Int64
+}
+
+func (l *lossy) Enqueue(e *ingest.Event) error {
+	if n := l.n.Load(); n > 0 && l.i.Add(1)%n == 0 {
+		return nil
+	}
+	return l.next.Enqueue(e)
+}
+
+// ingestStack is adtracker's ingest path in process — real handlers, real pipeline, real ClickHouse sink — on a fresh database.
+type ingestStack struct {
+	url  string
+	vc   VerifyConfig
+	db   *chstore.DB
+	loss *lossy
+}
+
+func newIngestStack(t *testing.T) *ingestStack {
+	t.Helper()
+	addr, database := testenv.ClickHouseDB(t)
+	ctx := context.Background()
+	db, err := chstore.Open(ctx, chstore.Config{Addr: addr, Database: database}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	files, err := migrations.ClickHouse()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Migrate(ctx, files); err != nil {
+		t.Fatal(err)
+	}
+	pcfg := pipeline.Defaults()
+	pcfg.Dir = t.TempDir()
+	pcfg.RingCapacity = 1 << 14
+	pcfg.FlushInterval = 50 * time.Millisecond
+	pipe, err := pipeline.Open(pcfg, chstore.NewSink(db), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &ingestStack{db: db, loss: &lossy{next: pipe}}
+	h := &ingest.Handlers{Decoder: &ingest.Decoder{}, Queue: s.loss, Catalog: anyAd{}, IDs: ingest.NewIDs()}
+	r := router.New()
+	h.Register(r)
+	r.GET("/healthz", func(*fasthttp.RequestCtx) {})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &fasthttp.Server{Handler: r.Handler}
+	go srv.Serve(ln)
+	t.Cleanup(func() {
+		srv.Shutdown()
+		pipe.Close(context.Background())
+	})
+	s.url = "http://" + ln.Addr().String()
+	s.vc = VerifyConfig{Addr: addr, Database: database, Stall: 3 * time.Second, Settle: 300 * time.Millisecond, Timeout: time.Minute}
+	return s
+}
+
+func (s *ingestStack) run(t *testing.T, c Config) (*Result, *VerifyResult) {
+	t.Helper()
+	c.URL = s.url
+	c.Conns = 4
+	c.Traffic.Ads = []uint64{11, 12, 13}
+	res, err := Run(context.Background(), c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := Verify(context.Background(), s.vc, res)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res, v
+}
+
+func TestVerifyAgainstClickHouse(t *testing.T) {
+	s := newIngestStack(t)
+
+	res, v := s.run(t, Config{Mode: ModeSingle, Count: 3000})
+	if !v.OK || v.Acked != 3000 || v.StoredAcked != 3000 || v.Rows != 3000 || v.Missing != 0 || v.E2ERate <= 0 {
+		t.Fatalf("single: %+v", v)
+	}
+
+	_, vb := s.run(t, Config{Mode: ModeBatch, Batch: 100, NDJSON: true, Count: 2000})
+	if !vb.OK || vb.StoredAcked != 2000 {
+		t.Fatalf("batch: %+v", vb)
+	}
+
+	// Stored twice: three of the first run's rows copied once more.
+	err := s.db.Conn.Exec(context.Background(), fmt.Sprintf(
+		"INSERT INTO events SELECT * FROM events WHERE startsWith(toString(event_id), '%s') LIMIT 3", res.Prefix))
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := Verify(context.Background(), s.vc, res)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again.OK || again.Duplicates != 3 || again.Missing != 0 {
+		t.Fatalf("after duplicating 3 rows: %+v", again)
+	}
+
+	// Answered 202, never stored.
+	s.loss.n.Store(100)
+	_, vl := s.run(t, Config{Mode: ModePixel, Count: 1000})
+	if vl.OK || vl.Missing != 10 || vl.StoredAcked != 990 {
+		t.Fatalf("with every 100th event dropped: %+v", vl)
+	}
+}
+
+// Events the server refused must not be counted as stored, and ones it refused but stored anyway are a mismatch.
+func TestVerifyRefusedEvents(t *testing.T) {
+	s := newIngestStack(t)
+	res, v := s.run(t, Config{Mode: ModeSingle, Count: 500})
+	if !v.OK {
+		t.Fatalf("%+v", v)
+	}
+	// Pretend the server had answered 503 to 20 of them: they are stored, so the check must say so.
+	evs := make([]ingest.UUID, 0, 20)
+	rows, err := s.db.Conn.Query(context.Background(), fmt.Sprintf(
+		"SELECT toString(event_id) FROM events WHERE startsWith(toString(event_id), '%s') LIMIT 20", res.Prefix))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var s string
+		if err := rows.Scan(&s); err != nil {
+			t.Fatal(err)
+		}
+		u, err := ingest.ParseUUID([]byte(s))
+		if err != nil {
+			t.Fatal(err)
+		}
+		evs = append(evs, u)
+	}
+	rows.Close()
+	res.RefusedIDs = evs
+	res.Acked -= 20
+	v2, err := Verify(context.Background(), s.vc, res)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v2.OK || v2.RefusedStored != 20 || v2.StoredAcked != 480 || v2.Missing != 0 {
+		t.Fatalf("refused but stored: %+v", v2)
+	}
+	// The same 20 as unknown (timeouts): stored or not, that is fine.
+	res.UnknownIDs, res.RefusedIDs = evs, nil
+	v3, err := Verify(context.Background(), s.vc, res)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !v3.OK || v3.UnknownStored != 20 {
+		t.Fatalf("unknown and stored: %+v", v3)
+	}
+}

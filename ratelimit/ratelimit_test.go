@@ -1,0 +1,341 @@
+package ratelimit
+
+import (
+	"encoding/binary"
+	"net"
+	"net/netip"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+	"github.com/valyala/fasthttp"
+
+	"github.com/adtracker/adtracker/ingest"
+)
+
+// fakeClock is advanced by hand; atomic because concurrent tests read it from many goroutines.
+type fakeClock struct{ ns atomic.Int64 }
+
+func (c *fakeClock) now() time.Time          { return time.Unix(0, c.ns.Load()) }
+func (c *fakeClock) advance(d time.Duration) { c.ns.Add(int64(d)) }
+func newLimiter(t testing.TB, cfg Config) (*Limiter, *fakeClock) {
+	t.Helper()
+	clk := &fakeClock{}
+	clk.ns.Store(time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC).UnixNano())
+	cfg.Now = clk.now
+	l, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l, clk
+}
+
+func ip(s string) [16]byte { return netip.MustParseAddr(s).As16() }
+
+// v4 returns the n-th IPv4 address of 10.0.0.0/8, IPv4-mapped as ingest stores it.
+func v4(n uint32) [16]byte {
+	var a [4]byte
+	binary.BigEndian.PutUint32(a[:], 0x0a000000|n)
+	return netip.AddrFrom4(a).As16()
+}
+
+func TestBucket(t *testing.T) {
+	l, clk := newLimiter(t, Config{Ingest: Rule{RPS: 2, Burst: 3}})
+	a := ip("192.0.2.1")
+	f := func(wantOK bool, wantRetry time.Duration) {
+		t.Helper()
+		ok, retry := l.Allow(Ingest, a)
+		if ok != wantOK || retry != wantRetry {
+			t.Fatalf("Allow = %v, %v; want %v, %v", ok, retry, wantOK, wantRetry)
+		}
+	}
+	f(true, 0)
+	f(true, 0)
+	f(true, 0) // burst of 3 spent
+	f(false, 500*time.Millisecond)
+	clk.advance(200 * time.Millisecond) // 0.4 token
+	f(false, 300*time.Millisecond)
+	clk.advance(300 * time.Millisecond) // 1 token
+	f(true, 0)
+	f(false, 500*time.Millisecond)
+	clk.advance(time.Hour) // refills to the burst, not beyond
+	f(true, 0)
+	f(true, 0)
+	f(true, 0)
+	f(false, 500*time.Millisecond)
+	// Another client and another class have their own buckets.
+	if ok, _ := l.Allow(Ingest, ip("192.0.2.2")); !ok {
+		t.Fatal("second client limited by the first")
+	}
+	if ok, _ := l.Allow(Query, a); !ok {
+		t.Fatal("disabled class limited")
+	}
+}
+
+func TestClassesExemptAndIPv6(t *testing.T) {
+	l, _ := newLimiter(t, Config{
+		Ingest: Rule{RPS: 1, Burst: 1}, Query: Rule{RPS: 1}, Admin: Rule{RPS: 0, Burst: 5},
+		Exempt: []string{"127.0.0.0/8", "::1", "198.51.100.7"},
+	})
+	f := func(c Class, addr string, wantSecond bool) {
+		t.Helper()
+		a := ip(addr)
+		if ok, _ := l.Allow(c, a); !ok {
+			t.Fatalf("%s %s: first request refused", c, addr)
+		}
+		if ok, _ := l.Allow(c, a); ok != wantSecond {
+			t.Fatalf("%s %s: second request allowed=%v, want %v", c, addr, ok, wantSecond)
+		}
+	}
+	f(Ingest, "192.0.2.9", false)
+	f(Query, "192.0.2.9", false) // Burst 0 → ceil(RPS) = 1, and its own budget
+	f(Admin, "192.0.2.9", true)  // RPS 0 disables
+	f(None, "192.0.2.9", true)
+	f(Ingest, "127.0.0.1", true)
+	f(Ingest, "127.8.9.10", true)
+	f(Ingest, "::1", true)
+	f(Ingest, "198.51.100.7", true)
+	f(Ingest, "198.51.100.8", false)
+	// One /64 is one client; the next /64 is another.
+	if ok, _ := l.Allow(Ingest, ip("2001:db8:1:2::1")); !ok {
+		t.Fatal("first v6 refused")
+	}
+	if ok, _ := l.Allow(Ingest, ip("2001:db8:1:2:ffff::9")); ok {
+		t.Fatal("same /64 not shared")
+	}
+	if ok, _ := l.Allow(Ingest, ip("2001:db8:1:3::1")); !ok {
+		t.Fatal("neighbouring /64 shared")
+	}
+	// ::ffff:a.b.c.d is IPv4 and counted per address.
+	if ok, _ := l.Allow(Ingest, ip("203.0.113.1")); !ok {
+		t.Fatal("v4 refused")
+	}
+	if ok, _ := l.Allow(Ingest, ip("203.0.113.2")); !ok {
+		t.Fatal("v4 neighbour shared a bucket")
+	}
+	if _, err := New(Config{Exempt: []string{"10.0.0.0/33"}}); err == nil || !strings.Contains(err.Error(), "ratelimit.exempt") {
+		t.Fatalf("bad exempt accepted: %v", err)
+	}
+	if _, err := New(Config{Ingest: Rule{RPS: -1}}); err == nil {
+		t.Fatal("negative rps accepted")
+	}
+}
+
+func TestClassOf(t *testing.T) {
+	f := func(method, pattern string, want Class) {
+		t.Helper()
+		if got := ClassOf(method, pattern); got != want {
+			t.Fatalf("ClassOf(%s %s) = %s, want %s", method, pattern, got, want)
+		}
+	}
+	f("GET", "/healthz", None)
+	f("GET", "/readyz", None)
+	f("GET", "/metrics", None)
+	f("POST", "/ads/click", Ingest)
+	f("POST", "/ads/impression", Ingest)
+	f("POST", "/events", Ingest)
+	f("GET", "/t/{event}", Ingest)
+	f("GET", "/c/{id}", Ingest)
+	f("GET", "/ads", Query)
+	f("GET", "/ads/{id}", Query)
+	f("GET", "/ads/analytics", Query)
+	f("GET", "/ads/{id}/timeseries", Query)
+	f("POST", "/ads", Admin)
+	f("PUT", "/ads/{id}", Admin)
+	f("PATCH", "/ads/{id}", Admin)
+	f("DELETE", "/ads/{id}", Admin)
+}
+
+// With a frozen clock exactly Burst requests pass however many goroutines race for the bucket.
+func TestConcurrentExactBurst(t *testing.T) {
+	l, _ := newLimiter(t, Config{Ingest: Rule{RPS: 1, Burst: 500}})
+	a := ip("192.0.2.44")
+	var passed atomic.Int64
+	var wg sync.WaitGroup
+	for g := 0; g < 8; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 1000; i++ {
+				if ok, _ := l.Allow(Ingest, a); ok {
+					passed.Add(1)
+				}
+				l.Allow(Ingest, v4(uint32(g*1000+i))) // other clients in other shards at the same time
+			}
+		}()
+	}
+	wg.Wait()
+	if passed.Load() != 500 {
+		t.Fatalf("%d requests passed, want exactly the burst of 500", passed.Load())
+	}
+}
+
+func counterValue(t *testing.T, c prometheus.Counter) float64 {
+	t.Helper()
+	var m dto.Metric
+	if err := c.Write(&m); err != nil {
+		t.Fatal(err)
+	}
+	return m.GetCounter().GetValue()
+}
+
+func heapAlloc() uint64 {
+	runtime.GC()
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return ms.HeapAlloc
+}
+
+// A million distinct clients are all tracked, then swept once their buckets have refilled, and the maps give their memory back.
+func TestMillionAddressesEvicted(t *testing.T) {
+	const n = 1_000_000
+	l, clk := newLimiter(t, Config{Ingest: Rule{RPS: 50, Burst: 200}, MaxTracked: 2 * n})
+	base := heapAlloc()
+	for i := uint32(0); i < n; i++ {
+		if ok, _ := l.Allow(Ingest, v4(i)); !ok {
+			t.Fatalf("client %d refused on its first request", i)
+		}
+	}
+	if got := l.Tracked(Ingest); got != n {
+		t.Fatalf("tracked %d, want %d", got, n)
+	}
+	peak := heapAlloc()
+	t.Logf("1M buckets: %.1f MB heap, %.0f bytes per client", float64(peak-base)/1e6, float64(peak-base)/n)
+
+	clk.advance(3 * time.Second) // burst/rps = 4 s: not refilled yet, nothing may go
+	l.Sweep()
+	if got := l.Tracked(Ingest); got != n {
+		t.Fatalf("sweep before refill dropped buckets: %d left", got)
+	}
+	clk.advance(time.Second)
+	l.Sweep()
+	if got := l.Tracked(Ingest); got != 0 {
+		t.Fatalf("after refill time %d buckets left", got)
+	}
+	after := heapAlloc()
+	if grew := int64(after) - int64(base); grew > int64(peak-base)/10 {
+		t.Fatalf("heap still %d bytes above the start after eviction (peak was %d above): maps not rebuilt", grew, peak-base)
+	}
+	// The table still works after rebuilding.
+	if ok, _ := l.Allow(Ingest, v4(7)); !ok {
+		t.Fatal("refused after sweep")
+	}
+}
+
+// A table at its bound lets new clients through untracked (counted), keeps the bound, and makes room once old buckets have refilled.
+func TestMaxTrackedBound(t *testing.T) {
+	const n, bound = 1_000_000, 64 * 1000
+	l, clk := newLimiter(t, Config{Ingest: Rule{RPS: 10, Burst: 10}, MaxTracked: bound})
+	for i := uint32(0); i < n; i++ {
+		if ok, _ := l.Allow(Ingest, v4(i)); !ok {
+			t.Fatalf("client %d refused on its first request", i)
+		}
+	}
+	// Exactly the bound: every shard filled up, so the hash spreads sequential addresses over all 64 shards.
+	if got := l.Tracked(Ingest); got != bound {
+		t.Fatalf("tracked %d, want the bound %d", got, bound)
+	}
+	if got := counterValue(t, l.untracked[Ingest]); got != n-bound {
+		t.Fatalf("untracked counter %v, want %d", got, n-bound)
+	}
+	// Refill time is 1 s: after it the first new client of a full shard sweeps it and is tracked.
+	clk.advance(time.Second)
+	newcomer := v4(n + 1)
+	l.Allow(Ingest, newcomer)
+	l.Allow(Ingest, newcomer)
+	s := &l.tables[Ingest].shards[shardOf(key(newcomer))]
+	s.mu.Lock()
+	_, tracked := s.m[newcomer]
+	left := len(s.m)
+	s.mu.Unlock()
+	if !tracked || left != 1 {
+		t.Fatalf("full shard not swept inline: newcomer tracked=%v, shard holds %d", tracked, left)
+	}
+}
+
+func TestCheckAnswers429AndUsesProxyRule(t *testing.T) {
+	proxies, err := ingest.ParseProxies([]string{"10.0.0.0/8"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, _ := newLimiter(t, Config{Ingest: Rule{RPS: 0.5, Burst: 1}, Proxies: proxies})
+	do := func(peer, xff string) *fasthttp.RequestCtx {
+		var ctx fasthttp.RequestCtx
+		var req fasthttp.Request
+		req.Header.SetMethod("POST")
+		req.SetRequestURI("/ads/click")
+		if xff != "" {
+			req.Header.Set("X-Forwarded-For", xff)
+		}
+		ctx.Init(&req, &net.TCPAddr{IP: net.ParseIP(peer), Port: 5000}, nil)
+		called := false
+		l.Wrap(Ingest, func(*fasthttp.RequestCtx) { called = true })(&ctx)
+		if called != (ctx.Response.StatusCode() == 200) {
+			t.Fatalf("handler called=%v with status %d", called, ctx.Response.StatusCode())
+		}
+		return &ctx
+	}
+	f := func(peer, xff string, wantStatus int) {
+		t.Helper()
+		ctx := do(peer, xff)
+		if got := ctx.Response.StatusCode(); got != wantStatus {
+			t.Fatalf("peer %s xff %q: status %d, want %d", peer, xff, got, wantStatus)
+		}
+		if wantStatus == 429 {
+			if ra := string(ctx.Response.Header.Peek("Retry-After")); ra != "2" {
+				t.Fatalf("Retry-After %q, want 2", ra)
+			}
+			body := string(ctx.Response.Body())
+			if !strings.HasPrefix(body, `{"error":"rate limit exceeded`) || !strings.HasPrefix(string(ctx.Response.Header.ContentType()), "application/json") {
+				t.Fatalf("429 body %q type %q", body, ctx.Response.Header.ContentType())
+			}
+		}
+	}
+	// Behind the trusted proxy each X-Forwarded-For client has its own bucket.
+	f("10.1.1.1", "203.0.113.5", 200)
+	f("10.1.1.1", "203.0.113.5", 429)
+	f("10.1.1.1", "203.0.113.6", 200)
+	f("10.2.2.2", "203.0.113.6", 429) // another proxy, same client
+	// An untrusted peer's header is ignored: forging it does not buy a new bucket.
+	f("198.51.100.1", "203.0.113.7", 200)
+	f("198.51.100.1", "203.0.113.8", 429)
+	if got := counterValue(t, l.limited[Ingest]); got != 3 {
+		t.Fatalf("limited counter %v, want 3", got)
+	}
+}
+
+func BenchmarkAllowKnownClient(b *testing.B) {
+	l, err := New(Config{Ingest: Rule{RPS: 1e9, Burst: 1e9}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	a := ip("192.0.2.1")
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		l.Allow(Ingest, a)
+	}
+}
+
+// Many clients from all cores: the sharded tables are what keeps this from serialising.
+func BenchmarkAllowParallel(b *testing.B) {
+	l, err := New(Config{Ingest: Rule{RPS: 1e9, Burst: 1e9}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	var next atomic.Uint32
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		base := next.Add(1) << 16
+		i := uint32(0)
+		for pb.Next() {
+			l.Allow(Ingest, v4(base|i&0x3ff))
+			i++
+		}
+	})
+}

@@ -1,0 +1,306 @@
+package server
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"sort"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/fasthttp/router"
+	"github.com/valyala/fasthttp"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/adtracker/adtracker/ingest"
+	"github.com/adtracker/adtracker/ratelimit"
+)
+
+// HeaderRequestID carries the request id: echoed when the client (or a proxy) sends a valid one, generated otherwise; on every
+// response, and in every log line the server writes about a request.
+const HeaderRequestID = "X-Request-ID"
+
+const maxRequestIDLen = 128
+
+// RequestID returns the current request's id. Valid until the handler returns; copy it to keep it.
+func RequestID(ctx *fasthttp.RequestCtx) []byte { return ctx.Response.Header.Peek(HeaderRequestID) }
+
+// routeKey is the user value under which a route wrapper leaves its *route for the middleware: a pointer key and a pointer value,
+// so setting it allocates nothing (the router's own SaveMatchedRoutePath boxes two strings per request).
+var routeKey any = new(byte)
+
+// build copies Router's routes into a fresh router, wrapping each handler with its route's pre-resolved metrics and rate-limit class,
+// and puts the middleware around it. The handlers are found with Router.Lookup on the pattern itself — a literal "{id}" matches the
+// parameter it names — which fails only for regexp parameters ("{id:[0-9]+}"); no route uses them, and build reports one if it
+// appears.
+func (s *Server) build() (fasthttp.RequestHandler, error) {
+	src := s.Router
+	r := router.New()
+	r.RedirectTrailingSlash = src.RedirectTrailingSlash
+	r.RedirectFixedPath = src.RedirectFixedPath
+	r.HandleMethodNotAllowed = src.HandleMethodNotAllowed
+	r.HandleOPTIONS = true
+	r.GlobalOPTIONS = s.options
+	r.NotFound = src.NotFound
+	r.MethodNotAllowed = src.MethodNotAllowed
+	r.PanicHandler = src.PanicHandler
+	list := src.List()
+	methodNames := make([]string, 0, len(list))
+	for m := range list {
+		methodNames = append(methodNames, m)
+	}
+	sort.Strings(methodNames)
+	var scratch fasthttp.RequestCtx
+	for _, method := range methodNames {
+		for _, pattern := range list[method] {
+			h, _ := src.Lookup(method, pattern, &scratch)
+			scratch.ResetUserValues()
+			if h == nil {
+				return nil, fmt.Errorf("server: cannot instrument route %s %s (regexp path parameters are not supported)", method, pattern)
+			}
+			label := method
+			if method == router.MethodWild {
+				label = "ANY"
+			}
+			r.Handle(method, pattern, s.instrument(s.metrics.route(pattern, label), s.opt.RouteClass(method, pattern), h))
+		}
+	}
+	inner := r.Handler
+	return func(ctx *fasthttp.RequestCtx) { s.serve(ctx, inner) }, nil
+}
+
+func (s *Server) instrument(rt *route, class ratelimit.Class, h fasthttp.RequestHandler) fasthttp.RequestHandler {
+	lim := s.opt.Limiter
+	if lim == nil || !lim.Enabled(class) {
+		return func(ctx *fasthttp.RequestCtx) {
+			ctx.SetUserValue(routeKey, rt)
+			h(ctx)
+		}
+	}
+	return func(ctx *fasthttp.RequestCtx) {
+		ctx.SetUserValue(routeKey, rt)
+		if lim.Check(class, ctx) {
+			h(ctx)
+		}
+	}
+}
+
+// serve is the middleware around routing. Per request: two clock reads, a few header writes into fasthttp's reused buffers, atomic
+// metric updates. No lock (the rate limiter's per-shard mutex aside) and no allocation.
+func (s *Server) serve(ctx *fasthttp.RequestCtx, inner fasthttp.RequestHandler) {
+	start := time.Now()
+	s.metrics.inFlight.Inc()
+	s.rid.set(ctx)
+	inner(ctx)
+	s.decorate(ctx)
+	rt, _ := ctx.UserValue(routeKey).(*route)
+	if rt == nil {
+		rt = s.unmatched.of(ctx)
+	}
+	code := ctx.Response.StatusCode()
+	d := time.Since(start)
+	rt.observe(code, d)
+	s.metrics.inFlight.Dec()
+	if code >= 500 {
+		s.logFailure(ctx, rt, code, d)
+	}
+}
+
+// logFailure logs a 5xx through the sampled logger: an outage turns every request into one, and the log must not become the next
+// bottleneck. 500 is a bug (error); 503 and the like are load or a dependency (warn), and have their own metrics.
+func (s *Server) logFailure(ctx *fasthttp.RequestCtx, rt *route, code int, d time.Duration) {
+	lvl := zapcore.WarnLevel
+	if code == fasthttp.StatusInternalServerError {
+		lvl = zapcore.ErrorLevel
+	}
+	ce := s.hotLog.Check(lvl, "request failed")
+	if ce == nil {
+		return
+	}
+	body := ctx.Response.Body()
+	if len(body) > 512 {
+		body = body[:512]
+	}
+	ce.Write(zap.ByteString("request_id", RequestID(ctx)), zap.String("route", rt.pattern), zap.String("method", rt.method),
+		zap.ByteString("path", ctx.Path()), zap.Int("status", code), zap.Duration("duration", d), zap.ByteString("response", body))
+}
+
+var jsonType = []byte("application/json")
+
+// Header names in fasthttp's canonical form, set with SetCanonical: Set would re-normalise and re-validate the name on every call,
+// which was most of the middleware's cost.
+var (
+	hdrRequestID      = []byte("X-Request-Id")
+	hdrNosniff        = []byte("X-Content-Type-Options")
+	hdrReferrerPolicy = []byte("Referrer-Policy")
+	hdrCacheControl   = []byte("Cache-Control")
+	hdrVary           = []byte("Vary")
+	hdrAllowOrigin    = []byte("Access-Control-Allow-Origin")
+	hdrExposeHeaders  = []byte("Access-Control-Expose-Headers")
+	hdrAllowMethods   = []byte("Access-Control-Allow-Methods")
+	hdrAllowHeaders   = []byte("Access-Control-Allow-Headers")
+	hdrMaxAge         = []byte("Access-Control-Max-Age")
+
+	valNosniff       = []byte("nosniff")
+	valNoReferrer    = []byte("no-referrer")
+	valNoStore       = []byte("no-store")
+	valOrigin        = []byte("Origin")
+	valStar          = []byte("*")
+	valAllowHeaders  = []byte(corsAllowHeaders)
+	valExposeHeaders = []byte(corsExposeHeaders)
+	valMaxAge        = []byte(corsMaxAge)
+)
+
+// decorate adds the security headers and CORS headers. nosniff everywhere; the others on JSON only, because the click redirect must
+// keep the publisher page as the landing page's referrer and the pixel sets its own caching.
+func (s *Server) decorate(ctx *fasthttp.RequestCtx) {
+	h := &ctx.Response.Header
+	h.SetCanonical(hdrNosniff, valNosniff)
+	if bytes.HasPrefix(h.ContentType(), jsonType) {
+		h.SetCanonical(hdrReferrerPolicy, valNoReferrer)
+		if len(h.Peek("Cache-Control")) == 0 {
+			h.SetCanonical(hdrCacheControl, valNoStore)
+		}
+	}
+	s.cors.apply(ctx)
+}
+
+// Headers a browser may send cross-origin (Content-Type: application/json already makes a POST "non-simple") and read back.
+const (
+	corsAllowHeaders  = "Content-Type, Authorization, If-Match, X-Request-ID"
+	corsExposeHeaders = "Retry-After, X-Request-ID, ETag, Location, Link"
+	corsMaxAge        = "7200" // Chrome's cap; Firefox allows a day
+)
+
+type corsPolicy struct {
+	any     bool
+	origins [][]byte
+}
+
+func newCORS(list []string) corsPolicy {
+	var c corsPolicy
+	for _, o := range list {
+		o = strings.TrimSuffix(strings.TrimSpace(o), "/")
+		switch o {
+		case "":
+		case "*":
+			c.any = true
+		default:
+			c.origins = append(c.origins, []byte(o))
+		}
+	}
+	return c
+}
+
+func (c *corsPolicy) enabled() bool { return c.any || len(c.origins) > 0 }
+
+func (c *corsPolicy) allows(origin []byte) bool {
+	if c.any {
+		return true
+	}
+	for _, o := range c.origins {
+		if bytes.EqualFold(o, origin) {
+			return true
+		}
+	}
+	return false
+}
+
+func (c *corsPolicy) apply(ctx *fasthttp.RequestCtx) {
+	if !c.enabled() {
+		return
+	}
+	h := &ctx.Response.Header
+	if !c.any {
+		// The answer depends on Origin: a shared cache must not hand one origin's answer to another.
+		if len(h.Peek("Vary")) == 0 {
+			h.SetCanonical(hdrVary, valOrigin)
+		} else {
+			h.Add("Vary", "Origin")
+		}
+	}
+	origin := ctx.Request.Header.Peek("Origin")
+	if len(origin) == 0 || !c.allows(origin) {
+		return
+	}
+	if c.any {
+		// No credentials are involved (the admin token is a header, not a cookie), so "*" exposes nothing a page could not send itself.
+		h.SetCanonical(hdrAllowOrigin, valStar)
+	} else {
+		h.SetCanonical(hdrAllowOrigin, origin)
+	}
+	h.SetCanonical(hdrExposeHeaders, valExposeHeaders)
+}
+
+// options answers OPTIONS for a path that has routes (the router has already set Allow): 204, and for a CORS preflight from an allowed
+// origin the Access-Control-Allow-* headers; from another origin 403, so the browser console says why.
+func (s *Server) options(ctx *fasthttp.RequestCtx) {
+	ctx.SetUserValue(routeKey, s.preflight.of(ctx))
+	ctx.SetStatusCode(fasthttp.StatusNoContent)
+	origin := ctx.Request.Header.Peek("Origin")
+	if len(origin) == 0 || len(ctx.Request.Header.Peek("Access-Control-Request-Method")) == 0 {
+		return
+	}
+	if !s.cors.allows(origin) {
+		ingest.WriteError(ctx, fasthttp.StatusForbidden, "origin not allowed by http.cors_origins", "Origin")
+		return
+	}
+	h := &ctx.Response.Header
+	var buf [128]byte
+	allow := append(buf[:0], h.Peek("Allow")...) // copied: setting a header may move the bytes Peek points into
+	h.SetCanonical(hdrAllowMethods, allow)
+	h.SetCanonical(hdrAllowHeaders, valAllowHeaders)
+	h.SetCanonical(hdrMaxAge, valMaxAge)
+}
+
+// requestIDs generates ids: a random per-process prefix and a counter, 32 hex digits like a W3C trace id. Unique without coordination
+// and without a random read per request.
+type requestIDs struct {
+	prefix [16]byte
+	seq    *atomic.Uint64
+}
+
+func newRequestIDs() requestIDs {
+	var r requestIDs
+	var b [8]byte
+	_, _ = rand.Read(b[:]) // never fails on Linux; a zero prefix would still give unique ids within the process
+	hex.Encode(r.prefix[:], b[:])
+	r.seq = new(atomic.Uint64)
+	return r
+}
+
+const hexDigits = "0123456789abcdef"
+
+func (r *requestIDs) set(ctx *fasthttp.RequestCtx) {
+	if v := ctx.Request.Header.Peek(HeaderRequestID); validRequestID(v) {
+		ctx.Response.Header.SetCanonical(hdrRequestID, v)
+		return
+	}
+	var buf [32]byte
+	copy(buf[:16], r.prefix[:])
+	n := r.seq.Add(1)
+	for i := len(buf) - 1; i >= 16; i-- {
+		buf[i] = hexDigits[n&0xf]
+		n >>= 4
+	}
+	ctx.Response.Header.SetCanonical(hdrRequestID, buf[:])
+}
+
+// validRequestID accepts what tracing systems send (UUIDs, hex, base64) and nothing that could break a header or a log line.
+func validRequestID(v []byte) bool {
+	if len(v) == 0 || len(v) > maxRequestIDLen {
+		return false
+	}
+	for _, c := range v {
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
+		case c == '-' || c == '_' || c == '.' || c == ':' || c == '/' || c == '+' || c == '=':
+		default:
+			return false
+		}
+	}
+	return true
+}
