@@ -12,7 +12,7 @@ TEST_CH_ADDR ?= 127.0.0.1:$(or $(CH_TCP_PORT),9000)
 .PHONY: help services down build run test vet fmt-check chdb-check compose-check bench lint fuzz chaos
 
 help: ## list the targets
-	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+	@grep -hE '^[a-zA-Z0-9_.-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
 
 services: ## start local Postgres and ClickHouse (installs them when missing)
 	scripts/services.sh up
@@ -38,7 +38,9 @@ fmt-check: ## fail listing the Go files gofmt would change
 	if [ -n "$$files" ]; then echo "gofmt needed on:"; echo "$$files"; exit 1; fi
 
 test: services vet fmt-check ## vet, gofmt check, go test -race against the local services, chdb and compose checks
-	ADTRACKER_TEST_PG_DSN='$(TEST_PG_DSN)' ADTRACKER_TEST_CH_ADDR='$(TEST_CH_ADDR)' \
+	@# promtool lints the /metrics output in server/full_test.go; apt_install keeps the packaged Prometheus from starting.
+	@command -v promtool >/dev/null || bash -c 'source scripts/lib.sh && apt_install prometheus'
+	ADTRACKER_TEST_PG_DSN='$(TEST_PG_DSN)' ADTRACKER_TEST_CH_ADDR='$(TEST_CH_ADDR)' ADTRACKER_REQUIRE_PROMTOOL=1 \
 		go test -race -count=1 -timeout 12m ./...
 	scripts/chdb-check.sh
 	$(MAKE) --no-print-directory compose-check
@@ -47,11 +49,7 @@ chdb-check: ## run migrations and shipped queries on a current ClickHouse engine
 	scripts/chdb-check.sh
 
 compose-check: ## validate docker-compose.yml (installs Debian's docker-compose when missing)
-	@if ! command -v docker-compose >/dev/null; then \
-		echo "installing docker-compose"; \
-		DEBIAN_FRONTEND=noninteractive apt-get update -q && \
-		DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends docker-compose; \
-	fi
+	@command -v docker-compose >/dev/null || bash -c 'source scripts/lib.sh && apt_install docker-compose'
 	docker-compose -f docker-compose.yml config -q
 	@echo "docker-compose.yml OK"
 
@@ -60,7 +58,8 @@ bench: ## run the benchmark script (scripts/bench.sh) when present
 	elif [ -f scripts/bench.sh ]; then bash scripts/bench.sh; \
 	else echo "scripts/bench.sh does not exist yet"; fi
 
-lint: vet ## static checks (go vet for now)
+lint: ## golangci-lint with .golangci.yml (installs v2.15.0 into .tools/bin on first use)
+	scripts/lint.sh
 
 fuzz: ## run every fuzz target for FUZZTIME each (default 10s)
 	@# `go test -list` prints a package's target names, then its "ok  <pkg>" line.

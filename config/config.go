@@ -105,7 +105,7 @@ var Settings = []Setting{
 	{"http.idle_timeout", "60s", "keep-alive idle time"},
 	{"http.max_conns_per_ip", 0, "concurrent connections per client IP (0 = unlimited)"},
 	{"http.max_header_bytes", 8192, "request line + headers; larger answers 431 (also the per-connection read buffer)"},
-	{"http.concurrency", 50000, "connections served at once (~25 KB each); past it new connections get 503"},
+	{"http.concurrency", 50000, "connections served at once (~20 KB each); past it new connections get 503"},
 	{"http.cors_origins", []string{"*"}, `origins browsers may call from ("https://player.example.com"), "*" for any, empty to disable CORS`},
 	{"ratelimit.ingest.rps", 50.0, "per-client requests/s on ingest routes (0 disables); a client is an IPv4 address or an IPv6 /64"},
 	{"ratelimit.ingest.burst", 200, "per-client burst on ingest routes"},

@@ -461,7 +461,7 @@ func (s *scanner) object(w *window, e *Event) *FieldError {
 		switch string(key) {
 		case "ad_id":
 			bit = seenAdID
-			var st adIDStatus = adIDBad
+			st := adIDBad
 			switch kind {
 			case kindNumber:
 				e.AdID, st = parseAdID(raw)

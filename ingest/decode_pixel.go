@@ -43,11 +43,11 @@ func (d *Decoder) DecodePixel(args *fasthttp.Args, typ Type, e *Event) *FieldErr
 		seen     uint8
 		haveTime bool
 	)
-	// VisitAll sees repeated keys (Peek would hide them); the closure does not escape, so it
-	// stays on the stack.
-	args.VisitAll(func(key, v []byte) {
+	// All sees repeated keys (Peek would hide them); the iterator's closure does not escape,
+	// so it stays on the stack.
+	for key, v := range args.All() {
 		if ferr != nil {
-			return
+			break
 		}
 		var bit uint8
 		var err *FieldError
@@ -123,7 +123,7 @@ func (d *Decoder) DecodePixel(args *fasthttp.Args, typ Type, e *Event) *FieldErr
 		}
 		seen |= bit
 		ferr = err
-	})
+	}
 	if ferr != nil {
 		return ferr
 	}

@@ -275,7 +275,9 @@ func golden(t *testing.T, name string, status int, body string) {
 	got := []byte(strings.TrimSpace(string(rune('0'+status/100))+string(rune('0'+status/10%10))+string(rune('0'+status%10))+" "+body) + "\n")
 	path := filepath.Join("testdata", "golden", name)
 	if *update {
-		os.WriteFile(path, got, 0o644)
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
 	}
 	want, err := os.ReadFile(path)
 	if err != nil {

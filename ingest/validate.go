@@ -154,7 +154,7 @@ func parseIPv6(s []byte) ([16]byte, bool) {
 			s = nil
 			break
 		}
-		ip[n], ip[n+1] = byte(acc>>8), byte(acc)
+		ip[n], ip[n+1] = byte(acc>>8), byte(acc) //nolint:gosec // G602: n is even and below 16, so n+1 ≤ 15
 		n += 2
 		s = s[off:]
 		if len(s) == 0 {

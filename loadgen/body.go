@@ -104,20 +104,20 @@ func AppendBatch(dst []byte, evs []Event, ndjson bool, ts []byte) []byte {
 
 // pixelNames are the VAST tracking event names players put in pixel URLs (camelCase, as in the <Tracking event="..."> attribute).
 var pixelNames = [...]string{
-	ingest.TypeImpression:     "impression",
-	ingest.TypeClick:          "click",
-	ingest.TypeStart:          "start",
-	ingest.TypeFirstQuartile:  "firstQuartile",
-	ingest.TypeMidpoint:       "midpoint",
-	ingest.TypeThirdQuartile:  "thirdQuartile",
-	ingest.TypeComplete:       "complete",
-	ingest.TypeSkip:           "skip",
-	ingest.TypePause:          "pause",
-	ingest.TypeResume:         "resume",
-	ingest.TypeMute:           "mute",
-	ingest.TypeUnmute:         "unmute",
-	ingest.TypeError:          "error",
-	ingest.TypeUnknown:        "unknown",
+	ingest.TypeImpression:    "impression",
+	ingest.TypeClick:         "click",
+	ingest.TypeStart:         "start",
+	ingest.TypeFirstQuartile: "firstQuartile",
+	ingest.TypeMidpoint:      "midpoint",
+	ingest.TypeThirdQuartile: "thirdQuartile",
+	ingest.TypeComplete:      "complete",
+	ingest.TypeSkip:          "skip",
+	ingest.TypePause:         "pause",
+	ingest.TypeResume:        "resume",
+	ingest.TypeMute:          "mute",
+	ingest.TypeUnmute:        "unmute",
+	ingest.TypeError:         "error",
+	ingest.TypeUnknown:       "unknown",
 }
 
 // AppendPixel renders e as the request URI of a VAST tracking pixel (GET /t/{event}?...), the way a player fires it after macro

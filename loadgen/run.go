@@ -9,8 +9,6 @@ import (
 	"io"
 	"math"
 	"net/url"
-	"os"
-	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -54,8 +52,11 @@ type Config struct {
 	Traffic  TrafficConfig // Ads must be set except in get mode
 	Paths    []string      // get mode: request URIs (path and query), sent in turn
 	Timeout  time.Duration // per request (default 10 s)
-	Progress io.Writer     // a line per second; nil for none
-	Run      [6]byte       // id prefix of this run; zero picks a random one
+	// Backoff caps how long a connection honours Retry-After after a 503 in closed loop, as a well-behaved SDK would (default 1 s;
+	// negative: never wait). Without it a saturated server spends its time refusing requests.
+	Backoff  time.Duration
+	Progress io.Writer // a line per second; nil for none
+	Run      [6]byte   // id prefix of this run; zero picks a random one
 }
 
 // Result is what a run measured.
@@ -81,13 +82,13 @@ type Result struct {
 	// Latency is measured from the scheduled send time in open loop (so a stalled server is charged for the requests it delayed,
 	// avoiding coordinated omission) and from the actual send in closed loop. Service is always from the actual send.
 	Latency, Service *Histogram
-	// RefusedIDs and UnknownIDs let the verifier tell answered events from the others; capped at TrackedIDsMax in total.
-	RefusedIDs, UnknownIDs []ingest.UUID
+	// RefusedIDs and UnknownIDs let the verifier tell answered events from the others; at most TrackedRangesMax ranges in total.
+	RefusedIDs, UnknownIDs []IDRange
 	IDsTruncated           bool
 }
 
-// TrackedIDsMax bounds the ids of failed events kept for the verifier (32 MB).
-const TrackedIDsMax = 2 << 20
+// TrackedRangesMax bounds the id ranges of failed events kept for the verifier (24 MB).
+const TrackedRangesMax = 1 << 20
 
 // EventsPerRequest is how many events one request carries.
 func (c *Config) EventsPerRequest() int {
@@ -118,6 +119,9 @@ func (c *Config) normalize() error {
 	}
 	if c.Timeout <= 0 {
 		c.Timeout = 10 * time.Second
+	}
+	if c.Backoff == 0 {
+		c.Backoff = time.Second
 	}
 	if c.Duration <= 0 && c.Count <= 0 {
 		c.Duration = 10 * time.Second
@@ -165,7 +169,7 @@ type group struct {
 	maxReq   uint64  // 0 = unlimited
 	tickets  atomic.Uint64
 	stop     atomic.Bool
-	idsLeft  atomic.Int64 // budget of tracked failed ids
+	idsLeft  atomic.Int64 // budget of tracked id ranges
 	trunc    atomic.Bool
 }
 
@@ -194,8 +198,8 @@ type worker struct {
 	netErr   uint64
 	late     uint64
 	status   [600]uint64
-	refIDs   []ingest.UUID
-	unkIDs   []ingest.UUID
+	refIDs   []IDRange
+	unkIDs   []IDRange
 }
 
 var (
@@ -284,21 +288,21 @@ func (w *worker) ids() []Event {
 	return w.evs[:1]
 }
 
-func (w *worker) track(dst *[]ingest.UUID, evs []Event) {
-	for i := range evs {
-		if w.g.idsLeft.Add(-1) < 0 {
-			w.g.trunc.Store(true)
-			return
-		}
-		*dst = append(*dst, evs[i].ID) // failures only: allocation off the success path
+func (w *worker) track(dst *[]IDRange, evs []Event) {
+	n := len(*dst)
+	if *dst = appendRange(*dst, evs); len(*dst) > n && w.g.idsLeft.Add(-1) < 0 {
+		*dst = (*dst)[:n]
+		w.g.trunc.Store(true)
 	}
 }
 
-// parseNum reads the unsigned integer after key in body; -1 when absent.
+// parseNum reads the unsigned integer after key in body (at the start when key is nil); -1 when absent.
 func parseNum(body, key []byte) int {
-	i := bytes.Index(body, key)
-	if i < 0 {
-		return -1
+	i := 0
+	if key != nil {
+		if i = bytes.Index(body, key); i < 0 {
+			return -1
+		}
 	}
 	n, seen := 0, false
 	for _, c := range body[i+len(key):] {
@@ -398,8 +402,12 @@ func (w *worker) run(wg *sync.WaitGroup, tickets <-chan uint64) {
 		w.events += uint64(len(w.ids()))
 		w.classify(err)
 		w.reqs.Add(1)
-		if err != nil && !open {
-			time.Sleep(10 * time.Millisecond) // a dead server must not turn the closed loop into a busy loop
+		if !open {
+			if err != nil {
+				time.Sleep(10 * time.Millisecond) // a dead server must not turn the closed loop into a busy loop
+			} else if d := w.retryAfter(); d > 0 {
+				time.Sleep(d)
+			}
 		}
 	}
 }
@@ -408,10 +416,6 @@ func (w *worker) run(wg *sync.WaitGroup, tickets <-chan uint64) {
 // channel while every worker is busy; its latency still counts from when it was due.
 func (g *group) pace(tickets chan<- uint64, stop <-chan struct{}) {
 	defer close(tickets)
-	exp := os.Getenv("LOADGEN_PACER")
-	if exp == "nano" {
-		lockPacerThread()
-	}
 	for k := uint64(0); ; k++ {
 		if g.maxReq > 0 && k >= g.maxReq {
 			return
@@ -433,14 +437,11 @@ func (g *group) pace(tickets chan<- uint64, stop <-chan struct{}) {
 				}
 				continue
 			}
-			switch exp {
-			case "nano":
-				sleepPrecise(d)
-			case "nanomin":
-				sleepPrecise(max(d, 200*time.Microsecond))
-			default:
-				time.Sleep(d)
-			}
+			// Go parks an idle process in epoll_wait with a whole-millisecond timeout, so this can overshoot by up to 1 ms when
+			// nothing else is happening; under load, network events wake the scheduler far more often. Tickets that fell due
+			// meanwhile go out together, still timed from their own schedule. (nanosleep on a locked thread was tried: it holds a
+			// P in the syscall and made latency worse on 2 cores.)
+			time.Sleep(d)
 		}
 		select {
 		case tickets <- k:
@@ -448,6 +449,18 @@ func (g *group) pace(tickets chan<- uint64, stop <-chan struct{}) {
 			return
 		}
 	}
+}
+
+// retryAfter is how long to wait after the current answer: Retry-After of a 503, capped by Config.Backoff.
+func (w *worker) retryAfter() time.Duration {
+	if w.resp.StatusCode() != fasthttp.StatusServiceUnavailable || w.g.cfg.Backoff < 0 {
+		return 0
+	}
+	d := time.Second
+	if n := parseNum(w.resp.Header.Peek(fasthttp.HeaderRetryAfter), nil); n >= 0 {
+		d = time.Duration(n) * time.Second
+	}
+	return min(d, w.g.cfg.Backoff)
 }
 
 // Run sends the configured traffic and returns what it measured. Cancelling ctx ends the run early; the result covers what was sent.
@@ -473,7 +486,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		DisableHeaderNamesNormalizing: true,
 		MaxIdleConnDuration:           time.Minute,
 	}
-	g.idsLeft.Store(TrackedIDsMax)
+	g.idsLeft.Store(TrackedRangesMax)
 	per := uint64(max(c.EventsPerRequest(), 1))
 	if c.Count > 0 {
 		g.maxReq = (uint64(c.Count) + per - 1) / per
@@ -610,6 +623,3 @@ func fmtDur(ns uint64) string {
 	}
 	return fmt.Sprintf("%.2fs", float64(ns)/1e9)
 }
-
-// lockThread pins the pacer to its own OS thread; the pacer never unlocks, so the thread ends with it.
-func lockThread() { runtime.LockOSThread() }

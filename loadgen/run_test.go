@@ -24,6 +24,7 @@ type fakeIngest struct {
 	xff      map[string]bool
 	bad      []string
 	answer   func(ctx *fasthttp.RequestCtx, n int) bool // optional override; true when it answered
+	batches  [][]ingest.UUID                            // ids of each /events request, in body order
 	requests atomic.Int64
 }
 
@@ -78,6 +79,15 @@ func (f *fakeIngest) handle(ctx *fasthttp.RequestCtx) {
 	default:
 		ctx.SetStatusCode(404)
 		return
+	}
+	if path == "/events" {
+		ids := make([]ingest.UUID, len(got))
+		for i := range got {
+			ids[i] = got[i].ID
+		}
+		f.mu.Lock()
+		f.batches = append(f.batches, ids)
+		f.mu.Unlock()
 	}
 	if f.answer != nil && f.answer(ctx, len(got)) {
 		return
@@ -170,8 +180,25 @@ func TestBatchPartialRefusal(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.Acked != 300 || res.Refused != 700 || len(res.RefusedIDs) != 700 || res.Status[503] != 10 {
-		t.Fatalf("acked %d refused %d (%d ids) statuses %v; want 300, 700, 10×503", res.Acked, res.Refused, len(res.RefusedIDs), res.Status)
+	if res.Acked != 300 || res.Refused != 700 || CountIDs(res.RefusedIDs) != 700 || res.Status[503] != 10 {
+		t.Fatalf("acked %d refused %d (%d ids) statuses %v; want 300, 700, 10×503", res.Acked, res.Refused, CountIDs(res.RefusedIDs), res.Status)
+	}
+	// The refused ids are exactly the ones the server saw at index 30 and later.
+	refused := map[ingest.UUID]bool{}
+	for _, r := range res.RefusedIDs {
+		r.Each(func(u ingest.UUID) { refused[u] = true })
+	}
+	fake.mu.Lock()
+	defer fake.mu.Unlock()
+	if len(refused) != 700 || len(fake.batches) != 10 {
+		t.Fatalf("%d distinct refused ids, %d batches seen", len(refused), len(fake.batches))
+	}
+	for _, b := range fake.batches {
+		for i, id := range b {
+			if refused[id] != (i >= 30) {
+				t.Fatalf("item %d of a batch: refused=%v", i, refused[id])
+			}
+		}
 	}
 }
 
@@ -196,8 +223,8 @@ func TestUnansweredAreUnknown(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.Acked != 0 || res.Unknown != 20 || res.NetErrors != 20 || len(res.UnknownIDs) != 20 {
-		t.Fatalf("acked %d unknown %d net errors %d ids %d; want 0 20 20 20", res.Acked, res.Unknown, res.NetErrors, len(res.UnknownIDs))
+	if res.Acked != 0 || res.Unknown != 20 || res.NetErrors != 20 || CountIDs(res.UnknownIDs) != 20 {
+		t.Fatalf("acked %d unknown %d net errors %d ids %d; want 0 20 20 20", res.Acked, res.Unknown, res.NetErrors, CountIDs(res.UnknownIDs))
 	}
 }
 
@@ -221,6 +248,55 @@ func TestOpenLoopLatencyIncludesSchedule(t *testing.T) {
 	s := res.Summary()
 	if s.Service == nil || s.TargetRate != 1000 {
 		t.Fatalf("summary %+v lacks open-loop fields", s)
+	}
+}
+
+// Closed loop honours Retry-After after a 503, up to Backoff: with a 1-hour Retry-After and a 30 ms cap, two connections that each
+// get a 503 on every request send their requests 30 ms apart, not back to back and not an hour apart.
+func TestBackoffAfter503(t *testing.T) {
+	fake := newFake()
+	fake.answer = func(ctx *fasthttp.RequestCtx, n int) bool {
+		ctx.Response.Header.Set("Retry-After", "3600")
+		ctx.SetStatusCode(503)
+		return true
+	}
+	url := startServer(t, fake.handle)
+	res, err := Run(context.Background(), Config{URL: url, Mode: ModeSingle, Conns: 2, Count: 10, Backoff: 30 * time.Millisecond,
+		Traffic: TrafficConfig{Ads: []uint64{1}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 5 requests per connection, 4 waits of 30 ms between them (the last wait comes after the last request).
+	if res.Status[503] != 10 || res.Elapsed < 120*time.Millisecond || res.Elapsed > time.Minute {
+		t.Fatalf("statuses %v in %v", res.Status, res.Elapsed)
+	}
+}
+
+func TestIDRanges(t *testing.T) {
+	g := NewIDs([6]byte{9, 9, 9, 9, 9, 9}, 3)
+	evs := make([]Event, 10)
+	for i := range evs {
+		evs[i].ID = g.Next()
+	}
+	var rs []IDRange
+	rs = appendRange(rs, evs[:4])
+	rs = appendRange(rs, evs[4:6]) // continues the first range
+	rs = appendRange(rs, evs[7:])  // a gap: a new range
+	if len(rs) != 2 || CountIDs(rs) != 9 {
+		t.Fatalf("ranges %+v", rs)
+	}
+	var got []ingest.UUID
+	for _, r := range rs {
+		r.Each(func(u ingest.UUID) { got = append(got, u) })
+	}
+	want := append(append([]Event{}, evs[:6]...), evs[7:]...)
+	for i := range want {
+		if got[i] != want[i].ID {
+			t.Fatalf("id %d: %s, want %s", i, got[i], want[i].ID)
+		}
+	}
+	if r := RangeOf(evs[5].ID); r.Len() != 1 || r.From != 6 {
+		t.Fatalf("RangeOf: %+v", r)
 	}
 }
 
@@ -315,7 +391,7 @@ func benchWorker(tb testing.TB, mode Mode, batch int) *worker {
 	_, base, _ := target(c.URL)
 	g := &group{cfg: c, base: base, epoch: time.Now()}
 	g.client = &fasthttp.HostClient{Addr: ln.Addr().String(), MaxConns: 1, MaxIdemponentCallAttempts: 1, NoDefaultUserAgentHeader: true}
-	g.idsLeft.Store(TrackedIDsMax)
+	g.idsLeft.Store(TrackedRangesMax)
 	return newWorker(g, 0)
 }
 

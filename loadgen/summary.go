@@ -32,27 +32,28 @@ func Summarize(h *Histogram) Latency {
 
 // Summary is the machine-readable result (--json).
 type Summary struct {
-	Mode            Mode              `json:"mode"`
-	URL             string            `json:"url"`
-	Conns           int               `json:"conns"`
-	TargetRate      float64           `json:"target_rate,omitempty"`
-	EventsPerReq    int               `json:"events_per_request"`
-	RunPrefix       string            `json:"run_prefix"`
-	Start           time.Time         `json:"start"`
-	Seconds         float64           `json:"seconds"`
-	Requests        uint64            `json:"requests"`
-	RequestsPerSec  float64           `json:"requests_per_sec"`
-	Events          uint64            `json:"events_sent"`
-	Acked           uint64            `json:"events_acked"`
-	AckedPerSec     float64           `json:"acked_events_per_sec"`
-	Refused         uint64            `json:"events_refused"`
-	Unknown         uint64            `json:"events_unknown"`
-	NetErrors       uint64            `json:"net_errors"`
-	Late            uint64            `json:"late_sends,omitempty"`
-	Status          map[string]uint64 `json:"status"`
-	Latency         Latency           `json:"latency"`
-	Service         *Latency          `json:"service_time,omitempty"`
-	Verify          *VerifyResult     `json:"verify,omitempty"`
+	Mode           Mode              `json:"mode"`
+	URL            string            `json:"url"`
+	Conns          int               `json:"conns"`
+	TargetRate     float64           `json:"target_rate,omitempty"`
+	EventsPerReq   int               `json:"events_per_request"`
+	RunPrefix      string            `json:"run_prefix"`
+	Start          time.Time         `json:"start"`
+	Seconds        float64           `json:"seconds"`
+	Requests       uint64            `json:"requests"`
+	RequestsPerSec float64           `json:"requests_per_sec"`
+	Events         uint64            `json:"events_sent"`
+	Acked          uint64            `json:"events_acked"`
+	AckedPerSec    float64           `json:"acked_events_per_sec"`
+	Refused        uint64            `json:"events_refused"`
+	Unknown        uint64            `json:"events_unknown"`
+	NetErrors      uint64            `json:"net_errors"`
+	Late           uint64            `json:"late_sends,omitempty"`
+	Status         map[string]uint64 `json:"status"`
+	Latency        Latency           `json:"latency"`
+	Service        *Latency          `json:"service_time,omitempty"`
+	ClientCPU      float64           `json:"client_cpu_seconds,omitempty"` // the generator's own CPU time, filled by the caller
+	Verify         *VerifyResult     `json:"verify,omitempty"`
 }
 
 // Summary condenses r.
@@ -116,6 +117,9 @@ func (s *Summary) WriteText(w io.Writer) {
 		if s.Late > 0 {
 			fmt.Fprintf(w, "  %d requests (%.1f%%) left more than 1 ms behind schedule\n", s.Late, 100*float64(s.Late)/float64(max(s.Requests, 1)))
 		}
+	}
+	if s.ClientCPU > 0 {
+		fmt.Fprintf(w, "  load generator CPU: %.2f s (%.0f%% of one core)\n", s.ClientCPU, 100*s.ClientCPU/max(s.Seconds, 1e-9))
 	}
 	if v := s.Verify; v != nil {
 		v.WriteText(w)

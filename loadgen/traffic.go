@@ -220,3 +220,50 @@ func (t *Traffic) Next(e *Event) {
 
 // Uint32 is a random number from the generator's stream (cache busters).
 func (t *Traffic) Uint32() uint32 { return t.rng.Uint32() }
+
+// IDRange is consecutive ids of one worker, sequence From to To inclusive: the failed events of a batch, or of one connection's
+// consecutive failed requests, take one range instead of an id each.
+type IDRange struct {
+	Hi       uint64 // the ids' first 8 bytes: run prefix and worker
+	From, To uint64
+}
+
+// RangeOf is the one-id range of u.
+func RangeOf(u ingest.UUID) IDRange {
+	seq := binary.BigEndian.Uint64(u[8:]) & 0x3fff_ffff_ffff_ffff
+	return IDRange{Hi: binary.BigEndian.Uint64(u[:8]), From: seq, To: seq}
+}
+
+// Len is the number of ids in r.
+func (r IDRange) Len() uint64 { return r.To - r.From + 1 }
+
+// Each calls fn with every id of r in order.
+func (r IDRange) Each(fn func(ingest.UUID)) {
+	g := IDs{hi: r.Hi}
+	for s := r.From; s <= r.To; s++ {
+		g.seq = s - 1
+		fn(g.Next())
+	}
+}
+
+// CountIDs sums the lengths of ranges.
+func CountIDs(rs []IDRange) uint64 {
+	var n uint64
+	for _, r := range rs {
+		n += r.Len()
+	}
+	return n
+}
+
+// appendRange adds the ids of evs (consecutive, from one worker) to rs, extending the last range when they continue it.
+func appendRange(rs []IDRange, evs []Event) []IDRange {
+	if len(evs) == 0 {
+		return rs
+	}
+	first, last := RangeOf(evs[0].ID), RangeOf(evs[len(evs)-1].ID)
+	if n := len(rs); n > 0 && rs[n-1].Hi == first.Hi && rs[n-1].To+1 == first.From {
+		rs[n-1].To = last.To
+		return rs
+	}
+	return append(rs, IDRange{Hi: first.Hi, From: first.From, To: last.To})
+}

@@ -4,8 +4,11 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"strings"
 	"time"
+
+	ch "github.com/ClickHouse/clickhouse-go/v2"
+	"github.com/ClickHouse/clickhouse-go/v2/ext"
+	"github.com/google/uuid"
 
 	"github.com/adtracker/adtracker/ingest"
 	chstore "github.com/adtracker/adtracker/storage/clickhouse"
@@ -13,15 +16,16 @@ import (
 
 // VerifyConfig says where the events should have landed and how long to wait for them.
 type VerifyConfig struct {
-	Addr     string // ClickHouse native address
-	Database string
-	Username string
-	Password string
-	Timeout  time.Duration // longest wait for the pipeline to drain (default 2 min)
-	Stall    time.Duration // give up when the count has not grown for this long while short (default 30 s)
-	Settle   time.Duration // after the count is reached, how long it must stay unchanged (late duplicates) (default 1 s)
-	Poll     time.Duration // default 200 ms
-	Progress io.Writer
+	Addr      string // ClickHouse native address
+	Database  string
+	Username  string
+	Password  string
+	Timeout   time.Duration // longest wait for the pipeline to drain (default 2 min)
+	Stall     time.Duration // give up when the count has not grown for this long while short (default 30 s)
+	Settle    time.Duration // after the count is reached, how long it must stay unchanged (late duplicates) (default 1 s)
+	Poll      time.Duration // default 500 ms
+	ClockSkew time.Duration // how far the server's clock may be behind ours (default 5 s)
+	Progress  io.Writer
 }
 
 // VerifyResult is the check of one run against ClickHouse.
@@ -57,11 +61,11 @@ func (v *VerifyResult) WriteText(w io.Writer) {
 	}
 }
 
-// inChunk keeps each IN list well under ClickHouse's default max_query_size (256 KiB): 40 bytes per id.
-const inChunk = 4000
+// ExtIDsMax bounds the failed ids sent to ClickHouse (as an external table, 16 bytes each) for the one-by-one check.
+const ExtIDsMax = 32 << 20
 
 // Verify waits for the run's events to reach ClickHouse, then checks that every event answered 2xx is stored exactly once. Rows are
-// found by the run's id prefix; receive_time bounds the scan to this run's parts of the table.
+// found by the run's id prefix; receive_time bounds the scan to the rows received since the run began.
 func Verify(ctx context.Context, vc VerifyConfig, r *Result) (*VerifyResult, error) {
 	if vc.Timeout <= 0 {
 		vc.Timeout = 2 * time.Minute
@@ -73,7 +77,10 @@ func Verify(ctx context.Context, vc VerifyConfig, r *Result) (*VerifyResult, err
 		vc.Settle = time.Second
 	}
 	if vc.Poll <= 0 {
-		vc.Poll = 200 * time.Millisecond
+		vc.Poll = 500 * time.Millisecond
+	}
+	if vc.ClockSkew <= 0 {
+		vc.ClockSkew = 5 * time.Second
 	}
 	octx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	db, err := chstore.Open(octx, chstore.Config{Addr: vc.Addr, Database: vc.Database, Username: vc.Username, Password: vc.Password, MaxOpenConns: 2}, false)
@@ -83,40 +90,35 @@ func Verify(ctx context.Context, vc VerifyConfig, r *Result) (*VerifyResult, err
 	}
 	defer db.Close()
 
-	// A minute of slack covers a server clock behind ours; receive_time only narrows the scan, the prefix decides.
+	// receive_time only narrows the scan (PREWHERE reads a 4-byte column first); the id prefix decides.
 	where := fmt.Sprintf("PREWHERE receive_time >= toDateTime(%d) WHERE startsWith(toString(event_id), '%s')",
-		r.Start.Add(-time.Minute).Unix(), r.Prefix)
-	count := func() (rows, distinct uint64, err error) {
-		err = db.Conn.QueryRow(ctx, "SELECT count(), uniqExact(event_id) FROM events "+where).Scan(&rows, &distinct)
-		return rows, distinct, err
-	}
+		r.Start.Add(-vc.ClockSkew).Unix(), r.Prefix)
 
+	// Drain: poll the cheap row count until it reaches the acked count and stays put for Settle (late duplicates would show).
 	v := &VerifyResult{Acked: r.Acked}
 	runEnd := r.Start.Add(r.Elapsed)
 	began := time.Now()
 	lastChange := began
-	var lastRows, lastDistinct uint64
-	first := true
-	for {
-		rows, distinct, err := count()
-		if err != nil {
+	var last uint64
+	for first := true; ; first = false {
+		var rows uint64
+		if err := db.Conn.QueryRow(ctx, "SELECT count() FROM events "+where).Scan(&rows); err != nil {
 			return nil, fmt.Errorf("counting stored events: %w", err)
 		}
 		now := time.Now()
-		if first || rows != lastRows || distinct != lastDistinct {
-			lastChange = now
-			lastRows, lastDistinct, first = rows, distinct, false
+		if first || rows != last {
+			last, lastChange = rows, now
 		}
 		if vc.Progress != nil {
-			fmt.Fprintf(vc.Progress, "verify: %d of %d acked events stored (%d rows)\n", distinct, r.Acked, rows)
+			fmt.Fprintf(vc.Progress, "verify: %d rows for %d acked events\n", rows, r.Acked)
 		}
 		quiet := now.Sub(lastChange)
-		if distinct >= r.Acked && quiet >= vc.Settle {
+		if rows >= r.Acked && quiet >= vc.Settle {
 			break
 		}
 		if quiet >= vc.Stall || now.Sub(began) >= vc.Timeout {
-			v.Problems = append(v.Problems, fmt.Sprintf("gave up waiting after %.0f s: the count stopped at %d of %d",
-				now.Sub(began).Seconds(), distinct, r.Acked))
+			v.Problems = append(v.Problems, fmt.Sprintf("gave up waiting after %.0f s: %d rows of %d stopped growing",
+				now.Sub(began).Seconds(), rows, r.Acked))
 			break
 		}
 		select {
@@ -125,37 +127,39 @@ func Verify(ctx context.Context, vc VerifyConfig, r *Result) (*VerifyResult, err
 		case <-time.After(vc.Poll):
 		}
 	}
-	v.Rows, v.Distinct = lastRows, lastDistinct
-	v.Duplicates = v.Rows - v.Distinct
 	v.DrainSeconds = max(lastChange.Sub(runEnd).Seconds(), 0)
+	if err := db.Conn.QueryRow(ctx, "SELECT count(), uniqExact(event_id) FROM events "+where).Scan(&v.Rows, &v.Distinct); err != nil {
+		return nil, fmt.Errorf("counting stored events: %w", err)
+	}
+	v.Duplicates = v.Rows - v.Distinct
 
 	// Events without a 2xx may be stored (unknown) or must not be (refused); count them so they are not taken for acked ones.
-	inSet := func(ids []ingest.UUID) (uint64, error) {
-		var total uint64
-		var sb strings.Builder
-		for len(ids) > 0 {
-			n := min(len(ids), inChunk)
-			sb.Reset()
-			sb.WriteString("SELECT uniqExact(event_id) FROM events ")
-			sb.WriteString(where)
-			sb.WriteString(" AND toString(event_id) IN (")
-			for i, id := range ids[:n] {
-				if i > 0 {
-					sb.WriteByte(',')
-				}
-				sb.WriteByte('\'')
-				sb.WriteString(id.String())
-				sb.WriteByte('\'')
-			}
-			sb.WriteByte(')')
-			var c uint64
-			if err := db.Conn.QueryRow(ctx, sb.String()).Scan(&c); err != nil {
-				return 0, err
-			}
-			total += c
-			ids = ids[n:]
+	inSet := func(rs []IDRange) (uint64, error) {
+		n := CountIDs(rs)
+		if n == 0 {
+			return 0, nil
 		}
-		return total, nil
+		if n > ExtIDsMax {
+			return 0, fmt.Errorf("%d failed events are too many to check one by one", n)
+		}
+		t, err := ext.NewTable("loadgen_ids", ext.Column("id", "UUID"))
+		if err != nil {
+			return 0, err
+		}
+		for _, rg := range rs {
+			rg.Each(func(u ingest.UUID) {
+				if err == nil {
+					err = t.Append(uuid.UUID(u))
+				}
+			})
+		}
+		if err != nil {
+			return 0, err
+		}
+		var c uint64
+		qctx := ch.Context(ctx, ch.WithExternalTable(t))
+		err = db.Conn.QueryRow(qctx, "SELECT uniqExact(event_id) FROM events "+where+" AND event_id IN loadgen_ids").Scan(&c)
+		return c, err
 	}
 	if v.RefusedStored, err = inSet(r.RefusedIDs); err != nil {
 		return nil, fmt.Errorf("checking refused events: %w", err)
@@ -183,7 +187,7 @@ func Verify(ctx context.Context, vc VerifyConfig, r *Result) (*VerifyResult, err
 		v.Problems = append(v.Problems, fmt.Sprintf("%d events answered non-2xx were stored anyway", v.RefusedStored))
 	}
 	if r.IDsTruncated {
-		v.Problems = append(v.Problems, fmt.Sprintf("more than %d events failed; only the first were checked one by one", TrackedIDsMax))
+		v.Problems = append(v.Problems, fmt.Sprintf("failed events in more than %d id ranges; the rest could not be checked", TrackedRangesMax))
 	}
 	v.OK = len(v.Problems) == 0
 	return v, nil

@@ -147,7 +147,7 @@ func TestVerifyRefusedEvents(t *testing.T) {
 		t.Fatalf("%+v", v)
 	}
 	// Pretend the server had answered 503 to 20 of them: they are stored, so the check must say so.
-	evs := make([]ingest.UUID, 0, 20)
+	evs := make([]IDRange, 0, 20)
 	rows, err := s.db.Conn.Query(context.Background(), fmt.Sprintf(
 		"SELECT toString(event_id) FROM events WHERE startsWith(toString(event_id), '%s') LIMIT 20", res.Prefix))
 	if err != nil {
@@ -162,7 +162,7 @@ func TestVerifyRefusedEvents(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		evs = append(evs, u)
+		evs = append(evs, RangeOf(u))
 	}
 	rows.Close()
 	res.RefusedIDs = evs

@@ -101,7 +101,9 @@ func loadDashboards(t *testing.T) map[string]dashboard {
 
 var nonWord = regexp.MustCompile(`[^a-z0-9]+`)
 
-func slug(s string) string { return strings.Trim(nonWord.ReplaceAllString(strings.ToLower(s), "-"), "-") }
+func slug(s string) string {
+	return strings.Trim(nonWord.ReplaceAllString(strings.ToLower(s), "-"), "-")
+}
 
 // queries lists every query of d. A target without its own datasource uses the panel's, as in Grafana.
 func queries(t *testing.T, file string, d dashboard) []dashQuery {

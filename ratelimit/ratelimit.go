@@ -3,6 +3,7 @@ package ratelimit
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
 	"math"
 	"net/netip"
@@ -93,9 +94,9 @@ type bucket struct {
 type shard struct {
 	mu        sync.Mutex
 	m         map[[16]byte]bucket
-	peak      int   // largest len(m) since the map was last rebuilt
-	lastSweep int64 // nanoseconds since epoch
-	_         [32]byte
+	peak      int      // largest len(m) since the map was last rebuilt
+	lastSweep int64    // nanoseconds since epoch
+	_         [32]byte // to 64 bytes, so neighbouring shards' mutexes do not share a cache line
 }
 
 type table struct {
@@ -233,11 +234,7 @@ func (l *Limiter) exempted(ip [16]byte) bool {
 // shardOf mixes both halves of the key (an IPv4-mapped address differs only in its last 4 bytes) with a Fibonacci multiply and keeps
 // the top 6 bits.
 func shardOf(k [16]byte) int {
-	var a, b uint64
-	for i := 0; i < 8; i++ {
-		a = a<<8 | uint64(k[i])
-		b = b<<8 | uint64(k[8+i])
-	}
+	a, b := binary.BigEndian.Uint64(k[:8]), binary.BigEndian.Uint64(k[8:])
 	return int(((a*0x9e3779b97f4a7c15 ^ b) * 0x9e3779b97f4a7c15) >> (64 - 6))
 }
 

@@ -45,7 +45,7 @@ type Options struct {
 	MaxConnsPerIP int           // 0 = unlimited (players behind one NAT share an address)
 	// MaxHeaderBytes bounds the request line plus headers (fasthttp's ReadBufferSize, allocated per connection); more answers 431.
 	MaxHeaderBytes int
-	// Concurrency bounds the connections served at once (about 25 KB each); past it fasthttp answers 503 at once.
+	// Concurrency bounds the connections served at once (~20 KB each when idle); past it fasthttp answers 503 at once.
 	Concurrency int
 	// CORSOrigins are the origins browsers may call from: exact "https://player.example.com" entries, or "*" for any. Empty
 	// disables CORS.
@@ -67,11 +67,14 @@ type Server struct {
 	opt      Options
 	log      *zap.Logger
 	hotLog   *zap.Logger // sampled: for lines a flood of bad requests could otherwise repeat thousands of times a second
-	srv      *fasthttp.Server
 	draining atomic.Bool
-	metrics  *httpMetrics
-	cors     corsPolicy
-	rid      requestIDs
+
+	mu      sync.Mutex // guards srv and shut: Serve and Shutdown run on different goroutines
+	srv     *fasthttp.Server
+	shut    bool
+	metrics *httpMetrics
+	cors    corsPolicy
+	rid     requestIDs
 
 	unmatched, preflight, rejected *fallbackRoutes
 
@@ -79,6 +82,7 @@ type Server struct {
 	handler   fasthttp.RequestHandler
 	buildErr  error
 
+	limiterCtx  context.Context
 	stopLimiter context.CancelFunc
 }
 
@@ -94,6 +98,7 @@ func New(opt Options) *Server {
 	r.RedirectTrailingSlash = false
 	r.HandleMethodNotAllowed = true
 	s := &Server{Router: r, opt: opt, log: opt.Log, metrics: newHTTPMetrics(), cors: newCORS(opt.CORSOrigins), rid: newRequestIDs()}
+	s.limiterCtx, s.stopLimiter = context.WithCancel(context.Background())
 	// At most 5 identical messages a second, then 1 in 100.
 	s.hotLog = opt.Log.WithOptions(zap.WrapCore(func(c zapcore.Core) zapcore.Core {
 		return zapcore.NewSamplerWithOptions(c, time.Second, 5, 100)
@@ -199,19 +204,24 @@ func (s *Server) Handler() fasthttp.RequestHandler {
 	return s.handler
 }
 
-// Serve listens on ln until Shutdown.
+// Serve listens on ln until Shutdown. It also runs the Limiter's sweeper.
 func (s *Server) Serve(ln net.Listener) error {
 	s.buildOnce.Do(func() { s.handler, s.buildErr = s.build() })
 	if s.buildErr != nil {
 		return s.buildErr
 	}
-	if s.opt.Limiter != nil {
-		var ctx context.Context
-		ctx, s.stopLimiter = context.WithCancel(context.Background())
-		go s.opt.Limiter.Run(ctx)
+	srv := s.fasthttpServer()
+	s.mu.Lock()
+	if s.shut {
+		s.mu.Unlock()
+		return ln.Close() // Shutdown came first: serve nothing rather than forever
 	}
-	s.srv = s.fasthttpServer()
-	return s.srv.Serve(ln)
+	s.srv = srv
+	s.mu.Unlock()
+	if s.opt.Limiter != nil {
+		go s.opt.Limiter.Run(s.limiterCtx)
+	}
+	return srv.Serve(ln)
 }
 
 func (s *Server) fasthttpServer() *fasthttp.Server {
@@ -279,11 +289,13 @@ func (s *Server) Drain() { s.draining.Store(true) }
 
 // Shutdown stops accepting connections and waits for in-flight requests.
 func (s *Server) Shutdown(ctx context.Context) error {
-	if s.stopLimiter != nil {
-		s.stopLimiter()
-	}
-	if s.srv == nil {
+	s.stopLimiter()
+	s.mu.Lock()
+	s.shut = true
+	srv := s.srv
+	s.mu.Unlock()
+	if srv == nil {
 		return nil
 	}
-	return s.srv.ShutdownWithContext(ctx)
+	return srv.ShutdownWithContext(ctx)
 }

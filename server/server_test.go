@@ -222,8 +222,9 @@ func TestPanicAndFailureLogsCarryRequestID(t *testing.T) {
 		request(ts.h, "192.0.2.1", "GET", "/down")
 	}
 	n := ts.logs.FilterMessage("request failed").FilterField(zap.Int("status", 503)).Len()
-	if n < 5 || n > 10 {
-		t.Fatalf("300 failures logged %d times, want the sampler's 5 (+1 per 100)", n)
+	// 5 + 2 within one second; a second boundary during the loop restarts the count, hence the slack.
+	if n < 5 || n > 20 {
+		t.Fatalf("300 failures logged %d times, want about the sampler's 5 (+1 per 100)", n)
 	}
 }
 

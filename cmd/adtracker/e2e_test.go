@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -47,7 +48,7 @@ func adtrackerBin(t *testing.T) string {
 		binPath = filepath.Join(dir, "adtracker")
 		out, err := exec.Command("go", "build", "-o", binPath, ".").CombinedOutput()
 		if err != nil {
-			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+			buildErr = fmt.Errorf("go build: %w\n%s", err, out)
 		}
 	})
 	if buildErr != nil {
@@ -95,8 +96,8 @@ func newStack(t *testing.T, extraEnv ...string) *stack {
 	}
 	t.Cleanup(func() {
 		if s.srv != nil {
-			s.srv.Process.Signal(syscall.SIGKILL)
-			s.srv.Wait()
+			_ = s.srv.Process.Signal(syscall.SIGKILL)
+			_ = s.srv.Wait() // reaps it; the error only reports the kill
 		}
 		if t.Failed() {
 			s.logMu.Lock()
@@ -141,27 +142,29 @@ func (s *stack) start() {
 		}
 		if time.Now().After(deadline) {
 			s.logMu.Lock()
-			defer s.logMu.Unlock()
-			s.t.Fatalf("adtracker did not start: %v\n%s", err, s.logs.String())
+			logs := s.logs.String()
+			s.logMu.Unlock()
+			s.t.Fatalf("adtracker did not start: %v\n%s", err, logs)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
 }
 
 func (s *stack) kill() {
-	s.srv.Process.Signal(syscall.SIGKILL)
-	s.srv.Wait()
+	_ = s.srv.Process.Signal(syscall.SIGKILL)
+	_ = s.srv.Wait() // reaps it; the error only reports the kill
 	s.srv = nil
 }
 
 // term sends SIGTERM and returns the exit code and how long the exit took.
 func (s *stack) term() (int, time.Duration) {
 	start := time.Now()
-	s.srv.Process.Signal(syscall.SIGTERM)
+	_ = s.srv.Process.Signal(syscall.SIGTERM) // fails only when it already exited, which Wait reports
 	err := s.srv.Wait()
 	s.srv = nil
 	code := 0
-	if ee, ok := err.(*exec.ExitError); ok {
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
 		code = ee.ExitCode()
 	}
 	return code, time.Since(start)
@@ -272,7 +275,9 @@ func (s *stack) verifyExactlyOnce(answered map[string]bool) {
 		if err == nil {
 			for rows.Next() {
 				var id string
-				rows.Scan(&id)
+				if err := rows.Scan(&id); err != nil {
+					t.Fatalf("scan event_id: %v", err)
+				}
 				stored[id] = true
 			}
 			rows.Close()
@@ -471,14 +476,16 @@ func TestE2EEveryEndpointStoresExactRows(t *testing.T) {
 	deadline := time.Now().Add(20 * time.Second)
 	var total uint64
 	for {
-		c.QueryRow(ctx, "SELECT count() FROM events").Scan(&total)
-		if total >= want || time.Now().After(deadline) {
+		err := c.QueryRow(ctx, "SELECT count() FROM events").Scan(&total)
+		if (err == nil && total >= want) || time.Now().After(deadline) {
 			break
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
 	time.Sleep(300 * time.Millisecond) // would any extra row still arrive?
-	c.QueryRow(ctx, "SELECT count() FROM events").Scan(&total)
+	if err := c.QueryRow(ctx, "SELECT count() FROM events").Scan(&total); err != nil {
+		t.Fatal(err)
+	}
 	if total != want {
 		t.Fatalf("%d rows, want exactly %d", total, want)
 	}
@@ -520,15 +527,17 @@ func TestBadConfigFailsFast(t *testing.T) {
 		args := []string{"serve"}
 		if yaml != "" {
 			p := filepath.Join(dir, name+".yaml")
-			os.WriteFile(p, []byte(yaml), 0o600)
+			if err := os.WriteFile(p, []byte(yaml), 0o600); err != nil {
+				t.Fatal(err)
+			}
 			args = append(args, "--config", p)
 		}
 		cmd := exec.Command(bin, args...)
 		cmd.Env = append(append(os.Environ(), "ADTRACKER_HTTP_ADDR=127.0.0.1:0", "ADTRACKER_INGEST_DATA_DIR="+dir), env...)
 		start := time.Now()
 		out, err := cmd.CombinedOutput()
-		ee, ok := err.(*exec.ExitError)
-		if !ok || ee.ExitCode() == 0 {
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() == 0 {
 			t.Fatalf("%s: exit %v, want non-zero\n%s", name, err, out)
 		}
 		lines := strings.Split(strings.TrimSpace(string(out)), "\n")
@@ -579,7 +588,9 @@ func readSpill(t *testing.T, dir string) []spillRecord {
 			}
 			r := spillRecord{file: f, off: off, end: end, payloadOff: off + 8}
 			var e ingest.Event
-			batch.Each(&e, func(e *ingest.Event) error { r.ids = append(r.ids, e.ID.String()); return nil })
+			if err := batch.Each(&e, func(e *ingest.Event) error { r.ids = append(r.ids, e.ID.String()); return nil }); err != nil {
+				t.Fatal(err)
+			}
 			out = append(out, r)
 			off = end
 		}
@@ -611,10 +622,16 @@ func TestE2ECorruptSpillAtStart(t *testing.T) {
 		t.Fatal(err)
 	}
 	var bb [1]byte
-	f.ReadAt(bb[:], mid.payloadOff+40)
+	if _, err := f.ReadAt(bb[:], mid.payloadOff+40); err != nil {
+		t.Fatal(err)
+	}
 	bb[0] ^= 0x5A
-	f.WriteAt(bb[:], mid.payloadOff+40)
-	f.Close()
+	if _, err := f.WriteAt(bb[:], mid.payloadOff+40); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
 	for _, id := range mid.ids {
 		lost[id] = true
 	}
@@ -639,7 +656,9 @@ func TestE2ECorruptSpillAtStart(t *testing.T) {
 	}
 	s.verifyExactlyOnce(want)
 	var stored uint64
-	s.conn().QueryRow(context.Background(), "SELECT count() FROM events").Scan(&stored)
+	if err := s.conn().QueryRow(context.Background(), "SELECT count() FROM events").Scan(&stored); err != nil {
+		t.Fatal(err)
+	}
 	if stored != uint64(len(want)) {
 		t.Fatalf("stored %d rows, want exactly the %d intact ones (%d lost to the damage)", stored, len(want), len(lost))
 	}

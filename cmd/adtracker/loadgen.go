@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 	"time"
@@ -67,6 +68,7 @@ func loadgen(args []string) error {
 		paths      stringList
 		asJSON     = fs.Bool("json", false, "print the summary as JSON on stdout")
 		quiet      = fs.Bool("quiet", false, "no progress lines on stderr")
+		cpuprofile = fs.String("cpuprofile", "", "write the load generator's own CPU profile (go tool pprof) to this file")
 		verify     = fs.Bool("verify", false, "after the run, check in ClickHouse that every event answered 2xx is stored exactly once")
 		vc         lg.VerifyConfig
 	)
@@ -140,11 +142,24 @@ func loadgen(args []string) error {
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	if *cpuprofile != "" {
+		f, err := os.Create(*cpuprofile)
+		if err != nil {
+			return fail("%v", err)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return fail("%v", err)
+		}
+		defer f.Close()
+		defer pprof.StopCPUProfile()
+	}
+	cpu0 := cpuSeconds()
 	res, err := lg.Run(ctx, cfg)
 	if err != nil {
 		return fail("%v", err)
 	}
 	sum := res.Summary()
+	sum.ClientCPU = cpuSeconds() - cpu0
 	if *verify {
 		if !*quiet {
 			fmt.Fprintf(os.Stderr, "verify: waiting for %d events in %s/%s\n", res.Acked, vc.Addr, vc.Database)
@@ -168,6 +183,16 @@ func loadgen(args []string) error {
 		return errLogged
 	}
 	return nil
+}
+
+// cpuSeconds is this process's user+system CPU time: the load generator shares the machine with the server, so its own cost is
+// part of every figure.
+func cpuSeconds() float64 {
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
 }
 
 // serveNoop runs the ceiling server used by scripts/bench.sh.

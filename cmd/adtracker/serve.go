@@ -18,6 +18,7 @@ import (
 	"github.com/adtracker/adtracker/catalog"
 	"github.com/adtracker/adtracker/ingest"
 	"github.com/adtracker/adtracker/ingest/pipeline"
+	"github.com/adtracker/adtracker/ratelimit"
 	"github.com/adtracker/adtracker/server"
 	chstore "github.com/adtracker/adtracker/storage/clickhouse"
 )
@@ -94,12 +95,23 @@ func serve(args []string) error {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	reg.MustRegister(pipe.Collectors()...)
 	reg.MustRegister(ingest.Collectors()...)
+	reg.MustRegister(server.CatalogCollectors(cat)...)
+	limiter, err := ratelimit.New(ratelimit.Config{
+		Ingest: ratelimit.Rule(cfg.RateLimit.Ingest), Query: ratelimit.Rule(cfg.RateLimit.Query), Admin: ratelimit.Rule(cfg.RateLimit.Admin),
+		Exempt: cfg.RateLimit.Exempt, MaxTracked: cfg.RateLimit.MaxClients, Proxies: proxies,
+	})
+	if err != nil {
+		log.Error("invalid configuration", zap.Error(err))
+		pipe.Close(context.Background())
+		return errLogged
+	}
 
 	srv := server.New(server.Options{
 		Addr: cfg.HTTP.Addr, MaxBodyBytes: cfg.HTTP.MaxBodyBytes,
 		ReadTimeout: cfg.HTTP.ReadTimeout, WriteTimeout: cfg.HTTP.WriteTimeout, IdleTimeout: cfg.HTTP.IdleTimeout,
-		MaxConnsPerIP: cfg.HTTP.MaxConnsPerIP,
-		Log:           log.Named("http"), Registry: reg,
+		MaxConnsPerIP: cfg.HTTP.MaxConnsPerIP, MaxHeaderBytes: cfg.HTTP.MaxHeaderBytes, Concurrency: cfg.HTTP.Concurrency,
+		CORSOrigins: cfg.HTTP.CORSOrigins, Limiter: limiter, // the limiter's metrics are registered by server.New
+		Log: log.Named("http"), Registry: reg,
 		Checks: []server.Check{
 			{Name: "postgres", Fn: pg.Ping},
 			{Name: "clickhouse", Fn: ch.Ping},

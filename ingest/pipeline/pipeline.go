@@ -154,7 +154,7 @@ func Open(cfg Config, sink Sink, log *zap.Logger) (*Pipeline, error) {
 		r, recs, rst, err = ring.Open(filepath.Join(cfg.Dir, "ring"), ropt)
 	}
 	if err != nil {
-		sq.Close()
+		_ = sq.Close()
 		return nil, err
 	}
 	p := &Pipeline{
@@ -169,8 +169,8 @@ func Open(cfg Config, sink Sink, log *zap.Logger) (*Pipeline, error) {
 	p.ctx, p.cancel = context.WithCancel(context.Background())
 	if len(recs) > 0 || rst.Corrupt > 0 {
 		if err := p.recover(recs); err != nil {
-			r.Close()
-			sq.Close()
+			_ = r.Close()
+			_ = sq.Close()
 			return nil, err
 		}
 		log.Warn("recovered events accepted before an unclean stop", zap.Int("events", len(recs)), zap.Int("corrupt_slots", rst.Corrupt))
@@ -467,11 +467,11 @@ func writeFileSync(path string, data []byte) error {
 		return err
 	}
 	if _, err := f.Write(data); err != nil {
-		f.Close()
+		_ = f.Close()
 		return err
 	}
 	if err := f.Sync(); err != nil {
-		f.Close()
+		_ = f.Close()
 		return err
 	}
 	return f.Close()
@@ -512,7 +512,7 @@ func (p *Pipeline) replayer() {
 		if err := b.UnmarshalRecord(rec); err != nil {
 			spillCorrupt.Inc()
 			p.log.Error("undecodable spill record skipped", zap.Error(err))
-			p.spill.Ack(pos)
+			p.ackSkipped(pos)
 			continue
 		}
 		if uncertain || allUncertain {
@@ -538,7 +538,7 @@ func (p *Pipeline) replayer() {
 		case !Retryable(err):
 			insertErrors.WithLabelValues("permanent").Inc()
 			p.deadLetter(&b, err)
-			p.spill.Ack(pos)
+			p.ackSkipped(pos)
 			p.updateQuota()
 			uncertain, attempt = false, 0
 		default:
@@ -551,6 +551,15 @@ func (p *Pipeline) replayer() {
 			p.sleep(backoff(attempt, p.cfg.ReplayBackoff))
 			attempt++
 		}
+	}
+}
+
+// ackSkipped acks a spill record that will never be inserted (undecodable or dead-lettered). A failed ack is logged and
+// otherwise harmless: the next successful ack covers this record, and until then a restart meets it again and skips it
+// again.
+func (p *Pipeline) ackSkipped(pos spill.Position) {
+	if err := p.spill.Ack(pos); err != nil {
+		p.log.Error("spill ack of a skipped record failed", zap.Error(err))
 	}
 }
 

@@ -103,19 +103,19 @@ func Open(path string, opt Options) (*Ring, []Record, RecoverStats, error) {
 	size := int64(headerSize + opt.Capacity*opt.SlotSize)
 	fi, err := f.Stat()
 	if err != nil {
-		f.Close()
+		_ = f.Close()
 		return nil, nil, st, err
 	}
 	if fi.Size() != size {
 		// Recovered records are already copied out; resizing cannot lose them.
 		if err := f.Truncate(size); err != nil {
-			f.Close()
+			_ = f.Close()
 			return nil, nil, st, fmt.Errorf("ring: size %s: %w", path, err)
 		}
 	}
 	mem, err := unix.Mmap(int(f.Fd()), 0, int(size), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
 	if err != nil {
-		f.Close()
+		_ = f.Close()
 		return nil, nil, st, fmt.Errorf("ring: mmap %s: %w", path, err)
 	}
 	r := &Ring{mem: mem, file: f, mapped: true}
@@ -141,7 +141,7 @@ func (r *Ring) init(opt Options) {
 	r.capacity = uint64(opt.Capacity)
 	r.mask = r.capacity - 1
 	r.slotSize = uint64(opt.SlotSize)
-	r.slots = unsafe.Pointer(&r.mem[headerSize])
+	r.slots = unsafe.Pointer(&r.mem[headerSize]) //nolint:gosec // G103: the mapping outlives the ring; slot() stays inside it
 }
 
 // Reset frees every slot and writes the header. Call it after the records from Open are safe.
@@ -161,7 +161,7 @@ func (r *Ring) reset() {
 
 func (r *Ring) slot(pos uint64) []byte {
 	off := (pos & r.mask) * r.slotSize
-	return unsafe.Slice((*byte)(unsafe.Add(r.slots, off)), r.slotSize)
+	return unsafe.Slice((*byte)(unsafe.Add(r.slots, off)), r.slotSize) //nolint:gosec // G103: off+slotSize ≤ capacity*slotSize by the mask
 }
 
 func (r *Ring) seq(pos uint64) *uint64 {

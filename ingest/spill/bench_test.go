@@ -1,6 +1,7 @@
 package spill
 
 import (
+	"errors"
 	"io"
 	"os"
 	"testing"
@@ -29,7 +30,7 @@ func benchAppend(b *testing.B, size int, opt Options) {
 		}
 	}
 	reopen()
-	defer func() { q.Close() }()
+	defer func() { _ = q.Close() }()
 	perQueue := (256 << 20) / (size + frameSize)
 	b.SetBytes(int64(size))
 	b.ReportAllocs()
@@ -75,7 +76,7 @@ func BenchmarkNext(b *testing.B) {
 	b.ResetTimer()
 	for range b.N {
 		_, _, err := q.Next()
-		if err == io.EOF {
+		if errors.Is(err, io.EOF) {
 			q.Rewind()
 			_, _, err = q.Next()
 		}

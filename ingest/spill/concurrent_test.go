@@ -47,7 +47,7 @@ func TestConcurrentAppendAndRead(t *testing.T) {
 	read, eofAfterDone := 0, false
 	for read < writers*perWriter {
 		b, pos, err := q.Next()
-		if err == io.EOF {
+		if errors.Is(err, io.EOF) {
 			select {
 			case <-done:
 				if eofAfterDone {
@@ -80,7 +80,7 @@ func TestConcurrentAppendAndRead(t *testing.T) {
 		t.Fatal(err)
 	default:
 	}
-	if _, _, err := q.Next(); err != io.EOF {
+	if _, _, err := q.Next(); !errors.Is(err, io.EOF) {
 		t.Fatalf("after every record: %v", err)
 	}
 	if st := q.Stats(); st.Appended != writers*perWriter || st.CorruptRegions != 0 {
@@ -157,7 +157,7 @@ func TestKillRecovery(t *testing.T) {
 		var mid Position
 		for {
 			b, pos, err := q.Next()
-			if err == io.EOF {
+			if errors.Is(err, io.EOF) {
 				break
 			}
 			if err != nil {

@@ -291,7 +291,7 @@ func TestCorruption(t *testing.T) {
 		"megabytes of random garbage as a middle segment": {n: 30, opt: small, ackThrough: -1, corrupt: func(t *testing.T, dir string, segs []segFile) ([]int, Stats) {
 			// Bounded by resyncBudget, however many lengths in the noise look plausible.
 			garbage := make([]byte, 2<<20)
-			rand.NewChaCha8([32]byte{1}).Read(garbage)
+			_, _ = rand.NewChaCha8([32]byte{1}).Read(garbage) // never fails
 			patch(t, segs[1].path, headerSize, garbage)
 			return idsOf(append(segs[:1:1], segs[2:]...)...), Stats{CorruptRegions: 1, CorruptBytes: uint64(len(garbage))}
 		}},

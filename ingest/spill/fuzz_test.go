@@ -3,6 +3,7 @@ package spill
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"io"
 	"os"
 	"path/filepath"
@@ -35,7 +36,7 @@ func FuzzOpenSegment(f *testing.F) {
 		defer q.Close()
 		for k := 0; ; k++ {
 			rec, pos, err := q.Next()
-			if err == io.EOF {
+			if errors.Is(err, io.EOF) {
 				break
 			}
 			if err != nil {

@@ -17,7 +17,7 @@ func lockDir(path string) (*os.File, error) {
 		return nil, err
 	}
 	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
-		f.Close()
+		_ = f.Close()
 		if errors.Is(err, syscall.EWOULDBLOCK) {
 			return nil, ErrLocked
 		}
@@ -28,6 +28,6 @@ func lockDir(path string) (*os.File, error) {
 
 func unlockDir(f *os.File) {
 	if f != nil {
-		f.Close() // closing the last descriptor drops the flock
+		_ = f.Close() // closing the last descriptor drops the flock
 	}
 }

@@ -98,7 +98,7 @@ func writeAck(dir *os.File, p Position) error {
 	// A full disk refuses the new file, and without an ack no segment can be deleted to make room: overwrite the ack in place
 	// instead. 20 bytes inside one sector are written whole by real disks; if a machine crash tore them anyway, the CRC fails,
 	// Open counts BadAck and the pipeline treats every record as maybe-stored.
-	os.Remove(filepath.Join(dir.Name(), ackTmpName))
+	_ = os.Remove(filepath.Join(dir.Name(), ackTmpName))
 	b := encodeAck(p)
 	f, ferr := os.OpenFile(filepath.Join(dir.Name(), ackName), os.O_WRONLY, 0)
 	if ferr != nil {
@@ -112,7 +112,7 @@ func writeAck(dir *os.File, p Position) error {
 		ferr = cerr
 	}
 	if ferr != nil {
-		return fmt.Errorf("%w (in-place ack also failed: %v)", err, ferr)
+		return fmt.Errorf("%w (in-place ack also failed: %w)", err, ferr)
 	}
 	return nil
 }

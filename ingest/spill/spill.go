@@ -166,13 +166,13 @@ func Open(dir string, opt Options) (*Queue, error) {
 
 func (q *Queue) release() {
 	if q.wf != nil {
-		q.wf.Close()
+		_ = q.wf.Close()
 	}
 	if q.rf != nil {
-		q.rf.Close()
+		_ = q.rf.Close()
 	}
 	if q.dir != nil {
-		q.dir.Close()
+		_ = q.dir.Close()
 	}
 	unlockDir(q.lock)
 }
@@ -336,7 +336,7 @@ func (q *Queue) check(sc *scanner, seq uint64, from int64, last bool) (*segment,
 		// Created, then killed before the header was complete: nothing was ever in it.
 		q.st.tornTails.Add(1)
 		q.st.tornBytes.Add(uint64(size))
-		f.Close()
+		_ = f.Close()
 		return nil, os.Remove(path)
 	}
 	if !validHeader(hdr[:]) {
@@ -411,8 +411,8 @@ func (q *Queue) newSegment(seq uint64) error {
 		err = q.dir.Sync()
 	}
 	if err != nil {
-		f.Close()
-		os.Remove(path)
+		_ = f.Close()
+		_ = os.Remove(path)
 		return err
 	}
 	if q.wf != nil {
@@ -422,7 +422,7 @@ func (q *Queue) newSegment(seq uint64) error {
 				q.serr = err
 			}
 		}
-		q.wf.Close()
+		_ = q.wf.Close() // already synced: nothing is left for close to report
 	}
 	q.wf, q.dirty, q.rotate = f, false, false
 	q.segs = append(q.segs, &segment{seq: seq, size: headerSize, mtime: time.Now()})
@@ -668,7 +668,7 @@ func (q *Queue) openReader(seq uint64) error {
 		return nil
 	}
 	if q.rf != nil {
-		q.rf.Close()
+		_ = q.rf.Close()
 		q.rf = nil
 	}
 	f, err := os.Open(q.segPath(seq))

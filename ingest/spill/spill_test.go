@@ -61,7 +61,7 @@ func readAll(t *testing.T, q *Queue) ([]int, Position) {
 	var last Position
 	for {
 		b, pos, err := q.Next()
-		if err == io.EOF {
+		if errors.Is(err, io.EOF) {
 			return ids, last
 		}
 		if err != nil {
@@ -436,7 +436,7 @@ func TestLargeRecords(t *testing.T) {
 			t.Fatalf("record %d: %d bytes back, want %d", i, len(b), n)
 		}
 	}
-	if _, _, err := q.Next(); err != io.EOF {
+	if _, _, err := q.Next(); !errors.Is(err, io.EOF) {
 		t.Fatalf("after the last record: %v", err)
 	}
 }

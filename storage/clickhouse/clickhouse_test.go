@@ -66,11 +66,15 @@ func TestMigrateIdempotentAndRefusesChangedFile(t *testing.T) {
 		defer rows.Close()
 		for rows.Next() {
 			var n, e string
-			rows.Scan(&n, &e)
+			if err := rows.Scan(&n, &e); err != nil {
+				t.Fatal(err)
+			}
 			out = append(out, n+":"+e)
 		}
 		var c uint64
-		db.Conn.QueryRow(ctx, "SELECT count() FROM schema_migrations").Scan(&c)
+		if err := db.Conn.QueryRow(ctx, "SELECT count() FROM schema_migrations").Scan(&c); err != nil {
+			t.Fatal(err)
+		}
 		return strings.Join(out, ",") + " rows=" + string(rune('0'+c))
 	}
 	before := schema()
@@ -107,7 +111,9 @@ func TestMigrateSkipsTooNewThenAppliesAfterUpgrade(t *testing.T) {
 		t.Fatalf("%+v %v", res, err)
 	}
 	var n uint64
-	db.Conn.QueryRow(ctx, "SELECT count() FROM system.tables WHERE database = ? AND name = 'u'", db.Database).Scan(&n)
+	if err := db.Conn.QueryRow(ctx, "SELECT count() FROM system.tables WHERE database = ? AND name = 'u'", db.Database).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
 	if n != 0 {
 		t.Fatal("a migration for a newer server ran")
 	}
@@ -116,7 +122,9 @@ func TestMigrateSkipsTooNewThenAppliesAfterUpgrade(t *testing.T) {
 	if err != nil || res[1].Status != "applied" || res[0].Status != "unchanged" {
 		t.Fatalf("%+v %v", res, err)
 	}
-	db.Conn.QueryRow(ctx, "SELECT count() FROM system.tables WHERE database = ? AND name = 'u'", db.Database).Scan(&n)
+	if err := db.Conn.QueryRow(ctx, "SELECT count() FROM system.tables WHERE database = ? AND name = 'u'", db.Database).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
 	if n != 1 {
 		t.Fatal("skipped migration not applied after upgrade")
 	}
@@ -153,11 +161,15 @@ func TestSinkInsertAndStored(t *testing.T) {
 	var n uint64
 	var ip, typ string
 	var pb uint32
-	db.Conn.QueryRow(ctx, "SELECT count() FROM events").Scan(&n)
+	if err := db.Conn.QueryRow(ctx, "SELECT count() FROM events").Scan(&n); err != nil {
+		t.Fatal(err)
+	}
 	if n != 500 {
 		t.Fatalf("%d rows", n)
 	}
-	db.Conn.QueryRow(ctx, "SELECT IPv6NumToString(ip), toString(type), playback_ms FROM events WHERE playback_ms = 30").Scan(&ip, &typ, &pb)
+	if err := db.Conn.QueryRow(ctx, "SELECT IPv6NumToString(ip), toString(type), playback_ms FROM events WHERE playback_ms = 30").Scan(&ip, &typ, &pb); err != nil {
+		t.Fatal(err)
+	}
 	if ip != "::ffff:203.0.113.7" || typ != "first_quartile" || pb != 30 {
 		t.Fatalf("row: ip %q type %q playback %d", ip, typ, pb)
 	}
@@ -171,7 +183,9 @@ func TestSinkInsertAndStored(t *testing.T) {
 	if err := s.Insert(ctx, mixed); err != nil {
 		t.Fatal(err)
 	}
-	db.Conn.QueryRow(ctx, "SELECT count(), uniqExact(event_id) FROM events").Scan(&n, new(uint64))
+	if err := db.Conn.QueryRow(ctx, "SELECT count(), uniqExact(event_id) FROM events").Scan(&n, new(uint64)); err != nil {
+		t.Fatal(err)
+	}
 	if n != 600 {
 		t.Fatalf("after MaybeStored insert: %d rows, want 600", n)
 	}
@@ -181,7 +195,9 @@ func TestErrorClassification(t *testing.T) {
 	db := migrated(t)
 	ctx := context.Background()
 	// A schema mismatch is permanent: retrying cannot help.
-	db.Conn.Exec(ctx, "ALTER TABLE events DROP COLUMN session_id")
+	if err := db.Conn.Exec(ctx, "ALTER TABLE events DROP COLUMN session_id"); err != nil {
+		t.Fatal(err)
+	}
 	err := NewSink(db).Insert(ctx, testBatch(3, 1))
 	var e *Error
 	if !errors.As(err, &e) || !e.Permanent || e.Retryable() {

@@ -128,7 +128,7 @@ func chainHas(err error, pred func(error) bool) bool {
 	if pred(err) {
 		return true
 	}
-	switch u := err.(type) {
+	switch u := err.(type) { //nolint:errorlint // this is the chain walk errors.As would do, with an arbitrary predicate
 	case interface{ Unwrap() error }:
 		return chainHas(u.Unwrap(), pred)
 	case interface{ Unwrap() []error }:

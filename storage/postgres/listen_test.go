@@ -9,18 +9,6 @@ import (
 	"github.com/adtracker/adtracker/storage/postgres/pgtest"
 )
 
-// waitFor polls cond until it holds or the bound passes; the bound only stops a hung test.
-func waitFor(t *testing.T, what string, bound time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(bound)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", bound, what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 func TestListenDeliversAndReconnects(t *testing.T) {
 	t.Parallel()
 	// A unique application_name lets the test find and kill the listener's backend.

@@ -1,0 +1,155 @@
+package query
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+)
+
+func at(s string) time.Time {
+	t, err := time.Parse(time.RFC3339, s)
+	if err != nil {
+		panic(err)
+	}
+	return t
+}
+
+func TestAlign(t *testing.T) {
+	f := func(from, to, wantFrom, wantTo string) {
+		t.Helper()
+		got := Range{at(from), at(to)}.Align()
+		if !got.From.Equal(at(wantFrom)) || !got.To.Equal(at(wantTo)) || got.From.Location() != time.UTC {
+			t.Fatalf("Align(%s, %s) = %v, %v; want %s, %s", from, to, got.From, got.To, wantFrom, wantTo)
+		}
+	}
+	f("2025-04-21T10:00:00Z", "2025-04-21T11:00:00Z", "2025-04-21T10:00:00Z", "2025-04-21T11:00:00Z")
+	f("2025-04-21T10:00:59Z", "2025-04-21T11:00:01Z", "2025-04-21T10:00:00Z", "2025-04-21T11:01:00Z")
+	f("2025-04-21T12:30:30+02:00", "2025-04-21T12:45:00+02:00", "2025-04-21T10:30:00Z", "2025-04-21T10:45:00Z")
+	f("2025-04-21T10:00:00.5Z", "2025-04-21T10:00:00.7Z", "2025-04-21T10:00:00Z", "2025-04-21T10:01:00Z")
+}
+
+func TestPlanRange(t *testing.T) {
+	f := func(from, to string, useHours bool, want string) {
+		t.Helper()
+		p := planRange(Range{at(from), at(to)}, useHours)
+		var parts []string
+		if p.hours != nil {
+			parts = append(parts, "h "+p.hours.from.Format("15:04")+"-"+p.hours.to.Format("15:04"))
+		}
+		for _, m := range p.minutes {
+			parts = append(parts, "m "+m.from.Format("15:04")+"-"+m.to.Format("15:04"))
+		}
+		if got := strings.Join(parts, ", "); got != want {
+			t.Fatalf("plan(%s, %s, %v) = %s, want %s", from, to, useHours, got, want)
+		}
+	}
+	f("2025-04-21T10:00:00Z", "2025-04-21T13:00:00Z", true, "h 10:00-13:00")
+	f("2025-04-21T10:17:00Z", "2025-04-21T13:43:00Z", true, "h 11:00-13:00, m 10:17-11:00, m 13:00-13:43")
+	f("2025-04-21T10:00:00Z", "2025-04-21T13:43:00Z", true, "h 10:00-13:00, m 13:00-13:43")
+	f("2025-04-21T10:17:00Z", "2025-04-21T13:00:00Z", true, "h 11:00-13:00, m 10:17-11:00")
+	f("2025-04-21T10:17:00Z", "2025-04-21T11:43:00Z", true, "m 10:17-11:43") // no whole hour inside
+	f("2025-04-21T10:17:00Z", "2025-04-21T10:43:00Z", true, "m 10:17-10:43") //
+	f("2025-04-21T10:17:00Z", "2025-04-21T12:00:00Z", true, "h 11:00-12:00, m 10:17-11:00")
+	f("2025-04-21T10:00:00Z", "2025-04-21T13:00:00Z", false, "m 10:00-13:00") // minute buckets
+}
+
+func TestBuckets(t *testing.T) {
+	f := func(from, to string, iv Interval, want int) {
+		t.Helper()
+		if got := Buckets(Range{at(from), at(to)}, iv); got != want {
+			t.Fatalf("Buckets(%s, %s, %s) = %d, want %d", from, to, iv, got, want)
+		}
+	}
+	f("2025-04-21T10:00:00Z", "2025-04-21T11:00:00Z", Minute, 60)
+	f("2025-04-21T10:00:30Z", "2025-04-21T11:00:00Z", Minute, 60)
+	f("2025-04-21T10:00:30Z", "2025-04-21T11:00:01Z", Minute, 61)
+	f("2025-04-21T10:30:00Z", "2025-04-21T12:00:00Z", Hour, 2)
+	f("2025-04-21T10:30:00Z", "2025-04-21T12:00:01Z", Hour, 3)
+	f("2025-04-20T23:00:00Z", "2025-04-22T01:00:00Z", Day, 3)
+	f("2025-04-21T00:00:00Z", "2025-04-22T00:00:00Z", Day, 1)
+	f("2025-04-21T00:00:00Z", "2025-04-22T00:00:00Z", "week", 0)
+}
+
+// sqlCatcher records the SQL and arguments and fails the query, so the service's text can be inspected without a server.
+type sqlCatcher struct {
+	sql  string
+	args []any
+}
+
+var errCaught = errors.New("caught")
+
+func (c *sqlCatcher) Query(_ context.Context, q string, args ...any) (driver.Rows, error) {
+	c.sql, c.args = q, args
+	return nil, errCaught
+}
+
+// TestSQLIsBoundAndReadsRollups: every value is a bound argument (as many ? as arguments, and no request text in the SQL), the
+// tables are the rollups, and events never appears.
+func TestSQLIsBoundAndReadsRollups(t *testing.T) {
+	c := &sqlCatcher{}
+	s := New(c, "analytics`db")
+	r := Range{at("2025-04-21T10:17:00Z"), at("2025-04-21T13:43:00Z")}
+	check := func(what string, wantArgs int) {
+		t.Helper()
+		if eventsTable.MatchString(c.sql) {
+			t.Fatalf("%s reads events:\n%s", what, c.sql)
+		}
+		if n := strings.Count(c.sql, "?"); n != len(c.args) || n != wantArgs {
+			t.Fatalf("%s: %d placeholders, %d arguments, want %d:\n%s", what, n, len(c.args), wantArgs, c.sql)
+		}
+		if !strings.Contains(c.sql, "`analytics\\`db`.ad_stats_minute") {
+			t.Fatalf("%s: database not quoted:\n%s", what, c.sql)
+		}
+		for _, a := range c.args {
+			switch a.(type) {
+			case int64, uint64, int:
+			default:
+				t.Fatalf("%s: argument %T %v", what, a, a)
+			}
+		}
+	}
+	ctx := context.Background()
+	if _, err := s.Analytics(ctx, 42, r); err != errCaught {
+		t.Fatal(err)
+	}
+	check("analytics", 2+1+4+1) // hour: ad + span; minute: ad + two spans
+	if _, err := s.Top(ctx, r, "ctr", 10); err != errCaught {
+		t.Fatal(err)
+	}
+	check("top", 2+4+1) // spans and the limit
+	if !strings.Contains(c.sql, "ORDER BY if(n_impressions = 0, 0, n_clicks / n_impressions) DESC, ad_id ASC LIMIT ?") {
+		t.Fatalf("top order:\n%s", c.sql)
+	}
+	for _, iv := range []Interval{Minute, Hour, Day} {
+		if _, err := s.Timeseries(ctx, 42, r, iv); err != errCaught {
+			t.Fatal(err)
+		}
+		if iv == Minute {
+			check("timeseries "+string(iv), 3)
+			if strings.Contains(c.sql, "ad_stats_hour") {
+				t.Fatalf("minute buckets read the hour rollup:\n%s", c.sql)
+			}
+		} else {
+			check("timeseries "+string(iv), 8)
+		}
+	}
+	if _, err := s.Top(ctx, r, "ctr; DROP TABLE events", 10); err == nil || !strings.Contains(err.Error(), "sort") {
+		t.Fatalf("unknown sort: %v", err)
+	}
+}
+
+// BenchmarkBuildSQL measures assembling a query (the per-request work outside ClickHouse).
+func BenchmarkBuildSQL(b *testing.B) {
+	c := &sqlCatcher{}
+	s := New(c, "adtracker")
+	r := Range{at("2025-04-21T10:17:00Z"), at("2025-04-21T13:43:00Z")}
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		s.Analytics(ctx, 42, r)
+	}
+}
