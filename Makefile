@@ -9,7 +9,7 @@ FUZZTIME ?= 10s
 TEST_PG_DSN ?= postgres://adtracker:adtracker@127.0.0.1:$(or $(PG_PORT),5432)/adtracker?sslmode=disable
 TEST_CH_ADDR ?= 127.0.0.1:$(or $(CH_TCP_PORT),9000)
 
-.PHONY: help services down build run test vet fmt-check chdb-check compose-check bench lint fuzz chaos
+.PHONY: help services down build run test vet fmt-check chdb-check compose-check bench lint fuzz chaos cluster cluster-check cluster-down
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z0-9_.-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -51,7 +51,8 @@ chdb-check: ## run migrations and shipped queries on a current ClickHouse engine
 compose-check: ## validate docker-compose.yml (installs Debian's docker-compose when missing)
 	@command -v docker-compose >/dev/null || bash -c 'source scripts/lib.sh && apt_install docker-compose'
 	docker-compose -f docker-compose.yml config -q
-	@echo "docker-compose.yml OK"
+	docker-compose -f docker-compose.cluster.yml config -q
+	@echo "docker-compose.yml and docker-compose.cluster.yml OK"
 
 bench: ## run the benchmark script (scripts/bench.sh) when present
 	@if [ -x scripts/bench.sh ]; then scripts/bench.sh; \
@@ -77,3 +78,13 @@ chaos: services ## fault-injection suite (≤10 min): ClickHouse killed/frozen, 
 		go test -tags chaos -count=1 -v -timeout 30m -run 'Chaos' ./cmd/adtracker 2>&1 | grep -v '^ *{' 
 	@cat .data/chaos-report.txt
 	$(MAKE) --no-print-directory fuzz FUZZTIME=$(or $(CHAOS_FUZZTIME),10s)
+
+cluster: ## start the loopback ClickHouse cluster (ZooKeeper + 2 shards x 2 replicas of 18.16) for scale-out work
+	scripts/cluster.sh up
+
+cluster-check: ## verify replication, ON CLUSTER DDL and Distributed inserts on the loopback cluster (docs/scaling.md)
+	scripts/cluster.sh up
+	scripts/cluster.sh verify
+
+cluster-down: ## stop the loopback cluster
+	scripts/cluster.sh down

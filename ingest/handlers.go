@@ -62,6 +62,19 @@ func methodNotAllowed(allow string) fasthttp.RequestHandler {
 
 // complete fills what the client may leave out — id, address, user agent — and checks the ad against the catalogue.
 func (h *Handlers) complete(ctx *fasthttp.RequestCtx, e *Event) (*FieldError, string) {
+	h.fill(ctx, e)
+	ad, ok := h.Catalog.Lookup(e.AdID)
+	if !ok {
+		return &FieldError{Status: fasthttp.StatusUnprocessableEntity, Field: "ad_id", Msg: "unknown ad_id"}, reasonUnknownAd
+	}
+	if !ad.Accepts {
+		return &FieldError{Status: fasthttp.StatusUnprocessableEntity, Field: "ad_id", Msg: "ad is archived"}, reasonArchived
+	}
+	return nil, ""
+}
+
+// fill sets the id, address and user agent the client left out.
+func (h *Handlers) fill(ctx *fasthttp.RequestCtx, e *Event) {
 	if e.ID.IsZero() {
 		e.ID = h.IDs.Next()
 	}
@@ -73,14 +86,6 @@ func (h *Handlers) complete(ctx *fasthttp.RequestCtx, e *Event) (*FieldError, st
 		e.SetUserAgent(ua)
 		e.UALen = uint16(validUTF8Prefix(e.UserAgent[:e.UALen]))
 	}
-	ad, ok := h.Catalog.Lookup(e.AdID)
-	if !ok {
-		return &FieldError{Status: fasthttp.StatusUnprocessableEntity, Field: "ad_id", Msg: "unknown ad_id"}, reasonUnknownAd
-	}
-	if !ad.Accepts {
-		return &FieldError{Status: fasthttp.StatusUnprocessableEntity, Field: "ad_id", Msg: "ad is archived"}, reasonArchived
-	}
-	return nil, ""
 }
 
 // validUTF8Prefix trims a user agent cut mid-rune by truncation, so ClickHouse and JSON exports see valid text.
@@ -288,7 +293,7 @@ func (h *Handlers) clickRedirect(ctx *fasthttp.RequestCtx) {
 	if v := ctx.QueryArgs().Peek("vid"); len(v) > 0 && len(v) <= MaxIDLen && printableASCII(v) {
 		e.SetViewerID(v)
 	}
-	h.complete(ctx, e)
+	h.fill(ctx, e) // the catalogue was checked above
 	if err := h.Queue.Enqueue(e); err != nil {
 		clicksUnrecorded.Inc()
 	} else {

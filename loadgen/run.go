@@ -52,8 +52,9 @@ type Config struct {
 	Traffic  TrafficConfig // Ads must be set except in get mode
 	Paths    []string      // get mode: request URIs (path and query), sent in turn
 	Timeout  time.Duration // per request (default 10 s)
-	// Backoff caps how long a connection honours Retry-After after a 503 in closed loop, as a well-behaved SDK would (default 1 s;
-	// negative: never wait). Without it a saturated server spends its time refusing requests.
+	// Backoff is how long a connection pauses after a 503 in closed loop: Retry-After, but at most Backoff (default 100 ms;
+	// negative: no pause). Without a pause a saturated server spends its time refusing; a full Retry-After (adtracker sends 1 s)
+	// leaves it idle once the ring drains, so the measured rate would be the client's patience, not the server's capacity.
 	Backoff  time.Duration
 	Progress io.Writer // a line per second; nil for none
 	Run      [6]byte   // id prefix of this run; zero picks a random one
@@ -121,7 +122,7 @@ func (c *Config) normalize() error {
 		c.Timeout = 10 * time.Second
 	}
 	if c.Backoff == 0 {
-		c.Backoff = time.Second
+		c.Backoff = 100 * time.Millisecond
 	}
 	if c.Duration <= 0 && c.Count <= 0 {
 		c.Duration = 10 * time.Second
@@ -178,7 +179,6 @@ func (g *group) now() int64 { return int64(time.Since(g.epoch)) }
 // worker owns one connection's worth of requests; everything it touches per request is allocated once here.
 type worker struct {
 	g       *group
-	id      int
 	req     *fasthttp.Request
 	resp    *fasthttp.Response
 	traffic *Traffic
@@ -211,7 +211,7 @@ var (
 
 func newWorker(g *group, id int) *worker {
 	c := g.cfg
-	w := &worker{g: g, id: id, req: fasthttp.AcquireRequest(), resp: fasthttp.AcquireResponse()}
+	w := &worker{g: g, req: fasthttp.AcquireRequest(), resp: fasthttp.AcquireResponse()}
 	tc := c.Traffic
 	tc.Single = c.Mode == ModeSingle
 	tc.Seed = tc.Seed*1_000_003 + uint64(id) + 1

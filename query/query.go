@@ -365,8 +365,11 @@ func seconds(ms float64) float64 {
 }
 
 // Analytics returns one ad's metrics over r (aligned to minutes; the returned From/To say what was counted). An ad without events
-// in the window gets zeros.
+// in the window gets zeros. Like Top and Timeseries it refuses a range Check refuses, with a *ParamError.
 func (s *Service) Analytics(ctx context.Context, adID uint64, r Range) (Stats, error) {
+	if err := s.Check(r); err != nil {
+		return Stats{}, err
+	}
 	r = r.Align()
 	var b builder
 	b.sql.WriteString("SELECT ")
@@ -401,6 +404,9 @@ func (s *Service) Top(ctx context.Context, r Range, sort string, limit int) ([]S
 	}
 	if limit <= 0 || limit > MaxTopLimit {
 		return nil, errLimit()
+	}
+	if err := s.Check(r); err != nil {
+		return nil, err
 	}
 	r = r.Align()
 	var b builder
@@ -446,6 +452,9 @@ func (s *Service) Timeseries(ctx context.Context, adID uint64, r Range, iv Inter
 	d := iv.Duration()
 	if d == 0 {
 		return Series{}, &ParamError{Field: "interval", Msg: "interval must be minute, hour or day"}
+	}
+	if err := s.Check(r); err != nil {
+		return Series{}, err
 	}
 	if n := Buckets(r, iv); n > s.maxPoints() {
 		return Series{}, &ParamError{Field: "interval",

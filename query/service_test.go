@@ -153,8 +153,8 @@ var eventsTable = regexp.MustCompile(`(?i)\bevents\b`)
 
 func TestService(t *testing.T) {
 	db := openMigrated(t, 0)
-	g := gen{seed: 5, n: 400_000, ads: []float64{30, 25, 20, 15, 9.99, 0.01}, pools: []int{400000, 40000, 5000, 20000, 1000, 50}, span: 52 * time.Hour}
-	evs, batches := g.build(20_000)
+	g := gen{seed: 5, n: 300_000, ads: []float64{40, 20, 15, 15, 9.99, 0.01}, pools: []int{400000, 40000, 5000, 20000, 1000, 50}, span: 52 * time.Hour}
+	evs, batches := g.build(30_000)
 	start := time.Now()
 	insert(t, db, batches)
 	t.Logf("inserted %d events in %d batches through the sink in %v", len(evs), len(batches), time.Since(start).Round(time.Millisecond))
@@ -212,7 +212,11 @@ func TestService(t *testing.T) {
 		if (p.hours != nil) != (rc.hourRollup == 1) || len(p.minutes) != rc.mins {
 			t.Fatalf("%s: plan %+v, want hour rollup %d and %d minute spans", rc.name, p, rc.hourRollup, rc.mins)
 		}
-		checkRange(i, SortKeys())
+		keys := []string{"clicks"}
+		if i < 3 { // every sort key on the first ranges; the ranges differ in the plan, not in how a key sorts
+			keys = SortKeys()
+		}
+		checkRange(i, keys)
 	}
 
 	series := []struct {

@@ -83,6 +83,7 @@ func loadgen(args []string) error {
 	fs.Uint64Var(&cfg.Traffic.Seed, "seed", 0, "random seed of the traffic (0 = from the clock)")
 	fs.Var(&paths, "path", "get mode: request URI to GET (repeatable; sent in turn)")
 	fs.DurationVar(&cfg.Timeout, "timeout", 10*time.Second, "per-request timeout")
+	fs.DurationVar(&cfg.Backoff, "backoff", 100*time.Millisecond, "closed loop: pause after a 503 (Retry-After, at most this; negative: none)")
 	fs.StringVar(&vc.Addr, "clickhouse", envOr("ADTRACKER_CLICKHOUSE_ADDR", "127.0.0.1:9000"), "verify: ClickHouse native address")
 	fs.StringVar(&vc.Database, "database", envOr("ADTRACKER_CLICKHOUSE_DATABASE", "adtracker"), "verify: ClickHouse database")
 	fs.StringVar(&vc.Username, "clickhouse-user", envOr("ADTRACKER_CLICKHOUSE_USERNAME", "default"), "verify: ClickHouse user")

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"net"
@@ -37,7 +38,7 @@ func serve(args []string) error {
 		return err
 	}
 	cfg, log := e.cfg, e.log
-	defer log.Sync()
+	defer func() { _ = log.Sync() }()
 	log.Info("starting adtracker", zap.Any("config", cfg.Redacted()))
 
 	ctx, stop := context.WithCancel(context.Background())
@@ -63,7 +64,11 @@ func serve(args []string) error {
 		log.Error("loading the ad catalogue failed", zap.Error(err))
 		return errLogged
 	}
-	go cat.Run(ctx)
+	go func() {
+		if err := cat.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
+			log.Error("catalogue refresher stopped", zap.Error(err))
+		}
+	}()
 
 	pcfg := pipeline.Defaults()
 	pcfg.Dir = cfg.Ingest.DataDir
@@ -88,7 +93,7 @@ func serve(args []string) error {
 	proxies, err := ingest.ParseProxies(cfg.HTTP.TrustedProxies)
 	if err != nil {
 		log.Error("invalid configuration", zap.Error(err))
-		pipe.Close(context.Background())
+		closePipe(pipe, log)
 		return errLogged
 	}
 	reg := prometheus.NewRegistry()
@@ -102,7 +107,7 @@ func serve(args []string) error {
 	})
 	if err != nil {
 		log.Error("invalid configuration", zap.Error(err))
-		pipe.Close(context.Background())
+		closePipe(pipe, log)
 		return errLogged
 	}
 
@@ -141,7 +146,7 @@ func serve(args []string) error {
 	ln, err := net.Listen("tcp", cfg.HTTP.Addr)
 	if err != nil {
 		log.Error("cannot listen", zap.String("addr", cfg.HTTP.Addr), zap.Error(err))
-		pipe.Close(context.Background())
+		closePipe(pipe, log)
 		return errLogged
 	}
 	serveErr := make(chan error, 1)
@@ -202,4 +207,11 @@ func healthcheck(args []string) error {
 		return fmt.Errorf("status %d", resp.StatusCode)
 	}
 	return nil
+}
+
+// closePipe drains the pipeline on an early exit; whatever it cannot finish stays in the ring file for the next start.
+func closePipe(p *pipeline.Pipeline, log *zap.Logger) {
+	if err := p.Close(context.Background()); err != nil {
+		log.Error("pipeline close", zap.Error(err))
+	}
 }

@@ -386,15 +386,15 @@ func (p *Pipeline) store(j *job) bool {
 				p.healthy.Store(true)
 				return true
 			}
+			if Uncertain(err) {
+				b.MaybeStored = true // kept in the spill or dead-letter record, so whoever re-inserts it checks first
+			}
 			if !Retryable(err) {
 				insertErrors.WithLabelValues("permanent").Inc()
 				p.deadLetter(b, err)
 				return true
 			}
 			insertErrors.WithLabelValues("retryable").Inc()
-			if Uncertain(err) {
-				b.MaybeStored = true
-			}
 			if p.healthy.Swap(false) {
 				p.log.Warn("clickhouse insert failed; spilling to disk until it answers", zap.Error(err))
 			}

@@ -159,6 +159,9 @@ func classify(op string, err error, sent bool) error {
 	if errors.As(err, &ex) {
 		e.Code = ex.Code
 		_, e.Permanent = permanentCodes[ex.Code]
+		// An exception raised while the server processes a sent block may come after events got the rows (18.16 writes the
+		// table before a failing materialized view reports), so the next attempt must check what is stored.
+		e.Uncertain = sent
 		return e
 	}
 	e.Uncertain = sent
