@@ -69,6 +69,10 @@ type Config struct {
 		MaxAge        time.Duration `mapstructure:"max_age"`
 		Durable       bool          `mapstructure:"durable"`
 	} `mapstructure:"ingest"`
+	Query struct {
+		MaxRange time.Duration `mapstructure:"max_range"`
+		Timeout  time.Duration `mapstructure:"timeout"`
+	} `mapstructure:"query"`
 	Catalog struct {
 		RefreshInterval time.Duration `mapstructure:"refresh_interval"`
 	} `mapstructure:"catalog"`
@@ -136,6 +140,8 @@ var Settings = []Setting{
 	{"ingest.max_future_skew", "5m", "event timestamps further in the future are rejected"},
 	{"ingest.max_age", "168h", "event timestamps older than this are rejected"},
 	{"ingest.durable", true, "ring in a memory-mapped file (survives SIGKILL); false keeps it in process memory"},
+	{"query.max_range", "9600h", "longest analytics window (400 days); longer answers 400"},
+	{"query.timeout", "10s", "ClickHouse time per analytics request; past it 503"},
 	{"catalog.refresh_interval", "30s", "full reload of the ad catalogue snapshot (NOTIFY updates it in between)"},
 	{"shutdown.timeout", "30s", "time to drain the ring on SIGTERM; what is left stays in the ring file"},
 }

@@ -260,6 +260,18 @@ const aggregates = `sum(impressions) AS n_impressions, sum(clicks) AS n_clicks, 
  uniqMerge(viewers) AS n_viewers,
  arrayMap(x -> toFloat64(x), quantilesTDigestIfMerge(0.5, 0.95)(playback_ms_quantiles)) AS q_playback`
 
+// countAggregates are the aggregates of the plain count columns: cheap, because no state is read. Every sort key but the three
+// approximate ones is computed from them alone.
+const countAggregates = `sum(impressions) AS n_impressions, sum(clicks) AS n_clicks, sum(starts) AS n_starts,
+ sum(first_quartiles) AS n_first_quartiles, sum(midpoints) AS n_midpoints, sum(third_quartiles) AS n_third_quartiles,
+ sum(completes) AS n_completes, sum(playback_ms_sum) AS n_playback_ms_sum, sum(playback_count) AS n_playback`
+
+const countColumns = `ad_id, impressions, clicks, starts, first_quartiles, midpoints, third_quartiles, completes, playback_ms_sum,
+ playback_count`
+
+// stateSorts need the uniq or t-digest states to rank ads.
+var stateSorts = map[string]bool{"unique_viewers": true, "p50_playback_seconds": true, "p95_playback_seconds": true}
+
 // rollupColumns are read from either rollup inside the UNION ALL; the time column is added per table.
 const rollupColumns = `ad_id, impressions, clicks, starts, first_quartiles, midpoints, third_quartiles, completes,
  playback_ms_sum, playback_count, viewers, playback_ms_quantiles`
@@ -281,10 +293,15 @@ func (s *Service) table(name string) string {
 // source writes "(SELECT ... FROM hour rollup WHERE ... UNION ALL SELECT ... FROM minute rollup WHERE ...)". bucket picks the
 // bucket expression for a table's time column ("" for totals). adID 0 means every ad.
 func (s *Service) source(b *builder, p plan, adID uint64, bucket func(col string) string) {
+	s.sourceOf(b, p, adID, bucket, rollupColumns, nil)
+}
+
+// sourceOf is source reading cols, with extra (when not nil) writing one more condition into each part's WHERE.
+func (s *Service) sourceOf(b *builder, p plan, adID uint64, bucket func(col string) string, cols string, extra func(b *builder)) {
 	b.sql.WriteString("(")
 	part := func(table, col string, spans []span) {
 		b.sql.WriteString("SELECT ")
-		b.sql.WriteString(rollupColumns)
+		b.sql.WriteString(cols)
 		if bucket != nil {
 			b.sql.WriteString(", ")
 			b.sql.WriteString(bucket(col))
@@ -306,6 +323,10 @@ func (s *Service) source(b *builder, p plan, adID uint64, bucket func(col string
 			b.args = append(b.args, sp.from.Unix(), sp.to.Unix())
 		}
 		b.sql.WriteString(")")
+		if extra != nil {
+			b.sql.WriteString(" AND ")
+			extra(b)
+		}
 	}
 	if p.hours != nil {
 		part("ad_stats_hour", "hour", []span{*p.hours})
@@ -409,11 +430,28 @@ func (s *Service) Top(ctx context.Context, r Range, sort string, limit int) ([]S
 		return nil, err
 	}
 	r = r.Align()
+	p := planRange(r, true)
 	var b builder
 	b.sql.WriteString("SELECT ad_id, ")
 	b.sql.WriteString(aggregates)
 	b.sql.WriteString(" FROM ")
-	s.source(&b, planRange(r, true), 0, nil)
+	// Merging uniq and t-digest states is what costs (one state per ad and minute or hour); the counts are cheap. When the order
+	// depends on counts only, a first pass over the count columns picks the ads that make the list — the same ORDER BY and LIMIT,
+	// so the same ads — and the states are read for those alone: the primary key (ad_id, ...) skips every other ad's granules.
+	var only func(b *builder)
+	if !stateSorts[sort] {
+		only = func(b *builder) {
+			b.sql.WriteString("ad_id IN (SELECT ad_id FROM (SELECT ad_id, ")
+			b.sql.WriteString(countAggregates)
+			b.sql.WriteString(" FROM ")
+			s.sourceOf(b, p, 0, nil, countColumns, nil)
+			b.sql.WriteString(" GROUP BY ad_id ORDER BY ")
+			b.sql.WriteString(order)
+			b.sql.WriteString(" DESC, ad_id ASC LIMIT ?))")
+			b.args = append(b.args, limit)
+		}
+	}
+	s.sourceOf(&b, p, 0, nil, rollupColumns, only)
 	b.sql.WriteString(" GROUP BY ad_id ORDER BY ")
 	b.sql.WriteString(order)
 	b.sql.WriteString(" DESC, ad_id ASC LIMIT ?")

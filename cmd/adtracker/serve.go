@@ -19,6 +19,7 @@ import (
 	"github.com/adtracker/adtracker/catalog"
 	"github.com/adtracker/adtracker/ingest"
 	"github.com/adtracker/adtracker/ingest/pipeline"
+	"github.com/adtracker/adtracker/query"
 	"github.com/adtracker/adtracker/ratelimit"
 	"github.com/adtracker/adtracker/server"
 	chstore "github.com/adtracker/adtracker/storage/clickhouse"
@@ -142,6 +143,10 @@ func serve(args []string) error {
 	}
 	h.Register(srv.Router)
 	catalog.RegisterRoutes(srv.Router, &catalog.Handlers{Repo: pg, AdminToken: cfg.Admin.Token, Logger: log.Named("ads")})
+	qs := query.New(ch.Conn, ch.Database)
+	qs.Log = log.Named("query")
+	qs.MaxRange, qs.Timeout = cfg.Query.MaxRange, cfg.Query.Timeout
+	qs.Register(srv.Router)
 
 	ln, err := net.Listen("tcp", cfg.HTTP.Addr)
 	if err != nil {
