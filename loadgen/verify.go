@@ -8,7 +8,6 @@ import (
 
 	ch "github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/ext"
-	"github.com/google/uuid"
 
 	"github.com/adtracker/adtracker/ingest"
 	chstore "github.com/adtracker/adtracker/storage/clickhouse"
@@ -128,7 +127,9 @@ func Verify(ctx context.Context, vc VerifyConfig, r *Result) (*VerifyResult, err
 		}
 	}
 	v.DrainSeconds = max(lastChange.Sub(runEnd).Seconds(), 0)
-	if err := db.Conn.QueryRow(ctx, "SELECT count(), uniqExact(event_id) FROM events "+where).Scan(&v.Rows, &v.Distinct); err != nil {
+	// Distinct ids are counted as text: 18.16 hashes a UUID by one 64-bit half, and within a run that half is the same for all of a
+	// worker's ids, so uniqExact(event_id) degrades to chained collisions (83 s instead of 1.3 s for 2.2M ids, measured).
+	if err := db.Conn.QueryRow(ctx, "SELECT count(), uniqExact(toString(event_id)) FROM events "+where).Scan(&v.Rows, &v.Distinct); err != nil {
 		return nil, fmt.Errorf("counting stored events: %w", err)
 	}
 	v.Duplicates = v.Rows - v.Distinct
@@ -142,14 +143,15 @@ func Verify(ctx context.Context, vc VerifyConfig, r *Result) (*VerifyResult, err
 		if n > ExtIDsMax {
 			return 0, fmt.Errorf("%d failed events are too many to check one by one", n)
 		}
-		t, err := ext.NewTable("loadgen_ids", ext.Column("id", "UUID"))
+		// Sent as text for the same reason as above: a set of these UUIDs would hash by their shared half.
+		t, err := ext.NewTable("loadgen_ids", ext.Column("id", "String"))
 		if err != nil {
 			return 0, err
 		}
 		for _, rg := range rs {
 			rg.Each(func(u ingest.UUID) {
 				if err == nil {
-					err = t.Append(uuid.UUID(u))
+					err = t.Append(u.String())
 				}
 			})
 		}
@@ -158,7 +160,7 @@ func Verify(ctx context.Context, vc VerifyConfig, r *Result) (*VerifyResult, err
 		}
 		var c uint64
 		qctx := ch.Context(ctx, ch.WithExternalTable(t))
-		err = db.Conn.QueryRow(qctx, "SELECT uniqExact(event_id) FROM events "+where+" AND event_id IN loadgen_ids").Scan(&c)
+		err = db.Conn.QueryRow(qctx, "SELECT uniqExact(toString(event_id)) FROM events "+where+" AND toString(event_id) IN loadgen_ids").Scan(&c)
 		return c, err
 	}
 	if v.RefusedStored, err = inSet(r.RefusedIDs); err != nil {

@@ -195,8 +195,6 @@ func (w *want) add(e *ev) {
 	}
 }
 
-func (w *want) empty() bool { return w.viewers == nil }
-
 // sum aggregates the events in [from, to) per ad (adID 0: every ad).
 func sumByAd(evs []ev, from, to time.Time) map[uint64]*want {
 	out := map[uint64]*want{}

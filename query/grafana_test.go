@@ -447,7 +447,9 @@ func checkExpanded(t *testing.T, qs []dashQuery) {
 		old, _ := filepath.Glob(filepath.Join(expandedDir, "*.sql"))
 		for _, f := range old {
 			if _, keep := want[filepath.Base(f)]; !keep {
-				os.Remove(f)
+				if err := os.Remove(f); err != nil {
+					t.Fatal(err)
+				}
 			}
 		}
 		for name, body := range want {

@@ -116,11 +116,11 @@ func TestSQLIsBoundAndReadsRollups(t *testing.T) {
 		}
 	}
 	ctx := context.Background()
-	if _, err := s.Analytics(ctx, 42, r); err != errCaught {
+	if _, err := s.Analytics(ctx, 42, r); !errors.Is(err, errCaught) {
 		t.Fatal(err)
 	}
 	check("analytics", 2+1+4+1) // hour: ad + span; minute: ad + two spans
-	if _, err := s.Top(ctx, r, "ctr", 10); err != errCaught {
+	if _, err := s.Top(ctx, r, "ctr", 10); !errors.Is(err, errCaught) {
 		t.Fatal(err)
 	}
 	// Spans and the limit, plus in each part the first pass that picks the ads (its spans and limit).
@@ -129,7 +129,7 @@ func TestSQLIsBoundAndReadsRollups(t *testing.T) {
 		t.Fatalf("top order:\n%s", c.sql)
 	}
 	// Ranking by an approximate figure needs every ad's states: one pass.
-	if _, err := s.Top(ctx, r, "unique_viewers", 10); err != errCaught {
+	if _, err := s.Top(ctx, r, "unique_viewers", 10); !errors.Is(err, errCaught) {
 		t.Fatal(err)
 	}
 	check("top by uniques", 2+4+1)
@@ -137,7 +137,7 @@ func TestSQLIsBoundAndReadsRollups(t *testing.T) {
 		t.Fatalf("top by uniques pre-selects ads:\n%s", c.sql)
 	}
 	for _, iv := range []Interval{Minute, Hour, Day} {
-		if _, err := s.Timeseries(ctx, 42, r, iv); err != errCaught {
+		if _, err := s.Timeseries(ctx, 42, r, iv); !errors.Is(err, errCaught) {
 			t.Fatal(err)
 		}
 		if iv == Minute {
@@ -162,7 +162,9 @@ func BenchmarkBuildSQL(b *testing.B) {
 	ctx := context.Background()
 	b.ReportAllocs()
 	for b.Loop() {
-		s.Analytics(ctx, 42, r)
+		if _, err := s.Analytics(ctx, 42, r); !errors.Is(err, errCaught) {
+			b.Fatal(err)
+		}
 	}
 }
 
@@ -177,18 +179,24 @@ func TestAPIQueriesCommitted(t *testing.T) {
 	r := Range{t0.Add(2*time.Hour + 17*time.Minute), t0.Add(30*time.Hour + 43*time.Minute)}
 	cases := []struct {
 		file string
-		run  func()
+		run  func() error
 	}{
-		{"analytics.sql", func() { s.Analytics(ctx, 1, r) }},
-		{"top-by-clicks.sql", func() { s.Top(ctx, r, "clicks", 100) }},
-		{"top-by-unique-viewers.sql", func() { s.Top(ctx, r, "unique_viewers", 100) }},
-		{"timeseries-minute.sql", func() { s.Timeseries(ctx, 1, Range{r.From, r.From.Add(3 * time.Hour)}, Minute) }},
-		{"timeseries-hour.sql", func() { s.Timeseries(ctx, 1, r, Hour) }},
-		{"timeseries-day.sql", func() { s.Timeseries(ctx, 1, r, Day) }},
+		{"analytics.sql", func() error { _, err := s.Analytics(ctx, 1, r); return err }},
+		{"top-by-clicks.sql", func() error { _, err := s.Top(ctx, r, "clicks", 100); return err }},
+		{"top-by-unique-viewers.sql", func() error { _, err := s.Top(ctx, r, "unique_viewers", 100); return err }},
+		{"timeseries-minute.sql", func() error {
+			_, err := s.Timeseries(ctx, 1, Range{r.From, r.From.Add(3 * time.Hour)}, Minute)
+			return err
+		}},
+		{"timeseries-hour.sql", func() error { _, err := s.Timeseries(ctx, 1, r, Hour); return err }},
+		{"timeseries-day.sql", func() error { _, err := s.Timeseries(ctx, 1, r, Day); return err }},
 	}
 	want := map[string]string{}
 	for _, tc := range cases {
-		tc.run()
+		// The catcher fails every query after recording it; any other error means the SQL was never sent.
+		if err := tc.run(); !errors.Is(err, errCaught) {
+			t.Fatalf("%s: %v", tc.file, err)
+		}
 		var sql strings.Builder
 		i := 0
 		for _, ch := range c.sql {

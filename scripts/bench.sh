@@ -180,6 +180,20 @@ run_lg() {
 	log "$name: $summary"
 }
 
+# fresh empties the bench database's tables (never the development database: DB is checked above) and waits, at most 60 s, until
+# ClickHouse runs no merge.
+fresh() {
+	local t i
+	for t in $($CH -q "SELECT name FROM system.tables WHERE database = '$DB' AND engine LIKE '%MergeTree' AND name != 'schema_migrations'"); do
+		$CH -q "TRUNCATE TABLE $DB.$t"
+	done
+	for ((i = 0; i < 120; i++)); do
+		[ "$($CH -q 'SELECT count() FROM system.merges')" = 0 ] && return 0
+		sleep 0.5
+	done
+	log "ClickHouse still merging after 60 s; measuring anyway"
+}
+
 verify_args=(--verify --clickhouse "127.0.0.1:$CHB_PORT" --database "$DB")
 
 measure() {
@@ -224,8 +238,11 @@ measure() {
 	ADS_ARG=(--ads "$ADS")
 
 	# --- runs ------------------------------------------------------------------------------------------------------------------------
+	# Each adtracker run starts from empty tables with no merge running, so ClickHouse's CPU and the latency of a run are its own,
+	# not the background merging of the previous run's parts. The latency run comes before the batch runs for the same reason.
 	step "ceiling: no-op server vs adtracker, $CONNS connections, $DUR each"
 	run_lg noop_single "$NOOP_PID" --url "$NOOP_URL" --mode single --duration "$DUR" "${ADS_ARG[@]}"
+	fresh
 	if command -v perf >/dev/null; then
 		perf record -F 499 -g -p "$SERVER_PID" -o "$BDIR/perf.data" >"$BDIR/perf.log" 2>&1 &
 		PERF_PID=$!
@@ -236,15 +253,21 @@ measure() {
 		wait "$PERF_PID" 2>/dev/null || true
 		PERF_PID=""
 	fi
-	run_lg noop_pixel "$NOOP_PID" --url "$NOOP_URL" --mode pixel --duration "$DUR" "${ADS_ARG[@]}"
-	run_lg pixel "$SERVER_PID" --url "$URL" --mode pixel --duration "$DUR" "${ADS_ARG[@]}" "${verify_args[@]}"
-	run_lg noop_batch1000 "$NOOP_PID" --url "$NOOP_URL" --mode batch --batch 1000 --duration "$DUR" "${ADS_ARG[@]}"
-	run_lg batch100 "$SERVER_PID" --url "$URL" --mode batch --batch 100 --duration "$DUR" "${ADS_ARG[@]}" "${verify_args[@]}"
-	run_lg batch1000 "$SERVER_PID" --url "$URL" --mode batch --batch 1000 --duration "$DUR" "${ADS_ARG[@]}" "${verify_args[@]}"
 
 	step "latency: open loop at $RATE req/s"
 	run_lg noop_open "$NOOP_PID" --url "$NOOP_URL" --mode single --rate "$RATE" --duration "$DUR" "${ADS_ARG[@]}"
+	fresh
 	run_lg open "$SERVER_PID" --url "$URL" --mode single --rate "$RATE" --duration "$DUR" "${ADS_ARG[@]}" "${verify_args[@]}"
+
+	step "pixels and batches"
+	run_lg noop_pixel "$NOOP_PID" --url "$NOOP_URL" --mode pixel --duration "$DUR" "${ADS_ARG[@]}"
+	fresh
+	run_lg pixel "$SERVER_PID" --url "$URL" --mode pixel --duration "$DUR" "${ADS_ARG[@]}" "${verify_args[@]}"
+	run_lg noop_batch1000 "$NOOP_PID" --url "$NOOP_URL" --mode batch --batch 1000 --duration "$DUR" "${ADS_ARG[@]}"
+	fresh
+	run_lg batch100 "$SERVER_PID" --url "$URL" --mode batch --batch 100 --duration "$DUR" "${ADS_ARG[@]}" "${verify_args[@]}"
+	fresh
+	run_lg batch1000 "$SERVER_PID" --url "$URL" --mode batch --batch 1000 --duration "$DUR" "${ADS_ARG[@]}" "${verify_args[@]}"
 
 	if [ "${BENCH_WRK:-1}" = 1 ] && command -v wrk >/dev/null; then
 		step "wrk reference (a C client, lighter than ours): no-op vs adtracker POST /ads/impression"
@@ -265,6 +288,7 @@ measure() {
 	if [ "$code" = 200 ]; then
 		ANALYTICS=1
 		step "analytics over $AEVENTS generated events"
+		fresh
 		# Generated straight into events so the materialized views fire as on ingest; ratios follow the loader's mix, ads are skewed
 		# (cube of a uniform), times spread over the last 7 days.
 		t0=$(date +%s.%N)
@@ -295,7 +319,9 @@ measure() {
 	step "durability: the same runs with ADTRACKER_INGEST_DURABLE=false"
 	stop_server
 	start_server ingest-mem false
+	fresh
 	run_lg single_mem "$SERVER_PID" --url "$URL" --mode single --duration "$DUR" "${ADS_ARG[@]}" "${verify_args[@]}"
+	fresh
 	run_lg batch1000_mem "$SERVER_PID" --url "$URL" --mode batch --batch 1000 --duration "$DUR" "${ADS_ARG[@]}" "${verify_args[@]}"
 	stop_server
 	stop_pid "$NOOP_PID" "noop server"

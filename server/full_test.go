@@ -91,7 +91,9 @@ func newFull(t *testing.T, lim ratelimit.Config) *full {
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		pipe.Close(ctx)
+		if err := pipe.Close(ctx); err != nil {
+			t.Errorf("closing the pipeline: %v", err)
+		}
 	})
 	proxies, err := ingest.ParseProxies(nil)
 	if err != nil {
@@ -133,8 +135,12 @@ func (f *full) listen(t *testing.T) string {
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		f.srv.Shutdown(ctx)
-		<-done
+		if err := f.srv.Shutdown(ctx); err != nil {
+			t.Errorf("shutdown: %v", err)
+		}
+		if err := <-done; err != nil {
+			t.Errorf("serve: %v", err)
+		}
 	})
 	return "http://" + ln.Addr().String()
 }
@@ -152,8 +158,10 @@ func do(t *testing.T, method, url, body string, headers ...string) int {
 	if err != nil {
 		t.Fatal(err)
 	}
-	io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
+	defer resp.Body.Close()
+	if _, err := io.Copy(io.Discard, resp.Body); err != nil {
+		t.Fatalf("%s %s: reading the body: %v", method, url, err)
+	}
 	return resp.StatusCode
 }
 

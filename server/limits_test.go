@@ -5,6 +5,7 @@ package server
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -53,16 +54,26 @@ func dial(t *testing.T, addr string) net.Conn {
 	return c
 }
 
+// response is what the tests inspect of an answer, its body already read and closed.
+type response struct {
+	status int
+	header http.Header
+	body   string
+}
+
 // readResponse reads one response, then checks the server closed the connection (EOF, or a reset when it closed with our unread bytes
 // in its buffer).
-func readResponse(t *testing.T, c net.Conn) (*http.Response, string) {
+func readResponse(t *testing.T, c net.Conn) response {
 	t.Helper()
-	c.SetReadDeadline(time.Now().Add(20 * time.Second))
+	if err := c.SetReadDeadline(time.Now().Add(20 * time.Second)); err != nil {
+		t.Fatal(err)
+	}
 	br := bufio.NewReader(c)
 	resp, err := http.ReadResponse(br, nil)
 	if err != nil {
 		t.Fatalf("reading the response: %v", err)
 	}
+	defer resp.Body.Close()
 	body, err := io.ReadAll(resp.Body)
 	if err != nil {
 		t.Fatalf("reading the body: %v", err)
@@ -70,12 +81,12 @@ func readResponse(t *testing.T, c net.Conn) (*http.Response, string) {
 	if n, err := br.Read(make([]byte, 1)); n != 0 || err == nil || isTimeout(err) {
 		t.Fatalf("connection still open after the error response: n=%d err=%v", n, err)
 	}
-	return resp, string(body)
+	return response{status: resp.StatusCode, header: resp.Header, body: string(body)}
 }
 
 func isTimeout(err error) bool {
-	ne, ok := err.(net.Error)
-	return ok && ne.Timeout()
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
 }
 
 func TestSlowlorisIsCutOffWhileOthersAreServed(t *testing.T) {
@@ -97,17 +108,20 @@ func TestSlowlorisIsCutOffWhileOthersAreServed(t *testing.T) {
 	results := make(chan result, slow)
 	for i := 0; i < slow; i++ {
 		c := dial(t, addr)
+		if err := c.SetReadDeadline(time.Now().Add(30 * time.Second)); err != nil {
+			t.Fatal(err)
+		}
 		go func() {
 			// One byte a second, as a slowloris client does to hold a worker, until the server answers or hangs up.
 			var r result
 			statusc := make(chan int, 1)
 			go func() {
-				c.SetReadDeadline(time.Now().Add(30 * time.Second))
 				resp, err := http.ReadResponse(bufio.NewReader(c), nil)
 				if err != nil {
 					statusc <- 0
 					return
 				}
+				resp.Body.Close()
 				statusc <- resp.StatusCode
 			}()
 			tick := time.NewTicker(time.Second)
@@ -159,10 +173,13 @@ func TestSlowlorisIsCutOffWhileOthersAreServed(t *testing.T) {
 }
 
 // streamBody writes body bytes until the server hangs up or limit bytes are written.
-func streamBody(c net.Conn, chunked bool, limit int) <-chan int {
+func streamBody(t *testing.T, c net.Conn, chunked bool, limit int) <-chan int {
+	t.Helper()
+	if err := c.SetWriteDeadline(time.Now().Add(30 * time.Second)); err != nil {
+		t.Fatal(err)
+	}
 	done := make(chan int, 1)
 	go func() {
-		c.SetWriteDeadline(time.Now().Add(30 * time.Second))
 		block := []byte(strings.Repeat("x", 64<<10))
 		if chunked {
 			block = []byte(fmt.Sprintf("%x\r\n%s\r\n", len(block), block))
@@ -193,12 +210,12 @@ func TestHugeBodyRefusedWithoutReadingIt(t *testing.T) {
 			if _, err := io.WriteString(c, "POST /events HTTP/1.1\r\nHost: tracker\r\nContent-Type: application/json\r\n"+headers+"\r\n"); err != nil {
 				t.Fatal(err)
 			}
-			sent := streamBody(c, chunked, limit)
-			resp, body := readResponse(t, c)
-			if resp.StatusCode != 413 || body != `{"error":"request body too large","field":"body"}` ||
-				resp.Header.Get("Content-Type") != "application/json; charset=utf-8" || resp.Header.Get("X-Request-Id") == "" ||
-				resp.Header.Get("X-Content-Type-Options") != "nosniff" {
-				t.Fatalf("got %d %s\n%v", resp.StatusCode, body, resp.Header)
+			sent := streamBody(t, c, chunked, limit)
+			resp := readResponse(t, c)
+			if resp.status != 413 || resp.body != `{"error":"request body too large","field":"body"}` ||
+				resp.header.Get("Content-Type") != "application/json; charset=utf-8" || resp.header.Get("X-Request-Id") == "" ||
+				resp.header.Get("X-Content-Type-Options") != "nosniff" {
+				t.Fatalf("got %d %s\n%v", resp.status, resp.body, resp.header)
 			}
 			c.Close() // unblocks the writer if the kernel buffers still had room
 			if n := <-sent; n >= limit {
@@ -222,15 +239,16 @@ func TestOversizedHeadersAnswer431(t *testing.T) {
 	if _, err := io.WriteString(c, req); err != nil {
 		t.Fatal(err)
 	}
-	resp, body := readResponse(t, c)
-	if resp.StatusCode != 431 || body != `{"error":"request headers too large"}` {
-		t.Fatalf("got %d %s", resp.StatusCode, body)
+	if resp := readResponse(t, c); resp.status != 431 || resp.body != `{"error":"request headers too large"}` {
+		t.Fatalf("got %d %s", resp.status, resp.body)
 	}
 	// Under the bound the same request is fine.
 	c = dial(t, addr)
-	io.WriteString(c, "GET /healthz HTTP/1.1\r\nHost: tracker\r\nX-Junk: "+strings.Repeat("j", 1000)+"\r\nConnection: close\r\n\r\n")
-	if resp, _ := readResponse(t, c); resp.StatusCode != 200 {
-		t.Fatalf("small headers: %d", resp.StatusCode)
+	if _, err := io.WriteString(c, "GET /healthz HTTP/1.1\r\nHost: tracker\r\nX-Junk: "+strings.Repeat("j", 1000)+"\r\nConnection: close\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	if resp := readResponse(t, c); resp.status != 200 {
+		t.Fatalf("small headers: %d", resp.status)
 	}
 }
 
@@ -244,9 +262,16 @@ func TestShutdownClosesIdleConnections(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- s.Serve(ln) }()
 	c := dial(t, ln.Addr().String())
-	io.WriteString(c, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
-	if resp, err := http.ReadResponse(bufio.NewReader(c), nil); err != nil || resp.StatusCode != 200 {
+	if _, err := io.WriteString(c, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
 		t.Fatalf("healthz: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("healthz: status %d", resp.StatusCode)
 	}
 	var wg sync.WaitGroup
 	wg.Add(1)
