@@ -198,8 +198,10 @@ func (r *Ring) Enqueue(p []byte) (bool, error) {
 			if r.tail.CompareAndSwap(pos, pos+1) {
 				b := r.slot(pos)
 				binary.LittleEndian.PutUint16(b[8:], uint16(len(p)))
-				binary.LittleEndian.PutUint32(b[12:], crc32.Checksum(p, castagnoli))
-				copy(b[slotHeader:], p)
+				n := copy(b[slotHeader:], p)
+				// Checksum the copy, not p: crc32 runs through a function value, which would make every caller's buffer
+				// escape to the heap.
+				binary.LittleEndian.PutUint32(b[12:], crc32.Checksum(b[slotHeader:slotHeader+n], castagnoli))
 				atomic.StoreUint64(s, pos+1)
 				return true, nil
 			}
