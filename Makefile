@@ -37,7 +37,7 @@ fmt-check: ## fail listing the Go files gofmt would change
 	files="$$(gofmt -l $$src)"; \
 	if [ -n "$$files" ]; then echo "gofmt needed on:"; echo "$$files"; exit 1; fi
 
-test: services vet fmt-check ## vet, gofmt check, go test -race against the local services, chdb and compose checks
+test: services vet fmt-check lint ## vet, gofmt, golangci-lint, go test -race against the local services, chdb and compose checks
 	@# promtool lints the /metrics output in server/full_test.go; apt_install keeps the packaged Prometheus from starting.
 	@command -v promtool >/dev/null || bash -c 'source scripts/lib.sh && apt_install prometheus'
 	ADTRACKER_TEST_PG_DSN='$(TEST_PG_DSN)' ADTRACKER_TEST_CH_ADDR='$(TEST_CH_ADDR)' ADTRACKER_REQUIRE_PROMTOOL=1 \

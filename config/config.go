@@ -76,6 +76,9 @@ type Config struct {
 	Catalog struct {
 		RefreshInterval time.Duration `mapstructure:"refresh_interval"`
 	} `mapstructure:"catalog"`
+	Debug struct {
+		PprofAddr string `mapstructure:"pprof_addr"`
+	} `mapstructure:"debug"`
 	Shutdown struct {
 		Timeout time.Duration `mapstructure:"timeout"`
 	} `mapstructure:"shutdown"`
@@ -143,6 +146,7 @@ var Settings = []Setting{
 	{"query.max_range", "9600h", "longest analytics window (400 days); longer answers 400"},
 	{"query.timeout", "10s", "ClickHouse time per analytics request; past it 503"},
 	{"catalog.refresh_interval", "30s", "full reload of the ad catalogue snapshot (NOTIFY updates it in between)"},
+	{"debug.pprof_addr", "", "address for net/http/pprof profiles (e.g. 127.0.0.1:6060); empty disables"},
 	{"shutdown.timeout", "30s", "time to drain the ring on SIGTERM; what is left stays in the ring file"},
 }
 

@@ -113,7 +113,7 @@ func startServer(t *testing.T, h fasthttp.RequestHandler) string {
 		t.Fatal(err)
 	}
 	srv := &fasthttp.Server{Handler: h}
-	go srv.Serve(ln)
+	go func() { _ = srv.Serve(ln) }() // returns only at Shutdown, which the cleanup calls
 	t.Cleanup(func() { srv.Shutdown() })
 	return "http://" + ln.Addr().String()
 }
@@ -381,7 +381,7 @@ func benchWorker(tb testing.TB, mode Mode, batch int) *worker {
 		tb.Fatal(err)
 	}
 	srv := noop.NewServer()
-	go srv.Serve(ln)
+	go func() { _ = srv.Serve(ln) }() // returns only at Shutdown, which the cleanup calls
 	tb.Cleanup(func() { srv.Shutdown() })
 	c := &Config{URL: "http://" + ln.Addr().String(), Mode: mode, Batch: batch, NDJSON: true, Conns: 1,
 		Traffic: TrafficConfig{Ads: []uint64{1, 2, 3, 4}}}

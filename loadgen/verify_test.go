@@ -78,7 +78,7 @@ func newIngestStack(t *testing.T) *ingestStack {
 		t.Fatal(err)
 	}
 	srv := &fasthttp.Server{Handler: r.Handler}
-	go srv.Serve(ln)
+	go func() { _ = srv.Serve(ln) }() // returns only at Shutdown, which the cleanup calls
 	t.Cleanup(func() {
 		srv.Shutdown()
 		pipe.Close(context.Background())

@@ -7,7 +7,7 @@
 #
 #   ceiling     no-op server vs adtracker, single events (POST /ads/*), pixels and batches, end to end (--verify)
 #   latency     open loop at BENCH_RATE requests/s against both
-#   durability  the same single-event and batch runs with ADTRACKER_INGEST_DURABLE=false
+#   durability  single events with the ring file but no msync (fsync_interval=0), then single and batch with the in-memory ring
 #   resources   server CPU seconds per million events, peak RSS (VmHWM, reset before each run), the generator's own CPU
 #   profile     perf record of adtracker during the single-event run (when perf is installed)
 #   micro       go test -bench for ./ingest/... and ./loadgen
@@ -109,20 +109,20 @@ wait_http() { # URL PID NAME
 	die "$3 did not answer $1 within 30 s"
 }
 
-server_env() { # DATA_DIR_NAME DURABLE
+server_env() { # DATA_DIR_NAME DURABLE [FSYNC_INTERVAL]
 	echo "ADTRACKER_HTTP_ADDR=127.0.0.1:$PORT" "ADTRACKER_POSTGRES_DSN=$PG_DSN" \
 		"ADTRACKER_CLICKHOUSE_ADDR=127.0.0.1:$CHB_PORT" "ADTRACKER_CLICKHOUSE_DATABASE=$DB" \
-		"ADTRACKER_INGEST_DATA_DIR=$BDIR/$1" "ADTRACKER_INGEST_DURABLE=$2" \
+		"ADTRACKER_INGEST_DATA_DIR=$BDIR/$1" "ADTRACKER_INGEST_DURABLE=$2" "ADTRACKER_INGEST_FSYNC_INTERVAL=${3:-1s}" \
 		"ADTRACKER_HTTP_TRUSTED_PROXIES=127.0.0.1" "ADTRACKER_LOG_LEVEL=warn"
 }
 
-start_server() { # DATA_DIR_NAME DURABLE
+start_server() { # DATA_DIR_NAME DURABLE [FSYNC_INTERVAL]
 	! port_listening "$PORT" || die "port $PORT was taken by another process"
 	# shellcheck disable=SC2046
-	env $(server_env "$1" "$2") "$BIN" serve >"$BDIR/adtracker-$1.log" 2>&1 &
+	env $(server_env "$1" "$2" "${3:-}") "$BIN" serve >"$BDIR/adtracker-$1.log" 2>&1 &
 	SERVER_PID=$!
 	wait_http "$URL/healthz" "$SERVER_PID" "adtracker-$1"
-	log "adtracker (pid $SERVER_PID, durable=$2) on $URL"
+	log "adtracker (pid $SERVER_PID, durable=$2, fsync_interval=${3:-1s}) on $URL"
 }
 
 stop_server() {
@@ -200,7 +200,7 @@ measure() {
 	started=$(date -u +%FT%TZ)
 	t_start=$(date +%s)
 	loadavg=$(cut -d' ' -f1-3 /proc/loadavg)
-	rm -rf "$RES" "$BDIR/ingest" "$BDIR/ingest-mem" "$BDIR/perf.data"
+	rm -rf "$RES" "$BDIR/ingest" "$BDIR/ingest-nosync" "$BDIR/ingest-mem" "$BDIR/perf.data"
 	mkdir -p "$RES"
 	# --- setup -------------------------------------------------------------------------------------------------------------------------
 	step "services and build"
@@ -290,33 +290,46 @@ measure() {
 		step "analytics over $AEVENTS generated events"
 		fresh
 		# Generated straight into events so the materialized views fire as on ingest; ratios follow the loader's mix, ads are skewed
-		# (cube of a uniform), times spread over the last 7 days.
+		# (cube of a uniform), times spread over the last 24 hours: the API's default range, so every question covers all events.
 		t0=$(date +%s.%N)
 		$CH --database "$DB" -q "INSERT INTO events (event_id, type, ad_id, event_time, receive_time, ip, user_agent, playback_ms, viewer_id, session_id)
 			SELECT generateUUIDv4(),
 				multiIf(r < 100, 'impression', r < 190, 'start', r < 270, 'first_quartile', r < 340, 'midpoint', r < 400, 'third_quartile',
 					r < 450, 'complete', 'click'),
 				$(echo "$ADS" | tr ',' '\n' | sort -n | head -1) + toUInt64(floor(pow((cityHash64(number, 1) % 1000000) / 1000000, 3) * $NADS)),
-				toDateTime(now() - (cityHash64(number, 2) % 604800)), now(), IPv4ToIPv6(toUInt32(cityHash64(number, 3) % 4294967296)),
+				toDateTime(now() - 60 - (cityHash64(number, 2) % 86340)), now(), IPv4ToIPv6(toUInt32(cityHash64(number, 3) % 4294967296)),
 				'bench', toUInt32(cityHash64(number, 4) % 30000), concat('v', toString(cityHash64(number, 5) % 1000000)),
 				concat('s', toString(intDiv(number, 5)))
 			FROM (SELECT number, cityHash64(number) % 452 AS r FROM numbers($AEVENTS))"
 		t1=$(date +%s.%N)
 		echo "{\"events\": $AEVENTS, \"insert_s\": $(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.2f", b - a}')}" >"$RES/analytics_gen.json"
 		TOP_AD=$($CH --database "$DB" -q "SELECT ad_id FROM events GROUP BY ad_id ORDER BY count() DESC LIMIT 1")
-		run_lg analytics_api "$SERVER_PID" --url "$URL" --mode get --conns 1 --count 50 --path "/ads/analytics"
-		run_lg timeseries_api "$SERVER_PID" --url "$URL" --mode get --conns 1 --count 50 --path "/ads/$TOP_AD/timeseries"
-		raw_time() { # NAME SQL: 20 timed runs of a raw scan, p50/p95 in ms
+		run_lg analytics_api "$SERVER_PID" --url "$URL" --mode get --conns 1 --count 40 --path "/ads/analytics"
+		run_lg timeseries_api "$SERVER_PID" --url "$URL" --mode get --conns 1 --count 40 --path "/ads/$TOP_AD/timeseries"
+		raw_time() { # NAME SQL: 10 timed runs of a raw scan, p50/p95 in ms
 			local i
-			for ((i = 0; i < 20; i++)); do
+			for ((i = 0; i < 10; i++)); do
 				$CH --database "$DB" --time --format Null -q "$2" 2>&1 >/dev/null | tail -1
 			done | sort -n | awk '{v[NR] = $1 * 1000} END {printf "{\"p50_ms\": %.2f, \"p95_ms\": %.2f}\n", v[int(NR * 0.5 + 0.5)], v[int(NR * 0.95 + 0.5)]}' >"$RES/$1.json"
 		}
-		raw_time analytics_raw "SELECT ad_id, type, count() FROM events GROUP BY ad_id, type"
-		raw_time timeseries_raw "SELECT toStartOfHour(event_time) AS h, type, count() FROM events WHERE ad_id = $TOP_AD GROUP BY h, type ORDER BY h"
+		# The same questions asked of the raw events: the API's defaults are the last 24 hours, the top 100 ads by clicks, and hourly
+		# points for one ad, each with counts, unique viewers and playback quantiles.
+		local agg="countIf(type = 'impression') AS i, countIf(type = 'click') AS c, countIf(type = 'start') AS s,
+			countIf(type = 'first_quartile'), countIf(type = 'midpoint'), countIf(type = 'third_quartile'), countIf(type = 'complete'),
+			sumIf(playback_ms, playback_ms > 0), countIf(playback_ms > 0),
+			uniq(if(viewer_id != '', viewer_id, concat('ip:', IPv6NumToString(ip)))),
+			quantilesTDigestIf(0.5, 0.95)(playback_ms, playback_ms > 0)"
+		raw_time analytics_raw "SELECT ad_id, $agg FROM events WHERE event_time >= now() - 86400 GROUP BY ad_id ORDER BY c DESC, ad_id LIMIT 100"
+		raw_time timeseries_raw "SELECT toStartOfHour(event_time) AS h, $agg FROM events WHERE ad_id = $TOP_AD AND event_time >= now() - 86400 GROUP BY h ORDER BY h"
 	fi
 
-	step "durability: the same runs with ADTRACKER_INGEST_DURABLE=false"
+	step "durability: the ring file without msync, and the in-memory ring (ADTRACKER_INGEST_DURABLE=false)"
+	# The ring file survives SIGKILL through the page cache alone; the periodic msync (ingest.fsync_interval) is what bounds loss
+	# on a machine crash. This run prices that msync separately from the file itself.
+	stop_server
+	start_server ingest-nosync true 0s
+	fresh
+	run_lg single_nosync "$SERVER_PID" --url "$URL" --mode single --duration "$DUR" "${ADS_ARG[@]}" "${verify_args[@]}"
 	stop_server
 	start_server ingest-mem false
 	fresh
@@ -336,8 +349,8 @@ measure() {
 	if [ -s "$BDIR/perf.data" ]; then
 		perf report -i "$BDIR/perf.data" --stdio --no-children --sort symbol --percent-limit 1.2 2>/dev/null |
 			grep -E '^ +[0-9.]+%' | sed -E 's/[[:space:]]+-[[:space:]]+-[[:space:]]*$//' | head -25 >"$RES/perf_self.txt" || true
-		perf report -i "$BDIR/perf.data" --stdio --children --sort symbol --percent-limit 4 2>/dev/null |
-			grep -E '^ +[0-9.]+%' | sed -E 's/[[:space:]]+-[[:space:]]+-[[:space:]]*$//' | head -30 >"$RES/perf_children.txt" || true
+		perf report -i "$BDIR/perf.data" --stdio --children --sort symbol --percent-limit 0.1 2>/dev/null |
+			grep -E '^ +[0-9.]+%' | sed -E 's/[[:space:]]+-[[:space:]]+-[[:space:]]*$//' >"$RES/perf_children.txt" || true
 	fi
 	jq -n --arg started "$started" --argjson t_start "$t_start" --argjson t_end "$(date +%s)" --arg loadavg "$loadavg" \
 		--arg dur "$DUR" --argjson conns "$CONNS" --argjson rate "$RATE" --argjson nads "$NADS" --argjson aevents "$AEVENTS" \
@@ -482,6 +495,7 @@ report() {
 	$(row "no-op ceiling, batch 1000" noop_batch1000)
 	$(row "adtracker batch 100 /events" batch100)
 	$(row "adtracker batch 1000 /events" batch1000)
+	$(row "adtracker single, ring file without msync" single_nosync)
 	$(row "adtracker single, in-memory ring" single_mem)
 	$(row "adtracker batch 1000, in-memory ring" batch1000_mem)
 
@@ -494,6 +508,7 @@ report() {
 	| pixel end to end / no-op pixel ceiling | $(ratio "$pixel_e2e" "$(j noop_pixel .requests_per_sec)") |
 	| batch 1000 end to end / the no-op ceiling for batch 1000 (events/s) | $(ratio "$b1000" "$(j noop_batch1000 .acked_events_per_sec)") |
 	| durable / in-memory ring, single end to end | $(ratio "$single_e2e" "$(e2e single_mem)") |
+	| durable / ring file without msync, single end to end | $(ratio "$single_e2e" "$(e2e single_nosync)") |
 	| durable / in-memory ring, batch 1000 end to end | $(ratio "$b1000" "$(e2e batch1000_mem)") |
 	EOF
 		if [ -f "$RES/wrk_noop.txt" ]; then
@@ -530,7 +545,7 @@ report() {
 	| run | batches | rows/batch | insert ms | inserting s/s | refused (503) | heap in use |
 	|---|---:|---:|---:|---:|---:|---:|
 	EOF
-		for r in single pixel batch100 batch1000 open single_mem batch1000_mem; do pipe_row "$r"; done
+		for r in single pixel batch100 batch1000 open single_nosync single_mem batch1000_mem; do pipe_row "$r"; done
 		cat <<-EOF
 
 	### Correctness of every end-to-end run
@@ -538,7 +553,7 @@ report() {
 	| run | verify | drain after the run | ClickHouse CPU s / M events |
 	|---|---|---:|---:|
 	EOF
-		for r in single pixel batch100 batch1000 open single_mem batch1000_mem; do
+		for r in single pixel batch100 batch1000 open single_nosync single_mem batch1000_mem; do
 			printf '| %s | %s | %s s | %s |\n' "$r" "$(verdict $r)" "$(ms "$(j $r '.verify.drain_seconds // "n/a"')")" "$(ch_per_m $r)"
 		done
 		cat <<-EOF
@@ -560,13 +575,14 @@ report() {
 		if [ "$ANALYTICS" = 1 ]; then
 			cat <<-EOF
 	$(num "$AEVENTS") events generated with \`INSERT … SELECT … FROM numbers()\` into events (the materialized views fire as on
-	ingest) in $(jq -r .insert_s "$RES/analytics_gen.json") s. Each API figure is 50 sequential requests; each raw scan 20 runs of the
-	same question asked of the raw events table with clickhouse-client.
+	ingest) in $(jq -r .insert_s "$RES/analytics_gen.json") s. Each API figure is 40 sequential requests with the API's defaults
+	(last 24 hours; top 100 ads by clicks; hourly points for the busiest ad); each raw scan is 10 runs of the same question —
+	counts, unique viewers, playback quantiles — asked of the raw events table with clickhouse-client.
 
 	| question | API p50 ms | API p95 ms | raw scan p50 ms | raw scan p95 ms |
 	|---|---:|---:|---:|---:|
-	| GET /ads/analytics vs GROUP BY ad_id, type over events | $(ms "$(j analytics_api .latency.p50_ms)") | $(ms "$(j analytics_api .latency.p95_ms)") | $(ms "$(j analytics_raw .p50_ms)") | $(ms "$(j analytics_raw .p95_ms)") |
-	| GET /ads/{top ad}/timeseries vs hourly GROUP BY for that ad | $(ms "$(j timeseries_api .latency.p50_ms)") | $(ms "$(j timeseries_api .latency.p95_ms)") | $(ms "$(j timeseries_raw .p50_ms)") | $(ms "$(j timeseries_raw .p95_ms)") |
+	| GET /ads/analytics vs top 100 ads by clicks from events | $(ms "$(j analytics_api .latency.p50_ms)") | $(ms "$(j analytics_api .latency.p95_ms)") | $(ms "$(j analytics_raw .p50_ms)") | $(ms "$(j analytics_raw .p95_ms)") |
+	| GET /ads/{busiest ad}/timeseries vs hourly GROUP BY of that ad's events | $(ms "$(j timeseries_api .latency.p50_ms)") | $(ms "$(j timeseries_api .latency.p95_ms)") | $(ms "$(j timeseries_raw .p50_ms)") | $(ms "$(j timeseries_raw .p95_ms)") |
 	EOF
 		else
 			echo "Not measured: GET /ads/analytics answered $code in this build (the query routes are issue 5). When they exist, \`make bench\`"
@@ -588,16 +604,43 @@ report() {
 	EOF
 		if [ -s "$RES/perf_self.txt" ]; then
 			cat <<-EOF
-	\`perf record -F 499 -g -p <adtracker pid>\` for the whole single-event run (adtracker has no pprof endpoint). Self time, top symbols:
+	\`perf record -F 499 -g -p <adtracker pid>\` for the whole single-event run (adtracker has no pprof endpoint). Where adtracker's CPU
+	went, by component: inclusive share of its samples, and that share of its $(cpu_per_m single) CPU seconds per million events
+	as microseconds per event (components nest: the handler is inside the router, decode and enqueue inside the handler).
+
+	| component | symbol | share | µs per event |
+	|---|---|---:|---:|
+	EOF
+			while IFS='|' read -r label re; do
+				# The pattern goes through the environment: awk would eat the backslashes of a -v value.
+				pct=$(RE="$re" awk '{sym = $0; sub(/^.*\] /, "", sym); if (sym ~ ENVIRON["RE"]) {v = $1; sub(/%/, "", v); if (v + 0 > m) m = v + 0}}
+					END {printf "%.1f", m}' "$RES/perf_children.txt")
+				printf '| %s | %s | %s %% | %s |\n' "$label" "\`$(printf '%s' "$re" | tr -d '\\^$' | sed 's/\[0-9\]+/N/')\`" "$pct" \
+					"$(awk -v p="$pct" -v c="$(cpu_per_m single)" 'BEGIN { if (c == "n/a") print "n/a"; else printf "%.2f", p / 100 * c }')"
+			done <<-'COMPONENTS'
+	HTTP server, all of it (fasthttp)|fasthttp\.\(\*Server\)\.serveConnCounted$
+	socket writes (responses)|^syscall\.write$
+	socket reads (requests)|^syscall\.read$
+	router, middleware and handlers|server\.\(\*Server\)\.serve$
+	metrics middleware (wraps the handler)|server\.\(\*Server\)\.build\.\(\*Server\)\.instrument\.func[0-9]+$
+	ingest handler (single event)|ingest\.\(\*Handlers\)\.Register\.\(\*Handlers\)\.single\.func[0-9]+$
+	JSON decode|ingest\.\(\*Decoder\)\.DecodeJSON$
+	enqueue: encode + ring slot|pipeline\.\(\*Pipeline\)\.Enqueue$
+	batcher (ring → batch)|pipeline\.\(\*Pipeline\)\.batcher$
+	duplicate window (map)|pipeline\.\(\*window\)\.seen$
+	inserter (ClickHouse client)|pipeline\.\(\*Pipeline\)\.inserter$
+	LZ4 compression|lz4block\.\(\*Compressor\)\.CompressBlock$
+	ring file msync|pipeline\.\(\*Pipeline\)\.syncer$
+	garbage collector|^runtime\.gcBgMarkWorker$
+	allocation|^runtime\.mallocgc$
+	goroutine scheduling|^runtime\.schedule$
+	COMPONENTS
+			cat <<-EOF
+
+	Self time, top symbols:
 
 	\`\`\`
 	$(cat "$RES/perf_self.txt")
-	\`\`\`
-
-	Inclusive (children) time, symbols above 4 %:
-
-	\`\`\`
-	$(cat "$RES/perf_children.txt")
 	\`\`\`
 	EOF
 		else

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"syscall"
@@ -148,6 +149,22 @@ func serve(args []string) error {
 	qs.MaxRange, qs.Timeout = cfg.Query.MaxRange, cfg.Query.Timeout
 	qs.Register(srv.Router)
 
+	if a := cfg.Debug.PprofAddr; a != "" {
+		// Profiles on their own listener, never on the public port.
+		go func() {
+			log.Info("pprof listening", zap.String("addr", a))
+			mux := http.NewServeMux()
+			mux.HandleFunc("/debug/pprof/", pprof.Index)
+			mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+			mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+			mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+			mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+			srv := &http.Server{Addr: a, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+			if err := srv.ListenAndServe(); err != nil {
+				log.Error("pprof listener", zap.Error(err))
+			}
+		}()
+	}
 	ln, err := net.Listen("tcp", cfg.HTTP.Addr)
 	if err != nil {
 		log.Error("cannot listen", zap.String("addr", cfg.HTTP.Addr), zap.Error(err))
