@@ -100,26 +100,34 @@ func validUTF8Prefix(b []byte) int {
 	return n
 }
 
+// accept is the shared tail of the one-event routes: given the decoder's verdict on e, it checks the catalogue and enqueues. On
+// false the error answer (4xx, or 503 + Retry-After) is written and nothing was stored.
+func (h *Handlers) accept(ctx *fasthttp.RequestCtx, e *Event, ferr *FieldError) bool {
+	reason := reasonInvalid
+	if ferr == nil {
+		ferr, reason = h.complete(ctx, e)
+	}
+	if ferr != nil {
+		rejected[reason].Inc()
+		WriteError(ctx, ferr.Status, ferr.Msg, ferr.Field)
+		return false
+	}
+	if err := h.Queue.Enqueue(e); err != nil {
+		h.unavailable(ctx, err)
+		return false
+	}
+	accepted[e.Type].Inc()
+	return true
+}
+
 func (h *Handlers) single(typ Type) fasthttp.RequestHandler {
 	return func(ctx *fasthttp.RequestCtx) {
 		e := eventPool.Get().(*Event)
 		defer eventPool.Put(e)
 		e.Reset()
-		if ferr := h.Decoder.DecodeJSON(ctx.PostBody(), typ, e); ferr != nil {
-			rejected[reasonInvalid].Inc()
-			WriteError(ctx, ferr.Status, ferr.Msg, ferr.Field)
+		if !h.accept(ctx, e, h.Decoder.DecodeJSON(ctx.PostBody(), typ, e)) {
 			return
 		}
-		if ferr, reason := h.complete(ctx, e); ferr != nil {
-			rejected[reason].Inc()
-			WriteError(ctx, ferr.Status, ferr.Msg, ferr.Field)
-			return
-		}
-		if err := h.Queue.Enqueue(e); err != nil {
-			h.unavailable(ctx, err)
-			return
-		}
-		accepted[e.Type].Inc()
 		ctx.SetStatusCode(fasthttp.StatusAccepted)
 		ctx.SetContentType(contentJSON)
 		var buf [80]byte
@@ -246,21 +254,9 @@ func (h *Handlers) pixel(ctx *fasthttp.RequestCtx) {
 	e := eventPool.Get().(*Event)
 	defer eventPool.Put(e)
 	e.Reset()
-	if ferr := h.Decoder.DecodePixel(ctx.QueryArgs(), typ, e); ferr != nil {
-		rejected[reasonInvalid].Inc()
-		WriteError(ctx, ferr.Status, ferr.Msg, ferr.Field)
+	if !h.accept(ctx, e, h.Decoder.DecodePixel(ctx.QueryArgs(), typ, e)) {
 		return
 	}
-	if ferr, reason := h.complete(ctx, e); ferr != nil {
-		rejected[reason].Inc()
-		WriteError(ctx, ferr.Status, ferr.Msg, ferr.Field)
-		return
-	}
-	if err := h.Queue.Enqueue(e); err != nil {
-		h.unavailable(ctx, err)
-		return
-	}
-	accepted[e.Type].Inc()
 	ctx.SetContentType("image/gif")
 	ctx.SetBody(gif)
 }

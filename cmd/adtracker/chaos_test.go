@@ -9,6 +9,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -51,35 +52,7 @@ func (s *stack) settle(name string, l *load, answered map[string]bool, note stri
 	t := s.t
 	t.Helper()
 	start := time.Now()
-	c := s.conn()
-	ctx := context.Background()
-	var stored map[string]int
-	deadline := time.Now().Add(120 * time.Second)
-	missing := 0
-	for {
-		stored = map[string]int{}
-		rows, err := c.Query(ctx, "SELECT toString(event_id) FROM events")
-		if err == nil {
-			for rows.Next() {
-				var id string
-				if err := rows.Scan(&id); err != nil {
-					t.Fatalf("scan event_id: %v", err)
-				}
-				stored[id]++
-			}
-			rows.Close()
-		}
-		missing = 0
-		for id := range answered {
-			if stored[id] == 0 {
-				missing++
-			}
-		}
-		if missing == 0 || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(250 * time.Millisecond)
-	}
+	stored, missing := s.waitStored(answered, 120*time.Second)
 	dups := 0
 	for _, n := range stored {
 		if n > 1 {
@@ -97,17 +70,75 @@ func (s *stack) settle(name string, l *load, answered map[string]bool, note stri
 	s.verifyExactlyOnce(answered) // also checks the spill drained
 }
 
+// lgRun is one `adtracker loadgen --verify` child: steady open-loop traffic for the whole scenario, then its own exact check (every
+// event answered 2xx stored once, by event_id) once the pipeline has drained.
+type lgRun struct {
+	done chan struct{}
+	out  []byte
+	err  error
+	sum  struct {
+		Events  uint64 `json:"events_sent"`
+		Acked   uint64 `json:"events_acked"`
+		Refused uint64 `json:"events_refused"`
+		Verify  *struct {
+			OK       bool    `json:"ok"`
+			Distinct uint64  `json:"stored_distinct"`
+			Dups     uint64  `json:"duplicates"`
+			Missing  uint64  `json:"missing"`
+			Drain    float64 `json:"drain_seconds"`
+		} `json:"verify"`
+	}
+}
+
+func (s *stack) loadgen(d time.Duration, rate int) *lgRun {
+	r := &lgRun{done: make(chan struct{})}
+	cmd := exec.Command(adtrackerBin(s.t), "loadgen", "--url", s.url, "--mode", "single", "--ads", "1,2,3", "--conns", "16",
+		"--rate", strconv.Itoa(rate), "--duration", d.String(), "--timeout", "3s", "--quiet", "--json",
+		"--verify", "--clickhouse", s.ch.Addr, "--database", "adtracker", "--verify-timeout", "2m")
+	cmd.Env = s.env
+	go func() {
+		defer close(r.done)
+		r.out, r.err = cmd.Output()
+		if jerr := json.Unmarshal(r.out, &r.sum); jerr != nil && r.err == nil {
+			r.err = fmt.Errorf("loadgen output: %w: %s", jerr, r.out)
+		}
+	}()
+	return r
+}
+
+// finish waits for the loadgen child and records the scenario's row; loadgen exits non-zero on any loss or duplicate.
+func (r *lgRun) finish(t *testing.T, name, note string) {
+	t.Helper()
+	<-r.done
+	v := r.sum.Verify
+	if v == nil {
+		t.Fatalf("%s: loadgen gave no verification: %v\n%s", name, r.err, r.out)
+	}
+	row := chaosRow{name: name, sent: int(r.sum.Events), answered: int(r.sum.Acked), stored: int(v.Distinct),
+		lost: int(v.Missing), dup: int(v.Dups), recovery: time.Duration(v.Drain * float64(time.Second)), note: note}
+	chaosMu.Lock()
+	chaosRows = append(chaosRows, row)
+	chaosMu.Unlock()
+	if r.err != nil || !v.OK {
+		t.Errorf("%s: loadgen --verify failed (%v): %d missing, %d duplicated\n%s", name, r.err, v.Missing, v.Dups, r.out)
+	}
+	if r.sum.Acked == 0 {
+		t.Errorf("%s: no event was answered 2xx", name)
+	}
+}
+
 // Scenario 1: ClickHouse SIGKILLed for 30 s mid-load, then restarted.
 func TestChaos1ClickHouseKilled(t *testing.T) {
 	s := newStack(t)
 	s.start()
-	l := startLoad(t, s.url, 8, 2000000)
-	l.waitAnswered(t, 2000)
+	outage := dur("CHAOS_OUTAGE", 30*time.Second)
+	lg := s.loadgen(outage+15*time.Second, 3000)
+	time.Sleep(5 * time.Second)
 	s.ch.Kill()
-	time.Sleep(dur("CHAOS_OUTAGE", 30*time.Second))
+	time.Sleep(outage)
 	s.ch.Start()
-	l.waitAnswered(t, l.count()+2000)
-	s.settle("1 clickhouse SIGKILL 30s", l, l.finish(), "")
+	lg.finish(t, "1 clickhouse SIGKILL "+outage.String(), "")
+	s.verifySpillEmpty()
 }
 
 // Scenario 2: ClickHouse frozen with SIGSTOP for 15 s — slow, not dead: inserts time out and spill; nothing is counted twice even though
@@ -115,46 +146,47 @@ func TestChaos1ClickHouseKilled(t *testing.T) {
 func TestChaos2ClickHouseFrozen(t *testing.T) {
 	s := newStack(t)
 	s.start()
-	l := startLoad(t, s.url, 8, 2000000)
-	l.waitAnswered(t, 2000)
+	freeze := dur("CHAOS_FREEZE", 15*time.Second)
+	lg := s.loadgen(freeze+15*time.Second, 3000)
+	time.Sleep(5 * time.Second)
 	if err := s.ch.Freeze(); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(dur("CHAOS_FREEZE", 15*time.Second))
+	time.Sleep(freeze)
 	if err := s.ch.Thaw(); err != nil {
 		t.Fatal(err)
 	}
-	l.waitAnswered(t, l.count()+2000)
-	s.settle("2 clickhouse SIGSTOP 15s", l, l.finish(), "")
+	lg.finish(t, "2 clickhouse SIGSTOP "+freeze.String(), "")
+	s.verifySpillEmpty()
 }
 
 // Scenario 3: adtracker SIGTERM mid-load, then restarted.
 func TestChaos3SIGTERM(t *testing.T) {
 	s := newStack(t)
 	s.start()
-	l := startLoad(t, s.url, 8, 2000000)
-	l.waitAnswered(t, 5000)
+	lg := s.loadgen(20*time.Second, 3000)
+	time.Sleep(5 * time.Second)
 	code, took := s.term()
 	if code != 0 {
 		t.Fatalf("exit code %d", code)
 	}
 	s.start()
-	l.waitAnswered(t, l.count()+2000)
-	s.settle("3 adtracker SIGTERM", l, l.finish(), fmt.Sprintf("exit 0 in %v", took.Round(time.Millisecond)))
+	lg.finish(t, "3 adtracker SIGTERM", fmt.Sprintf("exit 0 in %v", took.Round(time.Millisecond)))
+	s.verifySpillEmpty()
 }
 
 // Scenario 4: adtracker SIGKILL mid-load, three times in a row.
 func TestChaos4SIGKILLThrice(t *testing.T) {
 	s := newStack(t)
 	s.start()
-	l := startLoad(t, s.url, 8, 2000000)
+	lg := s.loadgen(20*time.Second, 3000)
 	for i := 0; i < 3; i++ {
-		l.waitAnswered(t, l.count()+3000)
+		time.Sleep(4 * time.Second)
 		s.kill()
 		s.start()
 	}
-	l.waitAnswered(t, l.count()+2000)
-	s.settle("4 adtracker SIGKILL x3", l, l.finish(), "")
+	lg.finish(t, "4 adtracker SIGKILL x3", "")
+	s.verifySpillEmpty()
 }
 
 // Scenario 5: a tiny spill quota while ClickHouse is down → 503 with Retry-After, nothing answered 2xx lost, recovery after restart.
@@ -162,27 +194,34 @@ func TestChaos5SpillQuota(t *testing.T) {
 	s := newStack(t, "ADTRACKER_INGEST_SPILL_MAX_BYTES=300000", "ADTRACKER_INGEST_BATCH_SIZE=500")
 	s.start()
 	s.ch.Kill()
-	l := startLoad(t, s.url, 8, 2000000)
-	deadline := time.Now().Add(30 * time.Second)
-	for l.non2xx.Load() < 100 && time.Now().Before(deadline) {
-		time.Sleep(50 * time.Millisecond)
-	}
-	if l.non2xx.Load() < 100 {
-		t.Fatalf("no 503s after the spill quota: %d non-2xx", l.non2xx.Load())
-	}
-	// Check the 503 carries Retry-After and a JSON error.
+	lg := s.loadgen(20*time.Second, 3000)
+	// Over quota: a 503 with Retry-After and a JSON error.
+	deadline := time.Now().Add(15 * time.Second)
 	req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
-	req.SetRequestURI(s.url + "/ads/impression")
-	req.Header.SetMethod("POST")
-	req.SetBodyString(`{"ad_id":1}`)
-	if err := fasthttp.Do(req, resp); err != nil || resp.StatusCode() != 503 || len(resp.Header.Peek("Retry-After")) == 0 ||
-		!strings.HasPrefix(string(resp.Body()), `{"error":`) {
-		t.Fatalf("over quota: %v %d %q %s", err, resp.StatusCode(), resp.Header.Peek("Retry-After"), resp.Body())
+	for {
+		req.Reset()
+		req.SetRequestURI(s.url + "/ads/impression")
+		req.Header.SetMethod("POST")
+		req.SetBodyString(`{"ad_id":1}`)
+		err := fasthttp.Do(req, resp)
+		if err == nil && resp.StatusCode() == 503 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no 503 after the spill quota: %v %d", err, resp.StatusCode())
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
-	refused := l.non2xx.Load()
+	if len(resp.Header.Peek("Retry-After")) == 0 || !strings.HasPrefix(string(resp.Body()), `{"error":`) {
+		t.Fatalf("over quota: %q %s", resp.Header.Peek("Retry-After"), resp.Body())
+	}
+	time.Sleep(3 * time.Second)
 	s.ch.Start()
-	l.waitAnswered(t, l.count()+2000)
-	s.settle("5 spill quota reached", l, l.finish(), fmt.Sprintf("%d answered 503", refused))
+	lg.finish(t, "5 spill quota reached", fmt.Sprintf("%d refused (503)", lg.sum.Refused))
+	if lg.sum.Refused == 0 {
+		t.Error("loadgen saw no 503 while over quota")
+	}
+	s.verifySpillEmpty()
 }
 
 // tcpProxy is a loopback proxy that can be taken down and brought back on the same port.
@@ -263,10 +302,10 @@ func TestChaos6PostgresDown(t *testing.T) {
 	proxied := strings.Replace(dsn, "@"+host, "@"+px.addr, 1)
 	s := newStack(t, "ADTRACKER_POSTGRES_DSN="+proxied, "ADTRACKER_ADMIN_TOKEN=chaos-token")
 	s.start()
-	l := startLoad(t, s.url, 8, 2000000)
-	l.waitAnswered(t, 2000)
+	outage := dur("CHAOS_OUTAGE", 30*time.Second)
+	lg := s.loadgen(outage+15*time.Second, 3000)
+	time.Sleep(5 * time.Second)
 	px.down()
-	before := l.count()
 	time.Sleep(2 * time.Second)
 	req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
 	req.SetRequestURI(s.url + "/ads")
@@ -276,11 +315,7 @@ func TestChaos6PostgresDown(t *testing.T) {
 	if err := fasthttp.DoTimeout(req, resp, 10*time.Second); err != nil || resp.StatusCode() != 503 {
 		t.Fatalf("admin API with Postgres down: %v %d %s", err, resp.StatusCode(), resp.Body())
 	}
-	time.Sleep(dur("CHAOS_OUTAGE", 30*time.Second) - 2*time.Second)
-	during := l.count() - before
-	if during < 1000 {
-		t.Fatalf("only %d events accepted while Postgres was down", during)
-	}
+	time.Sleep(outage - 2*time.Second)
 	px.up(t)
 	deadline := time.Now().Add(30 * time.Second)
 	for {
@@ -293,8 +328,11 @@ func TestChaos6PostgresDown(t *testing.T) {
 		}
 		time.Sleep(500 * time.Millisecond)
 	}
-	l.waitAnswered(t, l.count()+2000)
-	s.settle("6 postgres down 30s", l, l.finish(), fmt.Sprintf("%d accepted during outage", during))
+	lg.finish(t, "6 postgres down "+outage.String(), "admin API 503 during, 201 after")
+	if float64(lg.sum.Acked) < 0.95*float64(lg.sum.Events) {
+		t.Errorf("only %d of %d events accepted: ingest should not depend on Postgres", lg.sum.Acked, lg.sum.Events)
+	}
+	s.verifySpillEmpty()
 }
 
 // Scenario 7: the spill directory's disk fills up while ClickHouse is down → 503, no corruption, recovery.
@@ -317,18 +355,14 @@ func TestChaos7DiskFull(t *testing.T) {
 	}
 	s.start()
 	s.ch.Kill()
-	l := startLoad(t, s.url, 8, 2000000)
-	deadline := time.Now().Add(60 * time.Second)
-	for l.non2xx.Load() < 100 && time.Now().Before(deadline) {
-		time.Sleep(50 * time.Millisecond)
-	}
-	if l.non2xx.Load() < 100 {
-		t.Fatalf("no 503s with a full disk: %d non-2xx", l.non2xx.Load())
-	}
-	refused := l.non2xx.Load()
+	lg := s.loadgen(25*time.Second, 3000)
+	time.Sleep(12 * time.Second) // a 4 MB disk fills in a few seconds at this rate
 	s.ch.Start()
-	l.waitAnswered(t, l.count()+2000)
-	s.settle("7 spill disk full", l, l.finish(), fmt.Sprintf("%d answered 503", refused))
+	lg.finish(t, "7 spill disk full", fmt.Sprintf("%d refused (503)", lg.sum.Refused))
+	if lg.sum.Refused == 0 {
+		t.Error("no 503 while the spill disk was full")
+	}
+	s.verifySpillEmpty()
 }
 
 // Scenario 8: corrupted spill segments at start (the same check as TestE2ECorruptSpillAtStart, reported in the table).

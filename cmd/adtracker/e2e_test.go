@@ -261,50 +261,64 @@ func (l *load) waitAnswered(t *testing.T, n int) {
 	}
 }
 
-// verifyExactlyOnce waits until every answered id is in ClickHouse, then checks that nothing is stored twice and the spill is empty.
-func (s *stack) verifyExactlyOnce(answered map[string]bool) {
+// waitStored polls ClickHouse until every answered id is stored or the bound passes; it returns how many times each stored id is
+// there and how many answered ids are missing.
+func (s *stack) waitStored(answered map[string]bool, bound time.Duration) (map[string]int, int) {
 	t := s.t
 	t.Helper()
 	c := s.conn()
-	ctx := context.Background()
-	var stored map[string]bool
-	deadline := time.Now().Add(90 * time.Second)
+	deadline := time.Now().Add(bound)
 	for {
-		stored = map[string]bool{}
-		rows, err := c.Query(ctx, "SELECT toString(event_id) FROM events")
+		stored := map[string]int{}
+		rows, err := c.Query(context.Background(), "SELECT toString(event_id) FROM events")
 		if err == nil {
 			for rows.Next() {
 				var id string
 				if err := rows.Scan(&id); err != nil {
 					t.Fatalf("scan event_id: %v", err)
 				}
-				stored[id] = true
+				stored[id]++
 			}
 			rows.Close()
 		}
 		missing := 0
 		for id := range answered {
-			if !stored[id] {
+			if stored[id] == 0 {
 				missing++
 			}
 		}
-		if missing == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d of %d answered events never reached ClickHouse", missing, len(answered))
+		if missing == 0 || time.Now().After(deadline) {
+			return stored, missing
 		}
 		time.Sleep(250 * time.Millisecond)
 	}
+}
+
+// verifyExactlyOnce waits until every answered id is in ClickHouse, then checks that nothing is stored twice and the spill is empty.
+func (s *stack) verifyExactlyOnce(answered map[string]bool) {
+	t := s.t
+	t.Helper()
+	c := s.conn()
+	ctx := context.Background()
+	if _, missing := s.waitStored(answered, 90*time.Second); missing > 0 {
+		t.Fatalf("%d of %d answered events never reached ClickHouse", missing, len(answered))
+	}
 	var total, distinct uint64
-	if err := c.QueryRow(ctx, "SELECT count(), uniqExact(event_id) FROM events").Scan(&total, &distinct); err != nil {
+	if err := c.QueryRow(ctx, "SELECT count(), uniqExact(toString(event_id)) FROM events").Scan(&total, &distinct); err != nil {
 		t.Fatal(err)
 	}
 	if total != distinct {
 		t.Fatalf("%d rows but %d distinct event_ids: %d stored twice", total, distinct, total-distinct)
 	}
 	t.Logf("answered %d, stored %d rows (all answered present, none twice)", len(answered), total)
-	deadline = time.Now().Add(30 * time.Second)
+	s.verifySpillEmpty()
+}
+
+// verifySpillEmpty waits (bounded) until the spill holds no records: only empty segment headers may remain.
+func (s *stack) verifySpillEmpty() {
+	t := s.t
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
 	for {
 		segs, _ := filepath.Glob(filepath.Join(s.dataDir, "spill", "*.seg"))
 		var size int64
