@@ -74,7 +74,7 @@ fuzz: ## run every fuzz target for FUZZTIME each (default 10s)
 
 SOAK ?=
 chaos: services ## fault-injection suite (≤10 min): ClickHouse killed/frozen, SIGTERM/SIGKILL, quotas, Postgres down, disk full, corrupt spill, hostile clients; SOAK=10m soaks
-	ADTRACKER_TEST_PG_DSN='$(TEST_PG_DSN)' ADTRACKER_TEST_CH_ADDR='$(TEST_CH_ADDR)' CHAOS_SOAK='$(SOAK)' CHAOS_REPORT=.data/chaos-report.txt \
+	ADTRACKER_TEST_PG_DSN='$(TEST_PG_DSN)' ADTRACKER_TEST_CH_ADDR='$(TEST_CH_ADDR)' CHAOS_SOAK='$(SOAK)' CHAOS_REPORT=$(CURDIR)/.data/chaos-report.txt \
 		go test -tags chaos -count=1 -v -timeout 30m -run 'Chaos' ./cmd/adtracker 2>&1 | grep -v '^ *{' 
 	@cat .data/chaos-report.txt
 	$(MAKE) --no-print-directory fuzz FUZZTIME=$(or $(CHAOS_FUZZTIME),10s)

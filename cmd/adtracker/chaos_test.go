@@ -217,6 +217,7 @@ func TestChaos5SpillQuota(t *testing.T) {
 	}
 	time.Sleep(3 * time.Second)
 	s.ch.Start()
+	<-lg.done // the note reads its counts
 	lg.finish(t, "5 spill quota reached", fmt.Sprintf("%d refused (503)", lg.sum.Refused))
 	if lg.sum.Refused == 0 {
 		t.Error("loadgen saw no 503 while over quota")
@@ -358,6 +359,7 @@ func TestChaos7DiskFull(t *testing.T) {
 	lg := s.loadgen(25*time.Second, 3000)
 	time.Sleep(12 * time.Second) // a 4 MB disk fills in a few seconds at this rate
 	s.ch.Start()
+	<-lg.done // the note reads its counts
 	lg.finish(t, "7 spill disk full", fmt.Sprintf("%d refused (503)", lg.sum.Refused))
 	if lg.sum.Refused == 0 {
 		t.Error("no 503 while the spill disk was full")
@@ -551,7 +553,7 @@ func TestChaosZSummary(t *testing.T) {
 	chaosMu.Lock()
 	defer chaosMu.Unlock()
 	var b strings.Builder
-	fmt.Fprintf(&b, "\n%-28s %8s %10s %8s %6s %10s %10s  %s\n", "scenario", "sent", "answered", "stored", "lost", "duplicated", "recovery", "note")
+	fmt.Fprintf(&b, "\n%-28s %8s %10s %8s %6s %10s %10s  %s\n", "scenario", "sent", "answered", "stored", "lost", "duplicated", "drain", "note")
 	bad := false
 	for _, r := range chaosRows {
 		fmt.Fprintf(&b, "%-28s %8d %10d %8d %6d %10d %10v  %s\n", r.name, r.sent, r.answered, r.stored, r.lost, r.dup, r.recovery.Round(time.Millisecond), r.note)
