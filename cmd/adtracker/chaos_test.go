@@ -20,6 +20,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -380,8 +381,14 @@ func TestChaos8CorruptSpill(t *testing.T) {
 // Scenario 9: hostile clients — malformed JSON, a 10 MB body, slowloris, invalid pixels — each gets its 4xx (or is cut off), and a
 // well-behaved client's p99 stays within 2× of a clean run while nothing extra is stored.
 func TestChaos9HostileClients(t *testing.T) {
-	s := newStack(t, "ADTRACKER_HTTP_READ_TIMEOUT=3s")
+	// The server trusts X-Forwarded-For from loopback, so each client below has its own address; the well-behaved client is exempt
+	// from rate limiting, everyone else gets 1 request/s with a burst of 1.
+	const good = "198.51.100.1"
+	s := newStack(t, "ADTRACKER_HTTP_READ_TIMEOUT=3s", "ADTRACKER_HTTP_TRUSTED_PROXIES=127.0.0.1", "ADTRACKER_RATELIMIT_EXEMPT="+good,
+		"ADTRACKER_RATELIMIT_INGEST_RPS=1", "ADTRACKER_RATELIMIT_INGEST_BURST=1")
 	s.start()
+	var ipSeq atomic.Uint64
+	nextIP := func() string { n := ipSeq.Add(1); return fmt.Sprintf("10.%d.%d.%d", n>>16&255, n>>8&255, n&255) }
 	measure := func() time.Duration {
 		var lat []time.Duration
 		req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
@@ -389,6 +396,7 @@ func TestChaos9HostileClients(t *testing.T) {
 			req.Reset()
 			req.SetRequestURI(s.url + "/ads/impression")
 			req.Header.SetMethod("POST")
+			req.Header.Set("X-Forwarded-For", good)
 			req.SetBodyString(`{"ad_id":1}`)
 			st := time.Now()
 			if err := fasthttp.DoTimeout(req, resp, 5*time.Second); err != nil || resp.StatusCode() != 202 {
@@ -432,6 +440,7 @@ func TestChaos9HostileClients(t *testing.T) {
 		defer fasthttp.ReleaseResponse(resp)
 		req.SetRequestURI(s.url + path)
 		req.Header.SetMethod("POST")
+		req.Header.Set("X-Forwarded-For", nextIP()) // a fresh address each time: under the rate limit, so the body itself is judged
 		req.SetBodyString(body)
 		if err := fasthttp.DoTimeout(req, resp, 5*time.Second); err != nil {
 			return -1 // the server closed on us: acceptable for a hostile body
@@ -442,11 +451,15 @@ func TestChaos9HostileClients(t *testing.T) {
 	big := strings.Repeat("x", 10<<20)
 	hostile("10MB body", func() int { return post("/events", big) })
 	hostile("invalid pixel", func() int {
-		code, _, err := fasthttp.Get(nil, s.url+"/t/midpoint?ad_id=abc&pt=-1")
-		if err != nil {
+		req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+		defer fasthttp.ReleaseRequest(req)
+		defer fasthttp.ReleaseResponse(resp)
+		req.SetRequestURI(s.url + "/t/midpoint?ad_id=abc&pt=-1")
+		req.Header.Set("X-Forwarded-For", nextIP())
+		if err := fasthttp.DoTimeout(req, resp, 5*time.Second); err != nil {
 			return -1
 		}
-		return code
+		return resp.StatusCode()
 	})
 	hostile("slowloris", func() int {
 		c, err := net.Dial("tcp", strings.TrimPrefix(s.url, "http://"))
@@ -487,23 +500,70 @@ func TestChaos9HostileClients(t *testing.T) {
 	if under > 2*clean+time.Millisecond { // 1 ms absolute floor: µs-level p99s on a shared 2-core box jitter by more than 2×
 		t.Errorf("good client's p99 %v under attack vs %v clean: more than 2×", under, clean)
 	}
+	// 100,000 distinct addresses, each over its limit: the first request of each is stored, the second answered 429 + Retry-After
+	// and not stored.
+	const flood = 100000
+	var accepted202, limited429, other atomic.Int64
+	var fwg sync.WaitGroup
+	for w := 0; w < 8; w++ {
+		fwg.Add(1)
+		go func(w int) {
+			defer fwg.Done()
+			req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+			defer fasthttp.ReleaseRequest(req)
+			defer fasthttp.ReleaseResponse(resp)
+			for i := w; i < flood; i += 8 {
+				ip := fmt.Sprintf("172.%d.%d.%d", 16+i>>16, i>>8&255, i&255)
+				for k := 0; k < 2; k++ {
+					req.Reset()
+					req.SetRequestURI(s.url + "/ads/impression")
+					req.Header.SetMethod("POST")
+					req.Header.Set("X-Forwarded-For", ip)
+					req.SetBodyString(`{"ad_id":2}`)
+					if err := fasthttp.DoTimeout(req, resp, 5*time.Second); err != nil {
+						other.Add(1)
+						continue
+					}
+					switch {
+					case resp.StatusCode() == 202:
+						accepted202.Add(1)
+					case resp.StatusCode() == 429 && len(resp.Header.Peek("Retry-After")) > 0:
+						limited429.Add(1)
+					default:
+						other.Add(1)
+					}
+				}
+			}
+		}(w)
+	}
+	fwg.Wait()
+	if accepted202.Load() != flood || limited429.Load() != flood || other.Load() != 0 {
+		t.Errorf("%d addresses × 2 requests: %d answered 202, %d answered 429 with Retry-After, %d other; want %d, %d, 0",
+			flood, accepted202.Load(), limited429.Load(), other.Load(), flood, flood)
+	}
+	want := uint64(4000 + accepted202.Load())
 	var stored uint64
 	var qerr error
 	c := s.conn()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		qerr = c.QueryRow(context.Background(), "SELECT count() FROM events").Scan(&stored)
-		if (qerr == nil && stored >= 4000) || time.Now().After(deadline) {
+		if (qerr == nil && stored >= want) || time.Now().After(deadline) {
 			break
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	if stored != 4000 {
-		t.Errorf("stored %d rows (last query error: %v), want exactly the good client's 4000", stored, qerr)
+	time.Sleep(300 * time.Millisecond) // would anything extra still arrive?
+	if qerr = c.QueryRow(context.Background(), "SELECT count() FROM events").Scan(&stored); qerr != nil {
+		t.Fatal(qerr)
+	}
+	if stored != want {
+		t.Errorf("stored %d rows, want exactly the %d answered 202 (good client 4000 + first request of each flooding address)", stored, want)
 	}
 	chaosMu.Lock()
-	chaosRows = append(chaosRows, chaosRow{name: "9 hostile clients", sent: 4000, answered: 4000, stored: int(stored),
-		note: fmt.Sprintf("p99 %v clean, %v under attack", clean.Round(time.Microsecond), under.Round(time.Microsecond))})
+	chaosRows = append(chaosRows, chaosRow{name: "9 hostile clients", sent: 4000 + 2*flood, answered: int(want), stored: int(stored),
+		note: fmt.Sprintf("p99 %v clean, %v under attack; %d addresses over the limit got 429", clean.Round(time.Microsecond),
+			under.Round(time.Microsecond), limited429.Load())})
 	chaosMu.Unlock()
 }
 
