@@ -2,7 +2,6 @@ package ingest
 
 import (
 	"fmt"
-	"net"
 	"net/netip"
 	"strings"
 
@@ -93,6 +92,3 @@ func trimSpace(b []byte) []byte {
 	}
 	return b
 }
-
-// ipString is for tests and logs.
-func ipString(ip [16]byte) string { return net.IP(ip[:]).String() }

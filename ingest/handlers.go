@@ -193,36 +193,34 @@ func (h *Handlers) batch(ctx *fasthttp.RequestCtx) {
 		WriteError(ctx, fasthttp.StatusBadRequest, "batch has no events", "body")
 		return
 	}
-	b := &byteBuf{}
+	var b []byte
 	ctx.SetContentType(contentJSON)
 	switch {
 	case qerr != nil:
 		rejected[reasonOverload].Inc()
 		ctx.Response.Header.Set("Retry-After", "1")
 		ctx.SetStatusCode(fasthttp.StatusServiceUnavailable)
-		b.B = append(b.B, `{"error":`...)
-		b.B = appendJSONString(b.B, qerr.Error())
-		b.B = append(b.B, `,"retry_from_index":`...)
-		b.B = strconv.AppendInt(b.B, int64(stopAt), 10)
-		b.B = append(b.B, ',')
+		b = append(b, `{"error":`...)
+		b = appendJSONString(b, qerr.Error())
+		b = append(b, `,"retry_from_index":`...)
+		b = strconv.AppendInt(b, int64(stopAt), 10)
+		b = append(b, ',')
 	case acc == 0:
 		ctx.SetStatusCode(fasthttp.StatusBadRequest)
-		b.B = append(b.B, `{"error":"no valid event in batch",`...)
+		b = append(b, `{"error":"no valid event in batch",`...)
 	default:
 		ctx.SetStatusCode(fasthttp.StatusAccepted)
-		b.B = append(b.B, '{')
+		b = append(b, '{')
 	}
-	b.B = append(b.B, `"accepted":`...)
-	b.B = strconv.AppendInt(b.B, int64(acc), 10)
-	b.B = append(b.B, `,"rejected":`...)
-	b.B = strconv.AppendInt(b.B, int64(rej), 10)
-	b.B = append(b.B, `,"errors":[`...)
-	b.B = append(b.B, errs...)
-	b.B = append(b.B, "]}"...)
-	ctx.Response.SetBody(b.B)
+	b = append(b, `"accepted":`...)
+	b = strconv.AppendInt(b, int64(acc), 10)
+	b = append(b, `,"rejected":`...)
+	b = strconv.AppendInt(b, int64(rej), 10)
+	b = append(b, `,"errors":[`...)
+	b = append(b, errs...)
+	b = append(b, "]}"...)
+	ctx.Response.SetBody(b)
 }
-
-type byteBuf struct{ B []byte }
 
 func appendItemError(dst []byte, i int, ferr *FieldError) []byte {
 	if len(dst) > 0 {

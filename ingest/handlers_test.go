@@ -92,8 +92,8 @@ func TestSingleEventAccepted(t *testing.T) {
 	}
 	e := q.events[0]
 	if e.Type != TypeClick || e.AdID != 1 || e.EventTime != hNow.Unix()-30 || e.ReceiveTime != hNow.Unix() ||
-		e.PlaybackMs != 12000 || ipString(e.IP) != "203.0.113.1" || string(e.UA()) != "player/1.0" || e.ID.IsZero() {
-		t.Fatalf("event %+v ip %s", e, ipString(e.IP))
+		e.PlaybackMs != 12000 || e.IPString() != "203.0.113.1" || string(e.UA()) != "player/1.0" || e.ID.IsZero() {
+		t.Fatalf("event %+v ip %s", e, e.IPString())
 	}
 	if !strings.Contains(rep.body, e.ID.String()) {
 		t.Fatalf("answer %s does not carry the stored id %s", rep.body, e.ID)
@@ -105,8 +105,8 @@ func TestSingleEventAccepted(t *testing.T) {
 		t.Fatalf("client id event %+v", e)
 	}
 	// Without an ip in the body the peer address is used.
-	if ipString(e.IP) != "192.0.2.10" {
-		t.Fatalf("peer ip %s", ipString(e.IP))
+	if e.IPString() != "192.0.2.10" {
+		t.Fatalf("peer ip %s", e.IPString())
 	}
 }
 
@@ -212,7 +212,7 @@ func TestClientIPFromTrustedProxy(t *testing.T) {
 		q := &fakeQueue{}
 		r := newTestHandlers(q, trusted...)
 		do(r, "POST", "/ads/impression", "", `{"ad_id":1}`, "X-Forwarded-For", xff)
-		if got := ipString(q.events[0].IP); got != want {
+		if got := q.events[0].IPString(); got != want {
 			t.Fatalf("trusted %v, XFF %q: ip %s, want %s", trusted, xff, got, want)
 		}
 	}

@@ -37,7 +37,6 @@ const (
 
 // Options configure the server.
 type Options struct {
-	Addr          string
 	MaxBodyBytes  int
 	ReadTimeout   time.Duration // whole request, headers and body: what cuts off a slowloris client
 	WriteTimeout  time.Duration
@@ -170,7 +169,7 @@ func (s *Server) readyz(ctx *fasthttp.RequestCtx) {
 		} else {
 			ok = false
 			comps = append(comps, `false,"error":`...)
-			comps = appendQuoted(comps, r.err.Error())
+			comps = ingest.AppendJSONString(comps, r.err.Error())
 			comps = append(comps, '}')
 		}
 	}
@@ -190,8 +189,6 @@ func (s *Server) readyz(ctx *fasthttp.RequestCtx) {
 	}
 	ctx.SetBody(body)
 }
-
-func appendQuoted(dst []byte, s string) []byte { return ingest.AppendJSONString(dst, s) }
 
 // Handler returns the complete request handler: middleware around a router built from Router's routes, each route wrapped with its
 // pre-resolved metrics and rate-limit class. The first call freezes the routes; routes added to Router later are not served. It

@@ -114,8 +114,8 @@ func serve(args []string) error {
 	}
 
 	srv := server.New(server.Options{
-		Addr: cfg.HTTP.Addr, MaxBodyBytes: cfg.HTTP.MaxBodyBytes,
-		ReadTimeout: cfg.HTTP.ReadTimeout, WriteTimeout: cfg.HTTP.WriteTimeout, IdleTimeout: cfg.HTTP.IdleTimeout,
+		MaxBodyBytes: cfg.HTTP.MaxBodyBytes,
+		ReadTimeout:  cfg.HTTP.ReadTimeout, WriteTimeout: cfg.HTTP.WriteTimeout, IdleTimeout: cfg.HTTP.IdleTimeout,
 		MaxConnsPerIP: cfg.HTTP.MaxConnsPerIP, MaxHeaderBytes: cfg.HTTP.MaxHeaderBytes, Concurrency: cfg.HTTP.Concurrency,
 		CORSOrigins: cfg.HTTP.CORSOrigins, Limiter: limiter, // the limiter's metrics are registered by server.New
 		Log: log.Named("http"), Registry: reg,

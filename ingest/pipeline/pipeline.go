@@ -61,20 +61,19 @@ var (
 
 // Config tunes the pipeline.
 type Config struct {
-	Dir             string        // holds ring file, spill/ and deadletter/
-	RingCapacity    int           // slots, power of two
-	SlotSize        int           // bytes per slot
-	BatchSize       int           // rows per insert
-	FlushInterval   time.Duration // a partial batch is flushed after this long
-	Inserters       int           // parallel inserts
-	InsertTimeout   time.Duration // an insert slower than this is abandoned and the batch spilled
-	SpillMaxBytes   int64         // spill quota; at it, Enqueue returns ErrOverload
-	SpillSegment    int64
-	FsyncInterval   time.Duration // ring msync and spill fsync period; bounds what a machine crash can lose
-	DedupWindow     int           // client event_ids remembered for duplicate detection
-	ReplayBackoff   time.Duration // first wait after a failed replay; doubles up to 10 s
-	InMemoryRing    bool          // no ring file: faster, but a killed process loses its ring (benchmarks only)
-	DeadLetterLimit int           // files kept in deadletter/ (oldest removed first); 0 = unlimited
+	Dir           string        // holds ring file, spill/ and deadletter/
+	RingCapacity  int           // slots, power of two
+	SlotSize      int           // bytes per slot
+	BatchSize     int           // rows per insert
+	FlushInterval time.Duration // a partial batch is flushed after this long
+	Inserters     int           // parallel inserts
+	InsertTimeout time.Duration // an insert slower than this is abandoned and the batch spilled
+	SpillMaxBytes int64         // spill quota; at it, Enqueue returns ErrOverload
+	SpillSegment  int64
+	FsyncInterval time.Duration // ring msync and spill fsync period; bounds what a machine crash can lose
+	DedupWindow   int           // client event_ids remembered for duplicate detection
+	ReplayBackoff time.Duration // first wait after a failed replay; doubles up to 10 s
+	InMemoryRing  bool          // no ring file: faster, but a killed process loses its ring (benchmarks only)
 }
 
 // Defaults returns the configuration the server starts with.

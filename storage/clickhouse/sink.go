@@ -38,20 +38,21 @@ type columns struct {
 	viewers     []string
 	sessions    []string
 	arena       []byte // backing bytes for ips
-	uaCache     map[string]string
+	strs        map[string]string
 }
 
-// ua returns b as a string, sharing one copy per distinct user agent: a batch of 50k events has a few hundred distinct agents, so this
-// turns 50k string allocations per batch into a few hundred. The map lookup with string(b) does not allocate.
-func (c *columns) ua(b []byte) string {
-	if s, ok := c.uaCache[string(b)]; ok {
+// intern returns b as a string, sharing one copy per distinct value: a batch of 50k events has a few hundred distinct user agents
+// (and sessions repeat across a player's events), so this turns 50k string allocations per batch into a few hundred. The map lookup
+// with string(b) does not allocate.
+func (c *columns) intern(b []byte) string {
+	if s, ok := c.strs[string(b)]; ok {
 		return s
 	}
-	if c.uaCache == nil || len(c.uaCache) > 4096 {
-		c.uaCache = make(map[string]string, 256)
+	if c.strs == nil || len(c.strs) > 4096 {
+		c.strs = make(map[string]string, 256)
 	}
 	s := string(b)
-	c.uaCache[s] = s
+	c.strs[s] = s
 	return s
 }
 
@@ -79,10 +80,10 @@ func (c *columns) fill(b *ingest.Batch, skip map[ingest.UUID]struct{}) error {
 		start := len(c.arena)
 		c.arena = append(c.arena, e.IP[:]...)
 		c.ips = append(c.ips, c.arena[start:len(c.arena):len(c.arena)])
-		c.uas = append(c.uas, c.ua(e.UA()))
+		c.uas = append(c.uas, c.intern(e.UA()))
 		c.playback = append(c.playback, e.PlaybackMs)
 		c.viewers = append(c.viewers, string(e.ViewerID()))
-		c.sessions = append(c.sessions, c.ua(e.SessionID())) // sessions repeat across a player's events too
+		c.sessions = append(c.sessions, c.intern(e.SessionID()))
 		return nil
 	})
 }
