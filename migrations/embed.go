@@ -13,7 +13,7 @@ import (
 	"strings"
 )
 
-//go:embed postgres/*.sql clickhouse/*.sql
+//go:embed postgres/*.sql clickhouse/*.sql clickhouse/cluster/*.sql
 var files embed.FS
 
 // File is one migration: NNNN_name.sql.

@@ -10,7 +10,7 @@
 #   status  one line per process; exit 3 when something is not running
 #   env     print the addresses as shell assignments (eval "$(scripts/cluster.sh env)") for tests
 #   verify  `up`, then check replication, ON CLUSTER DDL, Distributed inserts and reads with the cluster form of our
-#           migrations (deploy/cluster/sql), a replica stopped and restarted mid-load, block deduplication, and
+#           migrations (migrations/clickhouse/cluster), a replica stopped and restarted mid-load, block deduplication, and
 #           per-ad answers against a single-node copy of the same data, in throw-away databases; exit 1 on a failed check
 #
 # Environment:
@@ -309,8 +309,8 @@ verify() {
 
 	# 1. ON CLUSTER DDL (the distributed_ddl queue in ZooKeeper), then the cluster migrations.
 	chq s1r1 "CREATE DATABASE IF NOT EXISTS $db ON CLUSTER $CLUSTER_NAME" >/dev/null
-	apply_sql s1r1 "$ADT_REPO/deploy/cluster/sql/0001_events.sql" "$db"
-	apply_sql s1r1 "$ADT_REPO/deploy/cluster/sql/0002_ad_rollups.sql" "$db"
+	apply_sql s1r1 "$ADT_REPO/migrations/clickhouse/cluster/0001_events.sql" "$db"
+	apply_sql s1r1 "$ADT_REPO/migrations/clickhouse/cluster/0002_ad_rollups.sql" "$db"
 	for n in "${NODES[@]}"; do
 		check "ON CLUSTER created the 8 tables on $n" "$(chq "$n" "SELECT count() FROM system.tables WHERE database = '$db'")" 8
 	done

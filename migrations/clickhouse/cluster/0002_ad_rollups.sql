@@ -29,7 +29,8 @@ CREATE TABLE IF NOT EXISTS ${DATABASE}.ad_stats_minute_local ON CLUSTER ${CLUSTE
 )
 ENGINE = ReplicatedSummingMergeTree('/clickhouse/tables/{shard}/${DATABASE}/ad_stats_minute_local', '{replica}')
 PARTITION BY toYYYYMMDD(minute)
-ORDER BY (ad_id, minute);
+ORDER BY (ad_id, minute)
+SETTINGS index_granularity = 1024;
 
 -- Same columns by hour; fed from events_local by its own view (exact, and no dependency between the views' insert order).
 CREATE TABLE IF NOT EXISTS ${DATABASE}.ad_stats_hour_local ON CLUSTER ${CLUSTER}
@@ -56,7 +57,8 @@ CREATE TABLE IF NOT EXISTS ${DATABASE}.ad_stats_hour_local ON CLUSTER ${CLUSTER}
 )
 ENGINE = ReplicatedSummingMergeTree('/clickhouse/tables/{shard}/${DATABASE}/ad_stats_hour_local', '{replica}')
 PARTITION BY toYYYYMM(hour)
-ORDER BY (ad_id, hour);
+ORDER BY (ad_id, hour)
+SETTINGS index_granularity = 256;
 
 -- A failing view fails the insert into events (the pipeline would spill), so the expressions below stay total: no division, no parse.
 CREATE MATERIALIZED VIEW IF NOT EXISTS ${DATABASE}.ad_stats_minute_mv ON CLUSTER ${CLUSTER} TO ${DATABASE}.ad_stats_minute_local AS
