@@ -41,6 +41,7 @@ type Config struct {
 		Database string `mapstructure:"database"`
 		Username string `mapstructure:"username"`
 		Password string `mapstructure:"password"`
+		Cluster  string `mapstructure:"cluster"`
 	} `mapstructure:"clickhouse"`
 	Postgres struct {
 		DSN string `mapstructure:"dsn"`
@@ -122,10 +123,11 @@ var Settings = []Setting{
 	{"ratelimit.admin.burst", 20, "per-client burst on admin routes"},
 	{"ratelimit.exempt", []string{"127.0.0.0/8", "::1"}, "CIDRs or IPs never rate limited, e.g. server-to-server senders (comma-separated in env)"},
 	{"ratelimit.max_clients", 1000000, "client buckets kept per route class (~85 bytes each); past it new clients pass unlimited"},
-	{"clickhouse.addr", "127.0.0.1:9000", "ClickHouse native protocol address"},
+	{"clickhouse.addr", "127.0.0.1:9000", "ClickHouse native protocol address; a comma-separated list is tried in order (any node of a cluster)"},
 	{"clickhouse.database", "adtracker", "ClickHouse database (created by migrate)"},
 	{"clickhouse.username", "default", "ClickHouse user"},
 	{"clickhouse.password", "", "ClickHouse password"},
+	{"clickhouse.cluster", "", "remote_servers cluster name: replicated tables + Distributed tables (docs/scaling.md); empty = one server"},
 	{"postgres.dsn", "postgres://adtracker:adtracker@127.0.0.1:5432/adtracker?sslmode=disable", "Postgres connection string"},
 	{"log.level", "info", "debug, info, warn or error"},
 	{"log.format", "json", "json or console"},
