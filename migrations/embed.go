@@ -36,6 +36,17 @@ func Postgres() ([]File, error) { return load("postgres") }
 // ClickHouse returns the ClickHouse migrations in version order.
 func ClickHouse() ([]File, error) { return load("clickhouse") }
 
+// ClickHouseCluster returns the cluster form of the ClickHouse migrations (clickhouse.cluster set): the same versions and names as
+// ClickHouse(), with Replicated* local tables, Distributed tables under the single-node names, and ${CLUSTER} / ${DATABASE} for
+// Expand to fill in.
+func ClickHouseCluster() ([]File, error) { return load("clickhouse/cluster") }
+
+// Expand fills in a cluster migration's ${CLUSTER} and ${DATABASE}. Nothing else is touched: {shard} and {replica} are macros each
+// server expands in its own ReplicatedMergeTree path. Both values are identifiers the caller validated, because DDL cannot bind them.
+func Expand(sql, cluster, database string) string {
+	return strings.NewReplacer("${CLUSTER}", cluster, "${DATABASE}", database).Replace(sql)
+}
+
 // Load reads NNNN_*.sql files from dir of fsys; exported for tests that build their own sets.
 func Load(fsys fs.FS, dir string) ([]File, error) {
 	entries, err := fs.ReadDir(fsys, dir)

@@ -1,6 +1,7 @@
 package migrations
 
 import (
+	"strings"
 	"testing"
 	"testing/fstest"
 )
@@ -78,4 +79,45 @@ func TestLoad(t *testing.T) {
 	if err != nil || len(pg) == 0 {
 		t.Fatalf("Postgres() = %v, %v", pg, err)
 	}
+}
+
+// The cluster files are a second form of the same schema: a version missing from one set would leave a cluster install with a
+// different schema history than a single-node one, and the runner records both by version.
+func TestClusterFormMatchesSingleNode(t *testing.T) {
+	single, err := ClickHouse()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cluster, err := ClickHouseCluster()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(single) == 0 || len(single) != len(cluster) {
+		t.Fatalf("%d single-node files, %d cluster files", len(single), len(cluster))
+	}
+	for i := range single {
+		if single[i].Name != cluster[i].Name || single[i].MinServer != cluster[i].MinServer {
+			t.Errorf("file %d: single-node %s (min %q), cluster %s (min %q)", i, single[i].Name, single[i].MinServer, cluster[i].Name, cluster[i].MinServer)
+		}
+		for _, stmt := range Statements(cluster[i].SQL) {
+			if !strings.Contains(stmt, "ON CLUSTER ${CLUSTER}") {
+				t.Errorf("%s: statement without ON CLUSTER ${CLUSTER}: %.80s", cluster[i].Name, stmt)
+			}
+		}
+		if strings.Contains(single[i].SQL, "${") {
+			t.Errorf("%s: single-node file uses ${...}", single[i].Name)
+		}
+	}
+}
+
+func TestExpand(t *testing.T) {
+	f := func(in, want string) {
+		t.Helper()
+		if got := Expand(in, "c1", "db"); got != want {
+			t.Errorf("Expand(%q) = %q, want %q", in, got, want)
+		}
+	}
+	f("CREATE TABLE ${DATABASE}.t ON CLUSTER ${CLUSTER}", "CREATE TABLE db.t ON CLUSTER c1")
+	f("ReplicatedMergeTree('/clickhouse/tables/{shard}/${DATABASE}/t', '{replica}')", "ReplicatedMergeTree('/clickhouse/tables/{shard}/db/t', '{replica}')")
+	f("${CLUSTERS} $CLUSTER", "${CLUSTERS} $CLUSTER")
 }

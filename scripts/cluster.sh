@@ -4,10 +4,12 @@
 # named `adtracker`, each with its own ports, data directory and macros. Installs the packages when missing.
 #
 #   scripts/cluster.sh up|down|status|env|verify
+#   scripts/cluster.sh stop|start NODE
 #
 #   up      start what is not running and wait until every server answers; a no-op when all run
 #   down    stop the four servers, then ZooKeeper - only processes whose pid files are in CLUSTER_DIR
 #   status  one line per process; exit 3 when something is not running
+#   stop    stop one ClickHouse node (s1r1 s1r2 s2r1 s2r2) by its pid file; start starts it again (tests of a replica outage)
 #   env     print the addresses as shell assignments (eval "$(scripts/cluster.sh env)") for tests
 #   verify  `up`, then check replication, ON CLUSTER DDL, Distributed inserts and reads with the cluster form of our
 #           migrations (migrations/clickhouse/cluster), a replica stopped and restarted mid-load, block deduplication, and
@@ -35,10 +37,13 @@ CLUSTER_NAME=adtracker
 NODES=(s1r1 s1r2 s2r1 s2r2)
 
 usage() {
-	echo "usage: $0 up|down|status|env" >&2
+	echo "usage: $0 up|down|status|env|verify, or $0 stop|start NODE" >&2
 	exit 2
 }
-[ $# -eq 1 ] || usage
+case "${1:-}" in
+stop | start) [ $# -eq 2 ] || usage ;;
+*) [ $# -eq 1 ] || usage ;;
+esac
 cmd="$1"
 
 mkdir -p "$CLUSTER_DIR"
@@ -467,6 +472,14 @@ down)
 	;;
 status) status || exit 3 ;;
 env) env_vars ;;
+stop)
+	node_index "$2" >/dev/null
+	ch_stop "$(node_dir "$2")"
+	;;
+start)
+	node_index "$2" >/dev/null
+	node_up "$2"
+	;;
 verify)
 	lock
 	verify

@@ -96,7 +96,7 @@ func (e *env) openClickHouse(ctx context.Context) (*chstore.DB, error) {
 	defer cancel()
 	db, err := chstore.Open(c, chstore.Config{
 		Addr: e.cfg.ClickHouse.Addr, Database: e.cfg.ClickHouse.Database,
-		Username: e.cfg.ClickHouse.Username, Password: e.cfg.ClickHouse.Password,
+		Username: e.cfg.ClickHouse.Username, Password: e.cfg.ClickHouse.Password, Cluster: e.cfg.ClickHouse.Cluster,
 		MaxOpenConns: e.cfg.Ingest.Inserters + 6,
 	}, true)
 	if err != nil {
@@ -117,7 +117,7 @@ func (e *env) migrateBoth(ctx context.Context, pg *postgres.DB, ch *chstore.DB) 
 		e.log.Error("postgres migration failed", zap.Error(err))
 		return errLogged
 	}
-	chFiles, err := migrations.ClickHouse()
+	chFiles, err := ch.MigrationFiles()
 	if err != nil {
 		return err
 	}

@@ -13,8 +13,11 @@ import (
 
 // Config says how to reach ClickHouse.
 type Config struct {
-	Addr         string // host:port of the native protocol
-	Database     string
+	Addr     string // host:port of the native protocol; a comma-separated list is tried in order
+	Database string
+	// Cluster is a remote_servers cluster name: migrations run ON CLUSTER with the cluster form of the schema, inserts go through
+	// the Distributed events table synchronously, and the stored-event check reads every replica (cluster.go). Empty: one server.
+	Cluster      string
 	Username     string
 	Password     string
 	MaxOpenConns int
@@ -27,7 +30,12 @@ type DB struct {
 	Conn     driver.Conn
 	Database string
 	version  string
+	cfg      Config
+	replicas *replicaSet // cluster mode only: every replica's pool, opened on first use by the stored-event check
 }
+
+// Cluster returns the configured cluster name, empty for a single server.
+func (db *DB) Cluster() string { return db.cfg.Cluster }
 
 func options(c Config, database string) *ch.Options {
 	if c.DialTimeout == 0 {
@@ -44,7 +52,7 @@ func options(c Config, database string) *ch.Options {
 		user = "default"
 	}
 	return &ch.Options{
-		Addr:             []string{c.Addr},
+		Addr:             splitAddrs(c.Addr),
 		Auth:             ch.Auth{Database: database, Username: user, Password: c.Password},
 		Compression:      &ch.Compression{Method: ch.CompressionLZ4},
 		DialTimeout:      c.DialTimeout,
@@ -56,24 +64,34 @@ func options(c Config, database string) *ch.Options {
 	}
 }
 
-// Open connects to the server, creates the database when it is missing (when create is true) and pings it.
+// Open connects to the server, creates the database when it is missing (when create is true) and pings it. With a cluster, the
+// cluster must be in the server's remote_servers and the database is created on every node.
 func Open(ctx context.Context, c Config, create bool) (*DB, error) {
+	if c.Cluster != "" {
+		if err := checkCluster(ctx, c); err != nil {
+			return nil, err
+		}
+	}
 	if create {
 		boot, err := ch.Open(options(c, "default"))
 		if err != nil {
 			return nil, fmt.Errorf("clickhouse %s: %w", c.Addr, err)
 		}
-		err = boot.Exec(ctx, "CREATE DATABASE IF NOT EXISTS "+quoteIdent(c.Database))
+		q := "CREATE DATABASE IF NOT EXISTS " + quoteIdent(c.Database)
+		if c.Cluster != "" {
+			q += " ON CLUSTER " + c.Cluster
+		}
+		err = boot.Exec(ddlContext(ctx, c.Cluster), q)
 		boot.Close()
 		if err != nil {
-			return nil, fmt.Errorf("clickhouse %s: create database %s: %w", c.Addr, c.Database, err)
+			return nil, fmt.Errorf("clickhouse %s: create database %s: %w", c.Addr, c.Database, ddlError(err))
 		}
 	}
 	conn, err := ch.Open(options(c, c.Database))
 	if err != nil {
 		return nil, fmt.Errorf("clickhouse %s: %w", c.Addr, err)
 	}
-	db := &DB{Conn: conn, Database: c.Database}
+	db := &DB{Conn: conn, Database: c.Database, cfg: c, replicas: &replicaSet{}}
 	if err := db.Ping(ctx); err != nil {
 		conn.Close()
 		return nil, fmt.Errorf("clickhouse %s: %w", c.Addr, err)
@@ -84,8 +102,11 @@ func Open(ctx context.Context, c Config, create bool) (*DB, error) {
 // Ping checks that the server answers.
 func (db *DB) Ping(ctx context.Context) error { return db.Conn.Ping(ctx) }
 
-// Close closes the pool.
-func (db *DB) Close() error { return db.Conn.Close() }
+// Close closes the pool (and the replicas' pools the cluster check opened).
+func (db *DB) Close() error {
+	db.replicas.close()
+	return db.Conn.Close()
+}
 
 // Version returns the server version, e.g. "18.16.1" — migrations and queries use it to decide which features exist.
 func (db *DB) Version(ctx context.Context) (string, error) {

@@ -23,6 +23,30 @@ const createMigrations = `CREATE TABLE IF NOT EXISTS schema_migrations
 ENGINE = MergeTree()
 ORDER BY (version, seq)`
 
+// In a cluster the history is one replicated table with a shard-independent path: every node holds all of it, so migrate may run
+// against any node and see what was applied through another.
+const createClusterMigrations = `CREATE TABLE IF NOT EXISTS ${DATABASE}.schema_migrations ON CLUSTER ${CLUSTER}
+(
+    version    UInt32,
+    name       String,
+    checksum   String,
+    status     String,
+    server     String,
+    applied_at DateTime('UTC'),
+    seq        UInt64
+)
+ENGINE = ReplicatedMergeTree('/clickhouse/tables/all/${DATABASE}/schema_migrations', '{replica}')
+ORDER BY (version, seq)`
+
+// MigrationFiles returns the schema files for this connection: the cluster form (migrations/clickhouse/cluster) when a cluster is
+// configured, else the single-server files.
+func (db *DB) MigrationFiles() ([]migrations.File, error) {
+	if db.cfg.Cluster != "" {
+		return migrations.ClickHouseCluster()
+	}
+	return migrations.ClickHouse()
+}
+
 // MigrationResult says what Migrate did with one file.
 type MigrationResult struct {
 	Name   string
@@ -37,8 +61,13 @@ type recorded struct {
 // in the database no longer matches the file, and only a new migration can change it. A file whose "-- adtracker:min-server" is newer
 // than the server is recorded as skipped and applied by the first Migrate after the server is upgraded.
 func (db *DB) Migrate(ctx context.Context, files []migrations.File) ([]MigrationResult, error) {
-	if err := db.Conn.Exec(ctx, createMigrations); err != nil {
-		return nil, classify("create schema_migrations", err, false)
+	cluster := db.cfg.Cluster
+	create := createMigrations
+	if cluster != "" {
+		create = migrations.Expand(createClusterMigrations, cluster, db.Database)
+	}
+	if err := db.Conn.Exec(ddlContext(ctx, cluster), create); err != nil {
+		return nil, classify("create schema_migrations", ddlError(err), false)
 	}
 	version, err := db.Version(ctx)
 	if err != nil {
@@ -81,9 +110,13 @@ func (db *DB) Migrate(ctx context.Context, files []migrations.File) ([]Migration
 				continue
 			}
 		} else {
-			for i, stmt := range migrations.Statements(f.SQL) {
-				if err := db.Conn.Exec(ctx, stmt); err != nil {
-					return out, fmt.Errorf("clickhouse migration %s, statement %d: %w", f.Name, i+1, err)
+			sql := f.SQL
+			if cluster != "" {
+				sql = migrations.Expand(sql, cluster, db.Database)
+			}
+			for i, stmt := range migrations.Statements(sql) {
+				if err := db.Conn.Exec(ddlContext(ctx, cluster), stmt); err != nil {
+					return out, fmt.Errorf("clickhouse migration %s, statement %d: %w", f.Name, i+1, ddlError(err))
 				}
 			}
 		}

@@ -1,0 +1,165 @@
+package clickhouse
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"net"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	ch "github.com/ClickHouse/clickhouse-go/v2"
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+)
+
+// Cluster mode (docs/scaling.md): the same tables by name, but events / ad_stats_* are Distributed tables over Replicated*
+// "_local" tables on every shard. This file holds what differs from one server: DDL settings, synchronous distributed inserts and
+// the stored-event check that has to read every replica.
+
+// The cluster name is written into DDL (ON CLUSTER cannot be bound), so only plain identifiers are accepted.
+var identRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+
+// ddlTimeout bounds how long an ON CLUSTER statement waits for every node. The server default (180 s) makes migrate look hung while
+// one node is down; the statement still runs on that node when it returns (ClickHouse keeps it in the DDL queue).
+const ddlTimeout = 60
+
+func splitAddrs(s string) []string {
+	var out []string
+	for _, a := range strings.Split(s, ",") {
+		if a = strings.TrimSpace(a); a != "" {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// checkCluster fails early, naming the problem, when the cluster is not a valid name or not in the server's remote_servers: the
+// alternative is every migration statement failing with "Requested cluster 'x' not found".
+func checkCluster(ctx context.Context, c Config) error {
+	if !identRE.MatchString(c.Cluster) {
+		return fmt.Errorf("clickhouse.cluster %q is not a valid cluster name (letters, digits, underscore)", c.Cluster)
+	}
+	// The cluster schema writes the database name into ZooKeeper paths as well as into DDL.
+	if !identRE.MatchString(c.Database) {
+		return fmt.Errorf("clickhouse.database %q: with a cluster the name must be letters, digits and underscores", c.Database)
+	}
+	conn, err := ch.Open(options(c, "default"))
+	if err != nil {
+		return fmt.Errorf("clickhouse %s: %w", c.Addr, err)
+	}
+	defer conn.Close()
+	var n uint64
+	if err := conn.QueryRow(ctx, "SELECT count() FROM system.clusters WHERE cluster = '"+c.Cluster+"'").Scan(&n); err != nil {
+		return fmt.Errorf("clickhouse %s: %w", c.Addr, err)
+	}
+	if n == 0 {
+		return fmt.Errorf("clickhouse.cluster %q is not in remote_servers of %s (SELECT cluster FROM system.clusters lists the known ones)", c.Cluster, c.Addr)
+	}
+	return nil
+}
+
+// ddlContext bounds ON CLUSTER statements; 18.16 has no SETTINGS clause on DDL, so the setting travels with the query.
+func ddlContext(ctx context.Context, cluster string) context.Context {
+	if cluster == "" {
+		return ctx
+	}
+	return ch.Context(ctx, ch.WithSettings(ch.Settings{"distributed_ddl_task_timeout": ddlTimeout}))
+}
+
+// ddlError explains the one cluster DDL failure an operator sees in normal operation: a node down while migrate runs.
+func ddlError(err error) error {
+	if IsCode(err, 159) {
+		return fmt.Errorf("%w (a node did not run the statement within %d s: it runs it when it is back; run migrate again once every node is up)", err, ddlTimeout)
+	}
+	return err
+}
+
+// insertContext makes an insert into the Distributed events table synchronous: without insert_distributed_sync the server answers
+// once the rows sit in a queue file on the receiving node, so a returned insert would not mean stored, and a shard that is down
+// would be invisible to the pipeline. insert_distributed_timeout follows the caller's deadline so a slow shard fails the insert
+// (the batch spills) instead of blocking the inserter.
+func insertContext(ctx context.Context, cluster string) context.Context {
+	if cluster == "" {
+		return ctx
+	}
+	settings := ch.Settings{"insert_distributed_sync": 1}
+	if dl, ok := ctx.Deadline(); ok {
+		settings["insert_distributed_timeout"] = max(1, int(math.Ceil(time.Until(dl).Seconds())))
+	}
+	return ch.Context(ctx, ch.WithSettings(settings))
+}
+
+// replicaSet holds one small pool per replica of the cluster. Reading through the Distributed table reads one replica per shard,
+// and a replica that has not fetched a part yet (normal lag, or catching up after a restart) would report an acknowledged event as
+// missing — the replay would then store it twice. A synchronously inserted row is on at least the replica that wrote it, so the
+// union over every replica is exact. (clusterAllReplicas() would say this in SQL; 18.16 does not have it.)
+type replicaSet struct {
+	mu    sync.Mutex
+	conns []replica
+}
+
+type replica struct {
+	addr string
+	conn driver.Conn
+}
+
+func (r *replicaSet) close() {
+	if r == nil {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, c := range r.conns {
+		c.conn.Close()
+	}
+	r.conns = nil
+}
+
+// replicaConns returns a pool per replica, opening them on first use: only batches whose fate is unknown take this path.
+func (db *DB) replicaConns(ctx context.Context) ([]replica, error) {
+	rs := db.replicas
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	if len(rs.conns) > 0 {
+		return rs.conns, nil
+	}
+	rows, err := db.Conn.Query(ctx, "SELECT host_name, port FROM system.clusters WHERE cluster = '"+db.cfg.Cluster+"' ORDER BY shard_num, replica_num")
+	if err != nil {
+		return nil, classify("list replicas", err, false)
+	}
+	var addrs []string
+	for rows.Next() {
+		var host string
+		var port uint16
+		if err := rows.Scan(&host, &port); err != nil {
+			rows.Close()
+			return nil, classify("list replicas", err, false)
+		}
+		addrs = append(addrs, net.JoinHostPort(host, strconv.Itoa(int(port))))
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, classify("list replicas", err, false)
+	}
+	if len(addrs) == 0 {
+		return nil, &Error{Op: "list replicas", Err: fmt.Errorf("cluster %s has no replicas in system.clusters", db.cfg.Cluster)}
+	}
+	var conns []replica
+	for _, a := range addrs {
+		c := db.cfg
+		c.Addr, c.MaxOpenConns = a, 2
+		conn, err := ch.Open(options(c, db.Database))
+		if err != nil {
+			for _, r := range conns {
+				r.conn.Close()
+			}
+			return nil, classify("open replica "+a, err, false)
+		}
+		conns = append(conns, replica{addr: a, conn: conn})
+	}
+	rs.conns = conns
+	return conns, nil
+}
