@@ -107,7 +107,7 @@ func (s *Sink) Insert(ctx context.Context, b *ingest.Batch) error {
 	if len(c.ids) == 0 {
 		return nil
 	}
-	batch, err := s.db.Conn.PrepareBatch(ctx, insertEvents)
+	batch, err := s.db.Conn.PrepareBatch(insertContext(ctx, s.db.cfg.Cluster), insertEvents)
 	if err != nil {
 		return classify("prepare insert", err, false)
 	}
