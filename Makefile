@@ -17,8 +17,9 @@ help: ## list the targets
 services: ## start local Postgres and ClickHouse (installs them when missing)
 	scripts/services.sh up
 
-down: ## stop the local Postgres and ClickHouse started by `make services`
+down: ## stop the local Postgres and ClickHouse started by `make services`, and the loopback cluster if it runs
 	scripts/services.sh down
+	scripts/cluster.sh down
 
 build: ## build bin/adtracker
 	go build -o bin/adtracker ./cmd/adtracker
@@ -37,10 +38,11 @@ fmt-check: ## fail listing the Go files gofmt would change
 	files="$$(gofmt -l $$src)"; \
 	if [ -n "$$files" ]; then echo "gofmt needed on:"; echo "$$files"; exit 1; fi
 
-test: services vet fmt-check lint ## vet, gofmt, golangci-lint, go test -race against the local services, chdb and compose checks
+test: services cluster vet fmt-check lint ## vet, gofmt, golangci-lint, go test -race against the local services and the loopback cluster, chdb and compose checks
 	@# promtool lints the /metrics output in server/full_test.go; apt_install keeps the packaged Prometheus from starting.
 	@command -v promtool >/dev/null || bash -c 'source scripts/lib.sh && apt_install prometheus'
 	ADTRACKER_TEST_PG_DSN='$(TEST_PG_DSN)' ADTRACKER_TEST_CH_ADDR='$(TEST_CH_ADDR)' ADTRACKER_REQUIRE_PROMTOOL=1 \
+	ADTRACKER_TEST_CLUSTER_ADDRS="$$(scripts/cluster.sh env | sed -n 's/^CLUSTER_CH_ADDRS=//p')" \
 		go test -race -count=1 -timeout 12m ./...
 	scripts/chdb-check.sh
 	$(MAKE) --no-print-directory compose-check

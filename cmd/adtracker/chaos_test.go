@@ -9,7 +9,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -73,38 +72,10 @@ func (s *stack) settle(name string, l *load, answered map[string]bool, note stri
 
 // lgRun is one `adtracker loadgen --verify` child: steady open-loop traffic for the whole scenario, then its own exact check (every
 // event answered 2xx stored once, by event_id) once the pipeline has drained.
-type lgRun struct {
-	done chan struct{}
-	out  []byte
-	err  error
-	sum  struct {
-		Events  uint64 `json:"events_sent"`
-		Acked   uint64 `json:"events_acked"`
-		Refused uint64 `json:"events_refused"`
-		Verify  *struct {
-			OK       bool    `json:"ok"`
-			Distinct uint64  `json:"stored_distinct"`
-			Dups     uint64  `json:"duplicates"`
-			Missing  uint64  `json:"missing"`
-			Drain    float64 `json:"drain_seconds"`
-		} `json:"verify"`
-	}
-}
-
 func (s *stack) loadgen(d time.Duration, rate int) *lgRun {
-	r := &lgRun{done: make(chan struct{})}
-	cmd := exec.Command(adtrackerBin(s.t), "loadgen", "--url", s.url, "--mode", "single", "--ads", "1,2,3", "--conns", "16",
-		"--rate", strconv.Itoa(rate), "--duration", d.String(), "--timeout", "3s", "--quiet", "--json",
+	return runLoadgen(s.t, s.env, "--url", s.url, "--mode", "single", "--ads", "1,2,3", "--conns", "16",
+		"--rate", strconv.Itoa(rate), "--duration", d.String(), "--timeout", "3s",
 		"--verify", "--clickhouse", s.ch.Addr, "--database", "adtracker", "--verify-timeout", "2m")
-	cmd.Env = s.env
-	go func() {
-		defer close(r.done)
-		r.out, r.err = cmd.Output()
-		if jerr := json.Unmarshal(r.out, &r.sum); jerr != nil && r.err == nil {
-			r.err = fmt.Errorf("loadgen output: %w: %s", jerr, r.out)
-		}
-	}()
-	return r
 }
 
 // finish waits for the loadgen child and records the scenario's row; loadgen exits non-zero on any loss or duplicate.

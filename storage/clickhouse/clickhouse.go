@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	ch "github.com/ClickHouse/clickhouse-go/v2"
@@ -77,11 +78,7 @@ func Open(ctx context.Context, c Config, create bool) (*DB, error) {
 		if err != nil {
 			return nil, fmt.Errorf("clickhouse %s: %w", c.Addr, err)
 		}
-		q := "CREATE DATABASE IF NOT EXISTS " + quoteIdent(c.Database)
-		if c.Cluster != "" {
-			q += " ON CLUSTER " + c.Cluster
-		}
-		err = boot.Exec(ddlContext(ctx, c.Cluster), q)
+		err = createDatabase(ctx, boot, c)
 		boot.Close()
 		if err != nil {
 			return nil, fmt.Errorf("clickhouse %s: create database %s: %w", c.Addr, c.Database, ddlError(err))
@@ -97,6 +94,23 @@ func Open(ctx context.Context, c Config, create bool) (*DB, error) {
 		return nil, fmt.Errorf("clickhouse %s: %w", c.Addr, err)
 	}
 	return db, nil
+}
+
+// createDatabase runs CREATE DATABASE only when the database is missing: with a cluster it is an ON CLUSTER statement, which waits
+// for every node, and a node that is down must not stop an ingest node from starting against a database that already exists.
+func createDatabase(ctx context.Context, boot driver.Conn, c Config) error {
+	var n uint64
+	if err := boot.QueryRow(ctx, "SELECT count() FROM system.databases WHERE name = "+quoteString(c.Database)).Scan(&n); err != nil {
+		return err
+	}
+	if n > 0 {
+		return nil
+	}
+	q := "CREATE DATABASE IF NOT EXISTS " + quoteIdent(c.Database)
+	if c.Cluster != "" {
+		q += " ON CLUSTER " + c.Cluster
+	}
+	return boot.Exec(ddlContext(ctx, c.Cluster), q)
 }
 
 // Ping checks that the server answers.
@@ -119,6 +133,10 @@ func (db *DB) Version(ctx context.Context) (string, error) {
 	}
 	db.version = v
 	return v, nil
+}
+
+func quoteString(s string) string {
+	return "'" + strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(s) + "'"
 }
 
 func quoteIdent(s string) string {
