@@ -56,10 +56,9 @@ compose-check: ## validate docker-compose.yml (installs Debian's docker-compose 
 	docker-compose -f docker-compose.cluster.yml config -q
 	@echo "docker-compose.yml and docker-compose.cluster.yml OK"
 
-bench: ## run the benchmark script (scripts/bench.sh) when present
-	@if [ -x scripts/bench.sh ]; then scripts/bench.sh; \
-	elif [ -f scripts/bench.sh ]; then bash scripts/bench.sh; \
-	else echo "scripts/bench.sh does not exist yet"; fi
+bench: ## benchmarks (scripts/bench.sh, then the cluster line: scripts/bench-cluster.sh) into BENCHMARKS.md, ~7 min
+	scripts/bench.sh
+	scripts/bench-cluster.sh
 
 lint: ## golangci-lint with .golangci.yml (installs v2.15.0 into .tools/bin on first use)
 	scripts/lint.sh
