@@ -181,7 +181,7 @@ func TestClusterStoredReadsEveryReplica(t *testing.T) {
 	if err := lagging.Exec(ctx, "SYSTEM STOP FETCHES events_local"); err != nil {
 		t.Fatal(err)
 	}
-	defer lagging.Exec(ctx, "SYSTEM START FETCHES events_local")
+	t.Cleanup(func() { _ = lagging.Exec(ctx, "SYSTEM START FETCHES events_local") }) // also when the test fails early
 
 	sink := NewSink(db)
 	batches := clusterBatches(300, 8)
