@@ -89,6 +89,8 @@ FROM (SELECT n AS number, intDiv(n, 6) AS view FROM (SELECT number + `+strconv.I
 		{"analytics/raw", raw("SELECT "+rawAggregates+" FROM events WHERE ad_id = ? AND event_time >= toDateTime(?) AND event_time < toDateTime(?)",
 			uint64(7), a.From.Unix(), a.To.Unix())},
 		{"top/rollup", func() error { _, err := s.Top(ctx, r, "clicks", 100); return err }},
+		// The previous form of the same list: one query, the ranking as an IN subquery in each UNION ALL part.
+		{"top/rollup-one-query", func() error { q, args := topOneQuery(s, r, 100); return raw(q, args...)() }},
 		{"top/raw", raw("SELECT ad_id, "+rawAggregates+" AS q FROM events WHERE event_time >= toDateTime(?) AND event_time < toDateTime(?) GROUP BY ad_id ORDER BY countIf(type = 'click') DESC, ad_id LIMIT 100",
 			a.From.Unix(), a.To.Unix())},
 		// The same window split into its parts: exact counts alone, and unique viewers alone, to show where the time goes.
@@ -114,4 +116,30 @@ FROM (SELECT n AS number, intDiv(n, 6) AS view FROM (SELECT number + `+strconv.I
 			}
 		})
 	}
+}
+
+// topOneQuery builds Top(r, "clicks", limit) as one query, the ranking pass as an IN subquery of each part: the form Top used before
+// it ranked in a query of its own, kept here to compare the two on the same data.
+func topOneQuery(s *Service, r Range, limit int) (string, []any) {
+	p := planRange(r.Align(), true)
+	order := sortExprs["clicks"]
+	var b builder
+	b.sql.WriteString("SELECT ad_id, ")
+	b.sql.WriteString(aggregates)
+	b.sql.WriteString(" FROM ")
+	s.sourceOf(&b, p, 0, nil, rollupColumns, func(b *builder) {
+		b.sql.WriteString("ad_id IN (SELECT ad_id FROM (SELECT ad_id, ")
+		b.sql.WriteString(countAggregates)
+		b.sql.WriteString(" FROM ")
+		s.sourceOf(b, p, 0, nil, countColumns, nil)
+		b.sql.WriteString(" GROUP BY ad_id ORDER BY ")
+		b.sql.WriteString(order)
+		b.sql.WriteString(" DESC, ad_id ASC LIMIT ?))")
+		b.args = append(b.args, limit)
+	})
+	b.sql.WriteString(" GROUP BY ad_id ORDER BY ")
+	b.sql.WriteString(order)
+	b.sql.WriteString(" DESC, ad_id ASC LIMIT ?")
+	b.args = append(b.args, limit)
+	return b.sql.String(), b.args
 }

@@ -309,7 +309,11 @@ func (s *Service) sourceOf(b *builder, p plan, adID uint64, bucket func(col stri
 		}
 		b.sql.WriteString(" FROM ")
 		b.sql.WriteString(s.table(table))
-		b.sql.WriteString(" WHERE ")
+		// PREWHERE, not WHERE: 18.16 moves no condition on a primary key column to PREWHERE by itself, and with WHERE it
+		// deserialises the uniq and t-digest states of every row of a granule the key selects, neighbouring ads' and
+		// minutes' included; with PREWHERE it evaluates the condition first and reads far fewer states (measured on the
+		// bench data: one ad's hourly series ~37 % faster, the top-100 states ~10 %).
+		b.sql.WriteString(" PREWHERE ")
 		if adID != 0 {
 			b.sql.WriteString("ad_id = ? AND ")
 			b.args = append(b.args, adID)
@@ -431,26 +435,37 @@ func (s *Service) Top(ctx context.Context, r Range, sort string, limit int) ([]S
 	}
 	r = r.Align()
 	p := planRange(r, true)
+	// Merging uniq and t-digest states is what costs (one state per ad and minute or hour); the counts are cheap. When the order
+	// depends on counts only, a first query over the count columns picks the ads that make the list, and the second reads the
+	// states of those ads alone: the primary key (ad_id, ...) skips every other ad's granules. Two round trips rather than one
+	// query with an IN subquery because 18.16 runs such a subquery once per UNION ALL part (measured: the one-query form took
+	// ~10 % longer on the 10M-event bench data; see docs/sql.md). The lists agree: same ORDER BY and LIMIT, and the second query
+	// sorts again.
+	var only func(b *builder)
+	if !stateSorts[sort] {
+		ids, err := s.topIDs(ctx, p, order, limit)
+		if err != nil {
+			return nil, err
+		}
+		if len(ids) == 0 {
+			return []Stats{}, nil
+		}
+		only = func(b *builder) {
+			b.sql.WriteString("ad_id IN (")
+			for i, id := range ids {
+				if i > 0 {
+					b.sql.WriteString(", ")
+				}
+				b.sql.WriteString("?")
+				b.args = append(b.args, id)
+			}
+			b.sql.WriteString(")")
+		}
+	}
 	var b builder
 	b.sql.WriteString("SELECT ad_id, ")
 	b.sql.WriteString(aggregates)
 	b.sql.WriteString(" FROM ")
-	// Merging uniq and t-digest states is what costs (one state per ad and minute or hour); the counts are cheap. When the order
-	// depends on counts only, a first pass over the count columns picks the ads that make the list — the same ORDER BY and LIMIT,
-	// so the same ads — and the states are read for those alone: the primary key (ad_id, ...) skips every other ad's granules.
-	var only func(b *builder)
-	if !stateSorts[sort] {
-		only = func(b *builder) {
-			b.sql.WriteString("ad_id IN (SELECT ad_id FROM (SELECT ad_id, ")
-			b.sql.WriteString(countAggregates)
-			b.sql.WriteString(" FROM ")
-			s.sourceOf(b, p, 0, nil, countColumns, nil)
-			b.sql.WriteString(" GROUP BY ad_id ORDER BY ")
-			b.sql.WriteString(order)
-			b.sql.WriteString(" DESC, ad_id ASC LIMIT ?))")
-			b.args = append(b.args, limit)
-		}
-	}
 	s.sourceOf(&b, p, 0, nil, rollupColumns, only)
 	b.sql.WriteString(" GROUP BY ad_id ORDER BY ")
 	b.sql.WriteString(order)
@@ -471,6 +486,33 @@ func (s *Service) Top(ctx context.Context, r Range, sort string, limit int) ([]S
 		out = append(out, Stats{AdID: id, From: r.From, To: r.To, Metrics: rw.metrics()})
 	}
 	return out, rows.Err()
+}
+
+// topIDs returns the ids of the first limit ads in p by order, an expression over the count aggregates alone.
+func (s *Service) topIDs(ctx context.Context, p plan, order string, limit int) ([]uint64, error) {
+	var b builder
+	b.sql.WriteString("SELECT ad_id FROM (SELECT ad_id, ")
+	b.sql.WriteString(countAggregates)
+	b.sql.WriteString(" FROM ")
+	s.sourceOf(&b, p, 0, nil, countColumns, nil)
+	b.sql.WriteString(" GROUP BY ad_id ORDER BY ")
+	b.sql.WriteString(order)
+	b.sql.WriteString(" DESC, ad_id ASC LIMIT ?)")
+	b.args = append(b.args, limit)
+	rows, err := s.DB.Query(ctx, b.sql.String(), b.args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	ids := make([]uint64, 0, limit)
+	for rows.Next() {
+		var id uint64
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		ids = append(ids, id)
+	}
+	return ids, rows.Err()
 }
 
 // Buckets returns how many points a series over r (aligned) has with buckets of iv.

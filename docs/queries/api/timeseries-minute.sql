@@ -5,4 +5,4 @@ SELECT t, sum(impressions) AS n_impressions, sum(clicks) AS n_clicks, sum(starts
  sum(completes) AS n_completes, sum(playback_ms_sum) AS n_playback_ms_sum, sum(playback_count) AS n_playback,
  uniqMerge(viewers) AS n_viewers,
  arrayMap(x -> toFloat64(x), quantilesTDigestIfMerge(0.5, 0.95)(playback_ms_quantiles)) AS q_playback FROM (SELECT ad_id, impressions, clicks, starts, first_quartiles, midpoints, third_quartiles, completes,
- playback_ms_sum, playback_count, viewers, playback_ms_quantiles, minute AS t FROM ad_stats_minute WHERE ad_id = 1 AND ((minute >= toDateTime(1710037020) AND minute < toDateTime(1710047820)))) GROUP BY t ORDER BY t;
+ playback_ms_sum, playback_count, viewers, playback_ms_quantiles, minute AS t FROM ad_stats_minute PREWHERE ad_id = 1 AND ((minute >= toDateTime(1710037020) AND minute < toDateTime(1710047820)))) GROUP BY t ORDER BY t;
