@@ -209,5 +209,37 @@ func TestClusterTwoIngestNodes(t *testing.T) {
 			t.Errorf("ad %d:\ncluster %+v\nsingle  %+v", w.AdID, g, w)
 		}
 	}
-	t.Logf("%d events in the cluster; per-ad analytics of %d ads equal a single server's", total, len(want))
+	// One ad's per-minute series through the Distributed minute rollup: the same points.
+	resp, err = http.Get(fmt.Sprintf("%s/ads/%d/timeseries?start=%s&end=%s&interval=minute", a.url, want[0].AdID, from.Format(time.RFC3339), to.Format(time.RFC3339)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var gotSeries query.Series
+	err = json.NewDecoder(resp.Body).Decode(&gotSeries)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("GET /ads/%d/timeseries on node a: %d %v", want[0].AdID, resp.StatusCode, err)
+	}
+	wantSeries, err := query.New(single, singleDB).Timeseries(ctx, want[0].AdID, query.Range{From: from, To: to}, query.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(gotSeries.Points) != len(wantSeries.Points) {
+		t.Fatalf("series: cluster %d points, single %d", len(gotSeries.Points), len(wantSeries.Points))
+	}
+	nonzero := 0
+	for i, w := range wantSeries.Points {
+		g := gotSeries.Points[i]
+		g.P50PlaybackSeconds, g.P95PlaybackSeconds = w.P50PlaybackSeconds, w.P95PlaybackSeconds
+		if !g.T.Equal(w.T) || g.Metrics != w.Metrics {
+			t.Errorf("series point %d:\ncluster %+v\nsingle  %+v", i, gotSeries.Points[i], w)
+		}
+		if w.Impressions > 0 {
+			nonzero++
+		}
+	}
+	if nonzero == 0 {
+		t.Fatal("the series compared holds no events")
+	}
+	t.Logf("%d events in the cluster; per-ad analytics of %d ads and a %d-point series equal a single server's", total, len(want), len(wantSeries.Points))
 }

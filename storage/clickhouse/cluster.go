@@ -13,6 +13,8 @@ import (
 
 	ch "github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+
+	"github.com/adtracker/adtracker/ingest"
 )
 
 // Cluster mode (docs/scaling.md): the same tables by name, but events / ad_stats_* are Distributed tables over Replicated*
@@ -102,8 +104,9 @@ type replicaSet struct {
 }
 
 type replica struct {
-	addr string
-	conn driver.Conn
+	addr  string
+	shard uint32
+	conn  driver.Conn
 }
 
 func (r *replicaSet) close() {
@@ -126,19 +129,20 @@ func (db *DB) replicaConns(ctx context.Context) ([]replica, error) {
 	if len(rs.conns) > 0 {
 		return rs.conns, nil
 	}
-	rows, err := db.Conn.Query(ctx, "SELECT host_name, port FROM system.clusters WHERE cluster = '"+db.cfg.Cluster+"' ORDER BY shard_num, replica_num")
+	rows, err := db.Conn.Query(ctx, "SELECT shard_num, host_name, port FROM system.clusters WHERE cluster = '"+db.cfg.Cluster+"' ORDER BY shard_num, replica_num")
 	if err != nil {
 		return nil, classify("list replicas", err, false)
 	}
-	var addrs []string
+	var addrs []replica
 	for rows.Next() {
 		var host string
 		var port uint16
-		if err := rows.Scan(&host, &port); err != nil {
+		var shard uint32
+		if err := rows.Scan(&shard, &host, &port); err != nil {
 			rows.Close()
 			return nil, classify("list replicas", err, false)
 		}
-		addrs = append(addrs, net.JoinHostPort(host, strconv.Itoa(int(port))))
+		addrs = append(addrs, replica{addr: net.JoinHostPort(host, strconv.Itoa(int(port))), shard: shard})
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
@@ -148,18 +152,85 @@ func (db *DB) replicaConns(ctx context.Context) ([]replica, error) {
 		return nil, &Error{Op: "list replicas", Err: fmt.Errorf("cluster %s has no replicas in system.clusters", db.cfg.Cluster)}
 	}
 	var conns []replica
-	for _, a := range addrs {
+	for _, r := range addrs {
 		c := db.cfg
-		c.Addr, c.MaxOpenConns = a, 2
-		conn, err := ch.Open(options(c, db.Database))
+		c.Addr, c.MaxOpenConns = r.addr, 2
+		conn, err := ch.Open(options(c, db.Database)) // lazy: no connection is made until the first query
 		if err != nil {
 			for _, r := range conns {
 				r.conn.Close()
 			}
-			return nil, classify("open replica "+a, err, false)
+			return nil, classify("open replica "+r.addr, err, false)
 		}
-		conns = append(conns, replica{addr: a, conn: conn})
+		r.conn = conn
+		conns = append(conns, r)
 	}
 	rs.conns = conns
 	return conns, nil
+}
+
+// storedOnCluster runs the stored-event queries (with %s for the table) on events_local of every replica and unions what they find.
+// A replica that cannot answer is tolerated only when another replica of its shard provably holds everything the shard
+// acknowledged (caughtUp); otherwise the check fails, retryably, naming the replica — the batch waits rather than risk a duplicate.
+func (db *DB) storedOnCluster(ctx context.Context, queries []string, out map[ingest.UUID]struct{}) error {
+	targets, err := db.replicaConns(ctx)
+	if err != nil {
+		return err
+	}
+	failed := map[uint32]error{}
+	answered := map[uint32][]replica{}
+	for _, r := range targets {
+		var rerr error
+		for _, q := range queries {
+			if rerr = storedOn(ctx, r, fmt.Sprintf(q, "events_local"), out); rerr != nil {
+				break
+			}
+		}
+		if rerr != nil {
+			if failed[r.shard] == nil {
+				failed[r.shard] = rerr
+			}
+			continue
+		}
+		answered[r.shard] = append(answered[r.shard], r)
+	}
+	for shard, ferr := range failed {
+		ok := false
+		for _, r := range answered[shard] {
+			if ok, err = caughtUp(ctx, r); err == nil && ok {
+				break
+			}
+		}
+		if !ok {
+			return fmt.Errorf("%w (no other replica of shard %d is known to hold all of its rows)", ferr, shard)
+		}
+	}
+	return nil
+}
+
+// caughtUp reports whether r has every part any replica of its shard committed: a replica commits an inserted part together with
+// a GET_PART entry in the shard's shared ZooKeeper log, so a replica that has pulled the whole log (no entry at or past its
+// log_pointer) and has no fetch left in its queue holds every acknowledged row, including those of a replica that is now down.
+// It is asked after that replica's rows were read; anything committed after our uncertain insert is irrelevant to it.
+func caughtUp(ctx context.Context, r replica) (bool, error) {
+	var zkPath string
+	var pointer uint64
+	var inserts uint32
+	var readonly uint8
+	err := r.conn.QueryRow(ctx, "SELECT zookeeper_path, log_pointer, inserts_in_queue, is_readonly FROM system.replicas WHERE database = currentDatabase() AND table = 'events_local'").
+		Scan(&zkPath, &pointer, &inserts, &readonly)
+	if err != nil {
+		return false, err
+	}
+	if inserts > 0 || readonly != 0 {
+		return false, nil
+	}
+	var pending uint64
+	// Log entries are named log-0000000042; the ones at or past the pointer are not in this replica's queue yet.
+	err = r.conn.QueryRow(ctx, "SELECT count() FROM system.zookeeper WHERE path = "+quoteString(zkPath+"/log")+
+		" AND toUInt64OrZero(substring(name, 5)) >= "+strconv.FormatUint(pointer, 10)).Scan(&pending)
+	if err != nil {
+		return false, err
+	}
+	return pending == 0, nil
 }

@@ -45,26 +45,21 @@ func (s *Sink) Stored(ctx context.Context, b *ingest.Batch) (map[ingest.UUID]str
 		}
 		fmt.Fprintf(&adList, "%d", id)
 	}
-	// One server: the events table. A cluster: events_local on every replica, because the Distributed table reads one replica per
-	// shard and a lagging one would miss acknowledged rows (replicaConns says why). A replica that cannot answer fails the check
-	// (retryable): the batch waits in the spill rather than risk storing twice.
-	table, targets := "events", []replica{{addr: s.db.cfg.Addr, conn: s.db.Conn}}
-	if s.db.cfg.Cluster != "" {
-		table = "events_local"
-		if targets, err = s.db.replicaConns(ctx); err != nil {
-			return nil, err
-		}
-	}
+	var queries []string
 	for start := 0; start < len(ids); start += storedChunk {
 		end := min(start+storedChunk, len(ids))
 		// Values are our own UUIDs and integers formatted above, never client text, so building the lists is safe; binding 2000
 		// parameters would cost more than the query.
-		q := fmt.Sprintf("SELECT event_id FROM %s WHERE ad_id IN (%s) AND event_time >= toDateTime(%d) AND event_time <= toDateTime(%d) AND event_id IN ('%s')",
-			table, adList.String(), minT, maxT, strings.Join(ids[start:end], "','"))
-		for _, r := range targets {
-			if err := storedOn(ctx, r, q, out); err != nil {
-				return nil, err
-			}
+		queries = append(queries, fmt.Sprintf("SELECT event_id FROM %%s WHERE ad_id IN (%s) AND event_time >= toDateTime(%d) AND event_time <= toDateTime(%d) AND event_id IN ('%s')",
+			adList.String(), minT, maxT, strings.Join(ids[start:end], "','")))
+	}
+	if s.db.cfg.Cluster != "" {
+		return out, s.db.storedOnCluster(ctx, queries, out)
+	}
+	one := replica{addr: s.db.cfg.Addr, conn: s.db.Conn}
+	for _, q := range queries {
+		if err := storedOn(ctx, one, fmt.Sprintf(q, "events"), out); err != nil {
+			return nil, err
 		}
 	}
 	return out, nil
