@@ -10,7 +10,7 @@ import (
 
 // ClickHouse has no transactions, so a file is applied statement by statement and recorded afterwards; every shipped statement is
 // written to be safe to run twice (IF NOT EXISTS), so a run interrupted half-way is finished by the next one.
-const createMigrations = `CREATE TABLE IF NOT EXISTS schema_migrations
+const migrationColumns = `
 (
     version    UInt32,
     name       String,
@@ -20,23 +20,14 @@ const createMigrations = `CREATE TABLE IF NOT EXISTS schema_migrations
     applied_at DateTime('UTC'),
     seq        UInt64
 )
-ENGINE = MergeTree()
-ORDER BY (version, seq)`
+`
+
+const createMigrations = "CREATE TABLE IF NOT EXISTS schema_migrations" + migrationColumns + "ENGINE = MergeTree()\nORDER BY (version, seq)"
 
 // In a cluster the history is one replicated table with a shard-independent path: every node holds all of it, so migrate may run
 // against any node and see what was applied through another.
-const createClusterMigrations = `CREATE TABLE IF NOT EXISTS ${DATABASE}.schema_migrations ON CLUSTER ${CLUSTER}
-(
-    version    UInt32,
-    name       String,
-    checksum   String,
-    status     String,
-    server     String,
-    applied_at DateTime('UTC'),
-    seq        UInt64
-)
-ENGINE = ReplicatedMergeTree('/clickhouse/tables/all/${DATABASE}/schema_migrations', '{replica}')
-ORDER BY (version, seq)`
+const createClusterMigrations = "CREATE TABLE IF NOT EXISTS ${DATABASE}.schema_migrations ON CLUSTER ${CLUSTER}" + migrationColumns +
+	"ENGINE = ReplicatedMergeTree('/clickhouse/tables/all/${DATABASE}/schema_migrations', '{replica}')\nORDER BY (version, seq)"
 
 // MigrationFiles returns the schema files for this connection: the cluster form (migrations/clickhouse/cluster) when a cluster is
 // configured, else the single-server files.
