@@ -60,7 +60,7 @@ node_env() {
 		"ADTRACKER_INGEST_DATA_DIR=$BDIR/$1" "ADTRACKER_LOG_LEVEL=warn"
 }
 
-start_node() { # NAME CH_ADDRS CLUSTER -> prints the URL
+start_node() { # NAME CH_ADDRS CLUSTER -> sets NODE_URL (not printed: a $(...) subshell would lose the pid in PIDS)
 	local port pid i
 	port=$(free_port $((38180 + ${#PIDS[@]})))
 	rm -rf "${BDIR:?}/$1"
@@ -73,7 +73,7 @@ start_node() { # NAME CH_ADDRS CLUSTER -> prints the URL
 		kill -0 "$pid" 2>/dev/null || die "node $1 exited during start; see $BDIR/$1.log"
 		sleep 0.1
 	done
-	echo "http://127.0.0.1:$port"
+	NODE_URL="http://127.0.0.1:$port"
 }
 
 stop_nodes() {
@@ -119,22 +119,24 @@ ADS=$(psql -X -tAc "SELECT string_agg(id::text, ',' ORDER BY id) FROM (SELECT id
 
 step "one node, one ClickHouse server (reference: single-node schema on s1r1)"
 fresh "$DB"
-url=$(start_node single "${NODES[0]}" "")
-lg single "$url" "$CONNS" "${NODES[0]}" "$DB"
+start_node single "${NODES[0]}" ""
+lg single "$NODE_URL" "$CONNS" "${NODES[0]}" "$DB"
 wait_lg
 stop_nodes
 
 step "one node, cluster"
 fresh "${DB}_c"
-url=$(start_node c1 "${NODES[0]},${NODES[2]}" "$CLUSTER_NAME")
-lg cluster1 "$url" "$CONNS" "$CLUSTER_CH_ADDRS" "${DB}_c"
+start_node c1 "${NODES[0]},${NODES[2]}" "$CLUSTER_NAME"
+lg cluster1 "$NODE_URL" "$CONNS" "$CLUSTER_CH_ADDRS" "${DB}_c"
 wait_lg
 stop_nodes
 
 step "two nodes, cluster (each node prefers another shard's server; the connections are split between them)"
 fresh "${DB}_c"
-url_a=$(start_node c2a "${NODES[0]},${NODES[2]}" "$CLUSTER_NAME")
-url_b=$(start_node c2b "${NODES[2]},${NODES[0]}" "$CLUSTER_NAME")
+start_node c2a "${NODES[0]},${NODES[2]}" "$CLUSTER_NAME"
+url_a=$NODE_URL
+start_node c2b "${NODES[2]},${NODES[0]}" "$CLUSTER_NAME"
+url_b=$NODE_URL
 lg cluster2a "$url_a" $((CONNS / 2)) "$CLUSTER_CH_ADDRS" "${DB}_c"
 lg cluster2b "$url_b" $((CONNS / 2)) "$CLUSTER_CH_ADDRS" "${DB}_c"
 wait_lg
