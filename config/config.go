@@ -69,6 +69,7 @@ type Config struct {
 		MaxFutureSkew time.Duration `mapstructure:"max_future_skew"`
 		MaxAge        time.Duration `mapstructure:"max_age"`
 		Durable       bool          `mapstructure:"durable"`
+		MemoryLimit   int64         `mapstructure:"memory_limit"`
 	} `mapstructure:"ingest"`
 	Query struct {
 		MaxRange time.Duration `mapstructure:"max_range"`
@@ -134,17 +135,18 @@ var Settings = []Setting{
 	{"admin.token", "", "bearer token for the admin API; empty disables admin routes"},
 	{"migrate.on_start", true, "apply pending migrations when serve starts"},
 	{"ingest.data_dir", ".data/ingest", "ring file, spill segments and dead letters"},
-	{"ingest.batch_size", 50000, "rows per ClickHouse insert"},
+	{"ingest.batch_size", 12288, "rows per ClickHouse insert (the inserter holds ~1 KB per row while it inserts: columns, encoded and compressed block)"},
 	{"ingest.flush_interval", "500ms", "longest a partial batch waits before it is inserted"},
-	{"ingest.inserters", 2, "parallel ClickHouse inserts"},
+	{"ingest.inserters", 1, "parallel ClickHouse inserts (each holds a batch in memory and in the ring)"},
 	{"ingest.insert_timeout", "10s", "an insert slower than this is abandoned and its batch spilled"},
-	{"ingest.ring_capacity", 131072, "events the ring holds (power of two); 512 bytes each in the ring file"},
+	{"ingest.ring_capacity", 32768, "events the ring holds (power of two); 512 bytes each in the ring file; keep it ≥ 2 × batch_size × inserters"},
 	{"ingest.spill_max_bytes", int64(1 << 30), "spill quota; past it new events get 503 + Retry-After"},
 	{"ingest.fsync_interval", "1s", "how often the ring file and spill are flushed to disk (bounds loss on a machine crash)"},
 	{"ingest.dedup_window", 262144, "client event_ids remembered to drop retried duplicates"},
 	{"ingest.max_future_skew", "5m", "event timestamps further in the future are rejected"},
 	{"ingest.max_age", "168h", "event timestamps older than this are rejected"},
 	{"ingest.durable", true, "ring in a memory-mapped file (survives SIGKILL); false keeps it in process memory"},
+	{"ingest.memory_limit", int64(64 << 20), "soft limit in bytes on the Go heap besides the ring (runtime/debug.SetMemoryLimit; an in-memory ring is added to it); GOMEMLIMIT overrides it; 0 disables"},
 	{"query.max_range", "9600h", "longest analytics window (400 days); longer answers 400"},
 	{"query.timeout", "10s", "ClickHouse time per analytics request; past it 503"},
 	{"catalog.refresh_interval", "30s", "full reload of the ad catalogue snapshot (NOTIFY updates it in between)"},

@@ -2,21 +2,42 @@ package ingest
 
 import "encoding/binary"
 
-// Batch is a run of events in binary form (AppendBinary, back to back). It is the unit the pipeline inserts, spills to disk and replays,
-// so a spilled batch is written exactly as it would have been inserted and nothing is re-encoded on the way.
+// Batch is a run of events in binary form (AppendBinary). It is the unit the pipeline inserts, spills to disk and replays, so a
+// spilled batch is written exactly as it would have been inserted and nothing is re-encoded on the way.
+//
+// The events are either back to back in Data (Append, AppendEncoded, UnmarshalRecord) or, in Refs, one slice per event that aliases
+// memory the caller keeps unchanged while the batch is in use (AppendRef: the batcher points at ring slots, which stay put until the
+// batch is stored). A batch holds one form or the other, never both. References spare the batcher a copy of every event and the
+// process a second copy of everything in flight: 50 000 events are ~10 MB of Data but 1.2 MB of Refs.
 type Batch struct {
 	Data []byte
+	Refs [][]byte
 	N    int
 	// MaybeStored marks a batch that may already be in ClickHouse (an insert whose outcome is unknown: a timeout, or a crash between
 	// insert and acknowledgement). The sink filters such a batch by event_id before inserting it again.
 	MaybeStored bool
+
+	refBytes int // sum of len(Refs[i])
 }
 
-// Reset empties b, keeping its buffer.
+// Reset empties b, keeping its buffers.
 func (b *Batch) Reset() {
 	b.Data = b.Data[:0]
+	clear(b.Refs) // drop the aliases so a pooled batch does not pin what they point at
+	b.Refs = b.Refs[:0]
+	b.refBytes = 0
 	b.N = 0
 	b.MaybeStored = false
+}
+
+// Size is the length of the batch's encoded events, as MarshalRecord writes them (without the record header).
+func (b *Batch) Size() int { return len(b.Data) + b.refBytes }
+
+// AppendRef adds one event in binary form without copying it: p must stay unchanged until b is Reset.
+func (b *Batch) AppendRef(p []byte) {
+	b.Refs = append(b.Refs, p)
+	b.refBytes += len(p)
+	b.N++
 }
 
 // Append adds one event.
@@ -33,6 +54,21 @@ func (b *Batch) AppendEncoded(p []byte) {
 
 // Each decodes the events in order into e and calls fn; it stops at the first error.
 func (b *Batch) Each(e *Event, fn func(e *Event) error) error {
+	if len(b.Refs) > 0 {
+		for _, p := range b.Refs {
+			n, err := e.DecodeBinary(p)
+			if err != nil {
+				return err
+			}
+			if n != len(p) {
+				return ErrCorrupt
+			}
+			if err := fn(e); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
 	data := b.Data
 	for i := 0; i < b.N; i++ {
 		n, err := e.DecodeBinary(data)
@@ -61,7 +97,11 @@ func (b *Batch) MarshalRecord(dst []byte) []byte {
 	}
 	dst = append(dst, flags)
 	dst = binary.LittleEndian.AppendUint32(dst, uint32(b.N))
-	return append(dst, b.Data...)
+	dst = append(dst, b.Data...)
+	for _, p := range b.Refs {
+		dst = append(dst, p...)
+	}
+	return dst
 }
 
 // UnmarshalRecord fills b from a spill record; b.Data aliases rec.
@@ -69,6 +109,7 @@ func (b *Batch) UnmarshalRecord(rec []byte) error {
 	if len(rec) < 5 {
 		return ErrCorrupt
 	}
+	b.Reset()
 	b.MaybeStored = rec[0]&batchFlagMaybeStored != 0
 	b.N = int(binary.LittleEndian.Uint32(rec[1:]))
 	b.Data = rec[5:]

@@ -41,6 +41,7 @@ func serve(args []string) error {
 	}
 	cfg, log := e.cfg, e.log
 	defer func() { _ = log.Sync() }()
+	applyMemoryLimit(cfg, log)
 	log.Info("starting adtracker", zap.Any("config", cfg.Redacted()))
 
 	ctx, stop := context.WithCancel(context.Background())

@@ -79,11 +79,11 @@ type Config struct {
 // Defaults returns the configuration the server starts with.
 func Defaults() Config {
 	return Config{
-		RingCapacity:  1 << 17,
+		RingCapacity:  1 << 15,
 		SlotSize:      512,
-		BatchSize:     50000,
+		BatchSize:     12288,
 		FlushInterval: 500 * time.Millisecond,
-		Inserters:     2,
+		Inserters:     1,
 		InsertTimeout: 10 * time.Second,
 		SpillMaxBytes: 1 << 30,
 		SpillSegment:  64 << 20,
@@ -107,7 +107,7 @@ type Pipeline struct {
 	overQ   atomic.Bool // spill at quota
 
 	jobs     chan *job
-	jobPool  sync.Pool
+	freeJobs chan *job // batches between uses; see newJob
 	dedup    *window
 	wg       sync.WaitGroup
 	stopOnce sync.Once
@@ -163,7 +163,8 @@ func Open(cfg Config, sink Sink, log *zap.Logger) (*Pipeline, error) {
 		stopCh:   make(chan struct{}),
 		replayCh: make(chan struct{}),
 	}
-	p.jobPool.New = func() any { return &job{b: ingest.Batch{Data: make([]byte, 0, 1<<20)}} }
+	// At most 2×Inserters+1 jobs exist at once (one filling, Inserters queued, Inserters inserting); all are kept for reuse.
+	p.freeJobs = make(chan *job, 2*cfg.Inserters+1)
 	p.healthy.Store(true)
 	p.ctx, p.cancel = context.WithCancel(context.Background())
 	if len(recs) > 0 || rst.Corrupt > 0 {
@@ -311,7 +312,7 @@ func (p *Pipeline) batcher() {
 		if ok {
 			idle = 0
 			if j == nil {
-				j = p.jobPool.Get().(*job)
+				j = p.newJob()
 				j.b.Reset()
 				j.from = pos
 				started = time.Now()
@@ -321,7 +322,8 @@ func (p *Pipeline) batcher() {
 				duplicatesDropped.Inc()
 				p.Duplicates.Add(1)
 			} else {
-				j.b.AppendEncoded(data)
+				// A reference, not a copy: the slot is not released before the batch is stored, spilled or dead-lettered.
+				j.b.AppendRef(data)
 			}
 			if j.b.N >= p.cfg.BatchSize {
 				flush()
@@ -349,6 +351,17 @@ func (p *Pipeline) batcher() {
 	}
 }
 
+// newJob returns a free job. A list rather than a sync.Pool, which every GC empties: the batch's slice of references is sized for a
+// whole batch and would be allocated again several times a second under load.
+func (p *Pipeline) newJob() *job {
+	select {
+	case j := <-p.freeJobs:
+		return j
+	default:
+		return &job{b: ingest.Batch{Refs: make([][]byte, 0, min(p.cfg.BatchSize, 1<<16))}}
+	}
+}
+
 func (p *Pipeline) inserter() {
 	defer p.wg.Done()
 	for j := range p.jobs {
@@ -356,7 +369,10 @@ func (p *Pipeline) inserter() {
 			p.ring.Release(j.from, j.to)
 		}
 		// else: a hard stop; the slots stay published in the ring file and the next start recovers them.
-		p.jobPool.Put(j)
+		select {
+		case p.freeJobs <- j:
+		default:
+		}
 	}
 }
 
@@ -422,11 +438,11 @@ func (p *Pipeline) insert(b *ingest.Batch) error {
 func (p *Pipeline) appendSpill(b *ingest.Batch, force bool) error {
 	p.spillMu.Lock()
 	defer p.spillMu.Unlock()
-	if !force && p.cfg.SpillMaxBytes > 0 && p.spill.Bytes()+int64(len(b.Data)) > p.cfg.SpillMaxBytes {
+	if !force && p.cfg.SpillMaxBytes > 0 && p.spill.Bytes()+int64(b.Size()) > p.cfg.SpillMaxBytes {
 		p.overQ.Store(true)
 		return spill.ErrFull
 	}
-	err := p.spill.Append(b.MarshalRecord(make([]byte, 0, len(b.Data)+8)))
+	err := p.spill.Append(b.MarshalRecord(make([]byte, 0, b.Size()+8)))
 	p.updateQuota()
 	return err
 }

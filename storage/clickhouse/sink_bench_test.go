@@ -7,7 +7,7 @@ func BenchmarkFillColumns(b *testing.B) {
 	batch := testBatch(50000, 3)
 	c := new(columns)
 	b.ReportAllocs()
-	b.SetBytes(int64(len(batch.Data)))
+	b.SetBytes(int64(batch.Size()))
 	for i := 0; i < b.N; i++ {
 		if err := c.fill(batch, nil); err != nil {
 			b.Fatal(err)
