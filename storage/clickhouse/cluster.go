@@ -109,6 +109,7 @@ type replica struct {
 	conn  driver.Conn
 }
 
+// close closes every pool; the next replicaConns opens them again from system.clusters.
 func (r *replicaSet) close() {
 	if r == nil {
 		return
@@ -202,6 +203,9 @@ func (db *DB) storedOnCluster(ctx context.Context, queries []string, out map[ing
 			}
 		}
 		if !ok {
+			// The next check lists the replicas again: an operator who removes a dead replica from remote_servers unblocks the
+			// replay without restarting this node.
+			db.replicas.close()
 			return fmt.Errorf("%w (no other replica of shard %d is known to hold all of its rows)", ferr, shard)
 		}
 	}

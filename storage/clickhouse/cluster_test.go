@@ -267,6 +267,12 @@ func TestClusterStoredReadsEveryReplica(t *testing.T) {
 	if !errors.As(err, &e) || e.Permanent || !strings.Contains(err.Error(), cl.Nodes["s1r1"]) {
 		t.Fatalf("Stored with s1r1 down and s1r2 behind: %v, want a retryable error naming %s", err, cl.Nodes["s1r1"])
 	}
+	db.replicas.mu.Lock()
+	kept := len(db.replicas.conns)
+	db.replicas.mu.Unlock()
+	if kept != 0 {
+		t.Fatalf("after a refused check %d replica pools are kept; the next check must list the replicas again", kept)
+	}
 	cl.Start(t, "s1r1")
 	if err := lagging.Exec(ctx, "SYSTEM START FETCHES events_local"); err != nil {
 		t.Fatal(err)
