@@ -26,12 +26,6 @@ BIN="$BDIR/adtracker"
 PG_DSN="postgres://adtracker:adtracker@127.0.0.1:$PG_PORT/$DB?sslmode=disable"
 mkdir -p "$RES"
 
-free_port() {
-	local p="$1"
-	while port_listening "$p"; do p=$((p + 1)); done
-	echo "$p"
-}
-
 PIDS=()
 cleanup() {
 	local p
@@ -61,18 +55,14 @@ node_env() {
 }
 
 start_node() { # NAME CH_ADDRS CLUSTER -> sets NODE_URL (not printed: a $(...) subshell would lose the pid in PIDS)
-	local port pid i
+	local port pid
 	port=$(free_port $((38180 + ${#PIDS[@]})))
 	rm -rf "${BDIR:?}/$1"
 	# shellcheck disable=SC2046
 	env $(node_env "$1" "$2" "$3" "$port") "$BIN" serve >"$BDIR/$1.log" 2>&1 &
 	pid=$!
 	PIDS+=("$pid")
-	for ((i = 0; i < 300; i++)); do
-		curl -fsS -o /dev/null "http://127.0.0.1:$port/healthz" 2>/dev/null && break
-		kill -0 "$pid" 2>/dev/null || die "node $1 exited during start; see $BDIR/$1.log"
-		sleep 0.1
-	done
+	wait_http "http://127.0.0.1:$port/healthz" "$pid" "$BDIR/$1.log"
 	NODE_URL="http://127.0.0.1:$port"
 }
 

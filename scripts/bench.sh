@@ -46,13 +46,7 @@ DATA_DIR="${DATA_DIR:-$ADT_REPO/.data}"
 case "$DB" in *[!a-z0-9_]* | '') die "BENCH_DATABASE must be [a-z0-9_]+" ;; esac
 case "$DB" in adtracker) die "BENCH_DATABASE must not be the development database" ;; esac
 
-# free_port FROM: the first port from FROM on that nobody listens on. An explicit BENCH_PORT that is taken is an error: the load
-# would go to someone else's server.
-free_port() {
-	local p="$1"
-	while port_listening "$p"; do p=$((p + 1)); done
-	echo "$p"
-}
+# Ports come from lib.sh's free_port; an explicit BENCH_PORT that is taken is an error: the load would go to someone else's server.
 REPORT_ONLY=0
 case "${1:-}" in
 --report) REPORT_ONLY=1 ;;
@@ -99,16 +93,6 @@ trap cleanup EXIT
 
 step() { printf '\n== %s\n' "$*" >&2; }
 
-wait_http() { # URL PID NAME
-	local i
-	for ((i = 0; i < 300; i++)); do
-		curl -fsS -o /dev/null "$1" 2>/dev/null && return 0
-		kill -0 "$2" 2>/dev/null || die "$3 exited during start; see $BDIR/$3.log"
-		sleep 0.1
-	done
-	die "$3 did not answer $1 within 30 s"
-}
-
 server_env() { # DATA_DIR_NAME DURABLE [FSYNC_INTERVAL]
 	echo "ADTRACKER_HTTP_ADDR=127.0.0.1:$PORT" "ADTRACKER_POSTGRES_DSN=$PG_DSN" \
 		"ADTRACKER_CLICKHOUSE_ADDR=127.0.0.1:$CHB_PORT" "ADTRACKER_CLICKHOUSE_DATABASE=$DB" \
@@ -121,7 +105,7 @@ start_server() { # DATA_DIR_NAME DURABLE [FSYNC_INTERVAL]
 	# shellcheck disable=SC2046
 	env $(server_env "$1" "$2" "${3:-}") "$BIN" serve >"$BDIR/adtracker-$1.log" 2>&1 &
 	SERVER_PID=$!
-	wait_http "$URL/healthz" "$SERVER_PID" "adtracker-$1"
+	wait_http "$URL/healthz" "$SERVER_PID" "$BDIR/adtracker-$1.log"
 	log "adtracker (pid $SERVER_PID, durable=$2, fsync_interval=${3:-1s}) on $URL"
 }
 
@@ -231,7 +215,7 @@ measure() {
 	step "servers"
 	"$BIN" loadgen noop --addr "127.0.0.1:$NOOP_PORT" >"$BDIR/noop.log" 2>&1 &
 	NOOP_PID=$!
-	wait_http "$NOOP_URL/" "$NOOP_PID" noop
+	wait_http "$NOOP_URL/" "$NOOP_PID" "$BDIR/noop.log"
 	start_server ingest true
 	ADS=$(curl -fsS "$URL/ads?limit=1000" | jq -r 'map(.id) | join(",")')
 	[ -n "$ADS" ] || die "no ads listed by $URL/ads"

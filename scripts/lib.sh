@@ -13,6 +13,7 @@
 #   ch_state DIR TCP_PORT              prints running | stopped | "not answering"
 #   pg_start DIR PORT / pg_stop DIR / pg_state DIR PORT   the same for Postgres
 #   ensure_clickhouse / ensure_postgres                   apt-get install when missing
+#   free_port FROM / wait_http URL PID LOG                ports and start-up waits for the bench scripts
 
 ADT_LIB_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ADT_REPO="$(cd "$ADT_LIB_DIR/.." && pwd)"
@@ -98,6 +99,24 @@ ensure_postgres() {
 # port_listening PORT: something accepts TCP connections on 127.0.0.1:PORT.
 port_listening() {
 	(exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+}
+
+# free_port FROM: the first port from FROM on that nobody listens on (a benchmark must never load someone else's server).
+free_port() {
+	local p="$1"
+	while port_listening "$p"; do p=$((p + 1)); done
+	echo "$p"
+}
+
+# wait_http URL PID LOG: wait (30 s at most) until URL answers 2xx; die pointing at LOG if the process PID exits first.
+wait_http() {
+	local i
+	for ((i = 0; i < 300; i++)); do
+		curl -fsS -o /dev/null "$1" 2>/dev/null && return 0
+		kill -0 "$2" 2>/dev/null || die "pid $2 exited during start; see $3"
+		sleep 0.1
+	done
+	die "$1 did not answer within 30 s; see $3"
 }
 
 # pid_of FILE prints the pid recorded in FILE (first line) when that process is alive and its

@@ -10,7 +10,6 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -34,17 +33,7 @@ func clusterNode(t *testing.T, env []string, chAddrs []string) *stack {
 		"ADTRACKER_CLICKHOUSE_ADDR="+strings.Join(chAddrs, ","),
 		"ADTRACKER_INGEST_DATA_DIR="+s.dataDir,
 	)
-	t.Cleanup(func() {
-		if s.srv != nil {
-			_ = s.srv.Process.Signal(syscall.SIGKILL)
-			_ = s.srv.Wait() // reaps it; the error only reports the kill
-		}
-		if (t.Failed() || os.Getenv("ADTRACKER_TEST_LOGS") != "") && s.logs != nil {
-			s.logMu.Lock()
-			t.Logf("adtracker %s log:\n%s", s.url, s.logs.String())
-			s.logMu.Unlock()
-		}
-	})
+	t.Cleanup(s.cleanup)
 	return s
 }
 

@@ -94,18 +94,21 @@ func newStack(t *testing.T, extraEnv ...string) *stack {
 			t.Fatalf("adtracker %s: %v\n%s", cmd, err, out)
 		}
 	}
-	t.Cleanup(func() {
-		if s.srv != nil {
-			_ = s.srv.Process.Signal(syscall.SIGKILL)
-			_ = s.srv.Wait() // reaps it; the error only reports the kill
-		}
-		if t.Failed() {
-			s.logMu.Lock()
-			t.Logf("adtracker log:\n%s", s.logs.String())
-			s.logMu.Unlock()
-		}
-	})
+	t.Cleanup(s.cleanup)
 	return s
+}
+
+// cleanup kills the server if it still runs and prints its log when the test failed (or ADTRACKER_TEST_LOGS is set).
+func (s *stack) cleanup() {
+	if s.srv != nil {
+		_ = s.srv.Process.Signal(syscall.SIGKILL)
+		_ = s.srv.Wait() // reaps it; the error only reports the kill
+	}
+	if (s.t.Failed() || os.Getenv("ADTRACKER_TEST_LOGS") != "") && s.logs != nil {
+		s.logMu.Lock()
+		s.t.Logf("adtracker %s log:\n%s", s.url, s.logs.String())
+		s.logMu.Unlock()
+	}
 }
 
 type lockedWriter struct {
