@@ -98,6 +98,8 @@ func (e *env) openClickHouse(ctx context.Context) (*chstore.DB, error) {
 		Addr: e.cfg.ClickHouse.Addr, Database: e.cfg.ClickHouse.Database,
 		Username: e.cfg.ClickHouse.Username, Password: e.cfg.ClickHouse.Password, Cluster: e.cfg.ClickHouse.Cluster,
 		MaxOpenConns: e.cfg.Ingest.Inserters + 6,
+		// A write that makes no progress for an insert's whole budget ends it, so its batch spills (see Config.WriteTimeout).
+		WriteTimeout: e.cfg.Ingest.InsertTimeout,
 	}, true)
 	if err != nil {
 		e.log.Error("clickhouse unreachable at start", zap.Error(err))

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"strings"
 	"time"
 
@@ -24,6 +25,10 @@ type Config struct {
 	MaxOpenConns int
 	DialTimeout  time.Duration
 	ReadTimeout  time.Duration
+	// WriteTimeout fails a write to the server that makes no progress for this long (default 10 s). The sink sends a batch in
+	// chunks with the driver's Flush, which, unlike Send, does not watch the context: without this a frozen server would hold an
+	// inserter forever instead of letting its batch spill.
+	WriteTimeout time.Duration
 }
 
 // DB is a connection pool to one database.
@@ -48,6 +53,10 @@ func options(c Config, database string) *ch.Options {
 	if c.MaxOpenConns == 0 {
 		c.MaxOpenConns = 8
 	}
+	if c.WriteTimeout == 0 {
+		c.WriteTimeout = 10 * time.Second
+	}
+	dialer := &net.Dialer{Timeout: c.DialTimeout}
 	user := c.Username
 	if user == "" {
 		user = "default"
@@ -62,7 +71,29 @@ func options(c Config, database string) *ch.Options {
 		MaxIdleConns:     c.MaxOpenConns,
 		ConnMaxLifetime:  time.Hour,
 		ConnOpenStrategy: ch.ConnOpenInOrder,
+		DialContext: func(ctx context.Context, addr string) (net.Conn, error) {
+			conn, err := dialer.DialContext(ctx, "tcp", addr)
+			if err != nil {
+				return nil, err
+			}
+			return &writeDeadlineConn{Conn: conn, timeout: c.WriteTimeout}, nil
+		},
 	}
+}
+
+// writeDeadlineConn gives every Write its own deadline, so a write blocks at most timeout on a server that stopped reading. The
+// driver sets and clears whole-connection deadlines around its calls; the per-write deadline is set after those, so it is the
+// one a blocked write meets.
+type writeDeadlineConn struct {
+	net.Conn
+	timeout time.Duration
+}
+
+func (c *writeDeadlineConn) Write(p []byte) (int, error) {
+	if err := c.Conn.SetWriteDeadline(time.Now().Add(c.timeout)); err != nil {
+		return 0, err
+	}
+	return c.Conn.Write(p)
 }
 
 // Open connects to the server, creates the database when it is missing (when create is true) and pings it. With a cluster, the

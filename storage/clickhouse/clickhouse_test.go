@@ -15,7 +15,7 @@ import (
 	"github.com/adtracker/adtracker/migrations"
 )
 
-func openTest(t *testing.T) *DB {
+func openTest(t testing.TB) *DB {
 	t.Helper()
 	addr, database := testenv.ClickHouseDB(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
@@ -28,7 +28,7 @@ func openTest(t *testing.T) *DB {
 	return db
 }
 
-func migrated(t *testing.T) *DB {
+func migrated(t testing.TB) *DB {
 	t.Helper()
 	db := openTest(t)
 	files, err := migrations.ClickHouse()

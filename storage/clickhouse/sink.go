@@ -2,8 +2,10 @@ package clickhouse
 
 import (
 	"context"
+	"errors"
 	"unsafe"
 
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/google/uuid"
 
 	"github.com/adtracker/adtracker/ingest"
@@ -64,16 +66,25 @@ func (c *columns) str(b []byte) string {
 	return unsafe.String(&c.arena[start], len(b)) //nolint:gosec // G103: the arena is not written again before the driver copied it
 }
 
-func (c *columns) fill(b *ingest.Batch, skip map[ingest.UUID]struct{}) error {
+// fill decodes b into the columns, skipping the events in skip, and hands them over every chunk rows (and once at the end with
+// what is left, possibly nothing); the columns and the arena are reused for the next chunk, so they stay the size of one chunk
+// however large the batch.
+func (c *columns) fill(b *ingest.Batch, skip map[ingest.UUID]struct{}, chunk int, send func(*columns) error) error {
 	c.reset()
 	// Every string and address of an event is inside its encoding, so the encoded size plus 16 bytes of address per event bounds
-	// what the arena receives.
-	if need := b.Size() + b.N*16; cap(c.arena) < need {
+	// what the arena receives for one chunk.
+	if need := min(b.Size(), chunk*ingest.MaxBinaryLen) + min(b.N, chunk)*16; cap(c.arena) < need {
 		c.arena = make([]byte, 0, need)
 	}
-	return b.Each(&c.ev, func(e *ingest.Event) error {
+	err := b.Each(&c.ev, func(e *ingest.Event) error {
 		if _, dup := skip[e.ID]; dup {
 			return nil
+		}
+		if len(c.ids) == chunk {
+			if err := send(c); err != nil {
+				return err
+			}
+			c.reset()
 		}
 		c.ids = append(c.ids, uuid.UUID(e.ID))
 		c.types = append(c.types, int8(e.Type))
@@ -89,18 +100,32 @@ func (c *columns) fill(b *ingest.Batch, skip map[ingest.UUID]struct{}) error {
 		c.sessions = append(c.sessions, c.str(e.SessionID()))
 		return nil
 	})
+	if err != nil {
+		return err
+	}
+	return send(c)
 }
 
 // Ping checks that ClickHouse answers.
 func (s *Sink) Ping(ctx context.Context) error { return classify("ping", s.db.Ping(ctx), false) }
 
-// Insert stores b in one INSERT (one block, so ClickHouse applies it to events and to every materialized view atomically per part).
-// A batch marked MaybeStored is first filtered by event_id against what is already stored. Errors are *Error.
+// insertChunk is how many rows go to the driver at a time. ClickHouse squashes the blocks of one INSERT into one part (up to
+// min_insert_block_size_rows, 1,048,576 by default; checked on 18.16 by TestSinkChunksMakeOnePart), so chunks change nothing in
+// what is stored — one part per table and insert, written when the INSERT ends — while the driver's block and our columns stay
+// one chunk big. Before chunking, every insert grew fresh driver columns to the whole batch: ~1 KB of garbage per row.
+const insertChunk = 8192
+
+// Insert stores b in one INSERT, sent in chunks of insertChunk rows; ClickHouse applies it to events and to every materialized
+// view when the INSERT ends. A batch marked MaybeStored is first filtered by event_id against what is already stored. Errors are
+// *Error.
 //
-// The batch goes to the driver as one block, not in chunks with batch.Flush (the server would squash the blocks of one INSERT into
-// one part, and the driver would reuse its buffers for every chunk): Flush, unlike Send, does not watch the context, so a frozen
-// server would hold the inserter past ingest.insert_timeout instead of letting the batch spill.
+// The driver's Flush does not watch the context; a server that stops reading is caught by the connection's write deadline
+// (Config.WriteTimeout), and the context is checked between chunks.
 func (s *Sink) Insert(ctx context.Context, b *ingest.Batch) error {
+	return s.insert(ctx, b, insertChunk)
+}
+
+func (s *Sink) insert(ctx context.Context, b *ingest.Batch, chunk int) error {
 	var skip map[ingest.UUID]struct{}
 	if b.MaybeStored {
 		var err error
@@ -120,21 +145,53 @@ func (s *Sink) Insert(ctx context.Context, b *ingest.Batch) error {
 		default:
 		}
 	}()
-	if err := c.fill(b, skip); err != nil {
-		return &Error{Op: "decode batch", Permanent: true, Err: err}
-	}
-	if len(c.ids) == 0 {
+	var batch driver.Batch
+	defer func() {
+		if batch != nil {
+			_ = batch.Abort()
+		}
+	}()
+	flushed := false
+	send := func(c *columns) error {
+		if len(c.ids) == 0 {
+			return nil
+		}
+		if batch == nil {
+			var err error
+			if batch, err = s.db.Conn.PrepareBatch(insertContext(ctx, s.db.cfg.Cluster), insertEvents); err != nil {
+				batch = nil
+				return classify("prepare insert", err, false)
+			}
+		} else if err := ctx.Err(); err != nil {
+			return classify("insert", err, true)
+		}
+		for i, col := range []any{c.ids, c.types, c.adIDs, c.eventTimes, c.receiveTime, c.ips, c.uas, c.playback, c.viewers, c.sessions} {
+			if err := batch.Column(i).Append(col); err != nil {
+				return classify("append column", err, flushed)
+			}
+		}
+		// Every chunk but the last goes out now; the last one leaves with Send, which also ends the INSERT.
+		if len(c.ids) == chunk {
+			// Uncertain from the first flush on: the server stores nothing before the INSERT ends, but a batch over
+			// min_insert_block_size_rows would already have a part written.
+			flushed = true
+			if err := batch.Flush(); err != nil {
+				return classify("insert", err, true)
+			}
+		}
 		return nil
 	}
-	batch, err := s.db.Conn.PrepareBatch(insertContext(ctx, s.db.cfg.Cluster), insertEvents)
-	if err != nil {
-		return classify("prepare insert", err, false)
-	}
-	defer batch.Abort()
-	for i, col := range []any{c.ids, c.types, c.adIDs, c.eventTimes, c.receiveTime, c.ips, c.uas, c.playback, c.viewers, c.sessions} {
-		if err := batch.Column(i).Append(col); err != nil {
-			return classify("append column", err, false)
+	if err := c.fill(b, skip, chunk, send); err != nil {
+		var e *Error
+		if errors.As(err, &e) {
+			return err
 		}
+		return &Error{Op: "decode batch", Permanent: true, Uncertain: flushed, Err: err}
 	}
-	return classify("insert", batch.Send(), true)
+	if batch == nil {
+		return nil // every event was already stored
+	}
+	err := batch.Send()
+	batch = nil
+	return classify("insert", err, true)
 }

@@ -40,7 +40,7 @@ func TestSinkStringsSurviveArenaReuse(t *testing.T) {
 		return &b
 	}
 	for _, b := range []*ingest.Batch{mk(0, 700, true), mk(700, 300, false), mk(1000, 50, true)} {
-		if err := s.Insert(ctx, b); err != nil {
+		if err := s.insert(ctx, b, 128); err != nil { // small chunks: the arena is reused within a batch too
 			t.Fatal(err)
 		}
 	}
