@@ -89,6 +89,8 @@ FROM (SELECT n AS number, intDiv(n, 6) AS view FROM (SELECT number + `+strconv.I
 		{"analytics/raw", raw("SELECT "+rawAggregates+" FROM events WHERE ad_id = ? AND event_time >= toDateTime(?) AND event_time < toDateTime(?)",
 			uint64(7), a.From.Unix(), a.To.Unix())},
 		{"top/rollup", func() error { _, err := s.Top(ctx, r, "clicks", 100); return err }},
+		// The API's default fields: the exact figures only, no state read.
+		{"top/rollup-default-fields", func() error { _, err := s.TopFields(ctx, r, "clicks", 100, DefaultFields); return err }},
 		// The previous form of the same list: one query, the ranking as an IN subquery in each UNION ALL part.
 		{"top/rollup-one-query", func() error { q, args := topOneQuery(s, r, 100); return raw(q, args...)() }},
 		{"top/raw", raw("SELECT ad_id, "+rawAggregates+" AS q FROM events WHERE event_time >= toDateTime(?) AND event_time < toDateTime(?) GROUP BY ad_id ORDER BY countIf(type = 'click') DESC, ad_id LIMIT 100",
@@ -103,6 +105,7 @@ FROM (SELECT n AS number, intDiv(n, 6) AS view FROM (SELECT number + `+strconv.I
 		{"uniques/raw", raw("SELECT uniq(if(viewer_id != '', viewer_id, concat('ip:', IPv6NumToString(ip)))) FROM events WHERE ad_id = ? AND event_time >= toDateTime(?) AND event_time < toDateTime(?)",
 			uint64(7), a.From.Unix(), a.To.Unix())},
 		{"timeseries-hour/rollup", func() error { _, err := s.Timeseries(ctx, 7, r, Hour); return err }},
+		{"timeseries-hour/rollup-default-fields", func() error { _, err := s.TimeseriesFields(ctx, 7, r, Hour, DefaultFields); return err }},
 		{"timeseries-hour/raw", raw("SELECT toStartOfHour(event_time) AS t, "+rawAggregates+" FROM events WHERE ad_id = ? AND event_time >= toDateTime(?) AND event_time < toDateTime(?) GROUP BY t ORDER BY t",
 			uint64(7), a.From.Unix(), a.To.Unix())},
 	}
@@ -125,13 +128,13 @@ func topOneQuery(s *Service, r Range, limit int) (string, []any) {
 	order := sortExprs["clicks"]
 	var b builder
 	b.sql.WriteString("SELECT ad_id, ")
-	b.sql.WriteString(aggregates)
+	b.sql.WriteString(aggregates(AllFields))
 	b.sql.WriteString(" FROM ")
-	s.sourceOf(&b, p, 0, nil, rollupColumns, func(b *builder) {
+	s.source(&b, p, 0, nil, rollupColumns, func(b *builder) {
 		b.sql.WriteString("ad_id IN (SELECT ad_id FROM (SELECT ad_id, ")
 		b.sql.WriteString(countAggregates)
 		b.sql.WriteString(" FROM ")
-		s.sourceOf(b, p, 0, nil, countColumns, nil)
+		s.source(b, p, 0, nil, countColumns, nil)
 		b.sql.WriteString(" GROUP BY ad_id ORDER BY ")
 		b.sql.WriteString(order)
 		b.sql.WriteString(" DESC, ad_id ASC LIMIT ?))")

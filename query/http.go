@@ -15,7 +15,8 @@ import (
 	"github.com/adtracker/adtracker/ingest"
 )
 
-// Register adds GET /ads/analytics and GET /ads/{id}/timeseries. fasthttp/router prefers the static /ads/analytics over the
+// Register adds GET /ads/analytics and GET /ads/{id}/timeseries. Both take fields (ParseFields: which figures to return;
+// DefaultFields when absent). fasthttp/router prefers the static /ads/analytics over the
 // catalogue's /ads/{id}, and /ads/{id}/timeseries is one segment deeper, so the three coexist (router_test.go checks it).
 func (s *Service) Register(r *router.Router) {
 	r.GET("/ads/analytics", s.handleAnalytics)
@@ -50,6 +51,11 @@ func (s *Service) handleAnalytics(ctx *fasthttp.RequestCtx) {
 		}
 		limit = n
 	}
+	fields, err := parseFields(args)
+	if err != nil {
+		s.fail(ctx, err)
+		return
+	}
 	qctx, cancel := context.WithTimeout(context.Background(), s.timeout())
 	defer cancel()
 	if args.Has("ad_id") {
@@ -58,20 +64,26 @@ func (s *Service) handleAnalytics(ctx *fasthttp.RequestCtx) {
 			s.fail(ctx, perr)
 			return
 		}
-		st, err := s.Analytics(qctx, id, r)
+		st, err := s.AnalyticsFields(qctx, id, r, fields)
 		if err != nil {
 			s.fail(ctx, err)
 			return
 		}
-		writeJSON(ctx, st)
+		writeJSON(ctx, statsView(&st, fields))
 		return
 	}
-	top, err := s.Top(qctx, r, sort, limit)
+	// A list shows the figure it is sorted by, asked for or not.
+	fields = WithSort(fields, sort)
+	top, err := s.TopFields(qctx, r, sort, limit, fields)
 	if err != nil {
 		s.fail(ctx, err)
 		return
 	}
-	writeJSON(ctx, top)
+	out := make([]statsJSON, len(top))
+	for i := range top {
+		out[i] = statsView(&top[i], fields)
+	}
+	writeJSON(ctx, out)
 }
 
 func (s *Service) handleTimeseries(ctx *fasthttp.RequestCtx) {
@@ -91,18 +103,106 @@ func (s *Service) handleTimeseries(ctx *fasthttp.RequestCtx) {
 	if len(iv) == 0 {
 		iv = Hour
 	}
-	qctx, cancel := context.WithTimeout(context.Background(), s.timeout())
-	defer cancel()
-	series, err := s.Timeseries(qctx, id, r, iv)
+	fields, err := parseFields(args)
 	if err != nil {
 		s.fail(ctx, err)
 		return
 	}
-	writeJSON(ctx, series)
+	qctx, cancel := context.WithTimeout(context.Background(), s.timeout())
+	defer cancel()
+	series, err := s.TimeseriesFields(qctx, id, r, iv, fields)
+	if err != nil {
+		s.fail(ctx, err)
+		return
+	}
+	out := seriesJSON{AdID: series.AdID, Interval: series.Interval, From: series.From, To: series.To, Points: make([]pointJSON, len(series.Points))}
+	for i := range series.Points {
+		p := &series.Points[i]
+		out.Points[i] = pointJSON{T: p.T, metricsJSON: metricsView(&p.Metrics, fields)}
+	}
+	writeJSON(ctx, out)
 }
 
-// parseRange reads start and end (RFC 3339). Both absent: the last Window up to now; one absent: Window before end, or now after
-// start.
+// parseFields reads the fields parameter (ParseFields; every occurrence counts): DefaultFields when absent.
+func parseFields(args *fasthttp.Args) (Fields, error) {
+	var f Fields
+	for _, v := range args.PeekMulti("fields") {
+		g, err := ParseFields(string(v))
+		if err != nil {
+			return 0, err
+		}
+		f |= g
+	}
+	return f.orDefault(), nil
+}
+
+// The JSON shapes: Stats, Point and Series with only the figures asked for. A figure not asked for is absent, not 0, so a client
+// never reads a zero that was not measured; a figure asked for is present even when it is 0.
+type (
+	metricsJSON struct {
+		Impressions        *uint64  `json:"impressions,omitempty"`
+		Clicks             *uint64  `json:"clicks,omitempty"`
+		CTR                *float64 `json:"ctr,omitempty"`
+		UniqueViewers      *uint64  `json:"unique_viewers,omitempty"`
+		Starts             *uint64  `json:"starts,omitempty"`
+		FirstQuartile      *uint64  `json:"first_quartile,omitempty"`
+		Midpoint           *uint64  `json:"midpoint,omitempty"`
+		ThirdQuartile      *uint64  `json:"third_quartile,omitempty"`
+		Completes          *uint64  `json:"completes,omitempty"`
+		CompletionRate     *float64 `json:"completion_rate,omitempty"`
+		AvgPlaybackSeconds *float64 `json:"avg_playback_seconds,omitempty"`
+		P50PlaybackSeconds *float64 `json:"p50_playback_seconds,omitempty"`
+		P95PlaybackSeconds *float64 `json:"p95_playback_seconds,omitempty"`
+	}
+	statsJSON struct {
+		AdID uint64    `json:"ad_id"`
+		From time.Time `json:"from"`
+		To   time.Time `json:"to"`
+		metricsJSON
+	}
+	pointJSON struct {
+		T time.Time `json:"t"`
+		metricsJSON
+	}
+	seriesJSON struct {
+		AdID     uint64      `json:"ad_id"`
+		Interval Interval    `json:"interval"`
+		From     time.Time   `json:"from"`
+		To       time.Time   `json:"to"`
+		Points   []pointJSON `json:"points"`
+	}
+)
+
+// metricsView points at m's figures that f holds (m must outlive the view).
+func metricsView(m *Metrics, f Fields) metricsJSON {
+	var v metricsJSON
+	u := func(bit int, p *uint64) *uint64 {
+		if f&(1<<bit) == 0 {
+			return nil
+		}
+		return p
+	}
+	fl := func(bit int, p *float64) *float64 {
+		if f&(1<<bit) == 0 {
+			return nil
+		}
+		return p
+	}
+	v.Impressions, v.Clicks, v.CTR = u(0, &m.Impressions), u(1, &m.Clicks), fl(2, &m.CTR)
+	v.UniqueViewers, v.Starts = u(3, &m.UniqueViewers), u(4, &m.Starts)
+	v.FirstQuartile, v.Midpoint, v.ThirdQuartile = u(5, &m.FirstQuartile), u(6, &m.Midpoint), u(7, &m.ThirdQuartile)
+	v.Completes, v.CompletionRate = u(8, &m.Completes), fl(9, &m.CompletionRate)
+	v.AvgPlaybackSeconds, v.P50PlaybackSeconds, v.P95PlaybackSeconds = fl(10, &m.AvgPlaybackSeconds), fl(11, &m.P50PlaybackSeconds),
+		fl(12, &m.P95PlaybackSeconds)
+	return v
+}
+
+func statsView(st *Stats, f Fields) statsJSON {
+	return statsJSON{AdID: st.AdID, From: st.From, To: st.To, metricsJSON: metricsView(&st.Metrics, f)}
+}
+
+// parseRange reads start and end (RFC 3339). Both absent: the Window of whole hours ending with the current hour; one absent:
+// Window before end, or now after start.
 func (s *Service) parseRange(args *fasthttp.Args) (Range, error) {
 	var r Range
 	var hasFrom, hasTo bool
@@ -122,7 +222,11 @@ func (s *Service) parseRange(args *fasthttp.Args) (Range, error) {
 	}
 	switch {
 	case !hasFrom && !hasTo:
-		r.To = s.now()
+		// Whole hours: the current one and those before it, Window in all. Every bucket is then a row of the hour rollup, so the
+		// default question never scans the minute rollup for ragged edges (which is ordered by ad, not time, and cost a top list
+		// more than everything else together: docs/sql.md). It also makes the answer the same for every request within an hour
+		// but for new events, which dashboards and caches like. The current hour's end is in the future; nothing is there yet.
+		r.To = s.now().Truncate(time.Hour).Add(time.Hour)
 		r.From = r.To.Add(-s.window())
 	case !hasFrom:
 		r.From = r.To.Add(-s.window())

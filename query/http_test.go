@@ -44,6 +44,40 @@ type apiError struct {
 	Field string `json:"field"`
 }
 
+// sqlRecorder keeps the SQL of every query and answers it with an error (the handler then answers 5xx; the SQL is what is tested).
+type sqlRecorder struct{ sql *[]string }
+
+func (r sqlRecorder) Query(_ context.Context, q string, _ ...any) (driver.Rows, error) {
+	*r.sql = append(*r.sql, q)
+	return nil, errors.New("recorded")
+}
+
+// Without start and end a request covers whole hours, so it reads the hour rollup only; a window with ragged minutes at its ends
+// also reads the minute rollup for them (docs/sql.md: those edges were most of a default top list's time).
+func TestDefaultWindowReadsHoursOnly(t *testing.T) {
+	now := time.Date(2025, 4, 21, 15, 37, 12, 0, time.UTC)
+	var sql []string
+	s := &Service{DB: sqlRecorder{&sql}, Now: func() time.Time { return now }}
+	r := router.New()
+	s.Register(r)
+	f := func(uri string, minutes bool) {
+		t.Helper()
+		sql = sql[:0]
+		get(r.Handler, uri)
+		all := strings.Join(sql, "\n")
+		if len(sql) == 0 || !strings.Contains(all, "ad_stats_hour") || strings.Contains(all, "ad_stats_minute") != minutes {
+			t.Fatalf("GET %s: want the hour rollup and the minute rollup %v; SQL:\n%s", uri, minutes, all)
+		}
+	}
+	for _, q := range []string{"", "?fields=all", "?sort=ctr&limit=10", "?ad_id=3"} {
+		f("/ads/analytics"+q, false)
+	}
+	f("/ads/3/timeseries?interval=hour", false)
+	f("/ads/analytics?start=2025-04-20T15:37:00Z", true) // end defaults to now: a ragged last hour
+	f("/ads/analytics?start=2025-04-20T15:37:00Z&end=2025-04-21T15:37:00Z", true)
+	f("/ads/analytics?start=2025-04-20T16:00:00Z&end=2025-04-21T16:00:00Z", false) // what the default asks
+}
+
 func TestBadParams(t *testing.T) {
 	now := time.Date(2025, 4, 21, 15, 0, 0, 0, time.UTC)
 	s := &Service{DB: failQuerier{t: t}, Now: func() time.Time { return now }}
@@ -79,6 +113,12 @@ func TestBadParams(t *testing.T) {
 	f(a+"limit=1001", "limit")
 	f(a+"limit=ten", "limit")
 	f(a+"ad_id=1&sort=bogus", "sort") // checked even though ad_id makes it unused
+	f(a+"fields=viewers", "fields")
+	f(a+"fields=", "fields")
+	f(a+"fields=clicks,", "fields")
+	f(a+"fields=all,bogus", "fields")
+	f(a+"fields=clicks&fields=nope", "fields") // every occurrence is read
+	f(a+"ad_id=1&fields=CTR", "fields")
 	const ts = "/ads/1/timeseries?"
 	f("/ads/abc/timeseries", "id")
 	f("/ads/0/timeseries", "id")
@@ -89,6 +129,12 @@ func TestBadParams(t *testing.T) {
 	f(ts+"start=2024-01-01T00:00:00Z&end=2025-04-01T00:00:00Z&interval=hour", "end")        // > 400 days
 	f(ts+"start=2025-04-21T14:00:00Z&end=now", "end")
 	f(ts+"start=2025-04-21T16:00:00Z", "end")
+	f(ts+"fields=p99_playback_seconds", "fields")
+	f(ts+"fields=", "fields")
+	// The message names the culprit.
+	if status, body := get(r.Handler, a+"fields=clicks,viewers"); status != 400 || !strings.Contains(string(body), `unknown field \"viewers\"`) {
+		t.Fatalf("unknown field: %d %s", status, body)
+	}
 
 	// The limits are the Service's fields.
 	small := &Service{DB: failQuerier{t: t}, Now: s.Now, MaxRange: time.Hour, MaxPoints: 30}
@@ -186,13 +232,21 @@ func TestGolden(t *testing.T) {
 		}
 		golden(t, name, body)
 	}
-	f("analytics.golden.json", "/ads/analytics?ad_id=1&start="+at(13*time.Minute)+"&end="+at(2*time.Hour+47*time.Minute))
-	f("top.golden.json", "/ads/analytics?sort=ctr&limit=2&start="+at(0)+"&end="+at(3*time.Hour))
-	f("timeseries.golden.json", "/ads/2/timeseries?interval=hour&start="+at(-time.Hour)+"&end="+at(3*time.Hour+30*time.Minute))
+	// Every figure (fields=all): what the API answered before fields existed, unchanged.
+	f("analytics.golden.json", "/ads/analytics?fields=all&ad_id=1&start="+at(13*time.Minute)+"&end="+at(2*time.Hour+47*time.Minute))
+	f("top.golden.json", "/ads/analytics?fields=all&sort=ctr&limit=2&start="+at(0)+"&end="+at(3*time.Hour))
+	f("timeseries.golden.json", "/ads/2/timeseries?fields=all&interval=hour&start="+at(-time.Hour)+"&end="+at(3*time.Hour+30*time.Minute))
+	// The defaults: the exact figures only. The same requests as above without fields.
+	f("analytics-default.golden.json", "/ads/analytics?ad_id=1&start="+at(13*time.Minute)+"&end="+at(2*time.Hour+47*time.Minute))
+	f("top-default.golden.json", "/ads/analytics?sort=ctr&limit=2&start="+at(0)+"&end="+at(3*time.Hour))
+	f("timeseries-default.golden.json", "/ads/2/timeseries?interval=hour&start="+at(-time.Hour)+"&end="+at(3*time.Hour+30*time.Minute))
+	// A selection, and a sort by a figure not selected: the list shows it.
+	f("top-fields.golden.json", "/ads/analytics?fields=clicks,p50_playback_seconds&sort=unique_viewers&limit=2&start="+at(0)+"&end="+at(3*time.Hour))
+	f("timeseries-fields.golden.json", "/ads/2/timeseries?fields=unique_viewers&interval=hour&start="+at(-time.Hour)+"&end="+at(3*time.Hour+30*time.Minute))
 
 	// The golden numbers are the real ones: recompute the analytics file's counts from the events.
 	var st Stats
-	status, body := get(r.Handler, "/ads/analytics?ad_id=1&start="+at(13*time.Minute)+"&end="+at(2*time.Hour+47*time.Minute))
+	status, body := get(r.Handler, "/ads/analytics?fields=all&ad_id=1&start="+at(13*time.Minute)+"&end="+at(2*time.Hour+47*time.Minute))
 	if status != 200 || json.Unmarshal(body, &st) != nil {
 		t.Fatalf("%d %s", status, body)
 	}
@@ -222,8 +276,8 @@ func golden(t *testing.T, name string, got []byte) {
 	}
 }
 
-// TestFreshness: an event stored a moment ago is in the default window (the last 24 h up to now) at once, because the window's end
-// is rounded up to the next minute and the views fill the rollups in the insert itself.
+// TestFreshness: an event stored a moment ago is in the default window (24 whole hours, the current one last) at once, because the
+// window ends with the current hour and the views fill the rollups in the insert itself.
 func TestFreshness(t *testing.T) {
 	db := openMigrated(t, 0)
 	var b ingest.Batch
@@ -241,7 +295,7 @@ func TestFreshness(t *testing.T) {
 	}
 	r := router.New()
 	New(db.Conn, db.Database).Register(r)
-	status, body := get(r.Handler, "/ads/analytics?ad_id=42")
+	status, body := get(r.Handler, "/ads/analytics?ad_id=42&fields=all")
 	var st Stats
 	if status != 200 || json.Unmarshal(body, &st) != nil {
 		t.Fatalf("%d %s", status, body)
@@ -256,5 +310,148 @@ func TestFreshness(t *testing.T) {
 	status, body = get(r.Handler, "/ads/42/timeseries?interval=minute&start="+now.Add(-5*time.Minute).Format(time.RFC3339))
 	if status != 200 || !strings.Contains(string(body), `"impressions":2,"clicks":1`) {
 		t.Fatalf("timeseries without the fresh events: %d %s", status, body)
+	}
+}
+
+// TestFields: the defaults return the exact figures only, with the same values as fields=all; a figure not asked for is absent
+// while one asked for is present even when 0; a list shows the figure it is sorted by; and ClickHouse reads far fewer bytes
+// without the states (system.query_log), which is why the defaults leave them out.
+func TestFields(t *testing.T) {
+	db, _ := goldenDB(t)
+	s := New(db.Conn, db.Database)
+	r := router.New()
+	s.Register(r)
+	at := func(d time.Duration) string { return t0.Add(d).Format(time.RFC3339) }
+	window := "&start=" + at(-time.Hour) + "&end=" + at(3*time.Hour+30*time.Minute)
+	getJSON := func(uri string, v any) {
+		t.Helper()
+		status, body := get(r.Handler, uri)
+		if status != 200 || json.Unmarshal(body, v) != nil {
+			t.Fatalf("GET %s = %d %s", uri, status, body)
+		}
+	}
+	stateKeys := []string{"unique_viewers", "p50_playback_seconds", "p95_playback_seconds"}
+	// same checks that def holds exactly the default figures, each equal to all's.
+	same := func(label string, def, all map[string]any) {
+		t.Helper()
+		for _, k := range stateKeys {
+			if _, ok := def[k]; ok {
+				t.Fatalf("%s: default answer has %s: %v", label, k, def)
+			}
+			if _, ok := all[k]; !ok {
+				t.Fatalf("%s: fields=all lacks %s: %v", label, k, all)
+			}
+		}
+		if len(def) != len(all)-len(stateKeys) {
+			t.Fatalf("%s: %d keys by default, %d with fields=all", label, len(def), len(all))
+		}
+		for k, v := range def {
+			if k != "points" && fmt.Sprint(all[k]) != fmt.Sprint(v) {
+				t.Fatalf("%s: %s = %v by default, %v with fields=all", label, k, v, all[k])
+			}
+		}
+	}
+	for _, uri := range []string{"/ads/analytics?ad_id=1" + window, "/ads/analytics?ad_id=7" + window} { // 7: no traffic, zeros
+		var def, all map[string]any
+		getJSON(uri, &def)
+		getJSON(uri+"&fields=all", &all)
+		same(uri, def, all)
+	}
+	for _, sort := range []string{"clicks", "ctr", "completion_rate"} {
+		var def, all []map[string]any
+		uri := "/ads/analytics?sort=" + sort + window
+		getJSON(uri, &def)
+		getJSON(uri+"&fields=all", &all)
+		if len(def) != 3 || len(all) != 3 {
+			t.Fatalf("%s: %d and %d ads", uri, len(def), len(all))
+		}
+		for i := range def {
+			same(fmt.Sprintf("%s item %d", uri, i), def[i], all[i])
+		}
+	}
+	var defS, allS, uniqS Series
+	var defP, uniqP struct {
+		Points []map[string]any `json:"points"`
+	}
+	uri := "/ads/2/timeseries?interval=hour" + window
+	getJSON(uri, &defP)
+	getJSON(uri+"&fields=unique_viewers", &uniqP)
+	getJSON(uri, &defS)
+	getJSON(uri+"&fields=all", &allS)
+	getJSON(uri+"&fields=unique_viewers", &uniqS)
+	if allS.Points[0].Impressions != 0 || len(defS.Points) != 5 || len(allS.Points) != 5 || len(uniqP.Points) != 5 {
+		t.Fatalf("series: %d, %d, %d points", len(defS.Points), len(allS.Points), len(uniqP.Points))
+	}
+	for i := range allS.Points {
+		w := allS.Points[i].Metrics
+		if defS.Points[i].Metrics != w.mask(DefaultFields) || uniqS.Points[i].Metrics != w.mask(FieldUniqueViewers) {
+			t.Fatalf("point %d: default %+v, uniques %+v, all %+v", i, defS.Points[i].Metrics, uniqS.Points[i].Metrics, w)
+		}
+		// The first and last hours have no events: a figure asked for says 0 there, one not asked for is not there at all.
+		if _, ok := defP.Points[i]["unique_viewers"]; ok {
+			t.Fatalf("default point %d has unique_viewers: %v", i, defP.Points[i])
+		}
+		p := uniqP.Points[i]
+		if _, ok := p["unique_viewers"]; !ok || len(p) != 2 || (w.Impressions == 0) != (p["unique_viewers"] == 0.0) {
+			t.Fatalf("fields=unique_viewers point %d: %v", i, p)
+		}
+	}
+	// Sorted by a figure not asked for: present, and the order is by it.
+	var top []map[string]any
+	getJSON("/ads/analytics?fields=clicks&sort=p95_playback_seconds"+window, &top)
+	for i, st := range top {
+		if len(st) != 5 || st["clicks"] == nil || st["p95_playback_seconds"] == nil || (i > 0 && st["p95_playback_seconds"].(float64) > top[i-1]["p95_playback_seconds"].(float64)) {
+			t.Fatalf("sorted by p95 with fields=clicks: %v", top)
+		}
+	}
+
+	// What ClickHouse reads: the same questions, tagged with query ids and logged.
+	ctx := context.Background()
+	win := Range{t0.Add(-time.Hour), t0.Add(3*time.Hour + 30*time.Minute)}
+	prefix := fmt.Sprintf("fields-%d-", time.Now().UnixNano())
+	run := func(name string, fn func(ctx context.Context) error) {
+		t.Helper()
+		qctx := ch.Context(ctx, ch.WithQueryID(prefix+name), ch.WithSettings(ch.Settings{"log_queries": 1}))
+		if err := fn(qctx); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+	}
+	for _, f := range []struct {
+		name string
+		f    Fields
+	}{{"default", DefaultFields}, {"all", AllFields}} {
+		run("top-"+f.name, func(ctx context.Context) error { _, err := s.TopFields(ctx, win, "clicks", 100, f.f); return err })
+		run("series-"+f.name, func(ctx context.Context) error { _, err := s.TimeseriesFields(ctx, 1, win, Minute, f.f); return err })
+	}
+	// The server logs a query's finish after the client has its result, so a flush right away can miss the last one: flush
+	// and read until all four are there.
+	read := map[string]uint64{}
+	for try := 0; len(read) < 4 && try < 100; try++ {
+		if try > 0 {
+			time.Sleep(50 * time.Millisecond)
+		}
+		if err := db.Conn.Exec(ctx, "SYSTEM FLUSH LOGS"); err != nil {
+			t.Fatal(err)
+		}
+		rows, err := db.Conn.Query(ctx, "SELECT query_id, sum(read_bytes) FROM system.query_log WHERE type = 2 AND startsWith(query_id, ?) GROUP BY query_id", prefix)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for rows.Next() {
+			var id string
+			var n uint64
+			if err := rows.Scan(&id, &n); err != nil {
+				t.Fatal(err)
+			}
+			read[strings.TrimPrefix(id, prefix)] = n
+		}
+		rows.Close()
+	}
+	for _, q := range []string{"top", "series"} {
+		d, a := read[q+"-default"], read[q+"-all"]
+		if d == 0 || a < 3*d {
+			t.Fatalf("%s: read %d bytes with the default fields, %d with all: the states should be most of it (%v)", q, d, a, read)
+		}
+		t.Logf("%s: ClickHouse read %d bytes for the default fields, %d for all", q, d, a)
 	}
 }

@@ -83,6 +83,7 @@ func orDefault(d, def time.Duration) time.Duration {
 
 // Metrics are the figures of one ad over a window or one bucket. Counts are exact; UniqueViewers is approximate (ClickHouse uniq:
 // exact up to ~65k distinct viewers, about 1-2 % error above); the playback percentiles come from a t-digest (see docs/sql.md).
+// A figure outside the Fields a query asked for is zero here (and absent from the API's JSON).
 type Metrics struct {
 	Impressions   uint64  `json:"impressions"`
 	Clicks        uint64  `json:"clicks"`
@@ -99,6 +100,116 @@ type Metrics struct {
 	AvgPlaybackSeconds float64 `json:"avg_playback_seconds"`
 	P50PlaybackSeconds float64 `json:"p50_playback_seconds"`
 	P95PlaybackSeconds float64 `json:"p95_playback_seconds"`
+}
+
+// Fields is a set of Metrics figures, one bit per figure in the JSON order of Metrics. A query reads the uniq states only for
+// unique_viewers and the t-digest states only for the percentiles: those states are what an analytics query spends its time on
+// (docs/sql.md has the figures), so the API returns them only when asked. Every other figure comes from the plain count columns.
+type Fields uint16
+
+// fieldNames are the figures' JSON names; a figure's bit is 1 << its index.
+var fieldNames = [...]string{"impressions", "clicks", "ctr", "unique_viewers", "starts", "first_quartile", "midpoint",
+	"third_quartile", "completes", "completion_rate", "avg_playback_seconds", "p50_playback_seconds", "p95_playback_seconds"}
+
+// The field sets with a name, and the figures that need states.
+const (
+	FieldUniqueViewers Fields = 1 << 3
+	FieldP50Playback   Fields = 1 << 11
+	FieldP95Playback   Fields = 1 << 12
+	// AllFields is every figure: what the API returned before fields existed.
+	AllFields Fields = 1<<len(fieldNames) - 1
+	// DefaultFields are the exact figures, computed from the count columns alone.
+	DefaultFields = AllFields &^ (FieldUniqueViewers | FieldP50Playback | FieldP95Playback)
+)
+
+// FieldNames lists every figure's name in JSON order (the values ParseFields accepts besides all and default).
+func FieldNames() []string { return append([]string(nil), fieldNames[:]...) }
+
+// Field returns the one-figure set of name, or false for a name that is not a figure.
+func Field(name string) (Fields, bool) {
+	for i, n := range fieldNames {
+		if n == name {
+			return 1 << i, true
+		}
+	}
+	return 0, false
+}
+
+// ParseFields reads a comma-separated list of figure names; "all" stands for every figure and "default" for DefaultFields.
+// An empty list or an unknown name is a *ParamError on the fields parameter naming the culprit.
+func ParseFields(list string) (Fields, error) {
+	var f Fields
+	for _, name := range strings.Split(list, ",") {
+		switch name {
+		case "all":
+			f |= AllFields
+			continue
+		case "default":
+			f |= DefaultFields
+			continue
+		}
+		bit, ok := Field(name)
+		if !ok {
+			return 0, &ParamError{Field: "fields", Msg: fmt.Sprintf("unknown field %q: fields is a comma-separated list of %s, or all, or default",
+				name, strings.Join(fieldNames[:], ", "))}
+		}
+		f |= bit
+	}
+	return f, nil
+}
+
+// Has reports whether every figure of g is in f.
+func (f Fields) Has(g Fields) bool { return f&g == g }
+
+// String returns the names of f's figures, comma-separated in JSON order.
+func (f Fields) String() string {
+	var names []string
+	for i, n := range fieldNames {
+		if f&(1<<i) != 0 {
+			names = append(names, n)
+		}
+	}
+	return strings.Join(names, ",")
+}
+
+// orDefault treats the zero set as DefaultFields, so a caller that leaves Fields unset gets the cheap figures.
+func (f Fields) orDefault() Fields {
+	if f&AllFields == 0 {
+		return DefaultFields
+	}
+	return f & AllFields
+}
+
+func (f Fields) uniques() bool   { return f&FieldUniqueViewers != 0 }
+func (f Fields) quantiles() bool { return f&(FieldP50Playback|FieldP95Playback) != 0 }
+func (f Fields) states() bool    { return f.uniques() || f.quantiles() }
+
+// mask returns m with every figure outside f zeroed: what a query for f returns.
+func (m Metrics) mask(f Fields) Metrics {
+	keep := func(bit int, v *uint64) {
+		if f&(1<<bit) == 0 {
+			*v = 0
+		}
+	}
+	keepF := func(bit int, v *float64) {
+		if f&(1<<bit) == 0 {
+			*v = 0
+		}
+	}
+	keep(0, &m.Impressions)
+	keep(1, &m.Clicks)
+	keepF(2, &m.CTR)
+	keep(3, &m.UniqueViewers)
+	keep(4, &m.Starts)
+	keep(5, &m.FirstQuartile)
+	keep(6, &m.Midpoint)
+	keep(7, &m.ThirdQuartile)
+	keep(8, &m.Completes)
+	keepF(9, &m.CompletionRate)
+	keepF(10, &m.AvgPlaybackSeconds)
+	keepF(11, &m.P50PlaybackSeconds)
+	keepF(12, &m.P95PlaybackSeconds)
+	return m
 }
 
 // Stats are one ad's metrics over [From, To).
@@ -252,19 +363,30 @@ func planRange(r Range, useHours bool) plan {
 	return p
 }
 
-// aggregates are the merged columns every query selects, in the order row.scan reads them. Aliases differ from the column names
-// because ClickHouse substitutes an alias that equals a column name inside the aggregate itself.
-const aggregates = `sum(impressions) AS n_impressions, sum(clicks) AS n_clicks, sum(starts) AS n_starts,
- sum(first_quartiles) AS n_first_quartiles, sum(midpoints) AS n_midpoints, sum(third_quartiles) AS n_third_quartiles,
- sum(completes) AS n_completes, sum(playback_ms_sum) AS n_playback_ms_sum, sum(playback_count) AS n_playback,
- uniqMerge(viewers) AS n_viewers,
- arrayMap(x -> toFloat64(x), quantilesTDigestIfMerge(0.5, 0.95)(playback_ms_quantiles)) AS q_playback`
-
-// countAggregates are the aggregates of the plain count columns: cheap, because no state is read. Every sort key but the three
-// approximate ones is computed from them alone.
+// countAggregates are the aggregates of the plain count columns: cheap, because no state is read. Every figure but the three
+// approximate ones is computed from them alone, so every query selects them, first, in the order row.dest lists them. Aliases
+// differ from the column names because ClickHouse substitutes an alias that equals a column name inside the aggregate itself.
 const countAggregates = `sum(impressions) AS n_impressions, sum(clicks) AS n_clicks, sum(starts) AS n_starts,
  sum(first_quartiles) AS n_first_quartiles, sum(midpoints) AS n_midpoints, sum(third_quartiles) AS n_third_quartiles,
  sum(completes) AS n_completes, sum(playback_ms_sum) AS n_playback_ms_sum, sum(playback_count) AS n_playback`
+
+// The state aggregates follow the counts when their figures are asked for.
+const (
+	uniqAggregate     = "uniqMerge(viewers) AS n_viewers"
+	quantileAggregate = "arrayMap(x -> toFloat64(x), quantilesTDigestIfMerge(0.5, 0.95)(playback_ms_quantiles)) AS q_playback"
+)
+
+// aggregates returns the aggregates a query for f selects: the counts, then the uniq and t-digest merges only when f needs them.
+func aggregates(f Fields) string {
+	a := countAggregates
+	if f.uniques() {
+		a += ",\n " + uniqAggregate
+	}
+	if f.quantiles() {
+		a += ",\n " + quantileAggregate
+	}
+	return a
+}
 
 const countColumns = `ad_id, impressions, clicks, starts, first_quartiles, midpoints, third_quartiles, completes, playback_ms_sum,
  playback_count`
@@ -272,9 +394,24 @@ const countColumns = `ad_id, impressions, clicks, starts, first_quartiles, midpo
 // stateSorts need the uniq or t-digest states to rank ads.
 var stateSorts = map[string]bool{"unique_viewers": true, "p50_playback_seconds": true, "p95_playback_seconds": true}
 
-// rollupColumns are read from either rollup inside the UNION ALL; the time column is added per table.
+// rollupColumns are read from either rollup inside the UNION ALL when f needs both kinds of state; the time column is added per
+// table.
 const rollupColumns = `ad_id, impressions, clicks, starts, first_quartiles, midpoints, third_quartiles, completes,
  playback_ms_sum, playback_count, viewers, playback_ms_quantiles`
+
+// columns returns the rollup columns a query for f reads: a state column is never named unless a figure of f needs it, so
+// ClickHouse does not read it from disk at all.
+func columns(f Fields) string {
+	switch {
+	case f.uniques() && f.quantiles():
+		return rollupColumns
+	case f.uniques():
+		return countColumns + ", viewers"
+	case f.quantiles():
+		return countColumns + ", playback_ms_quantiles"
+	}
+	return countColumns
+}
 
 // builder assembles one SELECT over the parts of a plan. Only fixed fragments are written into the text; every value — ad id, times,
 // limit — is an argument bound by the driver.
@@ -290,14 +427,10 @@ func (s *Service) table(name string) string {
 	return quoteIdent(s.Database) + "." + name
 }
 
-// source writes "(SELECT ... FROM hour rollup WHERE ... UNION ALL SELECT ... FROM minute rollup WHERE ...)". bucket picks the
-// bucket expression for a table's time column ("" for totals). adID 0 means every ad.
-func (s *Service) source(b *builder, p plan, adID uint64, bucket func(col string) string) {
-	s.sourceOf(b, p, adID, bucket, rollupColumns, nil)
-}
-
-// sourceOf is source reading cols, with extra (when not nil) writing one more condition into each part's WHERE.
-func (s *Service) sourceOf(b *builder, p plan, adID uint64, bucket func(col string) string, cols string, extra func(b *builder)) {
+// source writes "(SELECT cols FROM hour rollup PREWHERE ... UNION ALL SELECT cols FROM minute rollup PREWHERE ...)". bucket
+// picks the bucket expression for a table's time column (nil for totals). adID 0 means every ad. extra (when not nil) writes one
+// more condition into each part's PREWHERE.
+func (s *Service) source(b *builder, p plan, adID uint64, bucket func(col string) string, cols string, extra func(b *builder)) {
 	b.sql.WriteString("(")
 	part := func(table, col string, spans []span) {
 		b.sql.WriteString("SELECT ")
@@ -351,12 +484,24 @@ type row struct {
 	quantiles                                           []float64
 }
 
-func (r *row) dest() []any {
-	return []any{&r.impressions, &r.clicks, &r.starts, &r.q1, &r.mid, &r.q3, &r.completes,
-		&r.playbackSum, &r.playbackCount, &r.viewers, &r.quantiles}
+// dest returns the scan destinations of aggregates(f), after the first columns given.
+func (r *row) dest(f Fields, first ...any) []any {
+	d := append(first, &r.impressions, &r.clicks, &r.starts, &r.q1, &r.mid, &r.q3, &r.completes, &r.playbackSum, &r.playbackCount)
+	if f.uniques() {
+		d = append(d, &r.viewers)
+	}
+	if f.quantiles() {
+		d = append(d, &r.quantiles)
+	}
+	return d
 }
 
-func (r *row) metrics() Metrics {
+// metrics returns the row's figures, those outside f zeroed.
+func (r *row) metrics(f Fields) Metrics {
+	return r.all().mask(f)
+}
+
+func (r *row) all() Metrics {
 	m := Metrics{
 		Impressions: r.impressions, Clicks: r.clicks, UniqueViewers: r.viewers, Starts: r.starts,
 		FirstQuartile: r.q1, Midpoint: r.mid, ThirdQuartile: r.q3, Completes: r.completes,
@@ -389,18 +534,26 @@ func seconds(ms float64) float64 {
 	return math.Round(ms) / 1000
 }
 
-// Analytics returns one ad's metrics over r (aligned to minutes; the returned From/To say what was counted). An ad without events
-// in the window gets zeros. Like Top and Timeseries it refuses a range Check refuses, with a *ParamError.
+// Analytics returns one ad's metrics over r (aligned to minutes; the returned From/To say what was counted), every figure
+// included: AnalyticsFields with AllFields.
 func (s *Service) Analytics(ctx context.Context, adID uint64, r Range) (Stats, error) {
+	return s.AnalyticsFields(ctx, adID, r, AllFields)
+}
+
+// AnalyticsFields returns one ad's figures f (0: DefaultFields) over r (aligned to minutes; the returned From/To say what was
+// counted). An ad without events in the window gets zeros. Like Top and Timeseries it refuses a range Check refuses, with a
+// *ParamError.
+func (s *Service) AnalyticsFields(ctx context.Context, adID uint64, r Range, f Fields) (Stats, error) {
+	f = f.orDefault()
 	if err := s.Check(r); err != nil {
 		return Stats{}, err
 	}
 	r = r.Align()
 	var b builder
 	b.sql.WriteString("SELECT ")
-	b.sql.WriteString(aggregates)
+	b.sql.WriteString(aggregates(f))
 	b.sql.WriteString(" FROM ")
-	s.source(&b, planRange(r, true), adID, nil)
+	s.source(&b, planRange(r, true), adID, nil, columns(f), nil)
 	out := Stats{AdID: adID, From: r.From, To: r.To}
 	rows, err := s.DB.Query(ctx, b.sql.String(), b.args...)
 	if err != nil {
@@ -410,16 +563,23 @@ func (s *Service) Analytics(ctx context.Context, adID uint64, r Range) (Stats, e
 	// An aggregate without GROUP BY returns exactly one row, zeros when nothing matched.
 	if rows.Next() {
 		var rw row
-		if err := rows.Scan(rw.dest()...); err != nil {
+		if err := rows.Scan(rw.dest(f)...); err != nil {
 			return out, err
 		}
-		out.Metrics = rw.metrics()
+		out.Metrics = rw.metrics(f)
 	}
 	return out, rows.Err()
 }
 
-// Top returns up to limit ads with events in r, ordered by sort (a SortKeys value) descending, then by ad_id.
+// Top returns up to limit ads with events in r, ordered by sort (a SortKeys value) descending, then by ad_id, every figure
+// included: TopFields with AllFields.
 func (s *Service) Top(ctx context.Context, r Range, sort string, limit int) ([]Stats, error) {
+	return s.TopFields(ctx, r, sort, limit, AllFields)
+}
+
+// TopFields returns up to limit ads with events in r, ordered by sort (a SortKeys value; "" for DefaultSort) descending, then by
+// ad_id, with the figures f (0: DefaultFields) and always the one sorted by.
+func (s *Service) TopFields(ctx context.Context, r Range, sort string, limit int, f Fields) ([]Stats, error) {
 	if sort == "" {
 		sort = DefaultSort
 	}
@@ -433,15 +593,19 @@ func (s *Service) Top(ctx context.Context, r Range, sort string, limit int) ([]S
 	if err := s.Check(r); err != nil {
 		return nil, err
 	}
+	f = WithSort(f, sort)
 	r = r.Align()
 	p := planRange(r, true)
-	// Merging uniq and t-digest states is what costs (one state per ad and minute or hour); the counts are cheap. When the order
-	// depends on counts only, a first query over the count columns picks the ads that make the list, and the second reads the
-	// states of those ads alone: the primary key (ad_id, ...) skips every other ad's granules. Two round trips rather than one
-	// query with an IN subquery because 18.16 runs such a subquery once per UNION ALL part (measured: the one-query form took
-	// ~10 % longer on the 10M-event bench data; see docs/sql.md). The lists agree: same ORDER BY and LIMIT, and the second query
-	// sorts again.
+	// Merging uniq and t-digest states is what costs (one state per ad and minute or hour); the counts are cheap. Without state
+	// figures, one query over the count columns is the whole answer. With them, when the order depends on counts only, a first
+	// query over the count columns picks the ads that make the list, and the second reads the states of those ads alone: the
+	// primary key (ad_id, ...) skips every other ad's granules. Two round trips rather than one query with an IN subquery
+	// because 18.16 runs such a subquery once per UNION ALL part (measured: the one-query form took ~10 % longer on the
+	// 10M-event bench data; see docs/sql.md). The lists agree: same ORDER BY and LIMIT, and the second query sorts again.
 	var only func(b *builder)
+	if !f.states() {
+		return s.topCounts(ctx, p, r, order, limit, f)
+	}
 	if !stateSorts[sort] {
 		ids, err := s.topIDs(ctx, p, order, limit)
 		if err != nil {
@@ -464,13 +628,42 @@ func (s *Service) Top(ctx context.Context, r Range, sort string, limit int) ([]S
 	}
 	var b builder
 	b.sql.WriteString("SELECT ad_id, ")
-	b.sql.WriteString(aggregates)
+	b.sql.WriteString(aggregates(f))
 	b.sql.WriteString(" FROM ")
-	s.sourceOf(&b, p, 0, nil, rollupColumns, only)
+	s.source(&b, p, 0, nil, columns(f), only)
 	b.sql.WriteString(" GROUP BY ad_id ORDER BY ")
 	b.sql.WriteString(order)
 	b.sql.WriteString(" DESC, ad_id ASC LIMIT ?")
 	b.args = append(b.args, limit)
+	return s.scanTop(ctx, &b, r, f)
+}
+
+// WithSort returns f (0: DefaultFields) with the figure sort orders by (a SortKeys value; "" for DefaultSort): a top list always
+// shows what it is sorted by, and ranking by a state figure reads that state anyway.
+func WithSort(f Fields, sort string) Fields {
+	if sort == "" {
+		sort = DefaultSort
+	}
+	bit, _ := Field(sort)
+	return f.orDefault() | bit
+}
+
+// topCounts answers a top list whose figures f need no state: the ranking query of topIDs with the counts kept.
+func (s *Service) topCounts(ctx context.Context, p plan, r Range, order string, limit int, f Fields) ([]Stats, error) {
+	var b builder
+	b.sql.WriteString("SELECT ad_id, ")
+	b.sql.WriteString(countAggregates)
+	b.sql.WriteString(" FROM ")
+	s.source(&b, p, 0, nil, countColumns, nil)
+	b.sql.WriteString(" GROUP BY ad_id ORDER BY ")
+	b.sql.WriteString(order)
+	b.sql.WriteString(" DESC, ad_id ASC LIMIT ?")
+	b.args = append(b.args, limit)
+	return s.scanTop(ctx, &b, r, f)
+}
+
+// scanTop runs a top list's query (ad_id, then aggregates(f)) and returns its rows in order.
+func (s *Service) scanTop(ctx context.Context, b *builder, r Range, f Fields) ([]Stats, error) {
 	rows, err := s.DB.Query(ctx, b.sql.String(), b.args...)
 	if err != nil {
 		return nil, err
@@ -480,10 +673,10 @@ func (s *Service) Top(ctx context.Context, r Range, sort string, limit int) ([]S
 	for rows.Next() {
 		var rw row
 		var id uint64
-		if err := rows.Scan(append([]any{&id}, rw.dest()...)...); err != nil {
+		if err := rows.Scan(rw.dest(f, &id)...); err != nil {
 			return nil, err
 		}
-		out = append(out, Stats{AdID: id, From: r.From, To: r.To, Metrics: rw.metrics()})
+		out = append(out, Stats{AdID: id, From: r.From, To: r.To, Metrics: rw.metrics(f)})
 	}
 	return out, rows.Err()
 }
@@ -494,7 +687,7 @@ func (s *Service) topIDs(ctx context.Context, p plan, order string, limit int) (
 	b.sql.WriteString("SELECT ad_id FROM (SELECT ad_id, ")
 	b.sql.WriteString(countAggregates)
 	b.sql.WriteString(" FROM ")
-	s.sourceOf(&b, p, 0, nil, countColumns, nil)
+	s.source(&b, p, 0, nil, countColumns, nil)
 	b.sql.WriteString(" GROUP BY ad_id ORDER BY ")
 	b.sql.WriteString(order)
 	b.sql.WriteString(" DESC, ad_id ASC LIMIT ?)")
@@ -526,9 +719,16 @@ func Buckets(r Range, iv Interval) int {
 	return int((r.To.Sub(first) + d - 1) / d)
 }
 
-// Timeseries returns one ad's metrics per bucket of iv over r, every bucket present (zeros where nothing happened). Buckets start on
-// UTC minute/hour/day boundaries; the first and last may cover only part of a bucket when r does.
+// Timeseries returns one ad's metrics per bucket of iv over r, every figure included: TimeseriesFields with AllFields.
 func (s *Service) Timeseries(ctx context.Context, adID uint64, r Range, iv Interval) (Series, error) {
+	return s.TimeseriesFields(ctx, adID, r, iv, AllFields)
+}
+
+// TimeseriesFields returns one ad's figures f (0: DefaultFields) per bucket of iv over r, every bucket present (zeros where
+// nothing happened). Buckets start on UTC minute/hour/day boundaries; the first and last may cover only part of a bucket when r
+// does.
+func (s *Service) TimeseriesFields(ctx context.Context, adID uint64, r Range, iv Interval, f Fields) (Series, error) {
+	f = f.orDefault()
 	d := iv.Duration()
 	if d == 0 {
 		return Series{}, &ParamError{Field: "interval", Msg: "interval must be minute, hour or day"}
@@ -557,9 +757,9 @@ func (s *Service) Timeseries(ctx context.Context, adID uint64, r Range, iv Inter
 	}
 	var b builder
 	b.sql.WriteString("SELECT t, ")
-	b.sql.WriteString(aggregates)
+	b.sql.WriteString(aggregates(f))
 	b.sql.WriteString(" FROM ")
-	s.source(&b, planRange(r, iv != Minute), adID, bucket)
+	s.source(&b, planRange(r, iv != Minute), adID, bucket, columns(f), nil)
 	b.sql.WriteString(" GROUP BY t ORDER BY t")
 	out := Series{AdID: adID, Interval: iv, From: r.From, To: r.To}
 	rows, err := s.DB.Query(ctx, b.sql.String(), b.args...)
@@ -571,10 +771,10 @@ func (s *Service) Timeseries(ctx context.Context, adID uint64, r Range, iv Inter
 	for rows.Next() {
 		var rw row
 		var t time.Time
-		if err := rows.Scan(append([]any{&t}, rw.dest()...)...); err != nil {
+		if err := rows.Scan(rw.dest(f, &t)...); err != nil {
 			return out, err
 		}
-		got[t.Unix()] = rw.metrics()
+		got[t.Unix()] = rw.metrics(f)
 	}
 	if err := rows.Err(); err != nil {
 		return out, err

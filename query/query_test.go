@@ -2,6 +2,7 @@ package query
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -276,5 +277,136 @@ func TestAPIQueriesCommitted(t *testing.T) {
 		if err != nil || string(b) != body {
 			t.Errorf("%s/%s is missing or stale (go test ./query -run TestAPIQueriesCommitted -update rewrites it)", dir, name)
 		}
+	}
+}
+
+func TestParseFields(t *testing.T) {
+	f := func(in string, want Fields) {
+		t.Helper()
+		got, err := ParseFields(in)
+		if err != nil || got != want {
+			t.Fatalf("ParseFields(%q) = %v (%s), %v; want %v (%s)", in, got, got, err, want, want)
+		}
+	}
+	bad := func(in, culprit string) {
+		t.Helper()
+		_, err := ParseFields(in)
+		pe, ok := errParam(err)
+		if !ok || pe.Field != "fields" || !strings.Contains(pe.Msg, fmt.Sprintf("%q", culprit)) {
+			t.Fatalf("ParseFields(%q) = %v, want a fields error naming %q", in, err, culprit)
+		}
+	}
+	f("clicks", 1<<1)
+	f("clicks,impressions", 1<<0|1<<1)
+	f("unique_viewers", FieldUniqueViewers)
+	f("p50_playback_seconds,p95_playback_seconds", FieldP50Playback|FieldP95Playback)
+	f("all", AllFields)
+	f("default", DefaultFields)
+	f("default,unique_viewers", DefaultFields|FieldUniqueViewers)
+	f("clicks,clicks", 1<<1)
+	bad("", "")
+	bad("clicks,", "")
+	bad("viewers", "viewers")
+	bad("Clicks", "Clicks")
+	bad("clicks, ctr", " ctr")
+	if DefaultFields.String() != "impressions,clicks,ctr,starts,first_quartile,midpoint,third_quartile,completes,completion_rate,avg_playback_seconds" {
+		t.Fatalf("DefaultFields = %s", DefaultFields)
+	}
+	if len(FieldNames()) != len(SortKeys()) {
+		t.Fatalf("%d fields, %d sort keys: every figure should be both", len(FieldNames()), len(SortKeys()))
+	}
+	for _, k := range SortKeys() {
+		if _, ok := Field(k); !ok {
+			t.Fatalf("sort key %s is not a field", k)
+		}
+	}
+	if WithSort(0, "") != DefaultFields || WithSort(1<<1, "unique_viewers") != 1<<1|FieldUniqueViewers || WithSort(DefaultFields, "ctr") != DefaultFields {
+		t.Fatal("WithSort")
+	}
+}
+
+// TestFieldsSQL: a uniq or t-digest state column is named in the SQL only when a figure that needs it was asked for; a top list
+// without state figures is one query over the count columns.
+func TestFieldsSQL(t *testing.T) {
+	c := &sqlCatcher{ids: []uint64{7, 3}}
+	s := New(c, "")
+	ctx := context.Background()
+	r := Range{at("2025-04-21T10:17:00Z"), at("2025-04-21T13:43:00Z")}
+	f := func(what string, run func() error, viewers, quantiles, twoQueries bool) {
+		t.Helper()
+		c.sql, c.rank = "", ""
+		if err := run(); !errors.Is(err, errCaught) {
+			t.Fatalf("%s: %v", what, err)
+		}
+		if strings.Contains(c.sql, "viewers") != viewers || strings.Contains(c.sql, "playback_ms_quantiles") != quantiles {
+			t.Fatalf("%s: want viewers %v, quantiles %v in:\n%s", what, viewers, quantiles, c.sql)
+		}
+		if (c.rank != "") != twoQueries || strings.Contains(c.rank, "viewers") || strings.Contains(c.rank, "quantiles") {
+			t.Fatalf("%s: ranking query %q, want one: %v", what, c.rank, twoQueries)
+		}
+		if strings.Count(c.sql, "?") != len(c.args) {
+			t.Fatalf("%s: %d placeholders, %d arguments:\n%s", what, strings.Count(c.sql, "?"), len(c.args), c.sql)
+		}
+	}
+	p95, _ := Field("p95_playback_seconds")
+	for _, fc := range []struct {
+		name               string
+		f                  Fields
+		viewers, quantiles bool
+	}{
+		{"zero", 0, false, false},
+		{"default", DefaultFields, false, false},
+		{"clicks", 1 << 1, false, false},
+		{"uniques", FieldUniqueViewers, true, false},
+		{"p95", p95, false, true},
+		{"all", AllFields, true, true},
+	} {
+		f("analytics "+fc.name, func() error { _, err := s.AnalyticsFields(ctx, 1, r, fc.f); return err }, fc.viewers, fc.quantiles, false)
+		f("timeseries "+fc.name, func() error { _, err := s.TimeseriesFields(ctx, 1, r, Hour, fc.f); return err }, fc.viewers, fc.quantiles, false)
+		states := fc.viewers || fc.quantiles
+		f("top by clicks "+fc.name, func() error { _, err := s.TopFields(ctx, r, "clicks", 10, fc.f); return err }, fc.viewers, fc.quantiles, states)
+		// Sorting by a state figure reads that state, asked for or not, in one pass.
+		f("top by uniques "+fc.name, func() error { _, err := s.TopFields(ctx, r, "unique_viewers", 10, fc.f); return err }, true, fc.quantiles, false)
+		f("top by p95 "+fc.name, func() error { _, err := s.TopFields(ctx, r, "p95_playback_seconds", 10, fc.f); return err }, fc.viewers, true, false)
+	}
+	// Without states the list is the ranking query itself: ordered and limited in ClickHouse.
+	c.sql = ""
+	if _, err := s.TopFields(ctx, r, "ctr", 10, DefaultFields); !errors.Is(err, errCaught) {
+		t.Fatal(err)
+	}
+	if !strings.Contains(c.sql, "ORDER BY if(n_impressions = 0, 0, n_clicks / n_impressions) DESC, ad_id ASC LIMIT ?") || c.args[len(c.args)-1] != 10 {
+		t.Fatalf("top by ctr, default fields:\n%s", c.sql)
+	}
+}
+
+// TestFieldsJSON: every figure lands under its own name (the bit order of Fields is the JSON order of Metrics), a figure asked for
+// is present even when 0, and one not asked for is absent.
+func TestFieldsJSON(t *testing.T) {
+	st := Stats{AdID: 9, From: at("2025-04-21T10:00:00Z"), To: at("2025-04-21T11:00:00Z"), Metrics: Metrics{
+		Impressions: 1, Clicks: 2, CTR: 3, UniqueViewers: 4, Starts: 5, FirstQuartile: 6, Midpoint: 7, ThirdQuartile: 8, Completes: 9,
+		CompletionRate: 10, AvgPlaybackSeconds: 11, P50PlaybackSeconds: 12, P95PlaybackSeconds: 13}}
+	full, _ := json.Marshal(st)
+	got, _ := json.Marshal(statsView(&st, AllFields))
+	if string(got) != string(full) {
+		t.Fatalf("all fields:\n got %s\nwant %s", got, full)
+	}
+	var m map[string]any
+	for i, name := range FieldNames() {
+		b, _ := json.Marshal(statsView(&st, 1<<i))
+		m = nil
+		if err := json.Unmarshal(b, &m); err != nil {
+			t.Fatal(err)
+		}
+		if len(m) != 4 || m[name] != float64(i+1) {
+			t.Fatalf("field %s alone: %s", name, b)
+		}
+	}
+	zero := Stats{AdID: 9}
+	b, _ := json.Marshal(statsView(&zero, FieldUniqueViewers|1<<1))
+	if !strings.HasSuffix(string(b), `"clicks":0,"unique_viewers":0}`) || strings.Contains(string(b), "impressions") {
+		t.Fatalf("zeros asked for: %s", b)
+	}
+	if (Metrics{Clicks: 5, UniqueViewers: 6, P50PlaybackSeconds: 1}).mask(1<<1) != (Metrics{Clicks: 5}) {
+		t.Fatal("mask")
 	}
 }

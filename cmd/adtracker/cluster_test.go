@@ -167,7 +167,7 @@ func TestClusterTwoIngestNodes(t *testing.T) {
 
 	from := started.Add(-time.Hour).UTC().Truncate(time.Hour)
 	to := time.Now().Add(time.Hour).UTC().Truncate(time.Hour)
-	resp, err := http.Get(fmt.Sprintf("%s/ads/analytics?start=%s&end=%s&limit=1000", a.url, from.Format(time.RFC3339), to.Format(time.RFC3339)))
+	resp, err := http.Get(fmt.Sprintf("%s/ads/analytics?start=%s&end=%s&limit=1000&fields=all", a.url, from.Format(time.RFC3339), to.Format(time.RFC3339)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -199,7 +199,7 @@ func TestClusterTwoIngestNodes(t *testing.T) {
 		}
 	}
 	// One ad's per-minute series through the Distributed minute rollup: the same points.
-	resp, err = http.Get(fmt.Sprintf("%s/ads/%d/timeseries?start=%s&end=%s&interval=minute", a.url, want[0].AdID, from.Format(time.RFC3339), to.Format(time.RFC3339)))
+	resp, err = http.Get(fmt.Sprintf("%s/ads/%d/timeseries?start=%s&end=%s&interval=minute&fields=all", a.url, want[0].AdID, from.Format(time.RFC3339), to.Format(time.RFC3339)))
 	if err != nil {
 		t.Fatal(err)
 	}
