@@ -7,11 +7,9 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/adtracker/adtracker/config"
+	"github.com/adtracker/adtracker/ingest/pipeline"
+	"github.com/adtracker/adtracker/ingest/ring"
 )
-
-// slotBytes is the ring's slot size (pipeline.Defaults().SlotSize): an in-memory ring lives in the Go heap, so its size is added to
-// the limit rather than taken out of the budget for everything else.
-const slotBytes = 512
 
 // applyMemoryLimit sets the Go runtime's soft memory limit from ingest.memory_limit, unless GOMEMLIMIT is set (the runtime has
 // already applied it, and an operator's explicit choice wins). It returns the limit in force, -1 for none.
@@ -31,7 +29,8 @@ func applyMemoryLimit(cfg *config.Config, log *zap.Logger) int64 {
 		return -1
 	}
 	if !cfg.Ingest.Durable {
-		limit += int64(cfg.Ingest.RingCapacity) * slotBytes
+		// An in-memory ring lives in the Go heap: its size is added to the limit rather than taken out of the budget for the rest.
+		limit += ring.Options{Capacity: cfg.Ingest.RingCapacity, SlotSize: pipeline.Defaults().SlotSize}.Bytes()
 	}
 	debug.SetMemoryLimit(limit)
 	return limit

@@ -31,7 +31,7 @@ func TestApplyMemoryLimit(t *testing.T) {
 	}
 	f("", 64<<20, true, 32768, 64<<20)
 	// The in-memory ring lives in the heap: its bytes are added, not taken from the rest.
-	f("", 64<<20, false, 32768, 64<<20+32768*512)
+	f("", 64<<20, false, 262144, 64<<20+16<<20+4096)
 	f("", 0, true, 32768, -1)
 	// An explicit GOMEMLIMIT wins; the runtime parsed it at start, so what is in force (here: the value set above) is kept.
 	f("1GiB", 64<<20, true, 32768, math.MaxInt64)

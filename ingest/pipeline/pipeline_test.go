@@ -352,8 +352,9 @@ func BenchmarkEnqueue(b *testing.B) {
 	cfg.Dir = b.TempDir()
 	cfg.BatchSize = 10000
 	// A ring with room for a few hundred ms of this rate, so producers measure the enqueue path, not spinning on a full ring while
-	// the batcher catches up (with the 32768-slot default they spent most of the time refused: 853 ns/op against 267).
-	cfg.RingCapacity = 1 << 17
+	// the batcher catches up (with the 32768-slot default they spent most of the time refused: 853 ns/op against 267). This event
+	// encodes to 67 bytes, 2 slots of 56: 131k events, as many as the 1<<17 slots of 512 bytes this benchmark had before.
+	cfg.RingCapacity = 1 << 18
 	sink := &nopSink{}
 	p, err := Open(cfg, sink, nil)
 	if err != nil {
@@ -407,4 +408,26 @@ func TestRetryAfterCrashIsDuplicate(t *testing.T) {
 	if n, d := sink.count(); n != 50 || d != 0 {
 		t.Fatalf("stored %d, %d twice", n, d)
 	}
+}
+
+// A ring geometry whose largest record is shorter than the largest event would refuse some events with ErrTooLarge at run time;
+// Open refuses it instead.
+func TestRingTooSmallForEvents(t *testing.T) {
+	f := func(capacity, slotSize int, ok bool) {
+		t.Helper()
+		cfg := testConfig(t)
+		cfg.RingCapacity, cfg.SlotSize = capacity, slotSize
+		p, err := Open(cfg, newFake(), nil)
+		if (err == nil) != ok {
+			t.Fatalf("ring %d × %d: err %v", capacity, slotSize, err)
+		}
+		if p != nil {
+			p.Close(context.Background())
+		}
+	}
+	// A record may take half the slots: MaxRecord = capacity/2 × slot size − 8; events need ingest.MaxBinaryLen (451).
+	f(32, 56, true)  // 888
+	f(16, 56, false) // 440
+	f(2, 512, true)  // 504
+	f(2, 256, false) // 248
 }
