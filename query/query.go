@@ -486,7 +486,9 @@ type row struct {
 
 // dest returns the scan destinations of aggregates(f), after the first columns given.
 func (r *row) dest(f Fields, first ...any) []any {
-	d := append(first, &r.impressions, &r.clicks, &r.starts, &r.q1, &r.mid, &r.q3, &r.completes, &r.playbackSum, &r.playbackCount)
+	d := make([]any, 0, len(first)+11)
+	d = append(d, first...)
+	d = append(d, &r.impressions, &r.clicks, &r.starts, &r.q1, &r.mid, &r.q3, &r.completes, &r.playbackSum, &r.playbackCount)
 	if f.uniques() {
 		d = append(d, &r.viewers)
 	}

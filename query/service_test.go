@@ -216,7 +216,7 @@ func TestService(t *testing.T) {
 					t.Fatalf("%s top by %s limit %d: %d ads with the default fields, %d with all", rc.name, key, limit, len(def), len(top))
 				}
 				for i := range def {
-					if w := top[i]; def[i].AdID != w.AdID || !def[i].From.Equal(w.From) || !def[i].To.Equal(w.To) || def[i].Metrics != w.Metrics.mask(DefaultFields) {
+					if w := top[i]; def[i].AdID != w.AdID || !def[i].From.Equal(w.From) || !def[i].To.Equal(w.To) || def[i].Metrics != w.mask(DefaultFields) {
 						t.Fatalf("%s top by %s limit %d item %d: default fields %+v, all %+v", rc.name, key, limit, i, def[i], w)
 					}
 				}

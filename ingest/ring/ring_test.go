@@ -428,7 +428,9 @@ func TestRecoverV1File(t *testing.T) {
 		}
 		return r
 	}
-	f().Close() // "killed" before Reset
+	if err := f().Close(); err != nil { // "killed" before Reset
+		t.Fatal(err)
+	}
 	r := f()
 	r.Reset()
 	mustEnqueue(t, r, rec(1, 100))

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"strings"
+	"syscall"
 	"time"
 
 	ch "github.com/ClickHouse/clickhouse-go/v2"
@@ -89,8 +90,18 @@ type writeDeadlineConn struct {
 	timeout time.Duration
 }
 
+// SyscallConn exposes the socket: before reusing an idle connection the driver peeks at it for an EOF (a server that restarted
+// closed it), and it can only do that through syscall.Conn. Hiding it made the first query after a restart fail.
+func (c *writeDeadlineConn) SyscallConn() (syscall.RawConn, error) {
+	sc, ok := c.Conn.(syscall.Conn)
+	if !ok {
+		return nil, errors.ErrUnsupported
+	}
+	return sc.SyscallConn()
+}
+
 func (c *writeDeadlineConn) Write(p []byte) (int, error) {
-	if err := c.Conn.SetWriteDeadline(time.Now().Add(c.timeout)); err != nil {
+	if err := c.SetWriteDeadline(time.Now().Add(c.timeout)); err != nil {
 		return 0, err
 	}
 	return c.Conn.Write(p)

@@ -213,3 +213,25 @@ func TestErrorClassification(t *testing.T) {
 		t.Fatalf("dead server: %#v", err)
 	}
 }
+
+// After the server restarts, the pool's idle connections are dead; the driver must notice before it reuses one (it peeks at the
+// socket, through syscall.Conn, which our connection wrapper has to pass on), so the first query after the restart succeeds.
+func TestFirstQueryAfterServerRestart(t *testing.T) {
+	chp := testenv.StartClickHouse(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	db, err := Open(ctx, Config{Addr: chp.Addr, Database: "default"}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if err := db.Ping(ctx); err != nil {
+		t.Fatal(err)
+	}
+	chp.Kill()
+	chp.Start()
+	var one uint8
+	if err := db.Conn.QueryRow(ctx, "SELECT 1").Scan(&one); err != nil || one != 1 {
+		t.Fatalf("first query after a restart: %v (the pool reused a dead connection)", err)
+	}
+}
