@@ -653,15 +653,21 @@ func WithSort(f Fields, sort string) Fields {
 // topCounts answers a top list whose figures f need no state: the ranking query of topIDs with the counts kept.
 func (s *Service) topCounts(ctx context.Context, p plan, r Range, order string, limit int, f Fields) ([]Stats, error) {
 	var b builder
+	s.ranking(&b, p, order, limit)
+	return s.scanTop(ctx, &b, r, f)
+}
+
+// ranking writes the query that ranks ads in p by order (an expression over the count aggregates alone) and keeps the first limit,
+// with their counts: the whole answer of a top list without state figures, and the first step of one with them.
+func (s *Service) ranking(b *builder, p plan, order string, limit int) {
 	b.sql.WriteString("SELECT ad_id, ")
 	b.sql.WriteString(countAggregates)
 	b.sql.WriteString(" FROM ")
-	s.source(&b, p, 0, nil, countColumns, nil)
+	s.source(b, p, 0, nil, countColumns, nil)
 	b.sql.WriteString(" GROUP BY ad_id ORDER BY ")
 	b.sql.WriteString(order)
 	b.sql.WriteString(" DESC, ad_id ASC LIMIT ?")
 	b.args = append(b.args, limit)
-	return s.scanTop(ctx, &b, r, f)
 }
 
 // scanTop runs a top list's query (ad_id, then aggregates(f)) and returns its rows in order.
@@ -686,14 +692,9 @@ func (s *Service) scanTop(ctx context.Context, b *builder, r Range, f Fields) ([
 // topIDs returns the ids of the first limit ads in p by order, an expression over the count aggregates alone.
 func (s *Service) topIDs(ctx context.Context, p plan, order string, limit int) ([]uint64, error) {
 	var b builder
-	b.sql.WriteString("SELECT ad_id FROM (SELECT ad_id, ")
-	b.sql.WriteString(countAggregates)
-	b.sql.WriteString(" FROM ")
-	s.source(&b, p, 0, nil, countColumns, nil)
-	b.sql.WriteString(" GROUP BY ad_id ORDER BY ")
-	b.sql.WriteString(order)
-	b.sql.WriteString(" DESC, ad_id ASC LIMIT ?)")
-	b.args = append(b.args, limit)
+	b.sql.WriteString("SELECT ad_id FROM (")
+	s.ranking(&b, p, order, limit)
+	b.sql.WriteString(")")
 	rows, err := s.DB.Query(ctx, b.sql.String(), b.args...)
 	if err != nil {
 		return nil, err
