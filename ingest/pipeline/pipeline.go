@@ -127,6 +127,7 @@ type Pipeline struct {
 type job struct {
 	b        ingest.Batch
 	from, to uint64 // ring positions to release
+	records  int    // ring records read into the job, duplicates included
 }
 
 // Open recovers what a previous process left (ring file → spill), and starts the batcher, the inserters and the replayer.
@@ -325,8 +326,10 @@ func (p *Pipeline) batcher() {
 				j = p.newJob()
 				j.b.Reset()
 				j.from = from
+				j.records = 0
 				started = time.Now()
 			}
+			j.records++
 			j.to = to // the claim's slots, with any padding before the record: released with the batch
 			if p.dedup.seen(data) {
 				duplicatesDropped.Inc()
@@ -335,7 +338,10 @@ func (p *Pipeline) batcher() {
 				// A reference, not a copy: the slots are not released before the batch is stored, spilled or dead-lettered.
 				j.b.AppendRef(data)
 			}
-			if j.b.N >= p.cfg.BatchSize {
+			// Duplicates count too: they hold ring slots until their job is released, and a client replaying one id in a
+			// loop would otherwise fill the ring with a batch that never reaches BatchSize (everyone gets 503 until the
+			// flush interval).
+			if j.records >= p.cfg.BatchSize { // ≥ j.b.N
 				flush()
 			}
 			continue

@@ -431,3 +431,38 @@ func TestRingTooSmallForEvents(t *testing.T) {
 	f(2, 512, true)  // 504
 	f(2, 256, false) // 248
 }
+
+// A client replaying the same event_id in a loop must not fill the ring: the duplicates are dropped, but they hold ring slots until
+// their job is released, so the job has to leave when it has read BatchSize records, not only BatchSize new events. With a flush
+// interval of an hour nothing else would release them.
+func TestDuplicatesDoNotHoldTheRing(t *testing.T) {
+	sink := newFake()
+	cfg := testConfig(t)
+	cfg.FlushInterval = time.Hour
+	p, err := Open(cfg, sink, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close(context.Background())
+	const copies = 20 * (1 << 12) // many times what the ring holds
+	refused := 0
+	for i := 0; i < copies; {
+		err := p.Enqueue(event(7, true))
+		switch {
+		case err == nil:
+			i++
+			refused = 0
+		case errors.Is(err, ErrFull):
+			if refused++; refused > 5000 { // 5 s of a full ring with nothing stored to wait for
+				t.Fatalf("ring full after %d copies of one event_id (%d duplicates dropped): duplicates hold the ring", i, p.Duplicates.Load())
+			}
+			time.Sleep(time.Millisecond)
+		default:
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, "duplicates counted", func() bool { return p.Duplicates.Load() == copies-1 })
+	if n, d := sink.count(); n != 1 || d != 0 {
+		t.Fatalf("stored %d distinct ids, %d more than once; want the one event once", n, d)
+	}
+}
