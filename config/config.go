@@ -135,7 +135,7 @@ var Settings = []Setting{
 	{"admin.token", "", "bearer token for the admin API; empty disables admin routes"},
 	{"migrate.on_start", true, "apply pending migrations when serve starts"},
 	{"ingest.data_dir", ".data/ingest", "ring file, spill segments and dead letters"},
-	{"ingest.batch_size", 24576, "rows per ClickHouse insert (sent in 8192-row chunks, so the inserter's memory does not grow with it; the ring holds the batch until it is stored)"},
+	{"ingest.batch_size", 24576, "rows per ClickHouse insert (sent in 2048-row chunks, so the inserter's memory does not grow with it; the ring holds the batch until it is stored)"},
 	{"ingest.flush_interval", "500ms", "longest a partial batch waits before it is inserted"},
 	{"ingest.inserters", 1, "parallel ClickHouse inserts (each holds a batch in memory and in the ring)"},
 	{"ingest.insert_timeout", "10s", "an insert slower than this is abandoned and its batch spilled"},
