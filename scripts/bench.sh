@@ -600,7 +600,7 @@ report() {
 	EOF
 		if [ -s "$RES/perf_self.txt" ]; then
 			cat <<-EOF
-	\`perf record -F 499 -g -p <adtracker pid>\` for the whole single-event run (adtracker has no pprof endpoint). Where adtracker's CPU
+	\`perf record -F 499 -g -p <adtracker pid>\` for the whole single-event run (perf, not `debug.pprof_addr`, because it also sees the kernel). Where adtracker's CPU
 	went, by component: inclusive share of its samples, and that share of its $(cpu_per_m single) CPU seconds per million events
 	as microseconds per event (components nest: the handler is inside the router, decode and enqueue inside the handler).
 
@@ -621,9 +621,9 @@ report() {
 	metrics middleware (wraps the handler)|server\.\(\*Server\)\.build\.\(\*Server\)\.instrument\.func[0-9]+$
 	ingest handler (single event)|ingest\.\(\*Handlers\)\.Register\.\(\*Handlers\)\.single\.func[0-9]+$
 	JSON decode|ingest\.\(\*Decoder\)\.DecodeJSON$
-	enqueue: encode + ring slot|pipeline\.\(\*Pipeline\)\.Enqueue$
+	enqueue: encode + ring record|pipeline\.\(\*Pipeline\)\.Enqueue$
 	batcher (ring → batch)|pipeline\.\(\*Pipeline\)\.batcher$
-	duplicate window (map)|pipeline\.\(\*window\)\.seen$
+	duplicate window (open-addressing table)|pipeline\.\(\*window\)\.seen$
 	inserter (ClickHouse client)|pipeline\.\(\*Pipeline\)\.inserter$
 	LZ4 compression|lz4block\.\(\*Compressor\)\.CompressBlock$
 	ring file msync|pipeline\.\(\*Pipeline\)\.syncer$
