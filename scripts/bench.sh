@@ -600,7 +600,7 @@ report() {
 	EOF
 		if [ -s "$RES/perf_self.txt" ]; then
 			cat <<-EOF
-	\`perf record -F 499 -g -p <adtracker pid>\` for the whole single-event run (perf, not `debug.pprof_addr`, because it also sees the kernel). Where adtracker's CPU
+	\`perf record -F 499 -g -p <adtracker pid>\` for the whole single-event run (perf, not \`debug.pprof_addr\`, because it also sees the kernel). Where adtracker's CPU
 	went, by component: inclusive share of its samples, and that share of its $(cpu_per_m single) CPU seconds per million events
 	as microseconds per event (components nest: the handler is inside the router, decode and enqueue inside the handler).
 
