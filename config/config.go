@@ -139,7 +139,7 @@ var Settings = []Setting{
 	{"ingest.flush_interval", "500ms", "longest a partial batch waits before it is inserted"},
 	{"ingest.inserters", 1, "parallel ClickHouse inserts (each holds a batch in memory and in the ring)"},
 	{"ingest.insert_timeout", "10s", "an insert slower than this is abandoned and its batch spilled"},
-	{"ingest.ring_capacity", 262144, "ring slots (power of two); 64 bytes each in the ring file (262144 = 16 MiB); an event takes ceil((8 + encoded size) / 56) slots, ~4 for typical events, at most 9; keep it ≥ 8 × batch_size × inserters"},
+	{"ingest.ring_capacity", 262144, "ring slots (power of two); 64 bytes each in the ring file (262144 = 16 MiB); an event takes ceil((8 + encoded size) / 56) slots, ~4 for typical events, at most 9; a batch also leaves once it spans half the ring, so keep it ≥ 8 × batch_size for full batches"},
 	{"ingest.spill_max_bytes", int64(1 << 30), "spill quota; past it new events get 503 + Retry-After"},
 	{"ingest.fsync_interval", "1s", "how often the ring file and spill are flushed to disk (bounds loss on a machine crash)"},
 	{"ingest.dedup_window", 262144, "client event_ids remembered to drop retried duplicates"},

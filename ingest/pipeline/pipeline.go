@@ -341,7 +341,10 @@ func (p *Pipeline) batcher() {
 			// Duplicates count too: they hold ring slots until their job is released, and a client replaying one id in a
 			// loop would otherwise fill the ring with a batch that never reaches BatchSize (everyone gets 503 until the
 			// flush interval).
-			if j.records >= p.cfg.BatchSize { // ≥ j.b.N
+			// And a job leaves once it spans half the ring, whatever BatchSize says: a batch stays in the ring until it is
+			// stored, so one that cannot fit beside the batch being inserted would fill the ring and hold every producer at 503
+			// until the flush interval (a ring configured smaller than two batches, or events longer than the defaults assume).
+			if j.records >= p.cfg.BatchSize || j.to-j.from >= uint64(p.ring.Cap()/2) { // records ≥ j.b.N
 				flush()
 			}
 			continue

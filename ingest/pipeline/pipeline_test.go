@@ -466,3 +466,40 @@ func TestDuplicatesDoNotHoldTheRing(t *testing.T) {
 		t.Fatalf("stored %d distinct ids, %d more than once; want the one event once", n, d)
 	}
 }
+
+// A ring too small for two batches (a configuration that counts events where it should count slots, or events longer than the
+// defaults assume) must still move: a batch leaves once it spans half the ring, instead of filling the ring and holding every
+// producer at 503 until the flush interval, here an hour.
+func TestRingSmallerThanABatchStillFlows(t *testing.T) {
+	sink := newFake()
+	cfg := testConfig(t)
+	cfg.FlushInterval = time.Hour
+	cfg.BatchSize = 1 << 20 // far more events than the 4096-slot ring holds
+	p, err := Open(cfg, sink, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close(context.Background())
+	const n = 20000
+	refused := 0
+	for i := 0; i < n; {
+		err := p.Enqueue(event(i, true))
+		switch {
+		case err == nil:
+			i++
+			refused = 0
+		case errors.Is(err, ErrFull):
+			if refused++; refused > 5000 {
+				t.Fatalf("ring full for 5 s after %d events with %d stored: a batch larger than the ring holds it", i, p.Inserted.Load())
+			}
+			time.Sleep(time.Millisecond)
+		default:
+			t.Fatal(err)
+		}
+	}
+	// The last, partial batch waits for the flush interval; everything before it is stored.
+	waitFor(t, "batches stored", func() bool { return p.Inserted.Load() >= n-int64(p.ring.Cap()) })
+	if _, d := sink.count(); d != 0 {
+		t.Fatalf("%d events stored twice", d)
+	}
+}
