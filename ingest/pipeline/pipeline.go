@@ -79,14 +79,12 @@ type Config struct {
 // Defaults returns the configuration the server starts with.
 func Defaults() Config {
 	return Config{
-		// 32 MiB of ring file (64 bytes per slot with its sequence word) holding ~126k events of the load generator's traffic
-		// (~200 encoded bytes: 4.2 slots), room for two batches. 56 rather than 64 keeps the file a power of two; against 248
-		// (one slot for events up to 240 bytes, 4 % denser on that traffic) it degrades gently with longer events
-		// (TestRingDensity). Batches of 49152 with this ring beat 24576 with half of it by ~20 % in batch runs at the same
-		// peak RSS (BENCHMARKS.md, session 3), because larger inserts cost ClickHouse less per event.
-		RingCapacity:  1 << 19,
+		// 16 MiB of ring file (64 bytes per slot with its sequence word) holding ~64k events of the load generator's traffic
+		// (~200 encoded bytes: 4.2 slots). 56 rather than 64 keeps the file a power of two; against 248 (one slot for events up
+		// to 240 bytes, 4 % denser on that traffic) it degrades gently with longer events (TestRingDensity).
+		RingCapacity:  1 << 18,
 		SlotSize:      56,
-		BatchSize:     49152,
+		BatchSize:     24576,
 		FlushInterval: 500 * time.Millisecond,
 		Inserters:     1,
 		InsertTimeout: 10 * time.Second,
