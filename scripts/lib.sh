@@ -101,10 +101,20 @@ port_listening() {
 	(exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
 }
 
-# free_port FROM: the first port from FROM on that nobody listens on (a benchmark must never load someone else's server).
+# port_in_use PORT: a socket on this machine has PORT as its local port in any state. A server that stopped a moment ago leaves
+# TIME_WAIT connections on its port, and a new server (ClickHouse) then fails to bind it: "Address already in use".
+port_in_use() {
+	if command -v ss >/dev/null; then
+		[ -n "$(ss -Htan "sport = :$1" 2>/dev/null)" ] && return 0
+	fi
+	port_listening "$1"
+}
+
+# free_port FROM: the first port from FROM on that no socket uses (a benchmark must never load someone else's server, nor fail
+# to bind a port a previous run's server left in TIME_WAIT).
 free_port() {
 	local p="$1"
-	while port_listening "$p"; do p=$((p + 1)); done
+	while port_in_use "$p"; do p=$((p + 1)); done
 	echo "$p"
 }
 
