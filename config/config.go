@@ -37,11 +37,12 @@ type Config struct {
 		MaxClients int      `mapstructure:"max_clients"`
 	} `mapstructure:"ratelimit"`
 	ClickHouse struct {
-		Addr     string `mapstructure:"addr"`
-		Database string `mapstructure:"database"`
-		Username string `mapstructure:"username"`
-		Password string `mapstructure:"password"`
-		Cluster  string `mapstructure:"cluster"`
+		Addr        string `mapstructure:"addr"`
+		Database    string `mapstructure:"database"`
+		Username    string `mapstructure:"username"`
+		Password    string `mapstructure:"password"`
+		Cluster     string `mapstructure:"cluster"`
+		Compression string `mapstructure:"compression"`
 	} `mapstructure:"clickhouse"`
 	Postgres struct {
 		DSN string `mapstructure:"dsn"`
@@ -129,6 +130,7 @@ var Settings = []Setting{
 	{"clickhouse.username", "default", "ClickHouse user"},
 	{"clickhouse.password", "", "ClickHouse password"},
 	{"clickhouse.cluster", "", "remote_servers cluster name: replicated tables + Distributed tables (docs/scaling.md); empty = one server"},
+	{"clickhouse.compression", "auto", "native protocol compression: lz4, none, or auto (none when every address is loopback, lz4 otherwise)"},
 	{"postgres.dsn", "postgres://adtracker:adtracker@127.0.0.1:5432/adtracker?sslmode=disable", "Postgres connection string"},
 	{"log.level", "info", "debug, info, warn or error"},
 	{"log.format", "json", "json or console"},
@@ -217,6 +219,8 @@ func (c *Config) validate() error {
 		return fmt.Errorf("config: log.format must be json or console, not %q", c.Log.Format)
 	case c.Ingest.RingCapacity < 2 || c.Ingest.RingCapacity&(c.Ingest.RingCapacity-1) != 0:
 		return fmt.Errorf("config: ingest.ring_capacity must be a power of two, not %d", c.Ingest.RingCapacity)
+	case c.ClickHouse.Compression != "auto" && c.ClickHouse.Compression != "lz4" && c.ClickHouse.Compression != "none":
+		return fmt.Errorf("config: clickhouse.compression must be auto, lz4 or none, not %q", c.ClickHouse.Compression)
 	case c.Ingest.BatchSize < 1:
 		return fmt.Errorf("config: ingest.batch_size must be positive")
 	case c.Ingest.FlushInterval <= 0:

@@ -59,6 +59,7 @@ func TestBadConfig(t *testing.T) {
 	f("http: [unclosed\n", "not valid YAML")
 	f("log:\n  format: xml\n", "log.format")
 	f("ingest:\n  ring_capacity: 1000\n", "power of two")
+	f("clickhouse:\n  compression: zstd\n", "clickhouse.compression must be auto, lz4 or none")
 	f("ingest:\n  flush_interval: soon\n", "flush_interval")
 	f("ratelimit:\n  ingest:\n    rps: -1\n", "ratelimit.ingest")
 	f("ratelimit:\n  query:\n    burst: -5\n", "ratelimit.query")

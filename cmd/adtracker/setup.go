@@ -97,6 +97,7 @@ func (e *env) openClickHouse(ctx context.Context) (*chstore.DB, error) {
 	db, err := chstore.Open(c, chstore.Config{
 		Addr: e.cfg.ClickHouse.Addr, Database: e.cfg.ClickHouse.Database,
 		Username: e.cfg.ClickHouse.Username, Password: e.cfg.ClickHouse.Password, Cluster: e.cfg.ClickHouse.Cluster,
+		Compression:  e.cfg.ClickHouse.Compression,
 		MaxOpenConns: e.cfg.Ingest.Inserters + 6,
 		// A write that makes no progress for an insert's whole budget ends it, so its batch spills (see Config.WriteTimeout).
 		WriteTimeout: e.cfg.Ingest.InsertTimeout,

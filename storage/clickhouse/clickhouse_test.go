@@ -235,3 +235,53 @@ func TestFirstQueryAfterServerRestart(t *testing.T) {
 		t.Fatalf("first query after a restart: %v (the pool reused a dead connection)", err)
 	}
 }
+
+// auto compresses unless every address is loopback; an explicit choice wins.
+func TestCompressionChoice(t *testing.T) {
+	f := func(addr, setting string, lz4 bool) {
+		t.Helper()
+		got := compression(Config{Addr: addr, Compression: setting})
+		if (got != nil) != lz4 || (got != nil && got.Method != ch.CompressionLZ4) {
+			t.Fatalf("compression(%q, %q) = %v, want lz4 %v", addr, setting, got, lz4)
+		}
+	}
+	f("127.0.0.1:9000", "", false)
+	f("127.0.0.1:9000", CompressionAuto, false)
+	f("localhost:9000", CompressionAuto, false)
+	f("[::1]:9000", CompressionAuto, false)
+	f("127.0.0.1:9000, 127.0.0.2:9100", CompressionAuto, false)
+	f("clickhouse:9000", CompressionAuto, true)
+	f("10.0.0.7:9000", CompressionAuto, true)
+	f("127.0.0.1:9000,10.0.0.7:9000", CompressionAuto, true)
+	f("127.0.0.1:9000", CompressionLZ4, true)
+	f("clickhouse:9000", CompressionNone, false)
+}
+
+// Both wire forms store the same rows on 18.16: tests on loopback run uncompressed by default, so LZ4 gets its own insert.
+func TestInsertWithEachCompression(t *testing.T) {
+	for _, mode := range []string{CompressionLZ4, CompressionNone} {
+		addr, database := testenv.ClickHouseDB(t)
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		db, err := Open(ctx, Config{Addr: addr, Database: database, Compression: mode}, true)
+		if err != nil {
+			cancel()
+			t.Fatal(err)
+		}
+		files, err := migrations.ClickHouse()
+		if err == nil {
+			_, err = db.Migrate(ctx, files)
+		}
+		if err == nil {
+			err = NewSink(db).insert(ctx, randomBatch(5000), 2048)
+		}
+		var n, uas uint64
+		if err == nil {
+			err = db.Conn.QueryRow(ctx, "SELECT count(), uniqExact(user_agent) FROM events").Scan(&n, &uas)
+		}
+		db.Close()
+		cancel()
+		if err != nil || n != 5000 || uas != 5000 {
+			t.Fatalf("%s: %d rows, %d distinct user agents, %v; want 5000 of each", mode, n, uas, err)
+		}
+	}
+}
