@@ -22,7 +22,7 @@ type VerifyConfig struct {
 	Timeout   time.Duration // longest wait for the pipeline to drain (default 2 min)
 	Stall     time.Duration // give up when the count has not grown for this long while short (default 30 s)
 	Settle    time.Duration // after the count is reached, how long it must stay unchanged (late duplicates) (default 1 s)
-	Poll      time.Duration // default 500 ms
+	Poll      time.Duration // default 100 ms: the drain is timed to the poll that saw the last rows, so this is its resolution
 	ClockSkew time.Duration // how far the server's clock may be behind ours (default 5 s)
 	Progress  io.Writer
 }
@@ -76,7 +76,7 @@ func Verify(ctx context.Context, vc VerifyConfig, r *Result) (*VerifyResult, err
 		vc.Settle = time.Second
 	}
 	if vc.Poll <= 0 {
-		vc.Poll = 500 * time.Millisecond
+		vc.Poll = 100 * time.Millisecond
 	}
 	if vc.ClockSkew <= 0 {
 		vc.ClockSkew = 5 * time.Second
