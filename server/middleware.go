@@ -88,10 +88,10 @@ func (s *Server) instrument(rt *route, class ratelimit.Class, h fasthttp.Request
 	}
 }
 
-// serve is the middleware around routing. Per request: two clock reads, a few header writes into fasthttp's reused buffers, atomic
+// serve is the middleware around routing. Per request: one clock read, a few header writes into fasthttp's reused buffers, atomic
 // metric updates. No lock (the rate limiter's per-shard mutex aside) and no allocation.
 func (s *Server) serve(ctx *fasthttp.RequestCtx, inner fasthttp.RequestHandler) {
-	start := time.Now()
+	start := ctx.Time() // fasthttp read the clock right before calling us; a clock read is ~1 % of a request here (VM clock)
 	s.metrics.inFlight.Inc()
 	s.rid.set(ctx)
 	inner(ctx)
