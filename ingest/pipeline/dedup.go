@@ -42,6 +42,9 @@ const (
 	offFlags = 18
 )
 
+// posMask selects a table entry's FIFO position + 1; the upper 32 bits are the id's hash.
+const posMask = 1<<32 - 1
+
 func (w *window) hash(id *ingest.UUID) uint32 { return uint32(maphash.Bytes(w.seed, id[:])) }
 
 // seen reports whether the encoded event carries a client event_id already in the window, and remembers it when not.
@@ -54,7 +57,7 @@ func (w *window) seen(rec []byte) bool {
 	h := w.hash(&id)
 	i := uint64(h) & w.mask
 	for e := w.table[i]; e != 0; e = w.table[i] {
-		if uint32(e>>32) == h && w.fifo[uint32(e)-1] == id {
+		if e>>32 == uint64(h) && w.fifo[e&posMask-1] == id {
 			return true
 		}
 		i = (i + 1) & w.mask
@@ -79,9 +82,9 @@ func (w *window) seen(rec []byte) bool {
 
 // evict deletes the table entry of FIFO position pos with backward-shift deletion, so no tombstones accumulate and lookups stay short.
 func (w *window) evict(pos int) {
-	ref := uint32(pos + 1)
+	ref := uint64(pos + 1)
 	i := uint64(w.hash(&w.fifo[pos])) & w.mask
-	for uint32(w.table[i]) != ref {
+	for w.table[i]&posMask != ref {
 		if w.table[i] == 0 {
 			return
 		}
