@@ -507,31 +507,31 @@ func TestRingSmallerThanABatchStillFlows(t *testing.T) {
 // When the input pauses, a partial batch of at least a quarter of BatchSize leaves at once instead of waiting out FlushInterval
 // (here an hour); a smaller one keeps waiting, so sparse traffic does not become a stream of tiny inserts.
 func TestIdleFlush(t *testing.T) {
-	f := func(n int, wantStored bool) {
+	open := func(flushInterval time.Duration) (*Pipeline, *fakeSink) {
 		t.Helper()
 		sink := newFake()
 		cfg := testConfig(t)
-		cfg.FlushInterval = time.Hour
+		cfg.FlushInterval = flushInterval
 		cfg.BatchSize = 400
 		p, err := Open(cfg, sink, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer p.Close(context.Background())
+		t.Cleanup(func() { p.Close(context.Background()) })
+		return p, sink
+	}
+	f := func(n int, wantStored bool) {
+		t.Helper()
+		p, sink := open(time.Hour)
 		enqueueN(t, p, 0, n, true)
-		deadline := time.Now().Add(5 * time.Second)
+		within := 5 * time.Second
 		if !wantStored {
 			// Ten times the idle pause: long enough for an idle flush to have happened if the rule allowed one.
-			deadline = time.Now().Add(10 * idleFlushNaps * time.Millisecond)
+			within = 10 * idleFlushNaps * time.Millisecond
 		}
-		for time.Now().Before(deadline) {
-			if got, _ := sink.count(); got == n {
-				break
-			}
-			time.Sleep(time.Millisecond)
-		}
-		if got, _ := sink.count(); (got == n) != wantStored {
-			t.Fatalf("%d events with BatchSize %d: %d stored after the input paused, want stored=%v", n, cfg.BatchSize, got, wantStored)
+		if storedWithin(sink, n, within) != wantStored {
+			got, _ := sink.count()
+			t.Fatalf("%d events with BatchSize 400: %d stored after the input paused, want stored=%v", n, got, wantStored)
 		}
 	}
 	f(100, true) // a quarter of the batch
@@ -540,33 +540,30 @@ func TestIdleFlush(t *testing.T) {
 	f(1, false)
 
 	// A small batch after a FlushInterval without inserts leaves at the pause too; the next small one waits its FlushInterval.
-	sink := newFake()
-	cfg := testConfig(t)
-	cfg.FlushInterval = 2 * time.Second
-	cfg.BatchSize = 400
-	p, err := Open(cfg, sink, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close(context.Background())
-	waitStored := func(n int, within time.Duration) bool {
-		for end := time.Now().Add(within); time.Now().Before(end); time.Sleep(time.Millisecond) {
-			if got, _ := sink.count(); got >= n {
-				return true
-			}
-		}
-		return false
-	}
-	time.Sleep(cfg.FlushInterval + 100*time.Millisecond)
+	const interval = 2 * time.Second
+	p, sink := open(interval)
+	time.Sleep(interval + 100*time.Millisecond)
 	enqueueN(t, p, 0, 10, true)
-	if !waitStored(10, cfg.FlushInterval/2) {
+	if !storedWithin(sink, 10, interval/2) {
 		t.Fatal("a small batch after a quiet FlushInterval was not inserted at the pause")
 	}
 	enqueueN(t, p, 10, 10, true)
-	if waitStored(20, cfg.FlushInterval/4) {
+	if storedWithin(sink, 20, interval/4) {
 		t.Fatal("a second small batch right after an insert did not wait for FlushInterval")
 	}
-	if !waitStored(20, 2*cfg.FlushInterval) {
+	if !storedWithin(sink, 20, 2*interval) {
 		t.Fatal("the second small batch was not inserted after FlushInterval")
+	}
+}
+
+// storedWithin polls the sink until it holds at least n distinct events or d has passed.
+func storedWithin(sink *fakeSink, n int, d time.Duration) bool {
+	for end := time.Now().Add(d); ; time.Sleep(time.Millisecond) {
+		if got, _ := sink.count(); got >= n {
+			return true
+		}
+		if time.Now().After(end) {
+			return false
+		}
 	}
 }
