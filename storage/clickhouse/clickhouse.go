@@ -20,12 +20,23 @@ type Config struct {
 	Database string
 	// Cluster is a remote_servers cluster name: migrations run ON CLUSTER with the cluster form of the schema, inserts go through
 	// the Distributed events table synchronously, and the stored-event check reads every replica (cluster.go). Empty: one server.
-	Cluster      string
-	Username     string
-	Password     string
+	Cluster  string
+	Username string
+	Password string
+	// ReadConns sizes the read pool (DB.Conn: analytics, migrations, the stored-event check, Ping); default 8. WriteConns sizes
+	// the write pool that only the sink's inserts and Sink.Ping use; default 2. Separate pools mean slow reads can hold every
+	// read connection without an insert waiting for one: the driver makes a caller wait at most DialTimeout for a free
+	// connection and then fails it, which for an insert means its batch spills.
+	ReadConns  int
+	WriteConns int
+	// MaxOpenConns is the former name of ReadConns, used when ReadConns is 0.
 	MaxOpenConns int
-	DialTimeout  time.Duration
-	ReadTimeout  time.Duration
+	// NodeID names this node in the query id of every insert (adtracker-ins-<node>-<boot>-<seq>); letters, digits and
+	// underscores. It must be the same across restarts of one node and differ between nodes: the late-commit check finds a
+	// previous process's inserts by it (latecommit.go). Empty: a random id per process (tests, tools that do not insert).
+	NodeID      string
+	DialTimeout time.Duration
+	ReadTimeout time.Duration
 	// Compression of the native protocol: "lz4", "none", or "auto"/"" — none when every address is loopback, lz4 otherwise.
 	Compression string
 	// WriteTimeout fails a write to the server that makes no progress for this long (default 10 s). The sink sends a batch in
@@ -34,9 +45,11 @@ type Config struct {
 	WriteTimeout time.Duration
 }
 
-// DB is a connection pool to one database.
+// DB is one database reached through two pools: Conn for reads and write for the sink's inserts.
 type DB struct {
+	// Conn is the read pool: analytics, migrations, the stored-event check and Ping. Inserts never take its connections.
 	Conn     driver.Conn
+	write    driver.Conn // the write pool: only Sink inserts and Sink.Ping
 	Database string
 	version  string
 	cfg      Config
@@ -46,6 +59,28 @@ type DB struct {
 // Cluster returns the configured cluster name, empty for a single server.
 func (db *DB) Cluster() string { return db.cfg.Cluster }
 
+// Pool sizes when Config leaves them 0.
+const (
+	DefaultReadConns  = 8
+	DefaultWriteConns = 2
+)
+
+// withDefaults fills the pool sizes: MaxOpenConns becomes the read pool's size.
+func withDefaults(c Config) Config {
+	if c.ReadConns == 0 {
+		c.ReadConns = c.MaxOpenConns
+	}
+	if c.ReadConns <= 0 {
+		c.ReadConns = DefaultReadConns
+	}
+	if c.WriteConns <= 0 {
+		c.WriteConns = DefaultWriteConns
+	}
+	c.MaxOpenConns = c.ReadConns
+	return c
+}
+
+// options is the driver's configuration of one pool of c.MaxOpenConns connections (withDefaults sets it per pool).
 func options(c Config, database string) *ch.Options {
 	if c.DialTimeout == 0 {
 		c.DialTimeout = 3 * time.Second
@@ -54,7 +89,7 @@ func options(c Config, database string) *ch.Options {
 		c.ReadTimeout = 60 * time.Second
 	}
 	if c.MaxOpenConns == 0 {
-		c.MaxOpenConns = 8
+		c.MaxOpenConns = DefaultReadConns
 	}
 	if c.WriteTimeout == 0 {
 		c.WriteTimeout = 10 * time.Second
@@ -146,8 +181,14 @@ func (c *writeDeadlineConn) Write(p []byte) (int, error) {
 }
 
 // Open connects to the server, creates the database when it is missing (when create is true) and pings it. With a cluster, the
-// cluster must be in the server's remote_servers and the database is created on every node.
+// cluster must be in the server's remote_servers and the database is created on every node. The write pool dials on first use.
 func Open(ctx context.Context, c Config, create bool) (*DB, error) {
+	c = withDefaults(c)
+	if c.NodeID == "" {
+		c.NodeID = randomNodeID()
+	} else if !nodeIDRE.MatchString(c.NodeID) {
+		return nil, fmt.Errorf("clickhouse.node_id %q: use 1-64 letters, digits and underscores", c.NodeID)
+	}
 	if c.Cluster != "" {
 		if err := checkCluster(ctx, c); err != nil {
 			return nil, err
@@ -168,9 +209,16 @@ func Open(ctx context.Context, c Config, create bool) (*DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("clickhouse %s: %w", c.Addr, err)
 	}
-	db := &DB{Conn: conn, Database: c.Database, cfg: c, replicas: &replicaSet{}}
-	if err := db.Ping(ctx); err != nil {
+	wc := c
+	wc.MaxOpenConns = c.WriteConns
+	write, err := ch.Open(options(wc, c.Database)) // lazy: no connection is made until the first insert
+	if err != nil {
 		conn.Close()
+		return nil, fmt.Errorf("clickhouse %s: %w", c.Addr, err)
+	}
+	db := &DB{Conn: conn, write: write, Database: c.Database, cfg: c, replicas: &replicaSet{}}
+	if err := db.Ping(ctx); err != nil {
+		db.Close()
 		return nil, fmt.Errorf("clickhouse %s: %w", c.Addr, err)
 	}
 	return db, nil
@@ -193,13 +241,20 @@ func createDatabase(ctx context.Context, boot driver.Conn, c Config) error {
 	return boot.Exec(ddlContext(ctx, c.Cluster), q)
 }
 
-// Ping checks that the server answers.
+// Ping checks that the server answers, through the read pool: the readiness check, which must not take an insert's connection.
 func (db *DB) Ping(ctx context.Context) error { return db.Conn.Ping(ctx) }
 
-// Close closes the pool (and the replicas' pools the cluster check opened).
+// NodeID returns the node's name in insert query ids.
+func (db *DB) NodeID() string { return db.cfg.NodeID }
+
+// Close closes both pools (and the replicas' pools the cluster check opened).
 func (db *DB) Close() error {
 	db.replicas.close()
-	return db.Conn.Close()
+	werr := db.write.Close()
+	if err := db.Conn.Close(); err != nil {
+		return err
+	}
+	return werr
 }
 
 // Version returns the server version, e.g. "18.16.1" — migrations and queries use it to decide which features exist.

@@ -3,8 +3,10 @@ package clickhouse
 import (
 	"context"
 	"errors"
+	"time"
 	"unsafe"
 
+	ch "github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/google/uuid"
 
@@ -21,11 +23,19 @@ type Sink struct {
 	// times a second, so a pool handed out fresh multi-MB column sets for most inserts. The pipeline runs a few inserts at once, so
 	// a few sets are kept for good; a surplus one is left to the collector.
 	free chan *columns
+	ids  *queryIDs
+	// late holds the query ids of this process's inserts that ended uncertain; see settle.
+	late lateInserts
+	// settleWait is how long settle waits for an earlier insert to end before it tries KILL QUERY.
+	settleWait time.Duration
 }
 
-// NewSink returns a sink over db.
+// defaultSettleWait lets a slow server finish an insert it has all the data of (the usual late commit) before settle kills it.
+const defaultSettleWait = 5 * time.Second
+
+// NewSink returns a sink over db's write pool; its stored-event check uses the read pool.
 func NewSink(db *DB) *Sink {
-	return &Sink{db: db, free: make(chan *columns, 4)}
+	return &Sink{db: db, free: make(chan *columns, 4), ids: newQueryIDs(db.cfg.NodeID), settleWait: defaultSettleWait}
 }
 
 type columns struct {
@@ -106,8 +116,8 @@ func (c *columns) fill(b *ingest.Batch, skip map[ingest.UUID]struct{}, chunk int
 	return send(c)
 }
 
-// Ping checks that ClickHouse answers.
-func (s *Sink) Ping(ctx context.Context) error { return classify("ping", s.db.Ping(ctx), false) }
+// Ping checks that ClickHouse answers on the write pool, the one inserts use.
+func (s *Sink) Ping(ctx context.Context) error { return classify("ping", s.db.write.Ping(ctx), false) }
 
 // insertChunk is how many rows go to the driver at a time. ClickHouse squashes the blocks of one INSERT into one part (up to
 // min_insert_block_size_rows, 1,048,576 by default; checked on 18.16 by TestSinkChunksMakeOnePart), so chunks change nothing in
@@ -119,8 +129,8 @@ func (s *Sink) Ping(ctx context.Context) error { return classify("ping", s.db.Pi
 const insertChunk = 2048
 
 // Insert stores b in one INSERT, sent in chunks of insertChunk rows; ClickHouse applies it to events and to every materialized
-// view when the INSERT ends. A batch marked MaybeStored is first filtered by event_id against what is already stored. Errors are
-// *Error.
+// view when the INSERT ends. A batch marked MaybeStored is first filtered by event_id against what is already stored, once no
+// earlier uncertain insert can still commit (settle). Every INSERT carries its own query id (queryid.go). Errors are *Error.
 //
 // The driver's Flush does not watch the context; a server that stops reading is caught by the connection's write deadline
 // (Config.WriteTimeout), and the context is checked between chunks.
@@ -136,6 +146,17 @@ func (s *Sink) insert(ctx context.Context, b *ingest.Batch, chunk int) error {
 			return err
 		}
 	}
+	id, seq := s.ids.next()
+	err := s.send(ctx, b, skip, chunk, id)
+	var e *Error
+	if errors.As(err, &e) && e.Uncertain {
+		s.late.add(seq)
+	}
+	return err
+}
+
+// send runs one INSERT with query id id.
+func (s *Sink) send(ctx context.Context, b *ingest.Batch, skip map[ingest.UUID]struct{}, chunk int, id string) error {
 	var c *columns
 	select {
 	case c = <-s.free:
@@ -161,7 +182,8 @@ func (s *Sink) insert(ctx context.Context, b *ingest.Batch, chunk int) error {
 		}
 		if batch == nil {
 			var err error
-			if batch, err = s.db.Conn.PrepareBatch(insertContext(ctx, s.db.cfg.Cluster), insertEvents); err != nil {
+			qctx := ch.Context(insertContext(ctx, s.db.cfg.Cluster), ch.WithQueryID(id))
+			if batch, err = s.db.write.PrepareBatch(qctx, insertEvents); err != nil {
 				batch = nil
 				return classify("prepare insert", err, false)
 			}

@@ -13,9 +13,13 @@ import (
 // storedChunk bounds the IN list so the query stays under 18.16's default max_query_size (256 KiB): 2000 UUIDs ≈ 80 KB of text.
 const storedChunk = 2000
 
-// Stored returns the event_ids of b that are already in the events table. It narrows by ad_id and event_time (the sorting key) so it
+// Stored returns the event_ids of b that are already in the events table. It first waits until no insert whose outcome is unknown
+// can still commit (settle, latecommit.go), so the answer is final. It narrows by ad_id and event_time (the sorting key) so it
 // reads only the granules those events could be in.
 func (s *Sink) Stored(ctx context.Context, b *ingest.Batch) (map[ingest.UUID]struct{}, error) {
+	if err := s.settle(ctx); err != nil {
+		return nil, err
+	}
 	ads := map[uint64]struct{}{}
 	var ids []string
 	var minT, maxT int64
