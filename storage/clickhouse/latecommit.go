@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -27,6 +28,14 @@ import (
 //
 // Once an insert is out of system.processes its parts are committed or discarded for good, so the stored check that follows
 // sees its final outcome.
+//
+// Clusters: a current server runs the insert a Distributed table forwards to another shard with the original's id as
+// initial_query_id, so the poll above finds it. 18.16 does not: the forwarded INSERT INTO <db>.events_local is an initial query
+// with a random id. The Distributed insert waits for it, so while ours is listed it is covered; but one that ended by an error
+// (insert_distributed_timeout) may leave its forwarded insert running. So on a cluster, once none of ours is listed, settle also
+// waits for every forwarded-looking insert into this database's events_local that is running at that moment (whoever sent it:
+// they cannot be told apart). Inserts forwarded later cannot belong to an insert that already ended. It does not kill those: they
+// may be another node's live inserts.
 
 // lateKeep bounds the remembered uncertain ids. Past it the oldest are folded into floor: every insert of this process with a
 // sequence number at or below floor counts as uncertain, which is safe (settle waits for a few inserts it need not wait for).
@@ -123,6 +132,7 @@ func (s *Sink) settle(ctx context.Context) error {
 		killAt = start.Add(min(s.settleWait, budget/2))
 	}
 	killed := false
+	var forwarded map[int][]string // cluster only: the forwarded inserts seen once ours were gone; nil until then
 	for {
 		running := map[int][]string{} // host index → ids of interest running there
 		for i, h := range hosts {
@@ -134,11 +144,18 @@ func (s *Sink) settle(ctx context.Context) error {
 				running[i] = ids
 			}
 		}
+		if len(running) == 0 && s.db.cfg.Cluster != "" {
+			var err error
+			if forwarded, err = s.forwardedLeft(ctx, hosts, forwarded); err != nil {
+				return err
+			}
+			running = forwarded
+		}
 		if len(running) == 0 {
 			s.late.forget(seqs, floor)
 			return nil
 		}
-		if !killed && !time.Now().Before(killAt) {
+		if forwarded == nil && !killed && !time.Now().Before(killAt) {
 			killed = true
 			for i, ids := range running {
 				if err := kill(ctx, hosts[i], ids); err != nil {
@@ -192,6 +209,38 @@ func (s *Sink) running(ctx context.Context, h replica) ([]string, error) {
 	}
 	if err := rows.Err(); err != nil {
 		return nil, classify(op, err, false)
+	}
+	return out, nil
+}
+
+// forwardedLeft returns, per host index, the forwarded inserts into events_local (see the comment at the top) that are still running:
+// with seen nil, all that run now; else those of seen that still run. It never returns nil.
+func (s *Sink) forwardedLeft(ctx context.Context, hosts []replica, seen map[int][]string) (map[int][]string, error) {
+	out := map[int][]string{}
+	for i, h := range hosts {
+		if seen != nil && len(seen[i]) == 0 {
+			continue
+		}
+		op := "list forwarded inserts on " + h.addr
+		rows, err := h.conn.Query(ctx, "SELECT query_id FROM system.processes WHERE is_initial_query = 1 AND startsWith(query, 'INSERT INTO ') "+
+			"AND position(query, "+quoteString(s.db.Database)+") > 0 AND position(query, 'events_local') > 0 AND NOT startsWith(query_id, 'adtracker-')")
+		if err != nil {
+			return nil, classify(op, err, false)
+		}
+		for rows.Next() {
+			var id string
+			if err := rows.Scan(&id); err != nil {
+				rows.Close()
+				return nil, classify(op, err, false)
+			}
+			if seen == nil || slices.Contains(seen[i], id) {
+				out[i] = append(out[i], id)
+			}
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, classify(op, err, false)
+		}
 	}
 	return out, nil
 }
