@@ -4,8 +4,10 @@ package config
 import (
 	"bytes"
 	"fmt"
+	"net/url"
 	"os"
 	"reflect"
+	"regexp"
 	"sort"
 	"strings"
 	"time"
@@ -43,6 +45,9 @@ type Config struct {
 		Password    string `mapstructure:"password"`
 		Cluster     string `mapstructure:"cluster"`
 		Compression string `mapstructure:"compression"`
+		ReadConns   int    `mapstructure:"read_conns"`
+		WriteConns  int    `mapstructure:"write_conns"`
+		NodeID      string `mapstructure:"node_id"`
 	} `mapstructure:"clickhouse"`
 	Postgres struct {
 		DSN string `mapstructure:"dsn"`
@@ -131,6 +136,9 @@ var Settings = []Setting{
 	{"clickhouse.password", "", "ClickHouse password"},
 	{"clickhouse.cluster", "", "remote_servers cluster name: replicated tables + Distributed tables (docs/scaling.md); empty = one server"},
 	{"clickhouse.compression", "auto", "native protocol compression: lz4, none, or auto (none when every address is loopback, lz4 otherwise)"},
+	{"clickhouse.read_conns", 8, "connections for reads: analytics, the stored-event check of replays, readiness (docs/clickhouse-writes.md)"},
+	{"clickhouse.write_conns", 0, "connections for inserts only, so slow reads never hold them; 0 = ingest.inserters + 1 (the replayer's)"},
+	{"clickhouse.node_id", "", "this node's name in insert query ids (letters, digits, _), unique per node and kept across restarts; empty = generated once and kept in the file node_id of ingest.data_dir"},
 	{"postgres.dsn", "postgres://adtracker:adtracker@127.0.0.1:5432/adtracker?sslmode=disable", "Postgres connection string"},
 	{"log.level", "info", "debug, info, warn or error"},
 	{"log.format", "json", "json or console"},
@@ -233,6 +241,12 @@ func (c *Config) validate() error {
 		return fmt.Errorf("config: http.concurrency must be positive")
 	case c.RateLimit.MaxClients < 1:
 		return fmt.Errorf("config: ratelimit.max_clients must be positive")
+	case c.ClickHouse.ReadConns < 1:
+		return fmt.Errorf("config: clickhouse.read_conns must be positive")
+	case c.ClickHouse.WriteConns < 0:
+		return fmt.Errorf("config: clickhouse.write_conns must not be negative (0 = ingest.inserters + 1)")
+	case c.ClickHouse.NodeID != "" && !nodeIDRE.MatchString(c.ClickHouse.NodeID):
+		return fmt.Errorf("config: clickhouse.node_id %q: use 1-64 letters, digits and underscores", c.ClickHouse.NodeID)
 	}
 	for _, r := range []struct {
 		name string
@@ -259,6 +273,18 @@ func (c *Config) validate() error {
 	return nil
 }
 
+// nodeIDRE is what storage/clickhouse accepts as a node id: no '-', which separates the parts of an insert's query id.
+var nodeIDRE = regexp.MustCompile(`^[A-Za-z0-9_]{1,64}$`)
+
+// ClickHouseWriteConns is the size of the insert pool: clickhouse.write_conns, or one connection per inserter plus one for the
+// replayer, which inserts spill records and pings while the inserters run.
+func (c *Config) ClickHouseWriteConns() int {
+	if c.ClickHouse.WriteConns > 0 {
+		return c.ClickHouse.WriteConns
+	}
+	return max(c.Ingest.Inserters, 1) + 1
+}
+
 // Redacted returns the settings as key → value with secrets masked, for the startup log line.
 func (c *Config) Redacted() map[string]any {
 	out := map[string]any{}
@@ -275,12 +301,12 @@ func (c *Config) Redacted() map[string]any {
 				continue
 			}
 			val := v.Field(i).Interface()
-			switch key {
-			case "clickhouse.password", "admin.token":
+			switch {
+			case secretKey(key):
 				if val != "" {
 					val = "[redacted]"
 				}
-			case "postgres.dsn":
+			case strings.HasSuffix(key, "dsn"):
 				val = redactDSN(val.(string))
 			}
 			if d, ok := val.(time.Duration); ok {
@@ -293,16 +319,114 @@ func (c *Config) Redacted() map[string]any {
 	return out
 }
 
+// secretKey reports whether a setting holds a secret as a whole (clickhouse.password, admin.token, any later *.password/*.token).
+func secretKey(key string) bool {
+	last := key[strings.LastIndexByte(key, '.')+1:]
+	return strings.Contains(last, "password") || strings.Contains(last, "token") || strings.Contains(last, "secret")
+}
+
+// secretParams are connection-string parameters whose values are secrets (libpq, pgx, clickhouse-go spellings).
+var secretParams = map[string]bool{"password": true, "sslpassword": true, "pass": true, "passwd": true, "pwd": true, "secret": true, "token": true}
+
+// redactDSN masks the secrets of a connection string for the log: the password of URL userinfo (scheme://user:pw@host), secret
+// query parameters (?password=…, &sslpassword=…) and secret keys of a key=value DSN (host=h password='a b'). What it cannot read
+// as either form is hidden whole rather than guessed at.
 func redactDSN(dsn string) string {
-	// postgres://user:pass@host/db → postgres://user:[redacted]@host/db
-	at := strings.LastIndex(dsn, "@")
-	scheme := strings.Index(dsn, "://")
-	if at < 0 || scheme < 0 || scheme > at {
-		return dsn
+	if dsn == "" {
+		return ""
 	}
-	userinfo := dsn[scheme+3 : at]
-	if i := strings.Index(userinfo, ":"); i >= 0 {
-		return dsn[:scheme+3] + userinfo[:i] + ":[redacted]" + dsn[at:]
+	if i := strings.Index(dsn, "://"); i >= 0 {
+		return redactURL(dsn[:i+3], dsn[i+3:])
 	}
-	return dsn
+	if !strings.Contains(dsn, "=") {
+		return dsn // a bare host or path carries no secret
+	}
+	out, ok := redactKeyValues(dsn)
+	if !ok {
+		return "[redacted: not a key=value connection string]"
+	}
+	return out
+}
+
+// redactURL masks the userinfo password and secret query parameters. The userinfo ends at the last '@' before the query, so a
+// password holding '@' or '/' is still masked whole; a path with an '@' makes it mask more than the password, never less.
+func redactURL(scheme, rest string) string {
+	query := ""
+	hasQuery := false
+	if q := strings.IndexByte(rest, '?'); q >= 0 {
+		rest, query, hasQuery = rest[:q], rest[q+1:], true
+	}
+	if at := strings.LastIndexByte(rest, '@'); at >= 0 {
+		user := rest[:at]
+		if c := strings.IndexByte(user, ':'); c >= 0 {
+			user = user[:c] + ":[redacted]"
+		}
+		rest = user + rest[at:]
+	}
+	if hasQuery {
+		parts := strings.Split(query, "&")
+		for i, p := range parts {
+			k, _, found := strings.Cut(p, "=")
+			if uk, err := url.QueryUnescape(k); err == nil {
+				k = uk
+			}
+			if found && secretParams[strings.ToLower(strings.TrimSpace(k))] {
+				parts[i] = p[:strings.IndexByte(p, '=')] + "=[redacted]"
+			}
+		}
+		rest += "?" + strings.Join(parts, "&")
+	}
+	return scheme + rest
+}
+
+// redactKeyValues masks secret values of a libpq key=value string: keys and values separated by '=' with optional spaces, values
+// bare or single-quoted with backslash escapes. ok is false when the string does not scan as that form.
+func redactKeyValues(s string) (string, bool) {
+	var b strings.Builder
+	i := 0
+	for i < len(s) {
+		if s[i] == ' ' || s[i] == '\t' || s[i] == '\n' {
+			b.WriteByte(s[i])
+			i++
+			continue
+		}
+		eq := strings.IndexByte(s[i:], '=')
+		if eq <= 0 {
+			return "", false
+		}
+		key := strings.TrimSpace(s[i : i+eq])
+		if key == "" || strings.ContainsAny(key, " \t'") {
+			return "", false
+		}
+		b.WriteString(s[i : i+eq+1])
+		i += eq + 1
+		for i < len(s) && s[i] == ' ' {
+			b.WriteByte(' ')
+			i++
+		}
+		start := i
+		if i < len(s) && s[i] == '\'' {
+			i++
+			for i < len(s) && s[i] != '\'' {
+				if s[i] == '\\' {
+					i++
+				}
+				i++
+			}
+			if i >= len(s) {
+				return "", false // unterminated quote: the rest may all be the secret
+			}
+			i++
+		} else {
+			for i < len(s) && s[i] != ' ' && s[i] != '\t' && s[i] != '\n' {
+				i++
+			}
+		}
+		if secretParams[strings.ToLower(key)] {
+			b.WriteString("[redacted]")
+		} else {
+			b.WriteString(s[start:i])
+		}
+	}
+	return b.String(), true
 }

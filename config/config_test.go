@@ -121,3 +121,69 @@ func TestOperationsSettings(t *testing.T) {
 		t.Fatalf("redacted view of nested keys: %v %v", r["ratelimit.ingest.rps"], r["ratelimit.query.burst"])
 	}
 }
+
+func TestRedactDSN(t *testing.T) {
+	for _, c := range []struct{ in, want string }{
+		{"", ""},
+		{"postgres://u:pw@h:5432/db", "postgres://u:[redacted]@h:5432/db"},
+		{"postgres://u@h/db", "postgres://u@h/db"},
+		{"postgres://h/db?sslmode=disable", "postgres://h/db?sslmode=disable"},
+		{"postgresql://u:p@ss/w0rd@h1:5432,h2:5433/db?sslmode=require", "postgresql://u:[redacted]@h1:5432,h2:5433/db?sslmode=require"},
+		{"postgres://h/db?password=secret", "postgres://h/db?password=[redacted]"},
+		{"postgres://u@h/db?sslmode=disable&password=secret&application_name=a@b", "postgres://u@h/db?sslmode=disable&password=[redacted]&application_name=a@b"},
+		{"postgres://u:pw@h/db?PassWord=x&sslpassword=y", "postgres://u:[redacted]@h/db?PassWord=[redacted]&sslpassword=[redacted]"},
+		{"postgres://h/db?pass%77ord=x", "postgres://h/db?pass%77ord=[redacted]"},
+		{"clickhouse://default:chpw@127.0.0.1:9000/adtracker?dial_timeout=1s", "clickhouse://default:[redacted]@127.0.0.1:9000/adtracker?dial_timeout=1s"},
+		{"tcp://127.0.0.1:9000?username=u&password=chpw", "tcp://127.0.0.1:9000?username=u&password=[redacted]"},
+		{"host=localhost user=u password=secret dbname=d", "host=localhost user=u password=[redacted] dbname=d"},
+		{"host=h password = 'a b\\' c' sslmode=disable", "host=h password = [redacted] sslmode=disable"},
+		{"password=secret", "password=[redacted]"},
+		{"host=h sslpassword=k", "host=h sslpassword=[redacted]"},
+		{"host=h password='unterminated", "[redacted: not a key=value connection string]"},
+		{"secret garbage password=x", "[redacted: not a key=value connection string]"},
+		{"127.0.0.1:5432", "127.0.0.1:5432"},
+	} {
+		got := redactDSN(c.in)
+		if got != c.want {
+			t.Errorf("redactDSN(%q) = %q, want %q", c.in, got, c.want)
+		}
+		for _, secret := range []string{"pw", "secret", "chpw", "p@ss", "w0rd", "a b"} {
+			if strings.Contains(c.in, secret) && strings.Contains(got, secret) && !strings.Contains(c.want, secret) {
+				t.Errorf("redactDSN(%q) leaks %q", c.in, secret)
+			}
+		}
+	}
+}
+
+func TestClickHouseSettings(t *testing.T) {
+	t.Setenv("ADTRACKER_CLICKHOUSE_PASSWORD", "chpw")
+	t.Setenv("ADTRACKER_POSTGRES_DSN", "host=h user=u password=pgpw")
+	c, err := Load("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.ClickHouse.ReadConns != 8 || c.ClickHouse.WriteConns != 0 || c.ClickHouse.NodeID != "" || c.ClickHouseWriteConns() != c.Ingest.Inserters+1 {
+		t.Fatalf("defaults: %+v, write pool %d", c.ClickHouse, c.ClickHouseWriteConns())
+	}
+	r := c.Redacted()
+	if r["clickhouse.password"] != "[redacted]" || r["postgres.dsn"] != "host=h user=u password=[redacted]" {
+		t.Fatalf("redacted: %v %v", r["clickhouse.password"], r["postgres.dsn"])
+	}
+	c, err = Load(write(t, "clickhouse:\n  write_conns: 5\n  read_conns: 3\n  node_id: edge_7\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.ClickHouseWriteConns() != 5 || c.ClickHouse.ReadConns != 3 || c.ClickHouse.NodeID != "edge_7" {
+		t.Fatalf("loaded: %+v", c.ClickHouse)
+	}
+	for body, want := range map[string]string{
+		"clickhouse:\n  read_conns: 0\n":    "clickhouse.read_conns",
+		"clickhouse:\n  write_conns: -1\n":  "clickhouse.write_conns",
+		"clickhouse:\n  node_id: edge-7\n":  "clickhouse.node_id",
+		"clickhouse:\n  node_id: \"a'b\"\n": "clickhouse.node_id",
+	} {
+		if _, err := Load(write(t, body)); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("Load(%q): %v, want an error naming %s", body, err, want)
+		}
+	}
+}

@@ -51,11 +51,21 @@ func serve(args []string) error {
 		return err
 	}
 	defer pg.Close()
+	// The node id names this node's inserts across restarts (the late-commit check looks for a previous process's by it); serve
+	// alone inserts, so only serve reads or creates it in the data dir.
+	nodeID, err := chstore.NodeID(cfg.ClickHouse.NodeID, cfg.Ingest.DataDir)
+	if err != nil {
+		log.Error("clickhouse node id", zap.Error(err))
+		return errLogged
+	}
+	cfg.ClickHouse.NodeID = nodeID
 	ch, err := e.openClickHouse(ctx)
 	if err != nil {
 		return err
 	}
 	defer ch.Close()
+	log.Info("clickhouse pools", zap.Int("read_conns", cfg.ClickHouse.ReadConns), zap.Int("write_conns", cfg.ClickHouseWriteConns()),
+		zap.String("node_id", nodeID))
 	if cfg.Migrate.OnStart {
 		if err := e.migrateBoth(ctx, pg, ch); err != nil {
 			return err

@@ -97,8 +97,9 @@ func (e *env) openClickHouse(ctx context.Context) (*chstore.DB, error) {
 	db, err := chstore.Open(c, chstore.Config{
 		Addr: e.cfg.ClickHouse.Addr, Database: e.cfg.ClickHouse.Database,
 		Username: e.cfg.ClickHouse.Username, Password: e.cfg.ClickHouse.Password, Cluster: e.cfg.ClickHouse.Cluster,
-		Compression:  e.cfg.ClickHouse.Compression,
-		MaxOpenConns: e.cfg.Ingest.Inserters + 6,
+		Compression: e.cfg.ClickHouse.Compression,
+		// Reads (analytics, stored check, readiness) and inserts get separate pools, so slow reads never hold an insert's.
+		ReadConns: e.cfg.ClickHouse.ReadConns, WriteConns: e.cfg.ClickHouseWriteConns(), NodeID: e.cfg.ClickHouse.NodeID,
 		// A write that makes no progress for an insert's whole budget ends it, so its batch spills (see Config.WriteTimeout).
 		WriteTimeout: e.cfg.Ingest.InsertTimeout,
 	}, true)
