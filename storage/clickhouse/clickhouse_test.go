@@ -208,7 +208,7 @@ func TestErrorClassification(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = NewSink(&DB{Conn: dead}).Insert(ctx, testBatch(3, 1))
+	err = NewSink(&DB{Conn: dead, write: dead}).Insert(ctx, testBatch(3, 1))
 	if !errors.As(err, &e) || e.Permanent || !e.Retryable() {
 		t.Fatalf("dead server: %#v", err)
 	}

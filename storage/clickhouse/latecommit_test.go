@@ -75,6 +75,7 @@ func rollupEvents(t *testing.T, c driver.Conn) uint64 {
 // commit. It must not store the batch a second time: raw rows and rollups once each. Before settle, the check found nothing and
 // the replay inserted all 100 rows again (200 rows, 100 distinct).
 func TestLateCommitIsNotStoredTwice(t *testing.T) {
+	t.Parallel() // a private database; most of its time is the server sleeping
 	db := migrated(t)
 	slowCommit(t, db.Conn, "events", "")
 	s := NewSink(db)
@@ -99,6 +100,7 @@ func TestLateCommitIsNotStoredTwice(t *testing.T) {
 // The same with settle asking for KILL QUERY at once: 18.16 cannot kill an INSERT with client data (code 380) and settle waits for
 // it; a server that can kill it discards it and the replay stores the batch. Exactly once either way.
 func TestLateCommitKillThenCheck(t *testing.T) {
+	t.Parallel() // a private database; most of its time is the server sleeping
 	db := migrated(t)
 	slowCommit(t, db.Conn, "events", "")
 	s := NewSink(db)
@@ -121,6 +123,7 @@ func TestLateCommitKillThenCheck(t *testing.T) {
 // insert of the node's earlier processes. When one outlasts half of the caller's budget, the answer is a retryable error naming it,
 // not a check that could miss rows; the next attempt succeeds once it ended.
 func TestLateCommitOfPreviousProcess(t *testing.T) {
+	t.Parallel() // a private database; most of its time is the server sleeping
 	db := migrated(t)
 	slowCommit(t, db.Conn, "events", "")
 	before := NewSink(db)
@@ -153,6 +156,7 @@ func TestLateCommitOfPreviousProcess(t *testing.T) {
 // settle ignores this process's live inserts (they are not uncertain; another inserter is running them) and waits for the ones
 // that ended uncertain; once it saw them end it forgets them.
 func TestSettleWaitsOnlyForUncertainInserts(t *testing.T) {
+	t.Parallel() // a private database; most of its time is the server sleeping
 	db := migrated(t)
 	slowCommit(t, db.Conn, "events", "")
 	s := NewSink(db)
@@ -236,6 +240,7 @@ func TestLateInsertsBounded(t *testing.T) {
 // original: a replicated table drops a block identical to one it already has (insert deduplication), which would hide a double of
 // an identical replay but not of this one.
 func TestClusterLateCommitIsNotStoredTwice(t *testing.T) {
+	t.Parallel() // a private database; most of its time is the server sleeping
 	cl, db := migratedCluster(t)
 	slowCommit(t, db.Conn, db.Database+".events_local", " ON CLUSTER "+cl.Name)
 	s := NewSink(db)
@@ -267,6 +272,7 @@ func TestClusterLateCommitIsNotStoredTwice(t *testing.T) {
 // one such insert (sent straight to s2r1 in the forwarded form) is still committing when settle starts; settle must return only
 // after its rows are there.
 func TestClusterSettleWaitsForForwardedInserts(t *testing.T) {
+	t.Parallel() // a private database; most of its time is the server sleeping
 	cl, db := migratedCluster(t)
 	slowCommit(t, db.Conn, db.Database+".events_local", " ON CLUSTER "+cl.Name)
 	s := NewSink(db)

@@ -49,6 +49,7 @@ func saturateReads(t *testing.T, db *DB, n int) (wait func()) {
 // scenario with the old wiring — one pool for both — fails the insert (it waits for a connection past DialTimeout), which shows the
 // scenario really starves a shared pool.
 func TestSlowReadsDoNotStarveInserts(t *testing.T) {
+	t.Parallel() // a private database; most of its time is the server sleeping
 	open := func(t *testing.T) *DB {
 		addr, database := testenv.ClickHouseDB(t)
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
