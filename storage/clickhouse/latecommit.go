@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -137,6 +138,9 @@ func (s *Sink) settle(ctx context.Context) error {
 		running := map[int][]string{} // host index → ids of interest running there
 		for i, h := range hosts {
 			ids, err := s.running(ctx, h)
+			if s.down.skip(h.addr, err, time.Now(), s.downGrace) {
+				continue
+			}
 			if err != nil {
 				return err
 			}
@@ -175,6 +179,44 @@ func (s *Sink) settle(ctx context.Context) error {
 		case <-t.C:
 		}
 	}
+}
+
+// hostDown reports whether err says nothing listens at the host's address.
+func hostDown(err error) bool {
+	return err != nil && errors.Is(err, syscall.ECONNREFUSED)
+}
+
+// defaultDownGrace is how long a host must have refused connections before settle stops asking it. A server that shuts down closes
+// its listener first and then lets running queries finish (shutdown_wait_unfinished, 5 s by default), so a first refusal does
+// not yet mean nothing runs there; a server that has refused for longer is down, and an insert it was running ended with its
+// process (a restarted server discards parts it had not committed).
+const defaultDownGrace = 30 * time.Second
+
+// downHosts remembers since when each host refuses connections, so a replica that is down stops blocking every replay after
+// the grace (the stored check then decides whether its shard can still be read). A host that answers with an error, or not at
+// all, is never skipped: it may still be committing.
+type downHosts struct {
+	mu    sync.Mutex
+	since map[string]time.Time
+}
+
+// skip reports whether settle may ignore the host given the error of asking it (nil: it answered): it has refused connections
+// for at least grace.
+func (d *downHosts) skip(addr string, err error, now time.Time, grace time.Duration) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if !hostDown(err) {
+		delete(d.since, addr)
+		return false
+	}
+	if d.since == nil {
+		d.since = map[string]time.Time{}
+	}
+	first, ok := d.since[addr]
+	if !ok {
+		d.since[addr], first = now, now
+	}
+	return now.Sub(first) >= grace
 }
 
 func stillRunning(hosts []replica, running map[int][]string, cause error) error {
@@ -224,6 +266,9 @@ func (s *Sink) forwardedLeft(ctx context.Context, hosts []replica, seen map[int]
 		op := "list forwarded inserts on " + h.addr
 		rows, err := h.conn.Query(ctx, "SELECT query_id FROM system.processes WHERE is_initial_query = 1 AND startsWith(query, 'INSERT INTO ') "+
 			"AND position(query, "+quoteString(s.db.Database)+") > 0 AND position(query, 'events_local') > 0 AND NOT startsWith(query_id, 'adtracker-')")
+		if s.down.skip(h.addr, err, time.Now(), s.downGrace) {
+			continue
+		}
 		if err != nil {
 			return nil, classify(op, err, false)
 		}

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	ch "github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
 	"github.com/adtracker/adtracker/ingest"
@@ -307,5 +308,42 @@ func TestClusterSettleWaitsForForwardedInserts(t *testing.T) {
 	}
 	if err := <-done; err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A replica that is down (nothing listens) runs nothing, so once it has refused connections for defaultDownGrace settle skips it instead
+// of blocking every replay while it is down. A first refusal is not enough (a server shutting down finishes running queries after
+// closing its listener), and a host that answers, even with an error, is never skipped.
+func TestDownHostsSkip(t *testing.T) {
+	dead, err := ch.Open(&ch.Options{Addr: []string{"127.0.0.1:1"}, DialTimeout: 200 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dead.Close()
+	_, refused := (&Sink{ids: newQueryIDs("n")}).running(context.Background(), replica{addr: "127.0.0.1:1", conn: dead})
+	if !hostDown(refused) {
+		t.Fatalf("error from a closed port: %v, want one hostDown recognises", refused)
+	}
+	serverErr := &Error{Op: "x", Err: errors.New("code 241: memory limit")}
+	var d downHosts
+	now := time.Now()
+	for _, c := range []struct {
+		err   error
+		after time.Duration
+		skip  bool
+	}{
+		{refused, 0, false},                      // first refusal
+		{refused, defaultDownGrace / 2, false},   // still within the grace
+		{refused, defaultDownGrace, true},        // refused for the whole grace: down
+		{serverErr, defaultDownGrace + 1, false}, // answers with an error: not down, and the clock restarts
+		{refused, defaultDownGrace + 2, false},
+		{nil, defaultDownGrace + 3, false},
+	} {
+		if got := d.skip("h", c.err, now.Add(c.after), defaultDownGrace); got != c.skip {
+			t.Fatalf("skip(%v) after %v = %v, want %v", c.err, c.after, got, c.skip)
+		}
+	}
+	if !d.skip("other", refused, now, 0) {
+		t.Fatal("with no grace a refusing host is skipped at once")
 	}
 }

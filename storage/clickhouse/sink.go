@@ -26,6 +26,9 @@ type Sink struct {
 	ids  *queryIDs
 	// late holds the query ids of this process's inserts that ended uncertain; see settle.
 	late lateInserts
+	// down remembers hosts that refuse connections; settle ignores one that has refused for downGrace (see downHosts).
+	down      downHosts
+	downGrace time.Duration
 	// settleWait is how long settle waits for an earlier insert to end before it tries KILL QUERY.
 	settleWait time.Duration
 }
@@ -35,7 +38,8 @@ const defaultSettleWait = 5 * time.Second
 
 // NewSink returns a sink over db's write pool; its stored-event check uses the read pool.
 func NewSink(db *DB) *Sink {
-	return &Sink{db: db, free: make(chan *columns, 4), ids: newQueryIDs(db.cfg.NodeID), settleWait: defaultSettleWait}
+	return &Sink{db: db, free: make(chan *columns, 4), ids: newQueryIDs(db.cfg.NodeID), settleWait: defaultSettleWait,
+		downGrace: defaultDownGrace}
 }
 
 type columns struct {
