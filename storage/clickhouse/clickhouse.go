@@ -304,7 +304,10 @@ type Error struct {
 	Permanent bool
 	// Uncertain is true when the server may have stored the data although we saw an error (the connection broke after sending).
 	Uncertain bool
-	Err       error
+	// Waiting is true when the server answers but an earlier insert whose outcome is unknown still runs (ErrInsertStillRunning):
+	// the batch has to wait, ClickHouse is not unhealthy.
+	Waiting bool
+	Err     error
 }
 
 func (e *Error) Error() string {
@@ -319,6 +322,9 @@ func (e *Error) Unwrap() error { return e.Err }
 
 // IsUncertain reports whether the data may have been stored despite the error.
 func (e *Error) IsUncertain() bool { return e.Uncertain }
+
+// IsWaiting reports whether the error only means an earlier insert has not ended yet (see Error.Waiting).
+func (e *Error) IsWaiting() bool { return e.Waiting }
 
 // Retryable reports whether the same operation may succeed later.
 func (e *Error) Retryable() bool { return !e.Permanent }

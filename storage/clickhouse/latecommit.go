@@ -225,7 +225,7 @@ func stillRunning(hosts []replica, running map[int][]string, cause error) error 
 		names = append(names, hosts[i].addr+": "+strings.Join(ids, ","))
 	}
 	sort.Strings(names)
-	return &Error{Op: "wait for earlier inserts", Err: fmt.Errorf("%w (%s): %w", ErrInsertStillRunning, strings.Join(names, "; "), cause)}
+	return &Error{Op: "wait for earlier inserts", Waiting: true, Err: fmt.Errorf("%w (%s): %w", ErrInsertStillRunning, strings.Join(names, "; "), cause)}
 }
 
 // running lists the ids of interest that h is running: this node's inserts, initial or a Distributed table's sub-insert, that

@@ -140,7 +140,7 @@ func TestLateCommitOfPreviousProcess(t *testing.T) {
 	err := after.Insert(short, b)
 	cancel()
 	var e *Error
-	if !errors.Is(err, ErrInsertStillRunning) || !errors.As(err, &e) || e.Permanent {
+	if !errors.Is(err, ErrInsertStillRunning) || !errors.As(err, &e) || e.Permanent || !e.IsWaiting() || e.Uncertain {
 		t.Fatalf("replay while the previous process's insert runs: %v, want a retryable ErrInsertStillRunning", err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
