@@ -133,6 +133,9 @@ func (s *Sink) settle(ctx context.Context) error {
 		killAt = start.Add(min(s.settleWait, budget/2))
 	}
 	killed := false
+	// watch is what the first poll found: an insert whose outcome is unknown started before settle did, so inserts that start later
+	// (a concurrent process of this node, e.g. a dead-letter replay beside serve) are not waited for, and the wait ends.
+	var watch map[int][]string
 	var forwarded map[int][]string // cluster only: the forwarded inserts seen once ours were gone; nil until then
 	for {
 		running := map[int][]string{} // host index → ids of interest running there
@@ -144,9 +147,15 @@ func (s *Sink) settle(ctx context.Context) error {
 			if err != nil {
 				return err
 			}
+			if watch != nil {
+				ids = slices.DeleteFunc(ids, func(id string) bool { return !slices.Contains(watch[i], id) })
+			}
 			if len(ids) > 0 {
 				running[i] = ids
 			}
+		}
+		if watch == nil {
+			watch = running
 		}
 		if len(running) == 0 && s.db.cfg.Cluster != "" {
 			var err error
