@@ -76,9 +76,20 @@ type queryIDs struct {
 	seq     atomic.Uint64
 }
 
+// lastBoot keeps boots strictly increasing, so two sinks made in one process (tests) never share one.
+var lastBoot atomic.Int64
+
 func newQueryIDs(node string) *queryIDs {
+	boot := time.Now().UnixNano()
+	for {
+		last := lastBoot.Load()
+		boot = max(boot, last+1)
+		if lastBoot.CompareAndSwap(last, boot) {
+			break
+		}
+	}
 	n := queryIDPrefix + node + "-"
-	return &queryIDs{node: n, process: n + strconv.FormatInt(time.Now().UnixNano(), 36) + "-"}
+	return &queryIDs{node: n, process: n + strconv.FormatInt(boot, 36) + "-"}
 }
 
 // next returns a new id and its sequence number.
