@@ -531,6 +531,8 @@ func singleInputs(t *testing.T) []fjInput {
 		"\"\u2028\"", `1e999`, `NaN`, `-Inf`, `1.2.3`, `--1`, `1+1`, `{"a":1,"a":2}`, `{"\u00e9":1}`,
 		strings.Repeat("[", maxDepth-1)+strings.Repeat("]", maxDepth-1), strings.Repeat("[", maxDepth)+strings.Repeat("]", maxDepth),
 		strings.Repeat(`{"a":`, maxDepth-1)+"1"+strings.Repeat("}", maxDepth-1), strings.Repeat("[", 400)+strings.Repeat("]", 400))
+	// Raw control characters before an escape, which fastjson.ValidateBytes lets through.
+	add(TypeClick, "{\"ad_id\":1,\"session_id\":\"\x1fs\\u0031\"}", "{\"ad_id\":1,\"x\":\"\x01\\n\"}", "{\"ad_id\":1,\"a\tb\\n\":1}")
 	add(TypeClick, "{\"ad_id\":1,\"\xed\xa0\x80\":1}", "{\"ad_id\":1,\"a\tb\":1}", `{"ad_id":1,"a\qb":1}`,
 		`{"ad_id":1,"`+strings.Repeat("k", 100)+`":1}`, `{"ad_id":1,"ad_id\ud800":1}`)
 	field("timestamp", `null`, `""`, `1745247600`, `"1745247600"`, `"2025-04-21"`, `"2025-04-21T15:00:00"`,
