@@ -220,13 +220,7 @@ func firstNonBlank(b []byte) int {
 
 func (f *fastjsonDecoder) lines(body []byte, w *window, e *Event, fn func(i int, e *Event, err *FieldError)) {
 	i := 0
-	for len(body) > 0 {
-		line := body
-		next := len(body)
-		if k := bytes.IndexByte(body, '\n'); k >= 0 {
-			line, next = body[:k], k+1
-		}
-		body = body[next:]
+	for line := range bytes.Lines(body) { // the "\n" each keeps is JSON whitespace
 		if isBlank(line) {
 			continue
 		}
@@ -791,20 +785,24 @@ func TestFastjsonAllocs(t *testing.T) {
 	}
 }
 
-// BenchmarkDecodeJSONFastjson mirrors BenchmarkDecodeJSON with one reused parser, fastjson's
-// best case.
-func BenchmarkDecodeJSONFastjson(b *testing.B) {
-	fj := &fastjsonDecoder{d: testDecoder()}
+// benchSingle decodes BenchmarkDecodeJSON's body with decode.
+func benchSingle(b *testing.B, decode func([]byte, Type, *Event) *FieldError) {
 	body := []byte(seedBody)
 	var e Event
 	b.ReportAllocs()
 	b.SetBytes(int64(len(body)))
 	for b.Loop() {
 		e.Reset()
-		if err := fj.DecodeJSON(body, TypeClick, &e); err != nil {
+		if err := decode(body, TypeClick, &e); err != nil {
 			b.Fatal(err)
 		}
 	}
+}
+
+// BenchmarkDecodeJSONFastjson mirrors BenchmarkDecodeJSON with one reused parser, fastjson's
+// best case.
+func BenchmarkDecodeJSONFastjson(b *testing.B) {
+	benchSingle(b, (&fastjsonDecoder{d: testDecoder()}).DecodeJSON)
 }
 
 // BenchmarkDecodeJSONFastjsonPool adds what a server needs on top: a Parser is not safe for
@@ -812,21 +810,17 @@ func BenchmarkDecodeJSONFastjson(b *testing.B) {
 // each request would take a parser from a pool.
 func BenchmarkDecodeJSONFastjsonPool(b *testing.B) {
 	d := testDecoder()
-	var pool sync.Pool
-	pool.New = func() any { return &fastjsonDecoder{d: d} }
-	body := []byte(seedBody)
-	var e Event
-	b.ReportAllocs()
-	b.SetBytes(int64(len(body)))
-	for b.Loop() {
-		e.Reset()
+	pool := sync.Pool{New: func() any { return &fastjsonDecoder{d: d} }}
+	benchSingle(b, func(body []byte, typ Type, e *Event) *FieldError {
 		fj := pool.Get().(*fastjsonDecoder)
-		err := fj.DecodeJSON(body, TypeClick, &e)
-		pool.Put(fj)
-		if err != nil {
-			b.Fatal(err)
-		}
-	}
+		defer pool.Put(fj)
+		return fj.DecodeJSON(body, typ, e)
+	})
+}
+
+// BenchmarkDecodeJSONFastjsonLax is the variant without the checks fastjson.Parser lacks.
+func BenchmarkDecodeJSONFastjsonLax(b *testing.B) {
+	benchSingle(b, (&fastjsonDecoder{d: testDecoder(), lax: true}).DecodeJSON)
 }
 
 // BenchmarkDecodeBatch100Fastjson mirrors BenchmarkDecodeBatch100.
@@ -838,21 +832,6 @@ func BenchmarkDecodeBatch100Fastjson(b *testing.B) {
 	b.SetBytes(int64(len(body)))
 	for b.Loop() {
 		if err := fj.DecodeBatch(body, false, &e, func(int, *Event, *FieldError) {}); err != nil {
-			b.Fatal(err)
-		}
-	}
-}
-
-// BenchmarkDecodeJSONFastjsonLax is the variant without the checks fastjson.Parser lacks.
-func BenchmarkDecodeJSONFastjsonLax(b *testing.B) {
-	fj := &fastjsonDecoder{d: testDecoder(), lax: true}
-	body := []byte(seedBody)
-	var e Event
-	b.ReportAllocs()
-	b.SetBytes(int64(len(body)))
-	for b.Loop() {
-		e.Reset()
-		if err := fj.DecodeJSON(body, TypeClick, &e); err != nil {
 			b.Fatal(err)
 		}
 	}
