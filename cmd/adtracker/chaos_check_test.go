@@ -113,3 +113,9 @@ func (s *stack) metrics() map[string]float64 {
 	}
 	return out
 }
+
+// insertFaults says how often adtracker's inserts failed and how many rows it spilled so far: the proof that a fault bit.
+func (s *stack) insertFaults() string {
+	m := s.metrics()
+	return fmt.Sprintf("%.0f inserts failed, %.0f rows spilled", m["adtracker_clickhouse_insert_errors_total"], m[`adtracker_pipeline_rows_total{outcome="spilled"}`])
+}

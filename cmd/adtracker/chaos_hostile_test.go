@@ -17,7 +17,7 @@ import (
 // process within its memory promise, whatever a body's item count.
 func TestChaos12HostileBodies(t *testing.T) {
 	const (
-		conns, rounds = 16, 4
+		conns, rounds = 16, 3
 		maxAnswer     = 256 << 10
 		maxPeakKB     = 100 << 10
 	)
