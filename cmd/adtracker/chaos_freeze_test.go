@@ -9,10 +9,11 @@ import (
 	"time"
 )
 
-// Scenario 10: ClickHouse frozen (SIGSTOP) past the insert timeout, four times under load. Each freeze strands inserts whose data the
-// server has fully received: it completes them when it runs again, after adtracker gave up, marked the batch maybe-stored and spilled
-// it. The replayer's "which of these ids are stored?" must see those late commits, or the batch is inserted twice (raw rows and
-// rollups doubled).
+// Scenario 10: ClickHouse frozen (SIGSTOP) past the insert timeout, four times under load. A freeze that lands while an insert's data
+// is on its way strands an INSERT the server completes when it runs again, after adtracker gave up, marked the batch maybe-stored
+// and spilled it; the replayer's "which of these ids are stored?" must see that late commit, or the batch is inserted twice (raw
+// rows and rollups doubled). Most freezes land between inserts, or before the server asked for the data, so this scenario meets a
+// late commit only now and then; 10b makes one certain.
 func TestChaos10FrozenFourTimes(t *testing.T) {
 	const insertTimeout = 2 * time.Second
 	s := newStack(t, "ADTRACKER_INGEST_INSERT_TIMEOUT="+insertTimeout.String())
