@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sort"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -18,11 +20,19 @@ import (
 func TestChaosZSummary(t *testing.T) {
 	chaosMu.Lock()
 	defer chaosMu.Unlock()
+	// Scenarios in files that sort before chaos_test.go run before scenario 1: the table lists them by number.
+	sort.SliceStable(chaosRows, func(i, j int) bool {
+		a, b := chaosRows[i].name, chaosRows[j].name
+		if na, nb := scenarioNumber(a), scenarioNumber(b); na != nb {
+			return na < nb
+		}
+		return a < b
+	})
 	var b strings.Builder
-	fmt.Fprintf(&b, "\n%-28s %8s %10s %8s %6s %10s %10s  %s\n", "scenario", "sent", "answered", "stored", "lost", "duplicated", "drain", "note")
+	fmt.Fprintf(&b, "\n%-34s %8s %10s %8s %6s %10s %10s  %s\n", "scenario", "sent", "answered", "stored", "lost", "duplicated", "drain", "note")
 	bad := false
 	for _, r := range chaosRows {
-		fmt.Fprintf(&b, "%-28s %8d %10d %8d %6d %10d %10v  %s\n", r.name, r.sent, r.answered, r.stored, r.lost, r.dup, r.recovery.Round(time.Millisecond), r.note)
+		fmt.Fprintf(&b, "%-34s %8d %10d %8d %6d %10d %10v  %s\n", r.name, r.sent, r.answered, r.stored, r.lost, r.dup, r.recovery.Round(time.Millisecond), r.note)
 		bad = bad || r.lost > 0 || r.dup > 0
 	}
 	fmt.Print(b.String())
@@ -34,4 +44,13 @@ func TestChaosZSummary(t *testing.T) {
 	if bad {
 		t.Fatal("events lost or duplicated")
 	}
+}
+
+// scenarioNumber is the number a row's name starts with ("10b clickhouse ..." → 10); names without one sort last.
+func scenarioNumber(name string) int {
+	n, err := strconv.Atoi(strings.TrimRightFunc(strings.Fields(name + " x")[0], func(r rune) bool { return r < '0' || r > '9' }))
+	if err != nil {
+		return 1 << 30
+	}
+	return n
 }
