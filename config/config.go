@@ -69,6 +69,7 @@ type Config struct {
 		DedupWindow   int           `mapstructure:"dedup_window"`
 		MaxFutureSkew time.Duration `mapstructure:"max_future_skew"`
 		MaxAge        time.Duration `mapstructure:"max_age"`
+		MaxBatchItems int           `mapstructure:"max_batch_items"`
 		Durable       bool          `mapstructure:"durable"`
 		MemoryLimit   int64         `mapstructure:"memory_limit"`
 	} `mapstructure:"ingest"`
@@ -147,6 +148,7 @@ var Settings = []Setting{
 	{"ingest.dedup_window", 262144, "client event_ids remembered to drop retried duplicates"},
 	{"ingest.max_future_skew", "5m", "event timestamps further in the future are rejected"},
 	{"ingest.max_age", "168h", "event timestamps older than this are rejected"},
+	{"ingest.max_batch_items", 10000, "events in one POST /events; a batch with more is refused whole with 413 (errors are listed for its first 100 items only)"},
 	{"ingest.durable", true, "ring in a memory-mapped file (survives SIGKILL); false keeps it in process memory"},
 	{"ingest.memory_limit", int64(64 << 20), "soft limit in bytes on the Go heap besides the ring (runtime/debug.SetMemoryLimit; an in-memory ring is added to it); GOMEMLIMIT overrides it; 0 disables"},
 	{"query.max_range", "9600h", "longest analytics window (400 days); longer answers 400"},
@@ -231,6 +233,8 @@ func (c *Config) validate() error {
 		return fmt.Errorf("config: http.max_header_bytes must be at least 1024")
 	case c.HTTP.Concurrency < 1:
 		return fmt.Errorf("config: http.concurrency must be positive")
+	case c.Ingest.MaxBatchItems < 1:
+		return fmt.Errorf("config: ingest.max_batch_items must be positive")
 	case c.RateLimit.MaxClients < 1:
 		return fmt.Errorf("config: ratelimit.max_clients must be positive")
 	}

@@ -140,6 +140,7 @@ func serve(args []string) error {
 	h := &ingest.Handlers{
 		Decoder: &ingest.Decoder{Limits: ingest.Limits{
 			MaxFutureSkew: cfg.Ingest.MaxFutureSkew, MaxAge: cfg.Ingest.MaxAge, MaxPlayback: ingest.DefaultLimits().MaxPlayback,
+			MaxBatchItems: cfg.Ingest.MaxBatchItems,
 		}},
 		Queue: pipe, Catalog: catalogAdapter{cat}, Proxies: proxies, IDs: ingest.NewIDs(),
 	}
