@@ -661,6 +661,39 @@ func idField(dst []byte, kind valueKind, raw []byte, esc bool, field string) ([]
 	return dst[:n], true, nil
 }
 
+// copyText copies src into dst as the JSON decoder leaves a decoded string: valid UTF-8 (an invalid byte becomes U+FFFD, as
+// encoding/json writes it; a JSON body holding one is refused, a header cannot be), stopping before the first rune that does not
+// fit. It returns the bytes written.
+func copyText(dst, src []byte) int {
+	n := 0
+	for i := 0; i < len(src); {
+		if c := src[i]; c < utf8.RuneSelf {
+			if n == len(dst) {
+				break
+			}
+			dst[n] = c
+			n++
+			i++
+			continue
+		}
+		r, size := utf8.DecodeRune(src[i:])
+		if r == utf8.RuneError && size == 1 {
+			if n+3 > len(dst) {
+				break
+			}
+			n += utf8.EncodeRune(dst[n:], utf8.RuneError)
+			i++
+			continue
+		}
+		if n+size > len(dst) {
+			break
+		}
+		n += copy(dst[n:], src[i:i+size])
+		i += size
+	}
+	return n
+}
+
 // sanitizeUA blanks control characters: user agents are shown in dashboards and logs, where a
 // raw newline or escape sequence does harm and carries no information.
 func sanitizeUA(b []byte) {

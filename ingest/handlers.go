@@ -82,22 +82,11 @@ func (h *Handlers) fill(ctx *fasthttp.RequestCtx, e *Event) {
 		e.IP = h.Proxies.ClientIP(ctx)
 	}
 	if e.UALen == 0 {
-		ua := ctx.Request.Header.UserAgent()
-		e.SetUserAgent(ua)
-		e.UALen = uint16(validUTF8Prefix(e.UserAgent[:e.UALen]))
+		// Cleaned exactly as the JSON user_agent field is: valid UTF-8 cut on a rune boundary, control characters blanked.
+		n := copyText(e.UserAgent[:], ctx.Request.Header.UserAgent())
+		sanitizeUA(e.UserAgent[:n])
+		e.UALen = uint16(n)
 	}
-}
-
-// validUTF8Prefix trims a user agent cut mid-rune by truncation, so ClickHouse and JSON exports see valid text.
-func validUTF8Prefix(b []byte) int {
-	n := len(b)
-	for n > 0 && !utf8.Valid(b[:n]) && len(b)-n < utf8.UTFMax {
-		n--
-	}
-	if !utf8.Valid(b[:n]) {
-		return 0
-	}
-	return n
 }
 
 // accept is the shared tail of the one-event routes: given the decoder's verdict on e, it checks the catalogue and enqueues. On
