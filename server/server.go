@@ -55,7 +55,10 @@ type Options struct {
 	RouteClass func(method, pattern string) ratelimit.Class
 	Log        *zap.Logger
 	Registry   *prometheus.Registry
-	Checks     []Check
+	// Checks make up /readyz. They run in the background every ReadyInterval (default DefaultReadyInterval) while Serve runs, never
+	// per request; see RefreshReadiness.
+	Checks        []Check
+	ReadyInterval time.Duration
 }
 
 // Server is the HTTP front.
@@ -81,8 +84,11 @@ type Server struct {
 	handler   fasthttp.RequestHandler
 	buildErr  error
 
-	limiterCtx  context.Context
-	stopLimiter context.CancelFunc
+	ready readiness
+
+	// bgCtx ends at Shutdown; the limiter's sweeper and the readiness refresher run under it.
+	bgCtx  context.Context
+	stopBg context.CancelFunc
 }
 
 // New builds a server; register routes on Router before Serve. It registers its own and the Limiter's metrics with Registry.
@@ -97,7 +103,11 @@ func New(opt Options) *Server {
 	r.RedirectTrailingSlash = false
 	r.HandleMethodNotAllowed = true
 	s := &Server{Router: r, opt: opt, log: opt.Log, metrics: newHTTPMetrics(), cors: newCORS(opt.CORSOrigins), rid: newRequestIDs()}
-	s.limiterCtx, s.stopLimiter = context.WithCancel(context.Background())
+	s.bgCtx, s.stopBg = context.WithCancel(context.Background())
+	s.ready = readiness{checks: opt.Checks, interval: opt.ReadyInterval}
+	if s.ready.interval <= 0 {
+		s.ready.interval = DefaultReadyInterval
+	}
 	// At most 5 identical messages a second, then 1 in 100.
 	s.hotLog = opt.Log.WithOptions(zap.WrapCore(func(c zapcore.Core) zapcore.Core {
 		return zapcore.NewSamplerWithOptions(c, time.Second, 5, 100)
@@ -136,60 +146,6 @@ func New(opt Options) *Server {
 	return s
 }
 
-func (s *Server) readyz(ctx *fasthttp.RequestCtx) {
-	type comp struct {
-		name string
-		err  error
-	}
-	results := make([]comp, len(s.opt.Checks))
-	done := make(chan struct{}, len(s.opt.Checks))
-	c, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	for i, ch := range s.opt.Checks {
-		go func(i int, ch Check) {
-			results[i] = comp{ch.Name, ch.Fn(c)}
-			done <- struct{}{}
-		}(i, ch)
-	}
-	for range s.opt.Checks {
-		<-done
-	}
-	ok := !s.draining.Load()
-	body := []byte(`{"status":`)
-	comps := []byte(`"components":{`)
-	for i, r := range results {
-		if i > 0 {
-			comps = append(comps, ',')
-		}
-		comps = append(comps, '"')
-		comps = append(comps, r.name...)
-		comps = append(comps, `":{"ok":`...)
-		if r.err == nil {
-			comps = append(comps, `true}`...)
-		} else {
-			ok = false
-			comps = append(comps, `false,"error":`...)
-			comps = ingest.AppendJSONString(comps, r.err.Error())
-			comps = append(comps, '}')
-		}
-	}
-	comps = append(comps, '}')
-	switch {
-	case s.draining.Load():
-		body = append(body, `"draining",`...)
-	case ok:
-		body = append(body, `"ready",`...)
-	default:
-		body = append(body, `"not ready",`...)
-	}
-	body = append(append(body, comps...), '}')
-	ctx.SetContentType("application/json; charset=utf-8")
-	if !ok {
-		ctx.SetStatusCode(fasthttp.StatusServiceUnavailable)
-	}
-	ctx.SetBody(body)
-}
-
 // Handler returns the complete request handler: middleware around a router built from Router's routes, each route wrapped with its
 // pre-resolved metrics and rate-limit class. The first call freezes the routes; routes added to Router later are not served. It
 // panics if a route cannot be instrumented (see build), a programming error every test of the full router catches.
@@ -201,7 +157,7 @@ func (s *Server) Handler() fasthttp.RequestHandler {
 	return s.handler
 }
 
-// Serve listens on ln until Shutdown. It also runs the Limiter's sweeper.
+// Serve listens on ln until Shutdown. It also runs the Limiter's sweeper and the readiness refresher.
 func (s *Server) Serve(ln net.Listener) error {
 	s.buildOnce.Do(func() { s.handler, s.buildErr = s.build() })
 	if s.buildErr != nil {
@@ -216,8 +172,9 @@ func (s *Server) Serve(ln net.Listener) error {
 	s.srv = srv
 	s.mu.Unlock()
 	if s.opt.Limiter != nil {
-		go s.opt.Limiter.Run(s.limiterCtx)
+		go s.opt.Limiter.Run(s.bgCtx)
 	}
+	go s.ready.run(s.bgCtx)
 	return srv.Serve(ln)
 }
 
@@ -286,7 +243,7 @@ func (s *Server) Drain() { s.draining.Store(true) }
 
 // Shutdown stops accepting connections and waits for in-flight requests.
 func (s *Server) Shutdown(ctx context.Context) error {
-	s.stopLimiter()
+	s.stopBg()
 	s.mu.Lock()
 	s.shut = true
 	srv := s.srv

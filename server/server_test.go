@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -345,6 +346,7 @@ func TestReadinessWhileDraining(t *testing.T) {
 	}}, nil)
 	f := func(wantStatus int, wantBody string) {
 		t.Helper()
+		ts.RefreshReadiness(context.Background())
 		ctx := request(ts.h, "192.0.2.1", "GET", "/readyz")
 		if ctx.Response.StatusCode() != wantStatus || string(ctx.Response.Body()) != wantBody {
 			t.Fatalf("readyz = %d %s, want %d %s", ctx.Response.StatusCode(), ctx.Response.Body(), wantStatus, wantBody)
@@ -358,6 +360,52 @@ func TestReadinessWhileDraining(t *testing.T) {
 	f(503, `{"status":"draining","components":{"postgres":{"ok":true},"clickhouse":{"ok":true}}}`)
 	if ctx := request(ts.h, "192.0.2.1", "GET", "/healthz"); ctx.Response.StatusCode() != 200 {
 		t.Fatal("liveness failed while draining: the process would be killed before it drained")
+	}
+}
+
+// /readyz answers from the last background round: requests never reach the databases, so polling it (it is not rate limited) cannot
+// amplify anything. Before the first round it answers 503 "starting".
+func TestReadyzDoesNotRunChecks(t *testing.T) {
+	var calls atomic.Int64
+	check := func(context.Context) error { calls.Add(1); return nil }
+	ts := newTestServer(t, Options{Checks: []Check{{Name: "postgres", Fn: check}, {Name: "clickhouse", Fn: check}}}, nil)
+	get := func() *fasthttp.RequestCtx { return request(ts.h, "192.0.2.1", "GET", "/readyz") }
+	for i := 0; i < 100; i++ {
+		get()
+	}
+	if ctx := get(); ctx.Response.StatusCode() != 503 || string(ctx.Response.Body()) != `{"status":"starting","components":{}}` {
+		t.Fatalf("before the first round: %d %s", ctx.Response.StatusCode(), ctx.Response.Body())
+	}
+	if n := calls.Load(); n != 0 {
+		t.Fatalf("101 requests to /readyz ran the checks %d times, want 0", n)
+	}
+	ts.RefreshReadiness(context.Background())
+	for i := 0; i < 100; i++ {
+		get()
+	}
+	if n := calls.Load(); n != 2 {
+		t.Fatalf("one round and 100 requests ran the checks %d times, want 2", n)
+	}
+	if ctx := get(); ctx.Response.StatusCode() != 200 {
+		t.Fatalf("after a good round: %d %s", ctx.Response.StatusCode(), ctx.Response.Body())
+	}
+}
+
+// Serve refreshes readiness in the background: a server that is only listened to becomes ready without anyone calling
+// RefreshReadiness.
+func TestServeRefreshesReadiness(t *testing.T) {
+	addr, _ := listen(t, Options{Checks: []Check{{Name: "ok", Fn: func(context.Context) error { return nil }}}}, nil)
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		status, body, err := fasthttp.Get(nil, "http://"+addr+"/readyz")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if status == 200 && string(body) == `{"status":"ready","components":{"ok":{"ok":true}}}` {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("still %d %s", status, body)
+		}
 	}
 }
 

@@ -120,22 +120,7 @@ func serve(args []string) error {
 		MaxConnsPerIP: cfg.HTTP.MaxConnsPerIP, MaxHeaderBytes: cfg.HTTP.MaxHeaderBytes, Concurrency: cfg.HTTP.Concurrency,
 		CORSOrigins: cfg.HTTP.CORSOrigins, Limiter: limiter, // the limiter's metrics are registered by server.New
 		Log: log.Named("http"), Registry: reg,
-		Checks: []server.Check{
-			{Name: "postgres", Fn: pg.Ping},
-			{Name: "clickhouse", Fn: ch.Ping},
-			{Name: "catalog", Fn: func(context.Context) error {
-				if !cat.Ready() {
-					return fmt.Errorf("not loaded")
-				}
-				return nil
-			}},
-			{Name: "ingest", Fn: func(context.Context) error {
-				if ok, why := pipe.Ready(); !ok {
-					return fmt.Errorf("%s", why)
-				}
-				return nil
-			}},
-		},
+		Checks: readinessChecks(pg, ch, cat, pipe),
 	})
 	h := &ingest.Handlers{
 		Decoder: &ingest.Decoder{Limits: ingest.Limits{
@@ -202,6 +187,28 @@ func serve(args []string) error {
 		return errLogged
 	}
 	return nil
+}
+
+// readinessChecks are the components of /readyz. The server runs them in the background (every second), never per request, so
+// they may ping the databases. The ClickHouse ping belongs on the read pool once there is one.
+func readinessChecks(pg interface{ Ping(context.Context) error }, ch interface{ Ping(context.Context) error }, cat *catalog.Catalog,
+	pipe *pipeline.Pipeline) []server.Check {
+	return []server.Check{
+		{Name: "postgres", Fn: pg.Ping},
+		{Name: "clickhouse", Fn: ch.Ping},
+		{Name: "catalog", Fn: func(context.Context) error {
+			if !cat.Ready() {
+				return fmt.Errorf("not loaded")
+			}
+			return nil
+		}},
+		{Name: "ingest", Fn: func(context.Context) error {
+			if ok, why := pipe.Ready(); !ok {
+				return fmt.Errorf("%s", why)
+			}
+			return nil
+		}},
+	}
 }
 
 func healthcheck(args []string) error {
