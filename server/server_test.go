@@ -111,7 +111,7 @@ func sampleRoutes(s *Server) {
 }
 
 func TestRoutesKeepTheirHandlers(t *testing.T) {
-	ts := newTestServer(t, Options{}, sampleRoutes)
+	ts := newTestServer(t, Options{PublicReads: true}, sampleRoutes)
 	f := func(method, uri string, wantStatus int, wantBody string) {
 		t.Helper()
 		ctx := request(ts.h, "192.0.2.1", method, uri)
@@ -131,7 +131,7 @@ func TestRoutesKeepTheirHandlers(t *testing.T) {
 }
 
 func TestRouteMetrics(t *testing.T) {
-	ts := newTestServer(t, Options{}, sampleRoutes)
+	ts := newTestServer(t, Options{PublicReads: true}, sampleRoutes)
 	for i := 0; i < 3; i++ {
 		request(ts.h, "192.0.2.1", "GET", fmt.Sprintf("/ads/%d", i))
 	}
@@ -174,7 +174,7 @@ func TestRouteMetrics(t *testing.T) {
 }
 
 func TestRequestID(t *testing.T) {
-	ts := newTestServer(t, Options{}, sampleRoutes)
+	ts := newTestServer(t, Options{PublicReads: true}, sampleRoutes)
 	gen := regexp.MustCompile(`^[0-9a-f]{32}$`)
 	f := func(sent string, wantEcho bool) string {
 		t.Helper()
@@ -202,7 +202,7 @@ func TestRequestID(t *testing.T) {
 }
 
 func TestPanicAndFailureLogsCarryRequestID(t *testing.T) {
-	ts := newTestServer(t, Options{}, sampleRoutes)
+	ts := newTestServer(t, Options{PublicReads: true}, sampleRoutes)
 	ctx := request(ts.h, "192.0.2.1", "GET", "/boom", "X-Request-ID", "req-boom-1")
 	if ctx.Response.StatusCode() != 500 || len(ctx.Response.Header.Peek("Location")) != 0 {
 		t.Fatalf("panic answered %d with Location %q", ctx.Response.StatusCode(), ctx.Response.Header.Peek("Location"))
@@ -230,7 +230,7 @@ func TestPanicAndFailureLogsCarryRequestID(t *testing.T) {
 }
 
 func TestSecurityHeaders(t *testing.T) {
-	ts := newTestServer(t, Options{}, sampleRoutes)
+	ts := newTestServer(t, Options{PublicReads: true}, sampleRoutes)
 	f := func(uri, wantCache, wantReferrer string) {
 		t.Helper()
 		h := &request(ts.h, "192.0.2.1", "GET", uri).Response.Header
@@ -246,9 +246,10 @@ func TestSecurityHeaders(t *testing.T) {
 }
 
 func TestCORS(t *testing.T) {
-	list := newTestServer(t, Options{CORSOrigins: []string{"https://player.example.com/", "https://b.example"}}, sampleRoutes)
-	any := newTestServer(t, Options{CORSOrigins: []string{"*"}}, sampleRoutes)
-	off := newTestServer(t, Options{}, sampleRoutes)
+	list := newTestServer(t, Options{CORSOrigins: []string{"https://player.example.com/", "https://b.example"}, PublicReads: true}, sampleRoutes)
+	reads := newTestServer(t, Options{CORSOrigins: []string{"*"}, ReadCORSOrigins: []string{"https://dash.example"}, PublicReads: true}, sampleRoutes)
+	any := newTestServer(t, Options{CORSOrigins: []string{"*"}, PublicReads: true}, sampleRoutes)
+	off := newTestServer(t, Options{PublicReads: true}, sampleRoutes)
 	type want struct {
 		status                       int
 		allowOrigin, methods, maxAge string
@@ -281,8 +282,20 @@ func TestCORS(t *testing.T) {
 		t.Fatalf("expose headers:\n%s", h.String())
 	}
 	f(list, "POST", "/ads/click", "https://evil.example", want{202, "", "", ""})
-	f(any, "OPTIONS", "/ads/{id}", "https://anyone.example", want{204, "*", "GET, OPTIONS", "7200"})
-	f(any, "GET", "/ads/1", "https://anyone.example", want{200, "*", "", ""})
+	// "*" on ingest routes only: a page may not read the catalogue or analytics through a visitor's browser.
+	f(any, "OPTIONS", "/ads/{id}", "https://anyone.example", want{403, "", "", ""})
+	f(any, "GET", "/ads/1", "https://anyone.example", want{200, "", "", ""})
+	f(any, "GET", "/healthz", "https://anyone.example", want{200, "", "", ""})
+	f(any, "OPTIONS", "/t/start", "https://anyone.example", want{204, "*", "GET, OPTIONS", "7200"})
+	// Read routes have their own list (http.read_cors_origins).
+	h = f(reads, "OPTIONS", "/ads/analytics", "https://dash.example", want{204, "https://dash.example", "GET, OPTIONS", "7200"})
+	if string(h.Peek("Vary")) != "Origin" {
+		t.Fatalf("read preflight headers:\n%s", h.String())
+	}
+	f(reads, "GET", "/ads/analytics", "https://dash.example", want{200, "https://dash.example", "", ""})
+	f(reads, "GET", "/ads/analytics", "https://player.example.com", want{200, "", "", ""})
+	f(reads, "OPTIONS", "/ads/analytics", "https://player.example.com", want{403, "", "", ""})
+	f(reads, "POST", "/ads/click", "https://player.example.com", want{202, "*", "", ""})
 	f(off, "OPTIONS", "/ads/click", "https://player.example.com", want{403, "", "", ""})
 	f(off, "GET", "/ads/1", "https://player.example.com", want{200, "", "", ""})
 	// A plain OPTIONS (no preflight headers) lists the methods (GET: /ads/{id} matches /ads/click too).
@@ -298,7 +311,7 @@ func TestRateLimitByRouteClass(t *testing.T) {
 		t.Fatal(err)
 	}
 	calls := 0
-	ts := newTestServer(t, Options{Limiter: lim}, func(s *Server) {
+	ts := newTestServer(t, Options{Limiter: lim, PublicReads: true}, func(s *Server) {
 		sampleRoutes(s)
 		s.Router.POST("/events", func(ctx *fasthttp.RequestCtx) { calls++; ctx.SetStatusCode(202) })
 	})
