@@ -28,6 +28,10 @@ type Config struct {
 		MaxHeaderBytes int           `mapstructure:"max_header_bytes"`
 		Concurrency    int           `mapstructure:"concurrency"`
 		CORSOrigins    []string      `mapstructure:"cors_origins"`
+		ReadCORS       []string      `mapstructure:"read_cors_origins"`
+		ReadToken      string        `mapstructure:"read_token"`
+		PublicReads    bool          `mapstructure:"public_reads"`
+		MetricsAddr    string        `mapstructure:"metrics_addr"`
 	} `mapstructure:"http"`
 	RateLimit struct {
 		Ingest     RateRule `mapstructure:"ingest"`
@@ -117,7 +121,11 @@ var Settings = []Setting{
 	{"http.max_conns_per_ip", 0, "concurrent connections per client IP (0 = unlimited)"},
 	{"http.max_header_bytes", 8192, "request line + headers; larger answers 431 (also the per-connection read buffer)"},
 	{"http.concurrency", 50000, "connections served at once (~20 KB each); past it new connections get 503"},
-	{"http.cors_origins", []string{"*"}, `origins browsers may call from ("https://player.example.com"), "*" for any, empty to disable CORS`},
+	{"http.cors_origins", []string{"*"}, `origins browsers may call the ingest routes from ("https://player.example.com"), "*" for any, empty to disable CORS there`},
+	{"http.read_cors_origins", []string{}, `origins browsers may call every other route from (catalogue, analytics, admin); empty sends no CORS headers there`},
+	{"http.read_token", "", "bearer token for the read routes (GET /ads*, analytics, /metrics) from non-loopback clients; admin.token works too; empty: loopback only"},
+	{"http.public_reads", false, "serve the read routes to everyone without a token (only behind a gateway that authenticates)"},
+	{"http.metrics_addr", "", "separate listener for /metrics, unguarded (e.g. 10.0.0.5:9100); when set /metrics leaves http.addr; empty: /metrics on http.addr, guarded like reads"},
 	{"ratelimit.ingest.rps", 50.0, "per-client requests/s on ingest routes (0 disables); a client is an IPv4 address or an IPv6 /64"},
 	{"ratelimit.ingest.burst", 200, "per-client burst on ingest routes"},
 	{"ratelimit.query.rps", 10.0, "per-client requests/s on GET /ads* and analytics (0 disables)"},
@@ -246,7 +254,7 @@ func (c *Config) validate() error {
 			return fmt.Errorf("config: ratelimit.%s.rps and ratelimit.%s.burst must not be negative", r.name, r.name)
 		}
 	}
-	for _, o := range c.HTTP.CORSOrigins {
+	for _, o := range append(append([]string{}, c.HTTP.CORSOrigins...), c.HTTP.ReadCORS...) {
 		o = strings.TrimSpace(o)
 		if o == "" || o == "*" {
 			continue
@@ -280,7 +288,7 @@ func (c *Config) Redacted() map[string]any {
 			}
 			val := v.Field(i).Interface()
 			switch key {
-			case "clickhouse.password", "admin.token":
+			case "clickhouse.password", "admin.token", "http.read_token":
 				if val != "" {
 					val = "[redacted]"
 				}

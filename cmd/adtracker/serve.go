@@ -118,8 +118,10 @@ func serve(args []string) error {
 		MaxBodyBytes: cfg.HTTP.MaxBodyBytes,
 		ReadTimeout:  cfg.HTTP.ReadTimeout, WriteTimeout: cfg.HTTP.WriteTimeout, IdleTimeout: cfg.HTTP.IdleTimeout,
 		MaxConnsPerIP: cfg.HTTP.MaxConnsPerIP, MaxHeaderBytes: cfg.HTTP.MaxHeaderBytes, Concurrency: cfg.HTTP.Concurrency,
-		CORSOrigins: cfg.HTTP.CORSOrigins, Limiter: limiter, // the limiter's metrics are registered by server.New
-		Log: log.Named("http"), Registry: reg,
+		CORSOrigins: cfg.HTTP.CORSOrigins, ReadCORSOrigins: cfg.HTTP.ReadCORS, Limiter: limiter, // the limiter's metrics are registered by server.New
+		ReadTokens: []string{cfg.HTTP.ReadToken, cfg.Admin.Token}, PublicReads: cfg.HTTP.PublicReads, Proxies: proxies,
+		SeparateMetrics: cfg.HTTP.MetricsAddr != "",
+		Log:             log.Named("http"), Registry: reg,
 		Checks: readinessChecks(pg, ch, cat, pipe),
 	})
 	h := &ingest.Handlers{
@@ -158,7 +160,22 @@ func serve(args []string) error {
 		closePipe(pipe, log)
 		return errLogged
 	}
-	serveErr := make(chan error, 1)
+	serveErr := make(chan error, 2)
+	if a := cfg.HTTP.MetricsAddr; a != "" {
+		mln, err := net.Listen("tcp", a)
+		if err != nil {
+			log.Error("cannot listen", zap.String("metrics_addr", a), zap.Error(err))
+			_ = ln.Close()
+			closePipe(pipe, log)
+			return errLogged
+		}
+		go func() {
+			if err := srv.ServeMetrics(mln); err != nil {
+				serveErr <- fmt.Errorf("metrics listener: %w", err)
+			}
+		}()
+		log.Info("metrics listening", zap.String("addr", mln.Addr().String()))
+	}
 	go func() { serveErr <- srv.Serve(ln) }()
 	log.Info("serving", zap.String("addr", ln.Addr().String()), zap.String("data_dir", cfg.Ingest.DataDir))
 
