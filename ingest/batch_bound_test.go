@@ -107,12 +107,12 @@ func TestBatchErrorsListedForFirstItemsOnly(t *testing.T) {
 	h.Queue = q
 	var b strings.Builder
 	for i := 0; i < 250; i++ {
-		switch {
-		case i%5 == 0:
+		switch i % 5 {
+		case 0:
 			b.WriteString(`{"type":"start","ad_id":1}`)
-		case i%5 == 1:
+		case 1:
 			b.WriteString(`{"type":"start","ad_id":99}`) // unknown ad: refused by the handler, not the decoder
-		case i%5 == 2:
+		case 2:
 			b.WriteString(`{"type":"start","ad_id":`) // broken line
 		default:
 			b.WriteString("7")
