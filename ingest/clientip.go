@@ -118,7 +118,7 @@ func parseForwardedAddr(b []byte) ([16]byte, bool) {
 	return ParseIP(b)
 }
 
-// validPort accepts "" or ":" followed by 1-5 digits.
+// validPort accepts "" or ":" followed by a decimal port up to 65535.
 func validPort(b []byte) bool {
 	if len(b) == 0 {
 		return true
@@ -126,12 +126,14 @@ func validPort(b []byte) bool {
 	if b[0] != ':' || len(b) < 2 || len(b) > 6 {
 		return false
 	}
+	n := 0
 	for _, c := range b[1:] {
 		if c < '0' || c > '9' {
 			return false
 		}
+		n = n*10 + int(c-'0')
 	}
-	return true
+	return n <= 65535
 }
 
 func trimSpace(b []byte) []byte {

@@ -84,3 +84,39 @@ func TestClientIPAllocs(t *testing.T) {
 		t.Fatalf("%v allocations per ClientIP", n)
 	}
 }
+
+// parseForwardedAddr agrees with net/netip: an entry it accepts is an address (netip.ParseAddr) or an address and port
+// (netip.ParseAddrPort) with the same address, never a zone.
+func FuzzParseForwardedAddr(f *testing.F) {
+	for _, s := range []string{"203.0.113.7", "203.0.113.7:80", "[2001:db8::1]:443", "[2001:db8::1]", "2001:db8::1", "::ffff:1.2.3.4",
+		"unknown", "", "[1.2.3.4]", "1.2.3.4:", "fe80::1%eth0", "[::1]:99999"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		ip, ok := parseForwardedAddr([]byte(s))
+		if !ok {
+			return
+		}
+		got := netip.AddrFrom16(ip)
+		if a, err := netip.ParseAddr(s); err == nil {
+			if a.Zone() != "" || netip.AddrFrom16(a.As16()) != got {
+				t.Fatalf("%q: got %s, netip %s", s, got, a)
+			}
+			return
+		}
+		inner := s
+		if len(s) > 0 && s[0] == '[' && s[len(s)-1] == ']' {
+			inner = s[1 : len(s)-1]
+		} else {
+			ap, err := netip.ParseAddrPort(s)
+			if err != nil {
+				t.Fatalf("%q accepted; netip reads neither an address nor address:port (%v)", s, err)
+			}
+			inner = ap.Addr().String()
+		}
+		a, err := netip.ParseAddr(inner)
+		if err != nil || a.Zone() != "" || netip.AddrFrom16(a.As16()) != got {
+			t.Fatalf("%q: got %s, netip %v %v", s, got, a, err)
+		}
+	})
+}
