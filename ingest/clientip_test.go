@@ -104,7 +104,7 @@ func FuzzParseForwardedAddr(f *testing.F) {
 			}
 			return
 		}
-		inner := s
+		var inner string
 		if len(s) > 0 && s[0] == '[' && s[len(s)-1] == ']' {
 			inner = s[1 : len(s)-1]
 		} else {
