@@ -1,5 +1,5 @@
-// Package server assembles the HTTP server: router, health and metrics endpoints, middleware (request id, metrics, rate limits, CORS,
-// security headers, sampled error logs), JSON errors for what no handler answers, and deliberately set connection limits.
+// Package server assembles the HTTP server: router, health and metrics endpoints, middleware (request id, metrics, rate limits, read
+// access, CORS, security headers, sampled error logs), JSON errors for what no handler answers, and deliberately set connection limits.
 package server
 
 import (
@@ -84,7 +84,7 @@ type Server struct {
 	hotLog   *zap.Logger // sampled: for lines a flood of bad requests could otherwise repeat thousands of times a second
 	draining atomic.Bool
 
-	mu         sync.Mutex // guards srv and shut: Serve and Shutdown run on different goroutines
+	mu         sync.Mutex // guards srv, metricsSrv and shut: Serve, ServeMetrics and Shutdown run on different goroutines
 	srv        *fasthttp.Server
 	shut       bool
 	metrics    *httpMetrics
