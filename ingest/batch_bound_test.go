@@ -145,6 +145,23 @@ func TestBatchErrorsListedForFirstItemsOnly(t *testing.T) {
 	}
 }
 
+// The handler's allocations for a body of junk do not grow with its item count.
+func TestJunkBatchAllocsDoNotGrowWithItems(t *testing.T) {
+	h := boundHandlers(1 << 20)
+	allocs := func(items int) float64 {
+		ctx := batchCtx(junkBody(2*items), "application/x-ndjson")
+		h.batch(ctx)
+		return testing.AllocsPerRun(5, func() {
+			ctx.Response.Reset()
+			h.batch(ctx)
+		})
+	}
+	small, large := allocs(1000), allocs(200_000)
+	if large > small {
+		t.Fatalf("%v allocations for 1000 junk items, %v for 200000", small, large)
+	}
+}
+
 // BenchmarkJunkBatch is the cost of one junk item ("1\n") through the batch handler: the body is 1 MiB, so ns/op ÷ 524288 is the
 // time per item, and allocs/op the allocations of the whole request.
 func BenchmarkJunkBatch(b *testing.B) {

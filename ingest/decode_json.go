@@ -761,9 +761,11 @@ func (d *Decoder) DecodeJSON(body []byte, typ Type, e *Event) *FieldError {
 // NDJSON every line stands alone, so a malformed line is that item's error and never a
 // top-level one.
 //
-// Items from index MaxItemErrors on get terse shared errors (the handler lists only the first
-// ones), so decoding a body of junk allocates nothing per item. The only memory is the body
-// itself and e: a request costs what http.max_body_bytes allows, whatever its item count.
+// Items from index MaxItemErrors on get terse shared errors when they are not JSON objects or
+// not JSON at all (the handler lists only the first ones), so a body of such junk allocates
+// nothing per item; a well-formed object with a bad field still gets its own short-lived
+// error. Nothing is kept per item: a request's memory is the body (http.max_body_bytes) and
+// e, whatever its item count.
 func (d *Decoder) DecodeBatch(body []byte, ndjson bool, e *Event, fn func(i int, e *Event, err *FieldError)) *FieldError {
 	w := d.window(TypeUnknown)
 	maxItems := d.Limits.MaxBatchItems
