@@ -254,18 +254,24 @@ func (c *Config) validate() error {
 			return fmt.Errorf("config: ratelimit.%s.rps and ratelimit.%s.burst must not be negative", r.name, r.name)
 		}
 	}
-	for _, o := range append(append([]string{}, c.HTTP.CORSOrigins...), c.HTTP.ReadCORS...) {
-		o = strings.TrimSpace(o)
-		if o == "" || o == "*" {
-			continue
-		}
-		// An origin is scheme://host[:port] and nothing else; a path here would never match a browser's Origin header.
-		rest, ok := strings.CutPrefix(o, "https://")
-		if !ok {
-			rest, ok = strings.CutPrefix(o, "http://")
-		}
-		if !ok || rest == "" || strings.ContainsAny(strings.TrimSuffix(rest, "/"), "/?#* ") {
-			return fmt.Errorf("config: http.cors_origins: %q is not an origin like https://player.example.com (or *)", o)
+	for _, l := range []struct {
+		key  string
+		list []string
+	}{{"http.cors_origins", c.HTTP.CORSOrigins}, {"http.read_cors_origins", c.HTTP.ReadCORS}} {
+		key := l.key
+		for _, o := range l.list {
+			o = strings.TrimSpace(o)
+			if o == "" || o == "*" {
+				continue
+			}
+			// An origin is scheme://host[:port] and nothing else; a path here would never match a browser's Origin header.
+			rest, ok := strings.CutPrefix(o, "https://")
+			if !ok {
+				rest, ok = strings.CutPrefix(o, "http://")
+			}
+			if !ok || rest == "" || strings.ContainsAny(strings.TrimSuffix(rest, "/"), "/?#* ") {
+				return fmt.Errorf("config: %s: %q is not an origin like https://player.example.com (or *)", key, o)
+			}
 		}
 	}
 	return nil
