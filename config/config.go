@@ -30,6 +30,10 @@ type Config struct {
 		MaxHeaderBytes int           `mapstructure:"max_header_bytes"`
 		Concurrency    int           `mapstructure:"concurrency"`
 		CORSOrigins    []string      `mapstructure:"cors_origins"`
+		ReadCORS       []string      `mapstructure:"read_cors_origins"`
+		ReadToken      string        `mapstructure:"read_token"`
+		PublicReads    bool          `mapstructure:"public_reads"`
+		MetricsAddr    string        `mapstructure:"metrics_addr"`
 	} `mapstructure:"http"`
 	RateLimit struct {
 		Ingest     RateRule `mapstructure:"ingest"`
@@ -74,6 +78,7 @@ type Config struct {
 		DedupWindow   int           `mapstructure:"dedup_window"`
 		MaxFutureSkew time.Duration `mapstructure:"max_future_skew"`
 		MaxAge        time.Duration `mapstructure:"max_age"`
+		MaxBatchItems int           `mapstructure:"max_batch_items"`
 		Durable       bool          `mapstructure:"durable"`
 		MemoryLimit   int64         `mapstructure:"memory_limit"`
 	} `mapstructure:"ingest"`
@@ -121,7 +126,11 @@ var Settings = []Setting{
 	{"http.max_conns_per_ip", 0, "concurrent connections per client IP (0 = unlimited)"},
 	{"http.max_header_bytes", 8192, "request line + headers; larger answers 431 (also the per-connection read buffer)"},
 	{"http.concurrency", 50000, "connections served at once (~20 KB each); past it new connections get 503"},
-	{"http.cors_origins", []string{"*"}, `origins browsers may call from ("https://player.example.com"), "*" for any, empty to disable CORS`},
+	{"http.cors_origins", []string{"*"}, `origins browsers may call the ingest routes from ("https://player.example.com"), "*" for any, empty to disable CORS there`},
+	{"http.read_cors_origins", []string{}, `origins browsers may call every other route from (catalogue, analytics, admin); empty sends no CORS headers there`},
+	{"http.read_token", "", "bearer token for the read routes (GET /ads*, analytics, /metrics) from non-loopback clients; admin.token works too; empty: loopback only"},
+	{"http.public_reads", false, "serve the read routes to everyone without a token (only behind a gateway that authenticates)"},
+	{"http.metrics_addr", "", "separate listener for /metrics, unguarded (e.g. 10.0.0.5:9100); when set /metrics leaves http.addr; empty: /metrics on http.addr, guarded like reads"},
 	{"ratelimit.ingest.rps", 50.0, "per-client requests/s on ingest routes (0 disables); a client is an IPv4 address or an IPv6 /64"},
 	{"ratelimit.ingest.burst", 200, "per-client burst on ingest routes"},
 	{"ratelimit.query.rps", 10.0, "per-client requests/s on GET /ads* and analytics (0 disables)"},
@@ -155,6 +164,7 @@ var Settings = []Setting{
 	{"ingest.dedup_window", 262144, "client event_ids remembered to drop retried duplicates"},
 	{"ingest.max_future_skew", "5m", "event timestamps further in the future are rejected"},
 	{"ingest.max_age", "168h", "event timestamps older than this are rejected"},
+	{"ingest.max_batch_items", 10000, "events in one POST /events; a batch with more is refused whole with 413 (errors are listed for its first 100 items only)"},
 	{"ingest.durable", true, "ring in a memory-mapped file (survives SIGKILL); false keeps it in process memory"},
 	{"ingest.memory_limit", int64(64 << 20), "soft limit in bytes on the Go heap besides the ring (runtime/debug.SetMemoryLimit; an in-memory ring is added to it); GOMEMLIMIT overrides it; 0 disables"},
 	{"query.max_range", "9600h", "longest analytics window (400 days); longer answers 400"},
@@ -239,6 +249,8 @@ func (c *Config) validate() error {
 		return fmt.Errorf("config: http.max_header_bytes must be at least 1024")
 	case c.HTTP.Concurrency < 1:
 		return fmt.Errorf("config: http.concurrency must be positive")
+	case c.Ingest.MaxBatchItems < 1:
+		return fmt.Errorf("config: ingest.max_batch_items must be positive")
 	case c.RateLimit.MaxClients < 1:
 		return fmt.Errorf("config: ratelimit.max_clients must be positive")
 	case c.ClickHouse.ReadConns < 1:
@@ -256,18 +268,24 @@ func (c *Config) validate() error {
 			return fmt.Errorf("config: ratelimit.%s.rps and ratelimit.%s.burst must not be negative", r.name, r.name)
 		}
 	}
-	for _, o := range c.HTTP.CORSOrigins {
-		o = strings.TrimSpace(o)
-		if o == "" || o == "*" {
-			continue
-		}
-		// An origin is scheme://host[:port] and nothing else; a path here would never match a browser's Origin header.
-		rest, ok := strings.CutPrefix(o, "https://")
-		if !ok {
-			rest, ok = strings.CutPrefix(o, "http://")
-		}
-		if !ok || rest == "" || strings.ContainsAny(strings.TrimSuffix(rest, "/"), "/?#* ") {
-			return fmt.Errorf("config: http.cors_origins: %q is not an origin like https://player.example.com (or *)", o)
+	for _, l := range []struct {
+		key  string
+		list []string
+	}{{"http.cors_origins", c.HTTP.CORSOrigins}, {"http.read_cors_origins", c.HTTP.ReadCORS}} {
+		key := l.key
+		for _, o := range l.list {
+			o = strings.TrimSpace(o)
+			if o == "" || o == "*" {
+				continue
+			}
+			// An origin is scheme://host[:port] and nothing else; a path here would never match a browser's Origin header.
+			rest, ok := strings.CutPrefix(o, "https://")
+			if !ok {
+				rest, ok = strings.CutPrefix(o, "http://")
+			}
+			if !ok || rest == "" || strings.ContainsAny(strings.TrimSuffix(rest, "/"), "/?#* ") {
+				return fmt.Errorf("config: %s: %q is not an origin like https://player.example.com (or *)", key, o)
+			}
 		}
 	}
 	return nil

@@ -29,12 +29,18 @@ type Limits struct {
 	MaxAge time.Duration
 	// MaxPlayback caps video_playback_time; anything longer is a unit mix-up (ms sent as s).
 	MaxPlayback time.Duration
+	// MaxBatchItems caps the items of one POST /events (ingest.max_batch_items); a batch with more is refused whole with 413.
+	MaxBatchItems int
 }
 
 // DefaultLimits returns the limits used when a field of Limits is zero.
 func DefaultLimits() Limits {
-	return Limits{MaxFutureSkew: 5 * time.Minute, MaxAge: 7 * 24 * time.Hour, MaxPlayback: 24 * time.Hour}
+	return Limits{MaxFutureSkew: 5 * time.Minute, MaxAge: 7 * 24 * time.Hour, MaxPlayback: 24 * time.Hour, MaxBatchItems: 10_000}
 }
+
+// MaxItemErrors is how many leading items of a batch get their error listed in the answer; errors of later items are only counted
+// (errors_omitted), so a batch of junk cannot make the answer, or the memory behind it, grow with its item count.
+const MaxItemErrors = 100
 
 // Decoder turns request bodies and pixel queries into events. It has no mutable state, so one
 // value serves every connection.

@@ -47,6 +47,13 @@ type scanner struct {
 	depth  int
 	errMsg string
 	errPos int
+	// quiet: the caller will not show this item's error, so a syntax error is the shared errItemSyntax instead of a message built
+	// for it (a batch of junk must not cost an allocation per item).
+	quiet bool
+	// items counts the elements of the top-level array skipContainer walks (depth 1); past maxItems (when > 0) it stops with
+	// tooMany set, so an oversized batch is refused without scanning the rest.
+	items, maxItems int
+	tooMany         bool
 }
 
 func (s *scanner) fail(msg string) bool {
@@ -57,7 +64,17 @@ func (s *scanner) fail(msg string) bool {
 	return false
 }
 
+// Errors shared by every item that fails the same way; handlers only read them.
+var (
+	errItemSyntax    = &FieldError{Status: 400, Field: "body", Msg: "invalid json"}
+	errNotObject     = &FieldError{Status: 400, Field: "body", Msg: "body must be a json object"}
+	errItemNotObject = &FieldError{Status: 400, Field: "body", Msg: "item must be a json object"}
+)
+
 func (s *scanner) syntaxError() *FieldError {
+	if s.quiet {
+		return errItemSyntax
+	}
 	return badField("body", "invalid json: "+s.errMsg+" at offset "+strconv.Itoa(s.errPos))
 }
 
@@ -276,6 +293,13 @@ func (s *scanner) skipContainer(open, close byte) bool {
 		}
 		if k, _, _ := s.value(); k == kindInvalid {
 			return false
+		}
+		if open == '[' && s.depth == 1 {
+			s.items++
+			if s.maxItems > 0 && s.items > s.maxItems {
+				s.tooMany = true
+				return false
+			}
 		}
 		s.skipWS()
 		if s.pos >= len(s.buf) {
@@ -637,6 +661,39 @@ func idField(dst []byte, kind valueKind, raw []byte, esc bool, field string) ([]
 	return dst[:n], true, nil
 }
 
+// copyText copies src into dst as the JSON decoder leaves a decoded string: valid UTF-8 (an invalid byte becomes U+FFFD, as
+// encoding/json writes it; a JSON body holding one is refused, a header cannot be), stopping before the first rune that does not
+// fit. It returns the bytes written.
+func copyText(dst, src []byte) int {
+	n := 0
+	for i := 0; i < len(src); {
+		if c := src[i]; c < utf8.RuneSelf {
+			if n == len(dst) {
+				break
+			}
+			dst[n] = c
+			n++
+			i++
+			continue
+		}
+		r, size := utf8.DecodeRune(src[i:])
+		if r == utf8.RuneError && size == 1 {
+			if n+3 > len(dst) {
+				break
+			}
+			n += utf8.EncodeRune(dst[n:], utf8.RuneError)
+			i++
+			continue
+		}
+		if n+size > len(dst) {
+			break
+		}
+		n += copy(dst[n:], src[i:i+size])
+		i += size
+	}
+	return n
+}
+
 // sanitizeUA blanks control characters: user agents are shown in dashboards and logs, where a
 // raw newline or escape sequence does harm and carries no information.
 func sanitizeUA(b []byte) {
@@ -663,7 +720,7 @@ func (d *Decoder) document(s *scanner, w *window, e *Event) *FieldError {
 			}
 			return s.syntaxError()
 		}
-		return badField("body", "body must be a json object")
+		return errNotObject
 	}
 	ferr := s.object(w, e)
 	if s.errMsg != "" {
@@ -696,17 +753,33 @@ func (d *Decoder) DecodeJSON(body []byte, typ Type, e *Event) *FieldError {
 // and either e (reset and decoded, valid only during the call) or err is non-nil. Each item
 // must carry "type".
 //
-// An array is checked whole before fn is first called, so a body whose framing is broken is
-// rejected (top-level error, field "body") without any item having been accepted; an item
-// that is valid JSON but not an object is a per-item error. In NDJSON every line stands alone,
-// so a malformed line is that item's error and never a top-level one.
+// A batch of more than Limits.MaxBatchItems items is refused whole (413, field "body") before
+// fn is first called: the items are counted before any is decoded, so a client never sees part
+// of an oversized batch accepted. An array is also checked whole before fn is first called, so
+// a body whose framing is broken is rejected (top-level error, field "body") without any item
+// having been accepted; an item that is valid JSON but not an object is a per-item error. In
+// NDJSON every line stands alone, so a malformed line is that item's error and never a
+// top-level one.
+//
+// Items from index MaxItemErrors on get terse shared errors when they are not JSON objects or
+// not JSON at all (the handler lists only the first ones), so a body of such junk allocates
+// nothing per item; a well-formed object with a bad field still gets its own short-lived
+// error. Nothing is kept per item: a request's memory is the body (http.max_body_bytes) and
+// e, whatever its item count.
 func (d *Decoder) DecodeBatch(body []byte, ndjson bool, e *Event, fn func(i int, e *Event, err *FieldError)) *FieldError {
 	w := d.window(TypeUnknown)
+	maxItems := d.Limits.MaxBatchItems
+	if maxItems <= 0 {
+		maxItems = DefaultLimits().MaxBatchItems
+	}
 	if ndjson {
+		if countLines(body, maxItems+1) > maxItems {
+			return tooManyItems(maxItems)
+		}
 		d.lines(body, &w, e, fn)
 		return nil
 	}
-	s := scanner{buf: body}
+	s := scanner{buf: body, maxItems: maxItems}
 	s.skipWS()
 	if s.pos >= len(s.buf) {
 		return badField("body", "body is empty")
@@ -716,6 +789,9 @@ func (d *Decoder) DecodeBatch(body []byte, ndjson bool, e *Event, fn func(i int,
 	}
 	start := s.pos
 	if !s.skipContainer('[', ']') {
+		if s.tooMany {
+			return tooManyItems(maxItems)
+		}
 		return s.syntaxError()
 	}
 	s.skipWS()
@@ -730,16 +806,18 @@ func (d *Decoder) DecodeBatch(body []byte, ndjson bool, e *Event, fn func(i int,
 			return nil
 		}
 		e.Reset()
+		s.quiet = i >= MaxItemErrors
 		var err *FieldError
 		if s.buf[s.pos] == '{' {
 			err = s.object(&w, e)
 		} else {
 			s.depth = 1
 			s.value()
-			err = badField("body", "item must be a json object")
+			err = errItemNotObject
 		}
 		if s.errMsg != "" {
 			// Unreachable after the check above; kept so a scanner bug cannot loop or misreport.
+			s.quiet = false
 			return s.syntaxError()
 		}
 		if err != nil {
@@ -754,6 +832,38 @@ func (d *Decoder) DecodeBatch(body []byte, ndjson bool, e *Event, fn func(i int,
 	}
 }
 
+// tooManyItems is the 413 of a batch over Limits.MaxBatchItems; it allocates, but only once per refused request.
+func tooManyItems(limit int) *FieldError {
+	return &FieldError{Status: 413, Field: "body",
+		Msg: "batch has more than " + strconv.Itoa(limit) + " events (ingest.max_batch_items); split it"}
+}
+
+// countLines counts the non-blank lines of an NDJSON body, stopping at stop.
+func countLines(body []byte, stop int) int {
+	n := 0
+	for len(body) > 0 && n < stop {
+		line := body
+		if k := bytes.IndexByte(body, '\n'); k >= 0 {
+			line, body = body[:k], body[k+1:]
+		} else {
+			body = nil
+		}
+		if !blankLine(line) {
+			n++
+		}
+	}
+	return n
+}
+
+func blankLine(line []byte) bool {
+	for _, c := range line {
+		if c != ' ' && c != '\t' && c != '\r' {
+			return false
+		}
+	}
+	return true
+}
+
 func (d *Decoder) lines(body []byte, w *window, e *Event, fn func(i int, e *Event, err *FieldError)) {
 	i := 0
 	for len(body) > 0 {
@@ -763,18 +873,11 @@ func (d *Decoder) lines(body []byte, w *window, e *Event, fn func(i int, e *Even
 			line, next = body[:k], k+1
 		}
 		body = body[next:]
-		blank := true
-		for _, c := range line {
-			if c != ' ' && c != '\t' && c != '\r' {
-				blank = false
-				break
-			}
-		}
-		if blank {
+		if blankLine(line) {
 			continue
 		}
 		e.Reset()
-		s := scanner{buf: line}
+		s := scanner{buf: line, quiet: i >= MaxItemErrors}
 		if err := d.document(&s, w, e); err != nil {
 			fn(i, nil, err)
 		} else {

@@ -82,22 +82,11 @@ func (h *Handlers) fill(ctx *fasthttp.RequestCtx, e *Event) {
 		e.IP = h.Proxies.ClientIP(ctx)
 	}
 	if e.UALen == 0 {
-		ua := ctx.Request.Header.UserAgent()
-		e.SetUserAgent(ua)
-		e.UALen = uint16(validUTF8Prefix(e.UserAgent[:e.UALen]))
+		// Cleaned exactly as the JSON user_agent field is: valid UTF-8 cut on a rune boundary, control characters blanked.
+		n := copyText(e.UserAgent[:], ctx.Request.Header.UserAgent())
+		sanitizeUA(e.UserAgent[:n])
+		e.UALen = uint16(n)
 	}
-}
-
-// validUTF8Prefix trims a user agent cut mid-rune by truncation, so ClickHouse and JSON exports see valid text.
-func validUTF8Prefix(b []byte) int {
-	n := len(b)
-	for n > 0 && !utf8.Valid(b[:n]) && len(b)-n < utf8.UTFMax {
-		n--
-	}
-	if !utf8.Valid(b[:n]) {
-		return 0
-	}
-	return n
 }
 
 // accept is the shared tail of the one-event routes: given the decoder's verdict on e, it checks the catalogue and enqueues. On
@@ -149,18 +138,28 @@ func (h *Handlers) unavailable(ctx *fasthttp.RequestCtx, err error) {
 
 // batch answers 202 with per-item results. Items are enqueued in order; if the queue refuses one, the rest are not tried and the answer
 // is 503 saying how many went in, so a client that sends event_ids can resend the whole batch without double counting.
+//
+// The answer is bounded whatever the body holds: errors are listed for items below MaxItemErrors only, the others counted in
+// errors_omitted; a batch over ingest.max_batch_items is refused whole (413) before any item is enqueued. The whole batch costs one
+// rate-limit token, like any request (README, "Rate limits").
 func (h *Handlers) batch(ctx *fasthttp.RequestCtx) {
 	e := eventPool.Get().(*Event)
 	defer eventPool.Put(e)
 	e.Reset()
 	ndjson := bytes.HasPrefix(ctx.Request.Header.ContentType(), []byte("application/x-ndjson"))
 	var (
-		acc, rej int
-		errs     []byte // JSON array items, built only when something fails
-		qerr     error
-		stopAt   = -1
-		items    int
+		acc, rej, omitted int
+		errs              *[]byte // JSON array items, taken from errsPool when something fails
+		qerr              error
+		stopAt            = -1
+		items             int
 	)
+	defer func() {
+		if errs != nil {
+			*errs = (*errs)[:0]
+			errsPool.Put(errs)
+		}
+	}()
 	top := h.Decoder.DecodeBatch(ctx.PostBody(), ndjson, e, func(i int, e *Event, ferr *FieldError) {
 		items++
 		if qerr != nil {
@@ -173,7 +172,14 @@ func (h *Handlers) batch(ctx *fasthttp.RequestCtx) {
 		if ferr != nil {
 			rej++
 			rejected[reason].Inc()
-			errs = appendItemError(errs, i, ferr)
+			if i >= MaxItemErrors {
+				omitted++
+				return
+			}
+			if errs == nil {
+				errs = errsPool.Get().(*[]byte)
+			}
+			*errs = appendItemError(*errs, i, ferr)
 			return
 		}
 		if err := h.Queue.Enqueue(e); err != nil {
@@ -193,7 +199,8 @@ func (h *Handlers) batch(ctx *fasthttp.RequestCtx) {
 		WriteError(ctx, fasthttp.StatusBadRequest, "batch has no events", "body")
 		return
 	}
-	var b []byte
+	var buf [256]byte
+	b := buf[:0]
 	ctx.SetContentType(contentJSON)
 	switch {
 	case qerr != nil:
@@ -216,10 +223,15 @@ func (h *Handlers) batch(ctx *fasthttp.RequestCtx) {
 	b = strconv.AppendInt(b, int64(acc), 10)
 	b = append(b, `,"rejected":`...)
 	b = strconv.AppendInt(b, int64(rej), 10)
+	b = append(b, `,"errors_omitted":`...)
+	b = strconv.AppendInt(b, int64(omitted), 10)
 	b = append(b, `,"errors":[`...)
-	b = append(b, errs...)
-	b = append(b, "]}"...)
+	// Written in pieces straight into the response buffer: the error list is not copied once more.
 	ctx.Response.SetBody(b)
+	if errs != nil {
+		ctx.Response.AppendBody(*errs)
+	}
+	ctx.Response.AppendBodyString("]}")
 }
 
 func appendItemError(dst []byte, i int, ferr *FieldError) []byte {
@@ -236,6 +248,9 @@ func appendItemError(dst []byte, i int, ferr *FieldError) []byte {
 	}
 	return append(dst, '}')
 }
+
+// errsPool holds the buffers of batch error lists (at most MaxItemErrors entries of ~100 bytes each).
+var errsPool = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
 
 // gif is the smallest transparent 1×1 GIF.
 var gif = []byte("GIF89a\x01\x00\x01\x00\x80\x00\x00\x00\x00\x00\x00\x00\x00!\xf9\x04\x01\x00\x00\x00\x00,\x00\x00\x00\x00\x01\x00\x01\x00\x00\x02\x02D\x01\x00;")

@@ -137,7 +137,7 @@ func TestBadInputChangesNothing(t *testing.T) {
 	f("POST", "/ads/click", `{"ad_id":1,"timestamp":"2025-01-01T00:00:00Z"}`, 400, `{"error":"timestamp is too old","field":"timestamp"}`)
 	f("POST", "/ads/click", `{"ad_id":99}`, 422, `{"error":"unknown ad_id","field":"ad_id"}`)
 	f("POST", "/ads/click", `{"ad_id":3}`, 422, `{"error":"ad is archived","field":"ad_id"}`)
-	f("POST", "/events", `[{"type":"bogus","ad_id":1}]`, 400, `{"error":"no valid event in batch","accepted":0,"rejected":1,"errors":[{"index":0,"error":"type is not a known event type","field":"type"}]}`)
+	f("POST", "/events", `[{"type":"bogus","ad_id":1}]`, 400, `{"error":"no valid event in batch","accepted":0,"rejected":1,"errors_omitted":0,"errors":[{"index":0,"error":"type is not a known event type","field":"type"}]}`)
 	f("POST", "/events", `[]`, 400, `{"error":"batch has no events","field":"body"}`)
 	f("POST", "/events", `{"type":"start"}`, 400, `{"error":"body must be a json array","field":"body"}`)
 	f("GET", "/t/sideways?ad_id=1", "", 400, `{"error":"unknown event in path","field":"event"}`)
@@ -159,7 +159,7 @@ func TestBatchPartialAcceptance(t *testing.T) {
 	}
 	nd := "{\"type\":\"firstQuartile\",\"ad_id\":1}\n\n{\"type\":\"click\",\"ad_id\":2}\n"
 	rep = do(r, "POST", "/events", "application/x-ndjson", nd)
-	if rep.status != 202 || rep.body != `{"accepted":2,"rejected":0,"errors":[]}` || len(q.events) != 4 {
+	if rep.status != 202 || rep.body != `{"accepted":2,"rejected":0,"errors_omitted":0,"errors":[]}` || len(q.events) != 4 {
 		t.Fatalf("ndjson: %d %s (%d events)", rep.status, rep.body, len(q.events))
 	}
 }

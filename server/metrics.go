@@ -80,6 +80,7 @@ type route struct {
 	pattern  string
 	method   string
 	duration prometheus.Observer
+	readCORS bool                            // answers carry the read-route CORS policy (http.read_cors_origins), not the ingest one
 	codes    [600]atomic.Pointer[counterRef] // index = status code; 0 holds codes outside 100–599
 }
 

@@ -65,13 +65,32 @@ func (s *Server) build() (fasthttp.RequestHandler, error) {
 			if method == router.MethodWild {
 				label = "ANY"
 			}
-			r.Handle(method, pattern, s.instrument(s.metrics.route(pattern, label), s.opt.RouteClass(method, pattern), h))
+			class := s.opt.RouteClass(method, pattern)
+			rt := s.metrics.route(pattern, label)
+			rt.readCORS = class != ratelimit.Ingest
+			if guardedRead(class, pattern) {
+				next := h
+				h = func(ctx *fasthttp.RequestCtx) {
+					if s.access.check(ctx) {
+						next(ctx)
+					}
+				}
+			}
+			r.Handle(method, pattern, s.instrument(rt, class, h))
 		}
 	}
 	inner := r.Handler
 	return func(ctx *fasthttp.RequestCtx) { s.serve(ctx, inner) }, nil
 }
 
+// guardedRead reports whether a route needs read access (readAccess): the query class — the ads catalogue and analytics — and
+// /metrics. Ingest routes stay open to players; admin writes check admin.token themselves; health answers carry no business data.
+func guardedRead(class ratelimit.Class, pattern string) bool {
+	return class == ratelimit.Query || pattern == "/metrics"
+}
+
+// instrument wraps h (already guarded by read access where needed) with the route's metrics and rate limit; the limit comes first,
+// so guessing tokens costs a client its query budget.
 func (s *Server) instrument(rt *route, class ratelimit.Class, h fasthttp.RequestHandler) fasthttp.RequestHandler {
 	lim := s.opt.Limiter
 	if lim == nil || !lim.Enabled(class) {
@@ -165,6 +184,10 @@ func (s *Server) decorate(ctx *fasthttp.RequestCtx) {
 			h.SetCanonical(hdrCacheControl, valNoStore)
 		}
 	}
+	if rt, _ := ctx.UserValue(routeKey).(*route); rt != nil && rt.readCORS {
+		s.readCORS.apply(ctx)
+		return
+	}
 	s.cors.apply(ctx)
 }
 
@@ -244,8 +267,15 @@ func (s *Server) options(ctx *fasthttp.RequestCtx) {
 	if len(origin) == 0 || len(ctx.Request.Header.Peek("Access-Control-Request-Method")) == 0 {
 		return
 	}
-	if !s.cors.allows(origin) {
-		ingest.WriteError(ctx, fasthttp.StatusForbidden, "origin not allowed by http.cors_origins", "Origin")
+	// The route's class from the method the browser asks about and the raw path: ClassOf classifies paths as it does patterns (no
+	// ingest route has a parameter outside its /t/ or /c/ prefix).
+	policy, setting := &s.cors, "http.cors_origins"
+	if s.opt.RouteClass(string(ctx.Request.Header.Peek("Access-Control-Request-Method")), string(ctx.Path())) != ratelimit.Ingest {
+		policy, setting = &s.readCORS, "http.read_cors_origins"
+		ctx.SetUserValue(routeKey, s.preflightRead.of(ctx)) // so decorate applies the same policy
+	}
+	if !policy.allows(origin) {
+		ingest.WriteError(ctx, fasthttp.StatusForbidden, "origin not allowed by "+setting, "Origin")
 		return
 	}
 	h := &ctx.Response.Header

@@ -1,5 +1,5 @@
-// Package server assembles the HTTP server: router, health and metrics endpoints, middleware (request id, metrics, rate limits, CORS,
-// security headers, sampled error logs), JSON errors for what no handler answers, and deliberately set connection limits.
+// Package server assembles the HTTP server: router, health and metrics endpoints, middleware (request id, metrics, rate limits, read
+// access, CORS, security headers, sampled error logs), JSON errors for what no handler answers, and deliberately set connection limits.
 package server
 
 import (
@@ -46,16 +46,32 @@ type Options struct {
 	MaxHeaderBytes int
 	// Concurrency bounds the connections served at once (~20 KB each when idle); past it fasthttp answers 503 at once.
 	Concurrency int
-	// CORSOrigins are the origins browsers may call from: exact "https://player.example.com" entries, or "*" for any. Empty
-	// disables CORS.
+	// CORSOrigins are the origins browsers may call the ingest routes from (and read the answers of requests no route took):
+	// exact "https://player.example.com" entries, or "*" for any. Empty disables CORS there.
 	CORSOrigins []string
+	// ReadCORSOrigins are the same for every other route — reads, admin, health. Empty (the default) sends no CORS headers there,
+	// so a web page cannot read the catalogue or analytics through a visitor's browser.
+	ReadCORSOrigins []string
+	// ReadTokens are the bearer tokens that open the read routes (the ads catalogue, analytics, /metrics) to non-local clients:
+	// http.read_token and admin.token. Empty entries are ignored. See readAccess for who passes without one.
+	ReadTokens []string
+	// PublicReads opens the read routes to everyone (http.public_reads), e.g. behind a gateway that authenticates.
+	PublicReads bool
+	// Proxies is the client-address rule (http.trusted_proxies), which the loopback exemption of the read routes uses; nil means
+	// the TCP peer.
+	Proxies *ingest.Proxies
+	// SeparateMetrics leaves /metrics off the main router: ServeMetrics serves it, unguarded, on its own listener (http.metrics_addr).
+	SeparateMetrics bool
 	// Limiter rate-limits per client address by route class; nil disables rate limiting. Its metrics are registered with Registry.
 	Limiter *ratelimit.Limiter
 	// RouteClass maps a route (method, pattern) to its rate-limit class; nil means ratelimit.ClassOf.
 	RouteClass func(method, pattern string) ratelimit.Class
 	Log        *zap.Logger
 	Registry   *prometheus.Registry
-	Checks     []Check
+	// Checks make up /readyz. They run in the background every ReadyInterval (default DefaultReadyInterval) while Serve runs, never
+	// per request; see RefreshReadiness.
+	Checks        []Check
+	ReadyInterval time.Duration
 }
 
 // Server is the HTTP front.
@@ -68,21 +84,28 @@ type Server struct {
 	hotLog   *zap.Logger // sampled: for lines a flood of bad requests could otherwise repeat thousands of times a second
 	draining atomic.Bool
 
-	mu      sync.Mutex // guards srv and shut: Serve and Shutdown run on different goroutines
-	srv     *fasthttp.Server
-	shut    bool
-	metrics *httpMetrics
-	cors    corsPolicy
-	rid     requestIDs
+	mu         sync.Mutex // guards srv, metricsSrv and shut: Serve, ServeMetrics and Shutdown run on different goroutines
+	srv        *fasthttp.Server
+	shut       bool
+	metrics    *httpMetrics
+	cors       corsPolicy // ingest routes and answers no route gave
+	readCORS   corsPolicy // every other route
+	access     *readAccess
+	rid        requestIDs
+	metricsH   fasthttp.RequestHandler // the /metrics handler, when Registry is set
+	metricsSrv *fasthttp.Server        // ServeMetrics' server, for Shutdown
 
-	unmatched, preflight, rejected *fallbackRoutes
+	unmatched, preflight, preflightRead, rejected *fallbackRoutes
 
 	buildOnce sync.Once
 	handler   fasthttp.RequestHandler
 	buildErr  error
 
-	limiterCtx  context.Context
-	stopLimiter context.CancelFunc
+	ready readiness
+
+	// bgCtx ends at Shutdown; the limiter's sweeper and the readiness refresher run under it.
+	bgCtx  context.Context
+	stopBg context.CancelFunc
 }
 
 // New builds a server; register routes on Router before Serve. It registers its own and the Limiter's metrics with Registry.
@@ -96,14 +119,23 @@ func New(opt Options) *Server {
 	r := router.New()
 	r.RedirectTrailingSlash = false
 	r.HandleMethodNotAllowed = true
-	s := &Server{Router: r, opt: opt, log: opt.Log, metrics: newHTTPMetrics(), cors: newCORS(opt.CORSOrigins), rid: newRequestIDs()}
-	s.limiterCtx, s.stopLimiter = context.WithCancel(context.Background())
+	s := &Server{Router: r, opt: opt, log: opt.Log, metrics: newHTTPMetrics(), cors: newCORS(opt.CORSOrigins),
+		readCORS: newCORS(opt.ReadCORSOrigins), access: newReadAccess(opt.PublicReads, opt.ReadTokens, opt.Proxies), rid: newRequestIDs()}
+	s.bgCtx, s.stopBg = context.WithCancel(context.Background())
+	s.ready = readiness{checks: opt.Checks, interval: opt.ReadyInterval}
+	if s.ready.interval <= 0 {
+		s.ready.interval = DefaultReadyInterval
+	}
 	// At most 5 identical messages a second, then 1 in 100.
 	s.hotLog = opt.Log.WithOptions(zap.WrapCore(func(c zapcore.Core) zapcore.Core {
 		return zapcore.NewSamplerWithOptions(c, time.Second, 5, 100)
 	}))
 	s.unmatched = newFallback(s.metrics, routeUnmatched)
 	s.preflight = newFallback(s.metrics, routePreflight)
+	s.preflightRead = newFallback(s.metrics, routePreflight) // the same series; answers carry the read-route CORS policy
+	for _, rt := range s.preflightRead {
+		rt.readCORS = true
+	}
 	s.rejected = newFallback(s.metrics, routeRejected)
 	r.NotFound = func(ctx *fasthttp.RequestCtx) {
 		ingest.WriteError(ctx, fasthttp.StatusNotFound, "no such route", "")
@@ -127,67 +159,16 @@ func New(opt Options) *Server {
 	})
 	r.GET("/readyz", s.readyz)
 	if opt.Registry != nil {
-		r.GET("/metrics", fasthttpadaptor.NewFastHTTPHandler(promhttp.HandlerFor(opt.Registry, promhttp.HandlerOpts{})))
+		s.metricsH = fasthttpadaptor.NewFastHTTPHandler(promhttp.HandlerFor(opt.Registry, promhttp.HandlerOpts{}))
+		if !opt.SeparateMetrics {
+			r.GET("/metrics", s.metricsH)
+		}
 		opt.Registry.MustRegister(s.metrics.collectors()...)
 		if opt.Limiter != nil {
 			opt.Registry.MustRegister(opt.Limiter.Collectors()...)
 		}
 	}
 	return s
-}
-
-func (s *Server) readyz(ctx *fasthttp.RequestCtx) {
-	type comp struct {
-		name string
-		err  error
-	}
-	results := make([]comp, len(s.opt.Checks))
-	done := make(chan struct{}, len(s.opt.Checks))
-	c, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	for i, ch := range s.opt.Checks {
-		go func(i int, ch Check) {
-			results[i] = comp{ch.Name, ch.Fn(c)}
-			done <- struct{}{}
-		}(i, ch)
-	}
-	for range s.opt.Checks {
-		<-done
-	}
-	ok := !s.draining.Load()
-	body := []byte(`{"status":`)
-	comps := []byte(`"components":{`)
-	for i, r := range results {
-		if i > 0 {
-			comps = append(comps, ',')
-		}
-		comps = append(comps, '"')
-		comps = append(comps, r.name...)
-		comps = append(comps, `":{"ok":`...)
-		if r.err == nil {
-			comps = append(comps, `true}`...)
-		} else {
-			ok = false
-			comps = append(comps, `false,"error":`...)
-			comps = ingest.AppendJSONString(comps, r.err.Error())
-			comps = append(comps, '}')
-		}
-	}
-	comps = append(comps, '}')
-	switch {
-	case s.draining.Load():
-		body = append(body, `"draining",`...)
-	case ok:
-		body = append(body, `"ready",`...)
-	default:
-		body = append(body, `"not ready",`...)
-	}
-	body = append(append(body, comps...), '}')
-	ctx.SetContentType("application/json; charset=utf-8")
-	if !ok {
-		ctx.SetStatusCode(fasthttp.StatusServiceUnavailable)
-	}
-	ctx.SetBody(body)
 }
 
 // Handler returns the complete request handler: middleware around a router built from Router's routes, each route wrapped with its
@@ -201,7 +182,7 @@ func (s *Server) Handler() fasthttp.RequestHandler {
 	return s.handler
 }
 
-// Serve listens on ln until Shutdown. It also runs the Limiter's sweeper.
+// Serve listens on ln until Shutdown. It also runs the Limiter's sweeper and the readiness refresher.
 func (s *Server) Serve(ln net.Listener) error {
 	s.buildOnce.Do(func() { s.handler, s.buildErr = s.build() })
 	if s.buildErr != nil {
@@ -216,8 +197,9 @@ func (s *Server) Serve(ln net.Listener) error {
 	s.srv = srv
 	s.mu.Unlock()
 	if s.opt.Limiter != nil {
-		go s.opt.Limiter.Run(s.limiterCtx)
+		go s.opt.Limiter.Run(s.bgCtx)
 	}
+	go s.ready.run(s.bgCtx)
 	return srv.Serve(ln)
 }
 
@@ -281,18 +263,48 @@ func (p printfLogger) Printf(format string, args ...any) {
 	p.l.Warn("fasthttp: " + fmt.Sprintf(format, args...))
 }
 
+// ServeMetrics serves /metrics alone on ln until Shutdown, without the read guard: the listener's address (http.metrics_addr) is
+// the access control, e.g. a private interface Prometheus scrapes. Use it with Options.SeparateMetrics.
+func (s *Server) ServeMetrics(ln net.Listener) error {
+	if s.metricsH == nil {
+		return errors.New("server: ServeMetrics needs Options.Registry")
+	}
+	r := router.New()
+	r.GET("/metrics", s.metricsH)
+	r.NotFound = func(ctx *fasthttp.RequestCtx) {
+		ingest.WriteError(ctx, fasthttp.StatusNotFound, "no such route: this listener serves /metrics only", "")
+	}
+	srv := &fasthttp.Server{
+		Handler: r.Handler, Name: "adtracker", ReadTimeout: 10 * time.Second, WriteTimeout: 10 * time.Second, IdleTimeout: time.Minute,
+		ReadBufferSize: DefaultMaxHeaderBytes, MaxRequestBodySize: 4096, Concurrency: 64, CloseOnShutdown: true,
+		NoDefaultServerHeader: true, NoDefaultDate: true, Logger: printfLogger{s.hotLog},
+	}
+	s.mu.Lock()
+	if s.shut {
+		s.mu.Unlock()
+		return ln.Close()
+	}
+	s.metricsSrv = srv
+	s.mu.Unlock()
+	return srv.Serve(ln)
+}
+
 // Drain makes /readyz answer 503 so load balancers stop sending traffic before Shutdown.
 func (s *Server) Drain() { s.draining.Store(true) }
 
 // Shutdown stops accepting connections and waits for in-flight requests.
 func (s *Server) Shutdown(ctx context.Context) error {
-	s.stopLimiter()
+	s.stopBg()
 	s.mu.Lock()
 	s.shut = true
-	srv := s.srv
+	srv, msrv := s.srv, s.metricsSrv
 	s.mu.Unlock()
-	if srv == nil {
-		return nil
+	var merr error
+	if msrv != nil {
+		merr = msrv.ShutdownWithContext(ctx)
 	}
-	return srv.ShutdownWithContext(ctx)
+	if srv == nil {
+		return merr
+	}
+	return errors.Join(srv.ShutdownWithContext(ctx), merr)
 }

@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -110,7 +111,7 @@ func sampleRoutes(s *Server) {
 }
 
 func TestRoutesKeepTheirHandlers(t *testing.T) {
-	ts := newTestServer(t, Options{}, sampleRoutes)
+	ts := newTestServer(t, Options{PublicReads: true}, sampleRoutes)
 	f := func(method, uri string, wantStatus int, wantBody string) {
 		t.Helper()
 		ctx := request(ts.h, "192.0.2.1", method, uri)
@@ -130,7 +131,7 @@ func TestRoutesKeepTheirHandlers(t *testing.T) {
 }
 
 func TestRouteMetrics(t *testing.T) {
-	ts := newTestServer(t, Options{}, sampleRoutes)
+	ts := newTestServer(t, Options{PublicReads: true}, sampleRoutes)
 	for i := 0; i < 3; i++ {
 		request(ts.h, "192.0.2.1", "GET", fmt.Sprintf("/ads/%d", i))
 	}
@@ -173,7 +174,7 @@ func TestRouteMetrics(t *testing.T) {
 }
 
 func TestRequestID(t *testing.T) {
-	ts := newTestServer(t, Options{}, sampleRoutes)
+	ts := newTestServer(t, Options{PublicReads: true}, sampleRoutes)
 	gen := regexp.MustCompile(`^[0-9a-f]{32}$`)
 	f := func(sent string, wantEcho bool) string {
 		t.Helper()
@@ -201,7 +202,7 @@ func TestRequestID(t *testing.T) {
 }
 
 func TestPanicAndFailureLogsCarryRequestID(t *testing.T) {
-	ts := newTestServer(t, Options{}, sampleRoutes)
+	ts := newTestServer(t, Options{PublicReads: true}, sampleRoutes)
 	ctx := request(ts.h, "192.0.2.1", "GET", "/boom", "X-Request-ID", "req-boom-1")
 	if ctx.Response.StatusCode() != 500 || len(ctx.Response.Header.Peek("Location")) != 0 {
 		t.Fatalf("panic answered %d with Location %q", ctx.Response.StatusCode(), ctx.Response.Header.Peek("Location"))
@@ -229,7 +230,7 @@ func TestPanicAndFailureLogsCarryRequestID(t *testing.T) {
 }
 
 func TestSecurityHeaders(t *testing.T) {
-	ts := newTestServer(t, Options{}, sampleRoutes)
+	ts := newTestServer(t, Options{PublicReads: true}, sampleRoutes)
 	f := func(uri, wantCache, wantReferrer string) {
 		t.Helper()
 		h := &request(ts.h, "192.0.2.1", "GET", uri).Response.Header
@@ -245,9 +246,10 @@ func TestSecurityHeaders(t *testing.T) {
 }
 
 func TestCORS(t *testing.T) {
-	list := newTestServer(t, Options{CORSOrigins: []string{"https://player.example.com/", "https://b.example"}}, sampleRoutes)
-	any := newTestServer(t, Options{CORSOrigins: []string{"*"}}, sampleRoutes)
-	off := newTestServer(t, Options{}, sampleRoutes)
+	list := newTestServer(t, Options{CORSOrigins: []string{"https://player.example.com/", "https://b.example"}, PublicReads: true}, sampleRoutes)
+	reads := newTestServer(t, Options{CORSOrigins: []string{"*"}, ReadCORSOrigins: []string{"https://dash.example"}, PublicReads: true}, sampleRoutes)
+	any := newTestServer(t, Options{CORSOrigins: []string{"*"}, PublicReads: true}, sampleRoutes)
+	off := newTestServer(t, Options{PublicReads: true}, sampleRoutes)
 	type want struct {
 		status                       int
 		allowOrigin, methods, maxAge string
@@ -280,8 +282,20 @@ func TestCORS(t *testing.T) {
 		t.Fatalf("expose headers:\n%s", h.String())
 	}
 	f(list, "POST", "/ads/click", "https://evil.example", want{202, "", "", ""})
-	f(any, "OPTIONS", "/ads/{id}", "https://anyone.example", want{204, "*", "GET, OPTIONS", "7200"})
-	f(any, "GET", "/ads/1", "https://anyone.example", want{200, "*", "", ""})
+	// "*" on ingest routes only: a page may not read the catalogue or analytics through a visitor's browser.
+	f(any, "OPTIONS", "/ads/{id}", "https://anyone.example", want{403, "", "", ""})
+	f(any, "GET", "/ads/1", "https://anyone.example", want{200, "", "", ""})
+	f(any, "GET", "/healthz", "https://anyone.example", want{200, "", "", ""})
+	f(any, "OPTIONS", "/t/start", "https://anyone.example", want{204, "*", "GET, OPTIONS", "7200"})
+	// Read routes have their own list (http.read_cors_origins).
+	h = f(reads, "OPTIONS", "/ads/analytics", "https://dash.example", want{204, "https://dash.example", "GET, OPTIONS", "7200"})
+	if string(h.Peek("Vary")) != "Origin" {
+		t.Fatalf("read preflight headers:\n%s", h.String())
+	}
+	f(reads, "GET", "/ads/analytics", "https://dash.example", want{200, "https://dash.example", "", ""})
+	f(reads, "GET", "/ads/analytics", "https://player.example.com", want{200, "", "", ""})
+	f(reads, "OPTIONS", "/ads/analytics", "https://player.example.com", want{403, "", "", ""})
+	f(reads, "POST", "/ads/click", "https://player.example.com", want{202, "*", "", ""})
 	f(off, "OPTIONS", "/ads/click", "https://player.example.com", want{403, "", "", ""})
 	f(off, "GET", "/ads/1", "https://player.example.com", want{200, "", "", ""})
 	// A plain OPTIONS (no preflight headers) lists the methods (GET: /ads/{id} matches /ads/click too).
@@ -297,7 +311,7 @@ func TestRateLimitByRouteClass(t *testing.T) {
 		t.Fatal(err)
 	}
 	calls := 0
-	ts := newTestServer(t, Options{Limiter: lim}, func(s *Server) {
+	ts := newTestServer(t, Options{Limiter: lim, PublicReads: true}, func(s *Server) {
 		sampleRoutes(s)
 		s.Router.POST("/events", func(ctx *fasthttp.RequestCtx) { calls++; ctx.SetStatusCode(202) })
 	})
@@ -345,6 +359,7 @@ func TestReadinessWhileDraining(t *testing.T) {
 	}}, nil)
 	f := func(wantStatus int, wantBody string) {
 		t.Helper()
+		ts.RefreshReadiness(context.Background())
 		ctx := request(ts.h, "192.0.2.1", "GET", "/readyz")
 		if ctx.Response.StatusCode() != wantStatus || string(ctx.Response.Body()) != wantBody {
 			t.Fatalf("readyz = %d %s, want %d %s", ctx.Response.StatusCode(), ctx.Response.Body(), wantStatus, wantBody)
@@ -358,6 +373,52 @@ func TestReadinessWhileDraining(t *testing.T) {
 	f(503, `{"status":"draining","components":{"postgres":{"ok":true},"clickhouse":{"ok":true}}}`)
 	if ctx := request(ts.h, "192.0.2.1", "GET", "/healthz"); ctx.Response.StatusCode() != 200 {
 		t.Fatal("liveness failed while draining: the process would be killed before it drained")
+	}
+}
+
+// /readyz answers from the last background round: requests never reach the databases, so polling it (it is not rate limited) cannot
+// amplify anything. Before the first round it answers 503 "starting".
+func TestReadyzDoesNotRunChecks(t *testing.T) {
+	var calls atomic.Int64
+	check := func(context.Context) error { calls.Add(1); return nil }
+	ts := newTestServer(t, Options{Checks: []Check{{Name: "postgres", Fn: check}, {Name: "clickhouse", Fn: check}}}, nil)
+	get := func() *fasthttp.RequestCtx { return request(ts.h, "192.0.2.1", "GET", "/readyz") }
+	for i := 0; i < 100; i++ {
+		get()
+	}
+	if ctx := get(); ctx.Response.StatusCode() != 503 || string(ctx.Response.Body()) != `{"status":"starting","components":{}}` {
+		t.Fatalf("before the first round: %d %s", ctx.Response.StatusCode(), ctx.Response.Body())
+	}
+	if n := calls.Load(); n != 0 {
+		t.Fatalf("101 requests to /readyz ran the checks %d times, want 0", n)
+	}
+	ts.RefreshReadiness(context.Background())
+	for i := 0; i < 100; i++ {
+		get()
+	}
+	if n := calls.Load(); n != 2 {
+		t.Fatalf("one round and 100 requests ran the checks %d times, want 2", n)
+	}
+	if ctx := get(); ctx.Response.StatusCode() != 200 {
+		t.Fatalf("after a good round: %d %s", ctx.Response.StatusCode(), ctx.Response.Body())
+	}
+}
+
+// Serve refreshes readiness in the background: a server that is only listened to becomes ready without anyone calling
+// RefreshReadiness.
+func TestServeRefreshesReadiness(t *testing.T) {
+	addr, _ := listen(t, Options{Checks: []Check{{Name: "ok", Fn: func(context.Context) error { return nil }}}}, nil)
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		status, body, err := fasthttp.Get(nil, "http://"+addr+"/readyz")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if status == 200 && string(body) == `{"status":"ready","components":{"ok":{"ok":true}}}` {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("still %d %s", status, body)
+		}
 	}
 }
 

@@ -94,7 +94,8 @@ func serve(args []string) error {
 	pcfg.FsyncInterval = cfg.Ingest.FsyncInterval
 	pcfg.DedupWindow = cfg.Ingest.DedupWindow
 	pcfg.InMemoryRing = !cfg.Ingest.Durable
-	pipe, err := pipeline.Open(pcfg, chstore.NewSink(ch), log.Named("pipeline"))
+	sink := chstore.NewSink(ch)
+	pipe, err := pipeline.Open(pcfg, sink, log.Named("pipeline"))
 	if err != nil {
 		log.Error("opening the ingest pipeline failed", zap.String("dir", cfg.Ingest.DataDir), zap.Error(err))
 		return errLogged
@@ -128,28 +129,16 @@ func serve(args []string) error {
 		MaxBodyBytes: cfg.HTTP.MaxBodyBytes,
 		ReadTimeout:  cfg.HTTP.ReadTimeout, WriteTimeout: cfg.HTTP.WriteTimeout, IdleTimeout: cfg.HTTP.IdleTimeout,
 		MaxConnsPerIP: cfg.HTTP.MaxConnsPerIP, MaxHeaderBytes: cfg.HTTP.MaxHeaderBytes, Concurrency: cfg.HTTP.Concurrency,
-		CORSOrigins: cfg.HTTP.CORSOrigins, Limiter: limiter, // the limiter's metrics are registered by server.New
-		Log: log.Named("http"), Registry: reg,
-		Checks: []server.Check{
-			{Name: "postgres", Fn: pg.Ping},
-			{Name: "clickhouse", Fn: ch.Ping},
-			{Name: "catalog", Fn: func(context.Context) error {
-				if !cat.Ready() {
-					return fmt.Errorf("not loaded")
-				}
-				return nil
-			}},
-			{Name: "ingest", Fn: func(context.Context) error {
-				if ok, why := pipe.Ready(); !ok {
-					return fmt.Errorf("%s", why)
-				}
-				return nil
-			}},
-		},
+		CORSOrigins: cfg.HTTP.CORSOrigins, ReadCORSOrigins: cfg.HTTP.ReadCORS, Limiter: limiter, // the limiter's metrics are registered by server.New
+		ReadTokens: []string{cfg.HTTP.ReadToken, cfg.Admin.Token}, PublicReads: cfg.HTTP.PublicReads, Proxies: proxies,
+		SeparateMetrics: cfg.HTTP.MetricsAddr != "",
+		Log:             log.Named("http"), Registry: reg,
+		Checks: readinessChecks(pg, sink, cat, pipe),
 	})
 	h := &ingest.Handlers{
 		Decoder: &ingest.Decoder{Limits: ingest.Limits{
 			MaxFutureSkew: cfg.Ingest.MaxFutureSkew, MaxAge: cfg.Ingest.MaxAge, MaxPlayback: ingest.DefaultLimits().MaxPlayback,
+			MaxBatchItems: cfg.Ingest.MaxBatchItems,
 		}},
 		Queue: pipe, Catalog: catalogAdapter{cat}, Proxies: proxies, IDs: ingest.NewIDs(),
 	}
@@ -182,7 +171,22 @@ func serve(args []string) error {
 		closePipe(pipe, log)
 		return errLogged
 	}
-	serveErr := make(chan error, 1)
+	serveErr := make(chan error, 2)
+	if a := cfg.HTTP.MetricsAddr; a != "" {
+		mln, err := net.Listen("tcp", a)
+		if err != nil {
+			log.Error("cannot listen", zap.String("metrics_addr", a), zap.Error(err))
+			_ = ln.Close()
+			closePipe(pipe, log)
+			return errLogged
+		}
+		go func() {
+			if err := srv.ServeMetrics(mln); err != nil {
+				serveErr <- fmt.Errorf("metrics listener: %w", err)
+			}
+		}()
+		log.Info("metrics listening", zap.String("addr", mln.Addr().String()))
+	}
 	go func() { serveErr <- srv.Serve(ln) }()
 	log.Info("serving", zap.String("addr", ln.Addr().String()), zap.String("data_dir", cfg.Ingest.DataDir))
 
@@ -211,6 +215,30 @@ func serve(args []string) error {
 		return errLogged
 	}
 	return nil
+}
+
+// readinessChecks are the components of /readyz. The server runs them in the background (every second), never per request, so
+// they may ping the databases. ClickHouse is pinged through the sink, on the write pool (sized inserters+1, so a ping never waits
+// behind an insert): readiness says whether this node can store events, and a read pool full of slow analytics must not take an
+// ingest node out of its balancer.
+func readinessChecks(pg interface{ Ping(context.Context) error }, ch interface{ Ping(context.Context) error }, cat *catalog.Catalog,
+	pipe *pipeline.Pipeline) []server.Check {
+	return []server.Check{
+		{Name: "postgres", Fn: pg.Ping},
+		{Name: "clickhouse", Fn: ch.Ping},
+		{Name: "catalog", Fn: func(context.Context) error {
+			if !cat.Ready() {
+				return fmt.Errorf("not loaded")
+			}
+			return nil
+		}},
+		{Name: "ingest", Fn: func(context.Context) error {
+			if ok, why := pipe.Ready(); !ok {
+				return fmt.Errorf("%s", why)
+			}
+			return nil
+		}},
+	}
 }
 
 func healthcheck(args []string) error {
