@@ -91,4 +91,3 @@ func (p *Pipeline) newJob() *job {
 		return &job{b: ingest.Batch{Refs: make([][]byte, 0, min(p.cfg.BatchSize, 1<<16))}}
 	}
 }
-

@@ -76,7 +76,7 @@ type Config struct {
 	// ReplayMaxAttempts such failures or ReplayMaxAge since the first one, whichever comes first (0 disables that bound).
 	ReplayMaxAttempts int
 	ReplayMaxAge      time.Duration
-	InMemoryRing  bool          // no ring file: faster, but a killed process loses its ring (benchmarks only)
+	InMemoryRing      bool // no ring file: faster, but a killed process loses its ring (benchmarks only)
 }
 
 // Defaults returns the configuration the server starts with.

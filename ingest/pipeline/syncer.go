@@ -23,4 +23,3 @@ func (p *Pipeline) syncer() {
 		}
 	}
 }
-
