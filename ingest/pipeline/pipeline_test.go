@@ -18,7 +18,9 @@ type fakeSink struct {
 	stored    map[ingest.UUID]int
 	down      bool
 	permanent bool
-	uncertain bool // store the batch, then report a timeout
+	uncertain bool   // store the batch, then report a timeout
+	poisonAd  uint64 // a batch holding an event of this ad fails retryably every time (0: none)
+	poisoned  int    // inserts refused because of poisonAd
 	inserts   int
 }
 
@@ -41,6 +43,18 @@ func (f *fakeSink) Insert(ctx context.Context, b *ingest.Batch) error {
 		return sinkErr{perm: true}
 	}
 	var e ingest.Event
+	if f.poisonAd != 0 {
+		poison := errors.New("poison")
+		if b.Each(&e, func(e *ingest.Event) error {
+			if e.AdID == f.poisonAd {
+				return poison
+			}
+			return nil
+		}) == poison {
+			f.poisoned++
+			return sinkErr{}
+		}
+	}
 	err := b.Each(&e, func(e *ingest.Event) error {
 		if b.MaybeStored && f.stored[e.ID] > 0 {
 			return nil // the real sink filters MaybeStored batches by event_id
