@@ -229,6 +229,12 @@ func Open(cfg Config, sink Sink, log *zap.Logger) (*Pipeline, error) {
 // Enqueue accepts e. On nil the event is in the ring (and the ring file): answer 2xx. It does not allocate or lock. After Close it
 // answers ErrClosed, however late the call comes.
 func (p *Pipeline) Enqueue(e *ingest.Event) error {
+	// Checked before and after announcing the call: once closing is set, new calls return here without touching inflight, so
+	// Close waits only for the few that were already past this line.
+	if p.closing.Load() {
+		enqueueRefused.WithLabelValues("closing").Inc()
+		return ErrClosed
+	}
 	p.inflight.Add(1)
 	defer p.inflight.Add(-1)
 	if p.closing.Load() {
