@@ -6,6 +6,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+
+	"github.com/adtracker/adtracker/ingest/spill"
 )
 
 // Handlers still running when Close unmaps the ring (the shutdown deadline passed) get ErrClosed, never a write into unmapped
@@ -51,5 +53,31 @@ func TestEnqueueDuringAndAfterClose(t *testing.T) {
 		for err := range errs {
 			t.Fatalf("round %d: Enqueue after Close: %v, want ErrClosed", round, err)
 		}
+	}
+}
+
+// Close does not unmap the ring while an Enqueue is between its closing check and its ring write (simulated by holding the
+// in-flight count that such a call holds).
+func TestCloseWaitsForEnqueueInFlight(t *testing.T) {
+	p, err := Open(testConfig(t), newFake(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.inflight.Add(1) // a handler past the check
+	done := make(chan error, 1)
+	go func() { done <- p.Close(context.Background()) }()
+	// Close's last step before unmapping is closing the spill; once it is closed, only the wait stands before the unmap.
+	waitFor(t, "spill closed", func() bool { _, _, err := p.spill.Next(); return errors.Is(err, spill.ErrClosed) })
+	select {
+	case err := <-done:
+		t.Fatalf("Close returned (%v) and unmapped the ring while an Enqueue was in flight", err)
+	default:
+	}
+	if !errors.Is(p.Enqueue(event(1, false)), ErrClosed) {
+		t.Fatal("Enqueue during Close not refused")
+	}
+	p.inflight.Add(-1) // the handler's ring write is done
+	if err := <-done; err != nil {
+		t.Fatal(err)
 	}
 }
