@@ -115,7 +115,10 @@ type Pipeline struct {
 	// inflight counts Enqueue calls past their closing check. Close waits for it to reach 0 after setting closing and before
 	// unmapping the ring, so a handler still running after the shutdown deadline gets ErrClosed instead of a write into unmapped
 	// memory. Both sides use sequentially consistent atomics: an Enqueue that increments after Close's wait saw 0 must see closing.
+	// On its own cache line: every Enqueue writes it, and it must not evict the flags every Enqueue reads.
+	_        [64]byte
 	inflight atomic.Int64
+	_        [56]byte
 	health   sinkHealth // where live batches go (state.go)
 	quota    quota      // whether Enqueue accepts (state.go)
 
@@ -236,7 +239,12 @@ func (p *Pipeline) Enqueue(e *ingest.Event) error {
 		return ErrClosed
 	}
 	p.inflight.Add(1)
-	defer p.inflight.Add(-1)
+	err := p.enqueue(e)
+	p.inflight.Add(-1)
+	return err
+}
+
+func (p *Pipeline) enqueue(e *ingest.Event) error {
 	if p.closing.Load() {
 		enqueueRefused.WithLabelValues("closing").Inc()
 		return ErrClosed
