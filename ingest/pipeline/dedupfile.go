@@ -32,7 +32,7 @@ func marshalWindow(w *window) []byte {
 	n := w.len()
 	out := make([]byte, 0, len(dedupMagic)+4+16*n+4)
 	out = append(out, dedupMagic...)
-	out = binary.LittleEndian.AppendUint32(out, uint32(n)) //nolint:gosec // n ≤ 2^31 (newWindow)
+	out = binary.LittleEndian.AppendUint32(out, uint32(n)) // n ≤ 2^31 (newWindow)
 	w.ids(func(id *ingest.UUID) { out = append(out, id[:]...) })
 	return binary.LittleEndian.AppendUint32(out, crc32.Checksum(out, dedupCRC))
 }

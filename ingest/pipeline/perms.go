@@ -18,8 +18,14 @@ func ensureDir(dir string) error { return os.MkdirAll(dir, dirMode) }
 // tightenModes walks dir and removes group and other permissions from every file and directory that has any (a data dir written by
 // an older version, or restored from a backup). It returns the paths it changed.
 func tightenModes(dir string) ([]string, error) {
+	// Through an os.Root: a path swapped for a symlink during the walk cannot make us chmod something outside dir.
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return nil, err
+	}
+	defer root.Close()
 	var fixed []string
-	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+	err = fs.WalkDir(root.FS(), ".", func(rel string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
@@ -35,10 +41,10 @@ func tightenModes(dir string) ([]string, error) {
 			want = dirMode
 		}
 		if info.Mode().Perm()&0o077 != 0 {
-			if err := os.Chmod(path, info.Mode().Perm()&want); err != nil {
+			if err := root.Chmod(rel, info.Mode().Perm()&want); err != nil {
 				return err
 			}
-			fixed = append(fixed, path)
+			fixed = append(fixed, filepath.Join(dir, rel))
 		}
 		return nil
 	})

@@ -45,12 +45,12 @@ func (f *fakeSink) Insert(ctx context.Context, b *ingest.Batch) error {
 	var e ingest.Event
 	if f.poisonAd != 0 {
 		poison := errors.New("poison")
-		if b.Each(&e, func(e *ingest.Event) error {
+		if err := b.Each(&e, func(e *ingest.Event) error {
 			if e.AdID == f.poisonAd {
 				return poison
 			}
 			return nil
-		}) == poison {
+		}); errors.Is(err, poison) {
 			f.poisoned++
 			return sinkErr{}
 		}
