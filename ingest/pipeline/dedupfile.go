@@ -89,7 +89,7 @@ func (p *Pipeline) loadDedup() {
 
 // saveDedup writes the window for the next start. Only after every goroutine that uses the window has stopped.
 func (p *Pipeline) saveDedup() {
-	if p.dedup == nil || p.cfg.InMemoryRing {
+	if p.dedup == nil {
 		return
 	}
 	if err := writeFileAtomic(p.dedupAt, marshalWindow(p.dedup)); err != nil {
