@@ -4,7 +4,12 @@
 // The life of an event: Enqueue copies it into the ring's slots (the 2xx is answered after that) → the batcher reads records in order
 // into a Batch → an inserter calls Sink.Insert; on success, or once the batch is in a spill segment or the dead-letter directory, the
 // batch's slots are released. Until then the event is in the ring file, so at every instant an answered event is in exactly one
-// durable place that a restart reads back: the ring file, a spill segment, or ClickHouse.
+// durable place that a restart reads back: the ring file, a spill segment, ClickHouse, or the dead-letter directory (counted in
+// adtracker_events_not_stored_total). When none of them can take a batch it keeps its ring slots: backpressure, never a drop.
+//
+// One role per file: pipeline.go (Config, Open, Enqueue, Close), batcher.go, store.go (the store policy), replayer.go, syncer.go,
+// deadletter.go (the directory and its tools), recovery.go (the ring file at start), dedup.go + dedupfile.go (the duplicate window
+// and its file), perms.go; the state machines are all in state.go.
 package pipeline
 
 import (
