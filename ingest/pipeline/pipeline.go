@@ -16,6 +16,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"runtime"
 	"sync"
@@ -162,6 +163,13 @@ func Open(cfg Config, sink Sink, log *zap.Logger) (*Pipeline, error) {
 	}
 	if err := ensureDir(filepath.Join(cfg.Dir, DeadLetterDir)); err != nil {
 		return nil, err
+	}
+	// A process killed inside writeFileAtomic leaves its temporary file; the real one was never renamed into place.
+	for _, pat := range []string{filepath.Join(cfg.Dir, ".*.tmp"), filepath.Join(cfg.Dir, DeadLetterDir, ".*.tmp")} {
+		tmps, _ := filepath.Glob(pat)
+		for _, tmp := range tmps {
+			_ = os.Remove(tmp)
+		}
 	}
 	if fixed, err := tightenModes(cfg.Dir); err != nil {
 		return nil, fmt.Errorf("data dir permissions: %w", err)
