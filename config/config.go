@@ -76,11 +76,14 @@ type Config struct {
 		SpillMaxBytes int64         `mapstructure:"spill_max_bytes"`
 		FsyncInterval time.Duration `mapstructure:"fsync_interval"`
 		DedupWindow   int           `mapstructure:"dedup_window"`
-		MaxFutureSkew time.Duration `mapstructure:"max_future_skew"`
-		MaxAge        time.Duration `mapstructure:"max_age"`
-		MaxBatchItems int           `mapstructure:"max_batch_items"`
-		Durable       bool          `mapstructure:"durable"`
-		MemoryLimit   int64         `mapstructure:"memory_limit"`
+		// A spill record ClickHouse refuses while it answers is quarantined after this many such failures or this long.
+		ReplayMaxAttempts int           `mapstructure:"replay_max_attempts"`
+		ReplayMaxAge      time.Duration `mapstructure:"replay_max_age"`
+		MaxFutureSkew     time.Duration `mapstructure:"max_future_skew"`
+		MaxAge            time.Duration `mapstructure:"max_age"`
+		MaxBatchItems     int           `mapstructure:"max_batch_items"`
+		Durable           bool          `mapstructure:"durable"`
+		MemoryLimit       int64         `mapstructure:"memory_limit"`
 	} `mapstructure:"ingest"`
 	Query struct {
 		MaxRange time.Duration `mapstructure:"max_range"`
@@ -161,7 +164,9 @@ var Settings = []Setting{
 	{"ingest.ring_capacity", 262144, "ring slots (power of two); 64 bytes each in the ring file (262144 = 16 MiB); an event takes ceil((8 + encoded size) / 56) slots, ~4 for typical events, at most 9; a batch also leaves once it spans half the ring, so keep it ≥ 8 × batch_size for full batches"},
 	{"ingest.spill_max_bytes", int64(1 << 30), "spill quota; past it new events get 503 + Retry-After"},
 	{"ingest.fsync_interval", "1s", "how often the ring file and spill are flushed to disk (bounds loss on a machine crash)"},
-	{"ingest.dedup_window", 262144, "client event_ids remembered to drop retried duplicates"},
+	{"ingest.dedup_window", 262144, "client event_ids remembered to drop retried duplicates (kept across a clean restart in data_dir/dedup)"},
+	{"ingest.replay_max_attempts", 10, "a spill record ClickHouse refuses this many times while it answers ping is quarantined to the dead-letter directory (0: no count bound)"},
+	{"ingest.replay_max_age", "15m", "a spill record ClickHouse keeps refusing this long (while it answers ping) is quarantined (0: no age bound)"},
 	{"ingest.max_future_skew", "5m", "event timestamps further in the future are rejected"},
 	{"ingest.max_age", "168h", "event timestamps older than this are rejected"},
 	{"ingest.max_batch_items", 10000, "events in one POST /events; a batch with more is refused whole with 413 (errors are listed for its first 100 items only)"},
@@ -259,6 +264,8 @@ func (c *Config) validate() error {
 		return fmt.Errorf("config: clickhouse.write_conns must not be negative (0 = ingest.inserters + 1)")
 	case c.ClickHouse.NodeID != "" && !nodeIDRE.MatchString(c.ClickHouse.NodeID):
 		return fmt.Errorf("config: clickhouse.node_id %q: use 1-64 letters, digits and underscores", c.ClickHouse.NodeID)
+	case c.Ingest.ReplayMaxAttempts < 0 || c.Ingest.ReplayMaxAge < 0:
+		return fmt.Errorf("config: ingest.replay_max_attempts and ingest.replay_max_age must not be negative (0 disables the bound)")
 	}
 	for _, r := range []struct {
 		name string

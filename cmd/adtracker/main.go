@@ -15,6 +15,9 @@ commands:
   seed         insert demo ads into an empty catalogue, then exit
   healthcheck  GET /healthz of the local server; exit 0 when it answers 200
   loadgen      send realistic event traffic, report rate and latency, --verify in ClickHouse (loadgen -h)
+  spill ls     list the spill under ingest.data_dir: records waiting for replay, ack position, damage
+  deadletter ls | replay [FILE...]
+               list dead-lettered batches, or insert them into ClickHouse again (stored events are skipped)
 
 common flags:
   --config FILE        YAML config file (keys as in README.md); env ADTRACKER_* overrides it
@@ -40,6 +43,10 @@ func main() {
 		err = healthcheck(args)
 	case "loadgen":
 		err = loadgen(args)
+	case "spill":
+		err = spillCmd(args)
+	case "deadletter":
+		err = deadletterCmd(args)
 	case "-h", "--help", "help":
 		fmt.Print(usage)
 		return

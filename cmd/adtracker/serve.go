@@ -93,6 +93,8 @@ func serve(args []string) error {
 	pcfg.SpillMaxBytes = cfg.Ingest.SpillMaxBytes
 	pcfg.FsyncInterval = cfg.Ingest.FsyncInterval
 	pcfg.DedupWindow = cfg.Ingest.DedupWindow
+	pcfg.ReplayMaxAttempts = cfg.Ingest.ReplayMaxAttempts
+	pcfg.ReplayMaxAge = cfg.Ingest.ReplayMaxAge
 	pcfg.InMemoryRing = !cfg.Ingest.Durable
 	sink := chstore.NewSink(ch)
 	pipe, err := pipeline.Open(pcfg, sink, log.Named("pipeline"))

@@ -54,6 +54,12 @@ func (w *window) seen(rec []byte) bool {
 	}
 	var id ingest.UUID
 	copy(id[:], rec[offID:offID+16])
+	return w.seenID(&id)
+}
+
+// seenID reports whether id is in the window, and remembers it when not.
+func (w *window) seenID(idp *ingest.UUID) bool {
+	id := *idp
 	h := w.hash(&id)
 	i := uint64(h) & w.mask
 	for e := w.table[i]; e != 0; e = w.table[i] {
@@ -108,4 +114,28 @@ func (w *window) evict(pos int) {
 			}
 		}
 	}
+}
+
+// ids calls fn with the remembered ids, oldest first.
+func (w *window) ids(fn func(id *ingest.UUID)) {
+	if w == nil {
+		return
+	}
+	if len(w.fifo) < cap(w.fifo) {
+		for i := range w.fifo {
+			fn(&w.fifo[i])
+		}
+		return
+	}
+	for i := range len(w.fifo) {
+		fn(&w.fifo[(w.next+i)%len(w.fifo)])
+	}
+}
+
+// len is the number of remembered ids.
+func (w *window) len() int {
+	if w == nil {
+		return 0
+	}
+	return len(w.fifo)
 }

@@ -34,6 +34,11 @@ var (
 	recoveredRows = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "adtracker_pipeline_recovered_rows_total", Help: "Rows found in the ring file at start (accepted before a crash) and moved to spill.",
 	})
+	eventsNotStored = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "adtracker_events_not_stored_total",
+		Help: "Accepted events that did not reach ClickHouse, by reason: dead_lettered and quarantined (kept in the dead-letter directory; " +
+			"deadletter replay inserts them), ring_corrupt and spill_corrupt (lost: damaged claims or records, each holding one or more events).",
+	}, []string{"reason"})
 	spillCorrupt = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "adtracker_spill_corrupt_records_total", Help: "Spill records that failed their checksum or could not be decoded.",
 	})
@@ -43,7 +48,7 @@ var (
 func (p *Pipeline) Collectors() []prometheus.Collector {
 	return []prometheus.Collector{
 		eventsEnqueued, enqueueRefused, duplicatesDropped, batchesFlushed, rowsStored, batchSize, flushSeconds,
-		insertErrors, recoveredRows, spillCorrupt,
+		insertErrors, recoveredRows, spillCorrupt, eventsNotStored,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "adtracker_ring_capacity_slots", Help: "Slots in the ring."},
 			func() float64 { return float64(p.ring.Cap()) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "adtracker_ring_used_slots", Help: "Slots holding events not yet stored in ClickHouse or spill."},
@@ -62,10 +67,27 @@ func (p *Pipeline) Collectors() []prometheus.Collector {
 			func() float64 { return float64(p.DeadLettered.Load()) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "adtracker_clickhouse_up", Help: "1 when the last insert or probe reached ClickHouse."},
 			func() float64 {
-				if p.healthy.Load() {
+				if p.health.live() {
 					return 1
 				}
 				return 0
 			}),
+	}
+}
+
+// Reasons of adtracker_events_not_stored_total.
+const (
+	reasonDeadLettered = "dead_lettered"
+	reasonQuarantined  = "quarantined"
+	reasonRingCorrupt  = "ring_corrupt"
+	reasonSpillCorrupt = "spill_corrupt"
+)
+
+func notStored(reason string, n int) { eventsNotStored.WithLabelValues(reason).Add(float64(n)) }
+
+func init() {
+	// Every reason is exported from the start, so a dashboard sees 0 rather than no series.
+	for _, r := range []string{reasonDeadLettered, reasonQuarantined, reasonRingCorrupt, reasonSpillCorrupt} {
+		eventsNotStored.WithLabelValues(r)
 	}
 }

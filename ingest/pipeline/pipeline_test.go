@@ -18,7 +18,9 @@ type fakeSink struct {
 	stored    map[ingest.UUID]int
 	down      bool
 	permanent bool
-	uncertain bool // store the batch, then report a timeout
+	uncertain bool   // store the batch, then report a timeout
+	poisonAd  uint64 // a batch holding an event of this ad fails retryably every time (0: none)
+	poisoned  int    // inserts refused because of poisonAd
 	inserts   int
 }
 
@@ -41,6 +43,18 @@ func (f *fakeSink) Insert(ctx context.Context, b *ingest.Batch) error {
 		return sinkErr{perm: true}
 	}
 	var e ingest.Event
+	if f.poisonAd != 0 {
+		poison := errors.New("poison")
+		if err := b.Each(&e, func(e *ingest.Event) error {
+			if e.AdID == f.poisonAd {
+				return poison
+			}
+			return nil
+		}); errors.Is(err, poison) {
+			f.poisoned++
+			return sinkErr{}
+		}
+	}
 	err := b.Each(&e, func(e *ingest.Event) error {
 		if b.MaybeStored && f.stored[e.ID] > 0 {
 			return nil // the real sink filters MaybeStored batches by event_id
@@ -106,6 +120,23 @@ func event(i int, clientID bool) *ingest.Event {
 		e.Flags |= ingest.FlagClientID
 	}
 	return e
+}
+
+// crash stops p as a killed process would: the hard stop comes first, so no batch is stored or released after it, and the
+// duplicate window is not saved. What was in the ring stays in the ring file for the next Open.
+func crash(t *testing.T, p *Pipeline) {
+	t.Helper()
+	p.closing.Store(true)
+	p.cancel()
+	close(p.replayCh)
+	close(p.stopCh)
+	p.wg.Wait()
+	if err := p.ring.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.spill.Close(); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func waitFor(t *testing.T, what string, cond func() bool) {
@@ -323,15 +354,8 @@ func TestRecoverFromRingFile(t *testing.T) {
 	for i := 0; i < 300; i++ {
 		sink.stored[event(i, false).ID] = 1
 	}
-	// "Crash": stop the goroutines without flushing or releasing, then unmap; the ring file keeps all 700 published.
-	p.closing.Store(true)
-	p.halt.Store(true)
-	close(p.replayCh)
-	p.wg.Wait()
-	if err := p.ring.Close(); err != nil {
-		t.Fatal(err)
-	}
-	p.spill.Close()
+	// "Crash": stop the goroutines without storing or releasing, then unmap; the ring file keeps all 700 published.
+	crash(t, p)
 
 	p2, err := Open(cfg, sink, nil)
 	if err != nil {
@@ -389,12 +413,7 @@ func TestRetryAfterCrashIsDuplicate(t *testing.T) {
 		t.Fatal(err)
 	}
 	enqueueN(t, p, 0, 50, true)
-	p.closing.Store(true)
-	p.halt.Store(true)
-	close(p.replayCh)
-	p.wg.Wait()
-	p.ring.Close()
-	p.spill.Close()
+	crash(t, p)
 
 	cfg.FlushInterval = 10 * time.Millisecond
 	p2, err := Open(cfg, sink, nil)

@@ -150,6 +150,12 @@ func Open(path string, opt Options) (*Ring, []Record, RecoverStats, error) {
 			return nil, nil, st, fmt.Errorf("ring: size %s: %w", path, err)
 		}
 	}
+	// Reserve the file's blocks now: a store into a page of a sparse file on a full disk kills the process with SIGBUS, while a
+	// refusal here is one clear error at start. Filesystems without fallocate keep the sparse file.
+	if err := reserve(f, size); err != nil {
+		_ = f.Close()
+		return nil, nil, st, fmt.Errorf("ring: reserve %d bytes for %s: %w", size, path, err)
+	}
 	mem, err := unix.Mmap(int(f.Fd()), 0, int(size), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
 	if err != nil {
 		_ = f.Close()

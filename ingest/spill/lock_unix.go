@@ -12,7 +12,7 @@ import (
 // segment would corrupt it. The kernel drops the lock when the process dies, so a
 // SIGKILL never leaves the directory locked.
 func lockDir(path string) (*os.File, error) {
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, err
 	}

@@ -120,7 +120,7 @@ func writeAck(dir *os.File, p Position) error {
 func writeAckRename(dir *os.File, p Position) error {
 	b := encodeAck(p)
 	tmp := filepath.Join(dir.Name(), ackTmpName)
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
 		return err
 	}

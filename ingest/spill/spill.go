@@ -145,7 +145,7 @@ func Open(dir string, opt Options) (*Queue, error) {
 	}
 	opt.MaxBytes = max(opt.MaxBytes, 0)
 	opt.FsyncInterval = max(opt.FsyncInterval, 0)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
 	lock, err := lockDir(filepath.Join(dir, lockName))
@@ -162,6 +162,17 @@ func Open(dir string, opt Options) (*Queue, error) {
 		go q.syncLoop()
 	}
 	return q, nil
+}
+
+// Lock takes the exclusive lock Open takes on a queue's directory, on the file at path (created 0600 when missing), for another
+// directory that one process at a time may change. It returns ErrLocked when another process holds it; the kernel drops it when the
+// holder dies.
+func Lock(path string) (unlock func(), err error) {
+	f, err := lockDir(path)
+	if err != nil {
+		return nil, err
+	}
+	return func() { unlockDir(f) }, nil
 }
 
 func (q *Queue) release() {
@@ -399,7 +410,7 @@ func (q *Queue) check(sc *scanner, seq uint64, from int64, last bool) (*segment,
 // newSegment creates segment seq, makes its name durable and makes it the write target.
 func (q *Queue) newSegment(seq uint64) error {
 	path := q.segPath(seq)
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		return err
 	}
@@ -750,6 +761,13 @@ func (q *Queue) Rewind() {
 	q.mu.Unlock()
 }
 
+// AckPosition is the durable ack position: records up to it are acknowledged.
+func (q *Queue) AckPosition() Position {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.ack
+}
+
 // Bytes is the size of all segment files, acked parts included: what counts against MaxBytes.
 func (q *Queue) Bytes() int64 {
 	q.mu.Lock()
@@ -812,3 +830,6 @@ func (q *Queue) Close() error {
 	q.release()
 	return err
 }
+
+// Path is the queue's directory.
+func (q *Queue) Path() string { return q.path }

@@ -1,0 +1,98 @@
+package pipeline
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"os"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/adtracker/adtracker/ingest"
+)
+
+// The duplicate window survives a clean stop: Close writes it to DIR/dedup and Open reads it back, before the ids recovered from the
+// ring, so a client's retry after a SIGTERM or a deploy is still dropped. A SIGKILL or a machine crash leaves the file of the last
+// clean stop (older ids, still true) plus the ring's ids.
+//
+// Format: magic "ADTDDUP1" | count u32 | count × 16-byte ids, oldest first | CRC-32C (Castagnoli) u32 of everything before it.
+// Any mismatch — magic, length, checksum — is logged and the window starts empty: a lost window costs duplicates, never events.
+
+const (
+	dedupFile  = "dedup"
+	dedupMagic = "ADTDDUP1"
+)
+
+var dedupCRC = crc32.MakeTable(crc32.Castagnoli)
+
+// marshalWindow encodes w's ids.
+func marshalWindow(w *window) []byte {
+	n := w.len()
+	out := make([]byte, 0, len(dedupMagic)+4+16*n+4)
+	out = append(out, dedupMagic...)
+	out = binary.LittleEndian.AppendUint32(out, uint32(n)) // n ≤ 2^31 (newWindow)
+	w.ids(func(id *ingest.UUID) { out = append(out, id[:]...) })
+	return binary.LittleEndian.AppendUint32(out, crc32.Checksum(out, dedupCRC))
+}
+
+var errDedupCorrupt = errors.New("dedup file corrupt")
+
+// unmarshalWindow remembers the ids in data in w (the newest ones when w is smaller) and returns how many it read.
+func unmarshalWindow(w *window, data []byte) (int, error) {
+	if len(data) < len(dedupMagic)+8 || string(data[:len(dedupMagic)]) != dedupMagic {
+		return 0, fmt.Errorf("%w: bad header", errDedupCorrupt)
+	}
+	body, sum := data[:len(data)-4], binary.LittleEndian.Uint32(data[len(data)-4:])
+	if crc32.Checksum(body, dedupCRC) != sum {
+		return 0, fmt.Errorf("%w: checksum mismatch", errDedupCorrupt)
+	}
+	n := int(binary.LittleEndian.Uint32(body[len(dedupMagic):]))
+	ids := body[len(dedupMagic)+4:]
+	if len(ids) != 16*n {
+		return 0, fmt.Errorf("%w: %d bytes of ids for %d ids", errDedupCorrupt, len(ids), n)
+	}
+	if w == nil {
+		return 0, nil
+	}
+	skip := max(0, n-cap(w.fifo))
+	var id ingest.UUID
+	for i := skip; i < n; i++ {
+		copy(id[:], ids[16*i:])
+		w.seenID(&id)
+	}
+	return n - skip, nil
+}
+
+// loadDedup fills the window from the file a clean stop wrote.
+func (p *Pipeline) loadDedup() {
+	if p.dedup == nil {
+		return
+	}
+	data, err := os.ReadFile(p.dedupAt)
+	if errors.Is(err, os.ErrNotExist) {
+		return
+	}
+	start := time.Now()
+	n := 0
+	if err == nil {
+		n, err = unmarshalWindow(p.dedup, data)
+	}
+	if err != nil {
+		p.log.Error("duplicate window not restored; starting with an empty one (retries of events from before the stop may be stored twice)",
+			zap.String("file", p.dedupAt), zap.Error(err))
+		return
+	}
+	p.log.Info("duplicate window restored", zap.String("file", p.dedupAt), zap.Int("ids", n), zap.Duration("took", time.Since(start)))
+}
+
+// saveDedup writes the window for the next start. Only after every goroutine that uses the window has stopped.
+func (p *Pipeline) saveDedup() {
+	if p.dedup == nil {
+		return
+	}
+	if err := writeFileAtomic(p.dedupAt, marshalWindow(p.dedup)); err != nil {
+		p.log.Error("duplicate window not saved; the next start drops fewer retried duplicates", zap.String("file", p.dedupAt), zap.Error(err))
+	}
+}

@@ -1,0 +1,135 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// mountTmpfs mounts a tmpfs of size bytes on a new directory (root only; the test is skipped elsewhere) and unmounts it at the end.
+func mountTmpfs(t *testing.T, size string) string {
+	t.Helper()
+	dir := t.TempDir()
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size="+size+",mode=0700", "tmpfs", dir).CombinedOutput(); err != nil {
+		t.Skipf("cannot mount a tmpfs (needs root): %v %s", err, out)
+	}
+	t.Cleanup(func() {
+		if out, err := exec.Command("umount", dir).CombinedOutput(); err != nil {
+			t.Errorf("umount %s: %v %s", dir, err, out)
+		}
+	})
+	return dir
+}
+
+// fillDisk writes a file into dir until the filesystem has no space left, and returns its path.
+func fillDisk(t *testing.T, dir string) string {
+	t.Helper()
+	path := filepath.Join(dir, "filler")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	buf := make([]byte, 4096)
+	for _, chunk := range []int{4096, 1} {
+		for {
+			if _, err := f.Write(buf[:chunk]); err != nil {
+				if !errors.Is(err, syscall.ENOSPC) {
+					t.Fatal(err)
+				}
+				break
+			}
+		}
+	}
+	return path
+}
+
+// enqueueUntilRefused enqueues distinct events until Enqueue refuses one, pausing now and then so batches reach the store policy,
+// and returns how many it accepted and the refusal (nil when limit events were all accepted).
+func enqueueUntilRefused(p *Pipeline, limit int) (int, error) {
+	for i := range limit {
+		if err := p.Enqueue(event(i, false)); err != nil {
+			return i, err
+		}
+		if i%50 == 0 {
+			time.Sleep(time.Millisecond)
+		}
+	}
+	return limit, nil
+}
+
+// A full disk: the dead-letter directory and the spill cannot take a batch. The batch must keep its ring slots (so the ring fills and
+// Enqueue answers ErrFull → 503) and nothing may be released, lost or counted as stored; once space returns, every accepted event
+// ends where it belongs, exactly once.
+func TestFullDiskKeepsBatchesInRing(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		set  func(f *fakeSink)
+	}{
+		// ClickHouse refuses for good: dead letter, else forced spill; neither has room.
+		{"refused", func(f *fakeSink) { f.permanent = true }},
+		// ClickHouse down: the spill has no room.
+		{"down", func(f *fakeSink) { f.down = true }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := mountTmpfs(t, "1m")
+			sink := newFake()
+			sink.set(tc.set)
+			cfg := testConfig(t)
+			cfg.Dir = filepath.Join(dir, "data")
+			cfg.RingCapacity = 1 << 11
+			p, err := Open(cfg, sink, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer p.Close(context.Background())
+			filler := fillDisk(t, dir)
+
+			limit := 20 * cfg.RingCapacity
+			accepted, refused := enqueueUntilRefused(p, limit)
+			if !errors.Is(refused, ErrFull) {
+				t.Fatalf("after %d events on a full disk: %v, want ErrFull", accepted, refused)
+			}
+			if got := p.DeadLettered.Load() + p.Spilled.Load(); got != 0 {
+				t.Fatalf("%d events counted as kept on a full disk", got)
+			}
+			if p.ring.Len() == 0 {
+				t.Fatal("ring empty: the batches were released")
+			}
+			if ok, _ := p.Ready(); ok {
+				t.Fatal("Ready with a full ring")
+			}
+
+			if err := os.Remove(filler); err != nil {
+				t.Fatal(err)
+			}
+			sink.set(func(f *fakeSink) { f.down = false }) // a refused batch stays refused: it must reach the dead-letter directory
+			waitFor(t, "every accepted event stored or dead-lettered", func() bool {
+				n, _ := sink.count()
+				return int64(n)+p.DeadLettered.Load() == int64(accepted)
+			})
+			if _, d := sink.count(); d != 0 {
+				t.Fatalf("%d events stored twice", d)
+			}
+			rows := 0
+			files, err := ListDeadLetters(cfg.Dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, f := range files {
+				rows += f.Rows
+			}
+			if int64(rows) != p.DeadLettered.Load() {
+				t.Fatalf("dead-letter files hold %d rows, counted %d", rows, p.DeadLettered.Load())
+			}
+			if _, err := enqueueUntilRefused(p, 10); err != nil {
+				t.Fatalf("enqueue after space returned: %v", err)
+			}
+		})
+	}
+}

@@ -1,0 +1,25 @@
+package pipeline
+
+import (
+	"time"
+
+	"go.uber.org/zap"
+)
+
+// syncer msyncs the ring file every FsyncInterval, which bounds what a machine crash (not a process crash: the page cache keeps
+// the mapping) can lose. The spill fsyncs on its own schedule.
+func (p *Pipeline) syncer() {
+	defer p.wg.Done()
+	t := time.NewTicker(p.cfg.FsyncInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+			if err := p.ring.Sync(); err != nil {
+				p.log.Error("ring msync", zap.Error(err))
+			}
+		case <-p.replayCh:
+			return
+		}
+	}
+}
