@@ -212,6 +212,7 @@ func serve(args []string) error {
 	log.Info("stopped",
 		zap.Int64("inserted", pipe.Inserted.Load()), zap.Int64("spilled", pipe.Spilled.Load()),
 		zap.Int64("replayed", pipe.Replayed.Load()), zap.Int64("dead_lettered", pipe.DeadLettered.Load()),
+		zap.Int64("quarantined", pipe.Quarantined.Load()),
 		zap.Int64("duplicates_dropped", pipe.Duplicates.Load()), zap.NamedError("drain_error", perr))
 	if perr != nil {
 		return errLogged
