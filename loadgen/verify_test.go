@@ -13,9 +13,8 @@ import (
 
 	"github.com/adtracker/adtracker/ingest"
 	"github.com/adtracker/adtracker/ingest/pipeline"
-	"github.com/adtracker/adtracker/internal/testenv"
-	"github.com/adtracker/adtracker/migrations"
 	chstore "github.com/adtracker/adtracker/storage/clickhouse"
+	"github.com/adtracker/adtracker/storage/clickhouse/chtest"
 )
 
 type anyAd struct{}
@@ -46,20 +45,7 @@ type ingestStack struct {
 
 func newIngestStack(t *testing.T) *ingestStack {
 	t.Helper()
-	addr, database := testenv.ClickHouseDB(t)
-	ctx := context.Background()
-	db, err := chstore.Open(ctx, chstore.Config{Addr: addr, Database: database}, false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	files, err := migrations.ClickHouse()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := db.Migrate(ctx, files); err != nil {
-		t.Fatal(err)
-	}
+	db, addr := chtest.Migrated(t)
 	pcfg := pipeline.Defaults()
 	pcfg.Dir = t.TempDir()
 	pcfg.RingCapacity = 1 << 14
@@ -84,7 +70,7 @@ func newIngestStack(t *testing.T) *ingestStack {
 		pipe.Close(context.Background())
 	})
 	s.url = "http://" + ln.Addr().String()
-	s.vc = VerifyConfig{Addr: addr, Database: database, Stall: 3 * time.Second, Settle: 300 * time.Millisecond, Timeout: time.Minute}
+	s.vc = VerifyConfig{Addr: addr, Database: db.Database, Stall: 3 * time.Second, Settle: 300 * time.Millisecond, Timeout: time.Minute}
 	return s
 }
 

@@ -14,9 +14,7 @@ import (
 	"github.com/adtracker/adtracker/ingest"
 	"github.com/adtracker/adtracker/ingest/pipeline"
 	"github.com/adtracker/adtracker/ingest/spill"
-	"github.com/adtracker/adtracker/internal/testenv"
-	"github.com/adtracker/adtracker/migrations"
-	chstore "github.com/adtracker/adtracker/storage/clickhouse"
+	"github.com/adtracker/adtracker/storage/clickhouse/chtest"
 )
 
 func cmdEvent(i int) *ingest.Event {
@@ -98,20 +96,8 @@ func (refuseAll) Ping(context.Context) error                  { return nil }
 // deadletter ls lists what a refusing ClickHouse left, and deadletter replay stores it in the real ClickHouse exactly once — also
 // when a replay is repeated after it inserted but before it removed the files (simulated by putting the files back).
 func TestDeadletterReplayRealClickHouse(t *testing.T) {
-	addr, database := testenv.ClickHouseDB(t)
 	ctx := context.Background()
-	db, err := chstore.Open(ctx, chstore.Config{Addr: addr, Database: database}, false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	files, err := migrations.ClickHouse()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := db.Migrate(ctx, files); err != nil {
-		t.Fatal(err)
-	}
+	db, addr := chtest.Migrated(t)
 
 	dataDir := t.TempDir()
 	cfg := pipeline.Defaults()
@@ -138,7 +124,7 @@ func TestDeadletterReplayRealClickHouse(t *testing.T) {
 
 	t.Setenv("ADTRACKER_INGEST_DATA_DIR", dataDir)
 	t.Setenv("ADTRACKER_CLICKHOUSE_ADDR", addr)
-	t.Setenv("ADTRACKER_CLICKHOUSE_DATABASE", database)
+	t.Setenv("ADTRACKER_CLICKHOUSE_DATABASE", db.Database)
 	t.Setenv("ADTRACKER_LOG_LEVEL", "error")
 	var out bytes.Buffer
 	if err := deadletterLs(&out, dataDir); err != nil {

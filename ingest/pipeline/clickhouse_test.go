@@ -9,9 +9,8 @@ import (
 
 	"github.com/adtracker/adtracker/ingest"
 	"github.com/adtracker/adtracker/ingest/pipeline"
-	"github.com/adtracker/adtracker/internal/testenv"
-	"github.com/adtracker/adtracker/migrations"
 	chstore "github.com/adtracker/adtracker/storage/clickhouse"
+	"github.com/adtracker/adtracker/storage/clickhouse/chtest"
 )
 
 const poisonAd = 99
@@ -29,22 +28,10 @@ func realEvent(i int, ad uint64) *ingest.Event {
 //
 // The refusal is a MATERIALIZED column of events computing throwIf(ad_id = 99): it throws before the block is written. (A
 // materialized view with the same throwIf would not do: 18.16 writes the events table before pushing to the view, so the rows land
-// there and the retry's stored check skips them all — see the report on issue #15.)
+// there and the retry's stored check skips them all: README, "What does not hold".)
 func TestPoisonBatchQuarantinedOnRealClickHouse(t *testing.T) {
-	addr, database := testenv.ClickHouseDB(t)
 	ctx := context.Background()
-	db, err := chstore.Open(ctx, chstore.Config{Addr: addr, Database: database}, false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	files, err := migrations.ClickHouse()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := db.Migrate(ctx, files); err != nil {
-		t.Fatal(err)
-	}
+	db, _ := chtest.Migrated(t)
 	if err := db.Conn.Exec(ctx, "ALTER TABLE events ADD COLUMN poison UInt8 MATERIALIZED throwIf(ad_id = 99)"); err != nil {
 		t.Fatal(err)
 	}

@@ -72,17 +72,10 @@ func rollupEvents(t *testing.T, c driver.Conn) uint64 {
 	return n
 }
 
-// An insert that timed out after its data was sent commits late; the replay of its batch, marked MaybeStored, comes before that
-// commit. It must not store the batch a second time: raw rows and rollups once each. Before settle, the check found nothing and
-// the replay inserted all 100 rows again (200 rows, 100 distinct).
-func TestLateCommitIsNotStoredTwice(t *testing.T) {
-	t.Parallel() // a private database; most of its time is the server sleeping
-	db := migrated(t)
-	slowCommit(t, db.Conn, "events", "")
-	s := NewSink(db)
-	b := testBatch(100, 7)
-	uncertainInsert(t, s, b)
-
+// replayStoresOnce inserts b as a MaybeStored replay with a minute's budget, waits until nothing of s still runs, and fails unless
+// events holds b's 100 rows once each.
+func replayStoresOnce(t *testing.T, s *Sink, db *DB, b *ingest.Batch) {
+	t.Helper()
 	b.MaybeStored = true
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -93,6 +86,19 @@ func TestLateCommitIsNotStoredTwice(t *testing.T) {
 	if rows, distinct := countEvents(t, db.Conn, "events"); rows != 100 || distinct != 100 {
 		t.Fatalf("after a late commit and its replay: %d rows, %d distinct event_ids, want 100 once each", rows, distinct)
 	}
+}
+
+// An insert that timed out after its data was sent commits late; the replay of its batch, marked MaybeStored, comes before that
+// commit. It must not store the batch a second time: raw rows and rollups once each. Before settle, the check found nothing and
+// the replay inserted all 100 rows again (200 rows, 100 distinct).
+func TestLateCommitIsNotStoredTwice(t *testing.T) {
+	t.Parallel() // a private database; most of its time is the server sleeping
+	db := migrated(t)
+	slowCommit(t, db.Conn, "events", "")
+	s := NewSink(db)
+	b := testBatch(100, 7)
+	uncertainInsert(t, s, b)
+	replayStoresOnce(t, s, db, b)
 	if n := rollupEvents(t, db.Conn); n != 100 {
 		t.Fatalf("ad_stats_minute counts %d events, want 100", n)
 	}
@@ -108,16 +114,7 @@ func TestLateCommitKillThenCheck(t *testing.T) {
 	s.settleWait = 0
 	b := testBatch(100, 7)
 	uncertainInsert(t, s, b)
-	b.MaybeStored = true
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	if err := s.Insert(ctx, b); err != nil {
-		t.Fatal(err)
-	}
-	waitSettled(t, s, db.Conn)
-	if rows, distinct := countEvents(t, db.Conn, "events"); rows != 100 || distinct != 100 {
-		t.Fatalf("%d rows, %d distinct event_ids, want 100 once each", rows, distinct)
-	}
+	replayStoresOnce(t, s, db, b)
 }
 
 // A new process of the same node (same node id, new boot) does not know what the previous one left uncertain: it waits for every
@@ -143,15 +140,7 @@ func TestLateCommitOfPreviousProcess(t *testing.T) {
 	if !errors.Is(err, ErrInsertStillRunning) || !errors.As(err, &e) || e.Permanent || !e.IsWaiting() || e.Uncertain {
 		t.Fatalf("replay while the previous process's insert runs: %v, want a retryable ErrInsertStillRunning", err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	if err := after.Insert(ctx, b); err != nil {
-		t.Fatal(err)
-	}
-	waitSettled(t, after, db.Conn)
-	if rows, distinct := countEvents(t, db.Conn, "events"); rows != 100 || distinct != 100 {
-		t.Fatalf("%d rows, %d distinct event_ids, want 100 once each", rows, distinct)
-	}
+	replayStoresOnce(t, after, db, b)
 }
 
 // settle ignores this process's live inserts (they are not uncertain; another inserter is running them) and waits for the ones
