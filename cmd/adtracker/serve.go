@@ -190,7 +190,7 @@ func serve(args []string) error {
 		log.Info("metrics listening", zap.String("addr", mln.Addr().String()))
 	}
 	go func() { serveErr <- srv.Serve(ln) }()
-	log.Info("serving", zap.String("addr", ln.Addr().String()), zap.String("data_dir", cfg.Ingest.DataDir))
+	logServing(log, cfg, ln.Addr())
 
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
