@@ -149,6 +149,7 @@ func serve(args []string) error {
 	qs := query.New(ch.Conn, ch.Database)
 	qs.Log = log.Named("query")
 	qs.MaxRange, qs.Timeout = cfg.Query.MaxRange, cfg.Query.Timeout
+	qs.Ads = cat // analytics of an ad not in the catalogue: 404, like /ads/{id} and /c/{id}
 	qs.Register(srv.Router)
 
 	if a := cfg.Debug.PprofAddr; a != "" {
