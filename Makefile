@@ -24,10 +24,14 @@ down: ## stop the local Postgres and ClickHouse started by `make services`, and 
 build: ## build bin/adtracker
 	go build -o bin/adtracker ./cmd/adtracker
 
-run: services build ## migrate, seed and serve in the foreground against the local services
-	bin/adtracker migrate
-	bin/adtracker seed
-	bin/adtracker serve --log-format console
+# run: the binary gets the DSN and address of the servers `services` started (scripts/services.sh env), so with PG_PORT /
+# CH_TCP_PORT set it migrates, seeds and writes into those, never into another server on the default ports.
+run: services build ## migrate, seed and serve in the foreground against the local services (PG_PORT, CH_TCP_PORT, CH_HTTP_PORT move them)
+	@eval "$$(scripts/services.sh env)"; export ADTRACKER_POSTGRES_DSN ADTRACKER_CLICKHOUSE_ADDR; \
+		echo "postgres $$ADTRACKER_POSTGRES_DSN, clickhouse $$ADTRACKER_CLICKHOUSE_ADDR"; \
+		bin/adtracker migrate --log-format console; \
+		bin/adtracker seed --log-format console; \
+		exec bin/adtracker serve --log-format console
 
 vet: ## go vet ./...
 	go vet ./...

@@ -171,6 +171,17 @@ func (c *Catalog) Lookup(id uint64) (Entry, bool) {
 	return s.Lookup(id)
 }
 
+// Known reports whether ad id is in the catalogue, archived included (an archived ad's analytics stay readable). Before the first
+// snapshot it reports true: not loaded yet is not "no such ad". The analytics API uses it to answer 404 for an ad that never existed.
+func (c *Catalog) Known(id uint64) bool {
+	s := c.snap.Load()
+	if s == nil {
+		return true
+	}
+	_, ok := s.Lookup(id)
+	return ok
+}
+
 // Ready reports whether a snapshot has been loaded at least once.
 func (c *Catalog) Ready() bool { return c.snap.Load() != nil }
 

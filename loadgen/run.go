@@ -190,10 +190,10 @@ type worker struct {
 
 	lat, svc Histogram
 	reqs     atomic.Uint64 // read by the progress line
-	bad      atomic.Uint64
+	noAnswer atomic.Uint64 // requests without an HTTP answer; read by the progress line
 	acked    atomic.Uint64
+	refused  atomic.Uint64 // events answered non-2xx (not stored); read by the progress line
 	events   uint64
-	refused  uint64
 	unknown  uint64
 	netErr   uint64
 	late     uint64
@@ -323,7 +323,7 @@ func (w *worker) classify(err error) {
 	n := uint64(len(evs))
 	if err != nil {
 		w.netErr++
-		w.bad.Add(1)
+		w.noAnswer.Add(1)
 		w.unknown += n
 		w.track(&w.unkIDs, evs)
 		return
@@ -331,14 +331,11 @@ func (w *worker) classify(err error) {
 	code := w.resp.StatusCode()
 	w.status[min(max(code, 0), len(w.status)-1)]++
 	ok := code >= 200 && code < 300
-	if !ok {
-		w.bad.Add(1)
-	}
 	if w.g.cfg.Mode != ModeBatch {
 		if ok {
 			w.acked.Add(n)
 		} else {
-			w.refused += n
+			w.refused.Add(n)
 			w.track(&w.refIDs, evs)
 		}
 		return
@@ -358,10 +355,10 @@ func (w *worker) classify(err error) {
 		// The queue refused item k: items before it are stored, the rest are not.
 		k := min(parseNum(body, keyRetryAt), len(evs))
 		w.acked.Add(uint64(k))
-		w.refused += n - uint64(k)
+		w.refused.Add(n - uint64(k))
 		w.track(&w.refIDs, evs[k:])
 	default:
-		w.refused += n
+		w.refused.Add(n)
 		w.track(&w.refIDs, evs)
 	}
 }
@@ -555,7 +552,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		res.Requests += w.reqs.Load()
 		res.Events += w.events
 		res.Acked += w.acked.Load()
-		res.Refused += w.refused
+		res.Refused += w.refused.Load()
 		res.Unknown += w.unknown
 		res.NetErrors += w.netErr
 		res.Late += w.late
@@ -574,7 +571,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	return res, nil
 }
 
-// progress prints one line per second: rates, errors and latency percentiles of that second.
+// progress prints one line per second (progressLine): rates, refusals and latency percentiles of that second.
 func progress(ctx context.Context, g *group, workers []*worker, done <-chan struct{}) {
 	out := g.cfg.Progress
 	if out == nil {
@@ -584,7 +581,7 @@ func progress(ctx context.Context, g *group, workers []*worker, done <-chan stru
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
 	var prev, cur Histogram
-	var prevReqs, prevAcked, prevBad uint64
+	var prevReqs, prevAcked, prevRefused, prevNoAnswer uint64
 	last := time.Now()
 	for {
 		select {
@@ -594,24 +591,32 @@ func progress(ctx context.Context, g *group, workers []*worker, done <-chan stru
 			return
 		case now := <-t.C:
 			cur.Reset()
-			var reqs, acked, bad uint64
+			var reqs, acked, refused, noAnswer uint64
 			for _, w := range workers {
 				cur.Merge(&w.lat)
 				reqs += w.reqs.Load()
 				acked += w.acked.Load()
-				bad += w.bad.Load()
+				refused += w.refused.Load()
+				noAnswer += w.noAnswer.Load()
 			}
 			snap := cur
 			cur.Sub(&prev)
 			prev = snap
 			dt := now.Sub(last).Seconds()
 			last = now
-			fmt.Fprintf(out, "%5.0fs %10.0f req/s %11.0f acked ev/s  errors %-6d p50 %s  p99 %s\n",
-				time.Since(g.epoch).Seconds(), float64(reqs-prevReqs)/dt, float64(acked-prevAcked)/dt, bad-prevBad,
-				fmtDur(cur.Percentile(50)), fmtDur(cur.Percentile(99)))
-			prevReqs, prevAcked, prevBad = reqs, acked, bad
+			fmt.Fprint(out, progressLine(time.Since(g.epoch), float64(reqs-prevReqs)/dt, float64(acked-prevAcked)/dt,
+				float64(refused-prevRefused)/dt, noAnswer-prevNoAnswer, cur.Percentile(50), cur.Percentile(99)))
+			prevReqs, prevAcked, prevRefused, prevNoAnswer = reqs, acked, refused, noAnswer
 		}
 	}
+}
+
+// progressLine is one second of progress. It uses the summary's words: "refused" are events the server answered non-2xx (a 503
+// when its queue is full: not stored, the loader pauses and sends new events), counted in events like "acked"; "no-answer" are
+// requests that got no HTTP answer (their events may or may not be stored).
+func progressLine(elapsed time.Duration, reqPerSec, ackedPerSec, refusedPerSec float64, noAnswer, p50, p99 uint64) string {
+	return fmt.Sprintf("%5.0fs %10.0f req/s %11.0f acked ev/s %9.0f refused ev/s  no-answer %-4d p50 %s  p99 %s\n",
+		elapsed.Seconds(), reqPerSec, ackedPerSec, refusedPerSec, noAnswer, fmtDur(p50), fmtDur(p99))
 }
 
 func fmtDur(ns uint64) string {

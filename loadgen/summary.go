@@ -89,6 +89,10 @@ func (s *Summary) WriteText(w io.Writer) {
 	if s.EventsPerReq > 0 {
 		fmt.Fprintf(w, "  events    %12d sent, %d acked (%.0f /s), %d refused, %d unknown\n",
 			s.Events, s.Acked, s.AckedPerSec, s.Refused, s.Unknown)
+		if s.Refused > 0 {
+			// The same word as the progress lines; what a refusal means, so a 503 is not read as lost data.
+			fmt.Fprintf(w, "            refused: answered non-2xx, not stored (a 503: the server's queue was full and said to retry)\n")
+		}
 	}
 	codes := make([]string, 0, len(s.Status))
 	for c := range s.Status {

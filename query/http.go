@@ -266,11 +266,16 @@ var transientCodes = map[int32]bool{
 	242: true, // TABLE_IS_READ_ONLY
 }
 
-// fail answers err: 400 naming the parameter for a *ParamError, 503 when ClickHouse is unreachable, slow or overloaded, 500 for a
+// fail answers err: 400 naming the parameter for a *ParamError, 404 naming it for an *UnknownAdError, 503 when ClickHouse is unreachable, slow or overloaded, 500 for a
 // query the server rejected for another reason (a bug here: logged).
 func (s *Service) fail(ctx *fasthttp.RequestCtx, err error) {
 	if pe, ok := errParam(err); ok {
 		ingest.WriteError(ctx, fasthttp.StatusBadRequest, pe.Msg, pe.Field)
+		return
+	}
+	var ue *UnknownAdError
+	if errors.As(err, &ue) {
+		ingest.WriteError(ctx, fasthttp.StatusNotFound, "unknown ad", ue.Field)
 		return
 	}
 	var ex *ch.Exception

@@ -44,6 +44,32 @@ type Service struct {
 	Log     *zap.Logger
 	// Now is the clock (tests fix it).
 	Now func() time.Time
+	// Ads is the ad catalogue: with it, the analytics of an ad it does not know answer 404 naming the parameter, as GET /ads/{id}
+	// and /c/{id} do, instead of zeros. Nil answers every id.
+	Ads AdCatalog
+}
+
+// AdCatalog is what the analytics need of the ad catalogue; catalog.Catalog satisfies it.
+type AdCatalog interface {
+	// Known reports whether the ad exists, whatever its status: an archived ad keeps its history.
+	Known(id uint64) bool
+}
+
+// UnknownAdError is what AnalyticsFields (Field ad_id) and TimeseriesFields (Field id) return, after the parameter checks, for an ad
+// the catalogue does not have; the HTTP handlers answer it with 404 naming Field.
+type UnknownAdError struct {
+	Field string
+	ID    uint64
+}
+
+func (e *UnknownAdError) Error() string { return fmt.Sprintf("unknown ad %d", e.ID) }
+
+// known is nil when id may be queried, or the *UnknownAdError to answer.
+func (s *Service) known(id uint64, field string) error {
+	if s.Ads == nil || s.Ads.Known(id) {
+		return nil
+	}
+	return &UnknownAdError{Field: field, ID: id}
 }
 
 // New returns a Service over db reading the rollups in database.
@@ -550,6 +576,9 @@ func (s *Service) AnalyticsFields(ctx context.Context, adID uint64, r Range, f F
 	if err := s.Check(r); err != nil {
 		return Stats{}, err
 	}
+	if err := s.known(adID, "ad_id"); err != nil {
+		return Stats{}, err
+	}
 	r = r.Align()
 	var b builder
 	b.sql.WriteString("SELECT ")
@@ -742,6 +771,9 @@ func (s *Service) TimeseriesFields(ctx context.Context, adID uint64, r Range, iv
 	if n := Buckets(r, iv); n > s.maxPoints() {
 		return Series{}, &ParamError{Field: "interval",
 			Msg: fmt.Sprintf("%d points of one %s exceed the maximum of %d: use a coarser interval or a shorter range", n, iv, s.maxPoints())}
+	}
+	if err := s.known(adID, "id"); err != nil {
+		return Series{}, err
 	}
 	r = r.Align()
 	var bucket func(col string) string

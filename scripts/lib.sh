@@ -10,7 +10,8 @@
 #                                      adds a replication port; files dropped into DIR/etc/config.d
 #                                      or DIR/etc/users.d before the call are merged as usual
 #   ch_stop DIR                        stop it if this directory's server runs
-#   ch_state DIR TCP_PORT              prints running | stopped | "not answering"
+#   ch_state DIR TCP_PORT              prints running | stopped | "not answering" | "running on port P, not TCP_PORT" |
+#                                      "stopped; port TCP_PORT is another server's" (only "running" means DIR's server on TCP_PORT)
 #   pg_start DIR PORT / pg_stop DIR / pg_state DIR PORT   the same for Postgres
 #   ensure_clickhouse / ensure_postgres                   apt-get install when missing
 #   free_port FROM / wait_http URL PID LOG                ports and start-up waits for the bench scripts
@@ -288,10 +289,21 @@ ch_copy_shipped() {
 # ch_pid DIR prints the pid of DIR's running server.
 ch_pid() { pid_of "$1/clickhouse.pid" "clickhouse-server"; }
 
+# ch_port DIR prints the TCP port DIR's server was started with: config.xml is rewritten only by a start, so while the server
+# runs it names the port that server listens on.
+ch_port() { sed -n 's:.*<tcp_port>\([0-9]*\)</tcp_port>.*:\1:p' "$1/etc/config.xml" 2>/dev/null | head -n 1; }
+
+# ch_state DIR TCP_PORT judges DIR's server, never whatever answers on the port: a server from another directory (a packaged one,
+# another checkout) answering on TCP_PORT is "stopped; port … is another server's", and DIR's server on a different port says so.
 ch_state() {
-	local dir="$1" tcp="$2"
+	local dir="$1" tcp="$2" actual
 	if ! ch_pid "$dir" >/dev/null; then
-		echo stopped
+		if port_listening "$tcp"; then echo "stopped; port $tcp is another server's"; else echo stopped; fi
+		return 0
+	fi
+	actual="$(ch_port "$dir")"
+	if [ -n "$actual" ] && [ "$actual" != "$tcp" ]; then
+		echo "running on port $actual, not $tcp"
 	elif ch_answers "$tcp"; then
 		echo running
 	else
@@ -319,6 +331,10 @@ ch_start() {
 	local dir="$1" tcp="$2" http="$3" pid port off
 	ensure_clickhouse
 	if pid="$(ch_pid "$dir")"; then
+		port="$(ch_port "$dir")"
+		if [ -n "$port" ] && [ "$port" != "$tcp" ]; then
+			die "clickhouse-server of $dir already runs on port $port, not $tcp: set CH_TCP_PORT=$port, or stop it first (scripts/services.sh down clickhouse)"
+		fi
 		ch_copy_shipped "$dir"
 		ch_wait "$tcp" "$pid" "$dir"
 		return 0
@@ -376,14 +392,23 @@ pg_prepare_dir() {
 
 pg_pid() { pid_of "$1/data/postmaster.pid" "postgres"; }
 
+# pg_port DIR prints the port DIR's running server listens on (line 4 of postmaster.pid).
+pg_port() { sed -n 4p "$1/data/postmaster.pid" 2>/dev/null; }
+
 pg_answers() {
 	"$(pg_bindir)/pg_isready" -q -h 127.0.0.1 -p "$1" -t 2 >/dev/null 2>&1
 }
 
+# pg_state DIR PORT judges DIR's server, like ch_state: another server answering on PORT does not make it "running".
 pg_state() {
-	local dir="$1" port="$2"
+	local dir="$1" port="$2" actual
 	if ! pg_pid "$dir" >/dev/null; then
-		echo stopped
+		if port_listening "$port"; then echo "stopped; port $port is another server's"; else echo stopped; fi
+		return 0
+	fi
+	actual="$(pg_port "$dir")"
+	if [ -n "$actual" ] && [ "$actual" != "$port" ]; then
+		echo "running on port $actual, not $port"
 	elif pg_answers "$port"; then
 		echo running
 	else
@@ -411,6 +436,11 @@ pg_start() {
 	ensure_postgres
 	bin="$(pg_bindir)"
 	if pg_pid "$dir" >/dev/null; then
+		local actual
+		actual="$(pg_port "$dir")"
+		if [ -n "$actual" ] && [ "$actual" != "$port" ]; then
+			die "postgres of $dir already runs on port $actual, not $port: set PG_PORT=$actual, or stop it first (scripts/services.sh down postgres)"
+		fi
 		pg_wait "$port" "$dir"
 		return 0
 	fi

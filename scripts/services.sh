@@ -3,12 +3,17 @@
 # 127.0.0.1 with their data under $DATA_DIR (default: <repo>/.data), installed from Debian's
 # packages when missing.
 #
-#   scripts/services.sh up|down|status [postgres|clickhouse]
+#   scripts/services.sh up|down|status|env [postgres|clickhouse]
 #
 # Environment: PG_PORT (5432), CH_TCP_PORT (9000), CH_HTTP_PORT (8123), DATA_DIR (<repo>/.data),
 # CLICKHOUSE_ANALYST_PASSWORD (analyst). `up` is a no-op for a component that already runs and
-# answers; `down` stops only servers whose pid file is in DATA_DIR. Runs as root (apt-get, and
-# runuser to run Postgres as the postgres user, which initdb and the postmaster require).
+# answers, and refuses when DATA_DIR's server runs on other ports than asked; `down` stops only
+# servers whose pid file is in DATA_DIR; `status` says "running" only for DATA_DIR's own server on
+# the asked port, never for another server that happens to answer there. `env` prints, as shell
+# assignments, the ports and the ADTRACKER_POSTGRES_DSN / ADTRACKER_CLICKHOUSE_ADDR that reach
+# these servers (`make run` and `eval "$(scripts/services.sh env)"` use it, so the binary never
+# talks to another server on the default ports). Runs as root (apt-get, and runuser to run
+# Postgres as the postgres user, which initdb and the postmaster require).
 set -euo pipefail
 
 # shellcheck source=scripts/lib.sh
@@ -20,7 +25,7 @@ CH_HTTP_PORT="${CH_HTTP_PORT:-8123}"
 DATA_DIR="${DATA_DIR:-$ADT_REPO/.data}"
 
 usage() {
-	echo "usage: $0 up|down|status [postgres|clickhouse]" >&2
+	echo "usage: $0 up|down|status|env [postgres|clickhouse]" >&2
 	exit 2
 }
 
@@ -59,13 +64,13 @@ ch_setup() {
 up_one() {
 	case "$1" in
 	postgres)
-		[ "$(pg_state "$PG_DIR" "$PG_PORT")" = running ] || log "starting postgres in $PG_DIR on 127.0.0.1:$PG_PORT"
+		[ "$(pg_state "$PG_DIR" "$PG_PORT")" != stopped ] || log "starting postgres in $PG_DIR on 127.0.0.1:$PG_PORT"
 		pg_start "$PG_DIR" "$PG_PORT"
 		pg_setup
 		echo "postgres   $(pg_dsn)"
 		;;
 	clickhouse)
-		[ "$(ch_state "$CH_DIR" "$CH_TCP_PORT")" = running ] || log "starting clickhouse in $CH_DIR on 127.0.0.1:$CH_TCP_PORT (http $CH_HTTP_PORT)"
+		[ "$(ch_state "$CH_DIR" "$CH_TCP_PORT")" != stopped ] || log "starting clickhouse in $CH_DIR on 127.0.0.1:$CH_TCP_PORT (http $CH_HTTP_PORT)"
 		ch_start "$CH_DIR" "$CH_TCP_PORT" "$CH_HTTP_PORT"
 		ch_setup
 		echo "clickhouse $(ch_addr)  (http://127.0.0.1:$CH_HTTP_PORT)"
@@ -81,25 +86,28 @@ down_one() {
 	echo "$1 stopped"
 }
 
+# status_one prints one component's line and returns 0 only when it is "running" (DATA_DIR's server on the asked port).
 status_one() {
+	local state
 	case "$1" in
 	postgres)
-		local bin
-		bin="$(pg_bindir || true)"
-		if [ -z "$bin" ]; then
+		if [ -z "$(pg_bindir || true)" ]; then
 			echo "postgres   not installed"
-		else
-			printf 'postgres   %-13s %s  (%s)\n' "$(pg_state "$PG_DIR" "$PG_PORT")" "$(pg_dsn)" "$PG_DIR"
+			return 1
 		fi
+		state="$(pg_state "$PG_DIR" "$PG_PORT")"
+		printf 'postgres   %-13s %s  (%s)\n' "$state" "$(pg_dsn)" "$PG_DIR"
 		;;
 	clickhouse)
 		if ! command -v clickhouse-server >/dev/null; then
 			echo "clickhouse not installed"
-		else
-			printf 'clickhouse %-13s %s  (%s)\n' "$(ch_state "$CH_DIR" "$CH_TCP_PORT")" "$(ch_addr)" "$CH_DIR"
+			return 1
 		fi
+		state="$(ch_state "$CH_DIR" "$CH_TCP_PORT")"
+		printf 'clickhouse %-13s %s  (%s)\n' "$state" "$(ch_addr)" "$CH_DIR"
 		;;
 	esac
+	[ "$state" = running ]
 }
 
 # Two `up`s at once (make test in two shells, parallel test packages) would both see "stopped"
@@ -121,12 +129,18 @@ down)
 status)
 	rc=0
 	for c in "${components[@]}"; do
-		line="$(status_one "$c")"
-		echo "$line"
-		case "$line" in *" running "*) ;; *) rc=3 ;; esac
+		status_one "$c" || rc=3
 	done
 	# Like pg_ctl status: non-zero when something is not running, for scripts that ask.
 	exit "$rc"
+	;;
+env)
+	for c in "${components[@]}"; do
+		case "$c" in
+		postgres) printf 'PG_PORT=%q\nADTRACKER_POSTGRES_DSN=%q\n' "$PG_PORT" "$(pg_dsn)" ;;
+		clickhouse) printf 'CH_TCP_PORT=%q\nCH_HTTP_PORT=%q\nADTRACKER_CLICKHOUSE_ADDR=%q\n' "$CH_TCP_PORT" "$CH_HTTP_PORT" "$(ch_addr)" ;;
+		esac
+	done
 	;;
 *) usage ;;
 esac

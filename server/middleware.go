@@ -125,7 +125,34 @@ func (s *Server) serve(ctx *fasthttp.RequestCtx, inner fasthttp.RequestHandler) 
 	s.metrics.inFlight.Dec()
 	if code >= 500 {
 		s.logFailure(ctx, rt, code, d)
+	} else if code >= 400 {
+		s.logRefused(ctx, rt, code, d)
 	}
+}
+
+// logRefused logs a 4xx at info, so a client (or a newcomer following the README) can find why a request was refused by its
+// X-Request-ID. A flood of bad requests must not flood the log: refusedLog keeps the first RefusedLogPerSecond a second and drops
+// the rest (adtracker_http_requests_total counts every one by route and status). Dropped or not, nothing allocates per request.
+func (s *Server) logRefused(ctx *fasthttp.RequestCtx, rt *route, code int, d time.Duration) {
+	ce := s.refusedLog.Check(zapcore.InfoLevel, "request refused")
+	if ce == nil {
+		return
+	}
+	body := ctx.Response.Body()
+	if len(body) > 512 {
+		body = body[:512]
+	}
+	ce.Write(zap.ByteString("request_id", RequestID(ctx)), zap.String("route", rt.pattern), zap.String("method", rt.method),
+		zap.ByteString("path", ctx.Path()), zap.Int("status", code), zap.Duration("duration", d), zap.ByteString("response", body))
+}
+
+// RefusedLogPerSecond bounds the "request refused" (4xx) lines a server writes per second; the rest of a second's are dropped.
+const RefusedLogPerSecond = 10
+
+func newRefusedLog(l *zap.Logger) *zap.Logger {
+	return l.WithOptions(zap.WrapCore(func(c zapcore.Core) zapcore.Core {
+		return zapcore.NewSamplerWithOptions(c, time.Second, RefusedLogPerSecond, 0)
+	}))
 }
 
 // logFailure logs a 5xx through the sampled logger: an outage turns every request into one, and the log must not become the next

@@ -84,6 +84,8 @@ type Server struct {
 	hotLog   *zap.Logger // sampled: for lines a flood of bad requests could otherwise repeat thousands of times a second
 	draining atomic.Bool
 
+	refusedLog *zap.Logger // the 4xx request lines, at most RefusedLogPerSecond a second
+
 	mu         sync.Mutex // guards srv, metricsSrv and shut: Serve, ServeMetrics and Shutdown run on different goroutines
 	srv        *fasthttp.Server
 	shut       bool
@@ -130,6 +132,7 @@ func New(opt Options) *Server {
 	s.hotLog = opt.Log.WithOptions(zap.WrapCore(func(c zapcore.Core) zapcore.Core {
 		return zapcore.NewSamplerWithOptions(c, time.Second, 5, 100)
 	}))
+	s.refusedLog = newRefusedLog(opt.Log)
 	s.unmatched = newFallback(s.metrics, routeUnmatched)
 	s.preflight = newFallback(s.metrics, routePreflight)
 	s.preflightRead = newFallback(s.metrics, routePreflight) // the same series; answers carry the read-route CORS policy

@@ -77,7 +77,7 @@ func loadgen(args []string) error {
 	fs.Float64Var(&cfg.Rate, "rate", 0, "open loop: requests per second (0 = closed loop, as fast as --conns allow)")
 	fs.IntVar(&cfg.Conns, "conns", 64, "connections (= requests in flight)")
 	fs.DurationVar(&cfg.Duration, "duration", 0, "how long to send (default 10s when --count is not given)")
-	fs.Int64Var(&cfg.Count, "count", 0, "events to send (requests in get mode), rounded up to whole requests")
+	fs.Int64Var(&cfg.Count, "count", 0, "events to send, whatever the answer (acked + refused + unknown; not events stored), rounded up to whole requests; requests in get mode")
 	fs.Float64Var(&cfg.Traffic.ZipfS, "zipf-s", 1.1, "Zipf exponent of ad popularity (> 1)")
 	fs.Uint64Var(&cfg.Traffic.Viewers, "viewers", 1_000_000, "viewer population")
 	fs.Uint64Var(&cfg.Traffic.Seed, "seed", 0, "random seed of the traffic (0 = from the clock)")

@@ -149,6 +149,7 @@ func serve(args []string) error {
 	qs := query.New(ch.Conn, ch.Database)
 	qs.Log = log.Named("query")
 	qs.MaxRange, qs.Timeout = cfg.Query.MaxRange, cfg.Query.Timeout
+	qs.Ads = cat // analytics of an ad not in the catalogue: 404, like /ads/{id} and /c/{id}
 	qs.Register(srv.Router)
 
 	if a := cfg.Debug.PprofAddr; a != "" {
@@ -190,7 +191,7 @@ func serve(args []string) error {
 		log.Info("metrics listening", zap.String("addr", mln.Addr().String()))
 	}
 	go func() { serveErr <- srv.Serve(ln) }()
-	log.Info("serving", zap.String("addr", ln.Addr().String()), zap.String("data_dir", cfg.Ingest.DataDir))
+	logServing(log, cfg, ln.Addr())
 
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)

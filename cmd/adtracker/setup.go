@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"net"
 	"os"
 	"time"
 
@@ -182,4 +183,28 @@ func seed(args []string) error {
 	}
 	e.log.Info("seeded demo ads", zap.Int("inserted", n))
 	return nil
+}
+
+// logServing logs, once the listener is open, where to go and what is off: a newcomer's first screen should say the URL to open and
+// whether the admin API (ads writes) is on, and how to turn it on when it is not.
+func logServing(log *zap.Logger, cfg *config.Config, addr net.Addr) {
+	log.Info("serving", zap.String("url", serveURL(addr)), zap.String("addr", addr.String()), zap.String("data_dir", cfg.Ingest.DataDir))
+	if cfg.Admin.Token == "" {
+		log.Info("admin API off: POST/PUT/PATCH/DELETE /ads answer 403; set ADTRACKER_ADMIN_TOKEN (admin.token) to turn it on",
+			zap.Bool("admin_api", false))
+		return
+	}
+	log.Info("admin API on: send Authorization: Bearer <admin.token> to POST/PUT/PATCH/DELETE /ads", zap.Bool("admin_api", true))
+}
+
+// serveURL is the URL to open for a listener: localhost for a wildcard address (":8080", "0.0.0.0", "::"), else its address.
+func serveURL(addr net.Addr) string {
+	host, port, err := net.SplitHostPort(addr.String())
+	if err != nil {
+		return "http://" + addr.String() + "/"
+	}
+	if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() {
+		host = "localhost"
+	}
+	return "http://" + net.JoinHostPort(host, port) + "/"
 }
