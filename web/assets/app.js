@@ -19,6 +19,11 @@ function h(tag, attrs, ...children) {
   return el;
 }
 
+// put replaces el's children, skipping the null and false that optional parts leave.
+function put(el, ...children) {
+  el.replaceChildren(...children.flat().filter((c) => c !== null && c !== undefined && c !== false));
+}
+
 const intFmt = new Intl.NumberFormat('en-US');
 const fmtInt = (v) => intFmt.format(v);
 const fmtPct = (v) => (v * 100).toFixed(2) + '%';
@@ -262,7 +267,7 @@ async function overview(view, w) {
     for (const sr of series) sr.points.forEach((p, i) => { for (const s of sums) s.values[i] += p[s.key]; });
   }
   const note = rows.length > CHART_ADS ? `The chart sums the ${CHART_ADS} busiest of ${rows.length} ads.` : '';
-  view.replaceChildren(
+  put(view,
     h('h2', { id: 'overview-h' }, 'Overview'),
     figureTiles(totals),
     h('h2', {}, `Events per ${w.interval} by type`),
@@ -282,7 +287,7 @@ async function adPage(view, w, id) {
   const ts = ser.points.map((p) => p.t);
   const steps = [['starts', 'Start'], ['first_quartile', 'First quartile'], ['midpoint', 'Midpoint'], ['third_quartile', 'Third quartile'], ['completes', 'Complete']];
   const top = st.starts || 1;
-  view.replaceChildren(
+  put(view,
     h('p', {}, h('a', { href: '#/' }, '← Overview')),
     h('h2', { id: 'ad-h' }, ad.name),
     h('dl', { class: 'meta' }, h('dt', {}, 'Ad'), h('dd', {}, '#' + ad.id), h('dt', {}, 'Status'), h('dd', { 'data-status': ad.status }, ad.status),
@@ -313,11 +318,11 @@ async function livePage(view) {
     tile('inserted_per_second', 'Stored rows/s', s.inserted_per_second, fmtNum),
     tile('ring_fill', 'Ring fill', s.ring.fill, fmtPct),
     tile('spill_bytes', 'Spill', s.spill.bytes, fmtBytes));
-  const ch = h('p', {}, 'ClickHouse: ', h('span', { class: 'state-' + s.clickhouse.state, 'data-state': s.clickhouse.state }, s.clickhouse.state),
+  const ch = h('p', {}, 'ClickHouse: ', h('span', { id: 'ch-state', class: 'state-' + s.clickhouse.state, 'data-ch': s.clickhouse.state }, s.clickhouse.state),
     ' · last insert seen: ', s.last_insert_at ? new Date(s.last_insert_at).toLocaleString() : 'none since this server started',
     ' · accepted since start: ', fmtInt(s.accepted_total), ' · spill segments: ', fmtInt(s.spill.segments),
     ' · ring: ', fmtInt(s.ring.used_slots), ' of ', fmtInt(s.ring.capacity_slots), ' slots');
-  view.replaceChildren(h('h2', {}, 'Live ingest'), h('p', { class: 'muted' }, 'Refreshed every 3 seconds from GET /status.'), fill, ch);
+  put(view, h('h2', {}, 'Live ingest'), h('p', { class: 'muted' }, 'Refreshed every 3 seconds from GET /status.'), fill, ch);
 }
 
 // ---------- catalogue ----------
@@ -352,7 +357,7 @@ async function cataloguePage(view) {
     const v = (id) => document.getElementById(id).value.trim();
     act(() => api('/ads', { method: 'POST', admin: true, body: { name: v('new-name'), target_url: v('new-target'), video_url: v('new-video'), duration_seconds: Number(v('new-duration')) || 30 } }));
   });
-  view.replaceChildren(
+  put(view,
     h('h2', {}, 'Catalogue'),
     admin ? null : h('p', { class: 'muted', id: 'admin-hint' }, 'Type the admin token under "Tokens" to create, pause and archive ads.'),
     form,
@@ -401,11 +406,13 @@ async function route() {
     view.replaceChildren(...box.childNodes);
     showError(null);
     document.body.dataset.state = 'ready';
+    document.body.dataset.render = String(seq); // tests wait for a render newer than the one they saw
   } catch (e) {
     if (seq !== renderSeq) return;
     view.replaceChildren();
     showError(e);
     document.body.dataset.state = 'error';
+    document.body.dataset.render = String(seq);
   }
 }
 
