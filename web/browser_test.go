@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/cdproto/log"
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/cdproto/page"
@@ -177,6 +178,18 @@ func (b *browser) screenshot(t *testing.T, name string) []byte {
 		t.Fatal(err)
 	}
 	return png
+}
+
+// media emulates prefers-color-scheme (empty: the default).
+func (b *browser) media(t *testing.T, scheme string) {
+	t.Helper()
+	var features []*emulation.MediaFeature
+	if scheme != "" {
+		features = []*emulation.MediaFeature{{Name: "prefers-color-scheme", Value: scheme}}
+	}
+	if _, err := chromedp.Call(b.ctx, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{Features: features}); err != nil {
+		t.Fatalf("emulating %q: %v", scheme, err)
+	}
 }
 
 // pick chooses a window in the picker (setting the value and firing change, as a keyboard user's choice does) and waits for the
@@ -355,6 +368,14 @@ func TestDashboardInBrowser(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// Dark (prefers-color-scheme) and narrow: screenshots to look at, and the same page must still render without problems.
+	b.media(t, "dark")
+	b.screenshot(t, "overview-dark")
+	b.media(t, "")
+	b.do(t, "narrow viewport", chromedp.EmulateViewport(390, 844))
+	b.screenshot(t, "overview-narrow")
+	b.do(t, "wide viewport", chromedp.EmulateViewport(1280, 900))
+
 	// Sorting: a click on the Impressions heading reorders the rows, a second click reverses them.
 	n := b.render(t)
 	b.do(t, "sorting by impressions", chromedp.Click(chromedp.CSS(`#top-ads button[data-sort="impressions"]`)))
