@@ -266,7 +266,10 @@ async function overview(view, w) {
     for (const s of sums) s.values = ts.map(() => 0);
     for (const sr of series) sr.points.forEach((p, i) => { for (const s of sums) s.values[i] += p[s.key]; });
   }
-  const note = rows.length > CHART_ADS ? `The chart sums the ${CHART_ADS} busiest of ${rows.length} ads.` : '';
+  const notes = [];
+  if (rows.length >= 1000) notes.push('The tiles add up the 1000 ads with the most clicks (the API\'s largest top list).');
+  if (rows.length > CHART_ADS) notes.push(`The chart sums the ${CHART_ADS} busiest of ${rows.length} ads.`);
+  const note = notes.join(' ');
   put(view,
     h('h2', { id: 'overview-h' }, 'Overview'),
     figureTiles(totals),
