@@ -405,6 +405,24 @@ func TestDashboardInBrowser(t *testing.T) {
 	}
 	b.pick(t, "7d")
 	checkOverview(t, st, b, map[string]float64{"impressions": 175, "clicks": 8, "ctr": 8.0 / 175, "completion_rate": 0.3})
+	// Custom: the last two hours, typed as local times the way the datetime inputs take them; per-minute buckets.
+	n = b.render(t)
+	b.do(t, "choosing custom", chromedp.SetValue(chromedp.CSS(`#window`), "custom"))
+	eval[bool](t, b, `document.getElementById('window').dispatchEvent(new Event('change'))`)
+	eval[bool](t, b, `(() => {
+		const p = (n) => String(n).padStart(2, '0');
+		const local = (d) => d.getFullYear() + '-' + p(d.getMonth() + 1) + '-' + p(d.getDate()) + 'T' + p(d.getHours()) + ':' + p(d.getMinutes());
+		document.getElementById('custom-start').value = local(new Date(Date.now() - 2 * 3600e3));
+		document.getElementById('custom-end').value = local(new Date(Date.now() + 60e3));
+		return true;
+	})()`)
+	b.do(t, "applying the custom window", chromedp.Click(chromedp.CSS(`#custom-apply`)))
+	b.rendered(t, n)
+	if w := b.pageWindow(t); !strings.HasSuffix(w, "interval=minute") {
+		t.Errorf("custom two hours: window %s, want per-minute buckets", w)
+	}
+	checkOverview(t, st, b, map[string]float64{"impressions": 15, "clicks": 7, "ctr": 7.0 / 15, "completion_rate": 0.3})
+	b.pick(t, "7d")
 
 	// The ad page, from the table's link (last 7 days still picked).
 	n = b.render(t)

@@ -106,7 +106,7 @@ func newStack(t *testing.T) *stack {
 	})
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(pipe.Collectors()...)
-	status := web.NewStatus(web.PipelineSources(pipe, reg))
+	status := web.NewStatus(web.PipelineSources(pipe))
 	bg, stop := context.WithCancel(context.Background())
 	t.Cleanup(stop)
 	go status.Run(bg)

@@ -20,12 +20,14 @@ type Sources struct {
 	Spilled  func() int64          // rows written to spill since start
 }
 
-// PipelineSources reads p, and the accepted count from g (adtracker_pipeline_events_enqueued_total, which the pipeline does not
-// export as a field); a missing metric reads 0.
-func PipelineSources(p *pipeline.Pipeline, g prometheus.Gatherer) Sources {
+// PipelineSources reads p. The accepted count is the pipeline's adtracker_pipeline_events_enqueued_total, which it exports as a
+// metric only: it is read from a registry holding p's collectors alone, so a sample never runs the process or Go collectors.
+func PipelineSources(p *pipeline.Pipeline) Sources {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(p.Collectors()...)
 	return Sources{
 		State:    p.State,
-		Accepted: func() int64 { return int64(counterValue(g, "adtracker_pipeline_events_enqueued_total")) },
+		Accepted: func() int64 { return int64(counterValue(reg, "adtracker_pipeline_events_enqueued_total")) },
 		Inserted: func() int64 { return p.Inserted.Load() + p.Replayed.Load() },
 		Spilled:  p.Spilled.Load,
 	}

@@ -152,7 +152,7 @@ func serve(args []string) error {
 	qs.Log = log.Named("query")
 	qs.MaxRange, qs.Timeout = cfg.Query.MaxRange, cfg.Query.Timeout
 	qs.Register(srv.Router)
-	status := web.NewStatus(web.PipelineSources(pipe, reg))
+	status := web.NewStatus(web.PipelineSources(pipe))
 	go status.Run(ctx)
 	web.NewHandler().Register(srv.Router, status)
 
