@@ -157,8 +157,8 @@ func (b *browser) rendered(t *testing.T, after int) {
 	}
 	text := eval[string](t, b, `document.getElementById('view').textContent`)
 	for _, bad := range []string{"NaN", "undefined", "null", "Infinity", "[object"} {
-		if strings.Contains(text, bad) {
-			t.Errorf("the page shows %q: %s", bad, text)
+		if i := strings.Index(text, bad); i >= 0 {
+			t.Errorf("the page shows %q: …%s…", bad, text[max(0, i-80):min(len(text), i+80)])
 		}
 	}
 }
