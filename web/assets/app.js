@@ -62,7 +62,14 @@ async function api(path, { method = 'GET', body, admin = false, headers = {} } =
   const tok = admin ? tokens.admin() : (tokens.read() || tokens.admin());
   if (tok) hd.Authorization = 'Bearer ' + tok;
   if (body !== undefined) hd['Content-Type'] = 'application/json';
-  const res = await fetch(path, { method, headers: hd, body: body === undefined ? undefined : JSON.stringify(body) });
+  let res;
+  for (let attempt = 0; ; attempt++) {
+    res = await fetch(path, { method, headers: hd, body: body === undefined ? undefined : JSON.stringify(body) });
+    // Rate limited (a remote client past its query burst): wait as told and try again, twice at most.
+    if (res.status !== 429 || attempt === 2) break;
+    const wait = Math.min(Number(res.headers.get('Retry-After')) || 1, 5);
+    await new Promise((r) => setTimeout(r, wait * 1000));
+  }
   const text = await res.text();
   let data = null;
   if (text) { try { data = JSON.parse(text); } catch (e) { data = null; } }
@@ -216,7 +223,9 @@ const COLUMNS = [
   { key: 'completion_rate', label: 'Completion', fmt: fmtPct },
   { key: 'avg_playback_seconds', label: 'Avg playback (s)', fmt: fmtNum },
 ];
-const CHART_ADS = 20; // the overview chart sums the series of at most this many ads (one request each)
+// The overview chart sums the series of at most this many ads, one request each: with the top list and the catalogue that is 12
+// requests a render, inside the default per-client query burst (ratelimit.query.burst 20).
+const CHART_ADS = 10;
 let topSort = { key: 'clicks', dir: 'desc' };
 
 function sortRows(rows) {
