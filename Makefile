@@ -45,7 +45,9 @@ fmt-check: ## fail listing the Go files gofmt would change
 test: services cluster vet fmt-check lint ## vet, gofmt, golangci-lint, go test -race against the local services and the loopback cluster, chdb and compose checks
 	@# promtool lints the /metrics output in server/full_test.go; apt_install keeps the packaged Prometheus from starting.
 	@command -v promtool >/dev/null || bash -c 'source scripts/lib.sh && apt_install prometheus'
-	ADTRACKER_TEST_PG_DSN='$(TEST_PG_DSN)' ADTRACKER_TEST_CH_ADDR='$(TEST_CH_ADDR)' ADTRACKER_REQUIRE_PROMTOOL=1 \
+	@# Debian's chromium drives the dashboard's browser test (web/browser_test.go); no browser is downloaded at test time.
+	@test -x /usr/bin/chromium || bash -c 'source scripts/lib.sh && apt_install chromium'
+	ADTRACKER_TEST_PG_DSN='$(TEST_PG_DSN)' ADTRACKER_TEST_CH_ADDR='$(TEST_CH_ADDR)' ADTRACKER_REQUIRE_PROMTOOL=1 ADTRACKER_REQUIRE_CHROMIUM=1 \
 	ADTRACKER_TEST_CLUSTER_ADDRS="$$(scripts/cluster.sh env | sed -n 's/^CLUSTER_CH_ADDRS=//p')" \
 		go test -race -count=1 -timeout 12m ./...
 	scripts/chdb-check.sh

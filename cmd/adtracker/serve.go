@@ -24,6 +24,7 @@ import (
 	"github.com/adtracker/adtracker/ratelimit"
 	"github.com/adtracker/adtracker/server"
 	chstore "github.com/adtracker/adtracker/storage/clickhouse"
+	"github.com/adtracker/adtracker/web"
 )
 
 // catalogAdapter gives ingest its view of the catalogue.
@@ -134,6 +135,7 @@ func serve(args []string) error {
 		CORSOrigins: cfg.HTTP.CORSOrigins, ReadCORSOrigins: cfg.HTTP.ReadCORS, Limiter: limiter, // the limiter's metrics are registered by server.New
 		ReadTokens: []string{cfg.HTTP.ReadToken, cfg.Admin.Token}, PublicReads: cfg.HTTP.PublicReads, Proxies: proxies,
 		SeparateMetrics: cfg.HTTP.MetricsAddr != "",
+		RouteClass:      web.RouteClass(ratelimit.ClassOf), // the dashboard's page and files are open; /status is a read route
 		Log:             log.Named("http"), Registry: reg,
 		Checks: readinessChecks(pg, sink, cat, pipe),
 	})
@@ -151,6 +153,9 @@ func serve(args []string) error {
 	qs.MaxRange, qs.Timeout = cfg.Query.MaxRange, cfg.Query.Timeout
 	qs.Ads = cat // analytics of an ad not in the catalogue: 404, like /ads/{id} and /c/{id}
 	qs.Register(srv.Router)
+	status := web.NewStatus(web.PipelineSources(pipe))
+	go status.Run(ctx)
+	web.NewHandler().Register(srv.Router, status)
 
 	if a := cfg.Debug.PprofAddr; a != "" {
 		// Profiles on their own listener, never on the public port.
