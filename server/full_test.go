@@ -31,6 +31,7 @@ import (
 	"github.com/adtracker/adtracker/ratelimit"
 	"github.com/adtracker/adtracker/server"
 	"github.com/adtracker/adtracker/storage/postgres"
+	"github.com/adtracker/adtracker/web"
 )
 
 type okSink struct{}
@@ -112,7 +113,8 @@ func newFull(t *testing.T, lim ratelimit.Config) *full {
 	srv := server.New(server.Options{
 		MaxBodyBytes: 1 << 20, ReadTimeout: 5 * time.Second, WriteTimeout: 5 * time.Second, IdleTimeout: 5 * time.Second,
 		CORSOrigins: []string{"*"}, Limiter: limiter, Log: zap.NewNop(), Registry: reg,
-		Checks: []server.Check{{Name: "ingest", Fn: func(context.Context) error { return nil }}},
+		Checks:     []server.Check{{Name: "ingest", Fn: func(context.Context) error { return nil }}},
+		RouteClass: web.RouteClass(ratelimit.ClassOf),
 	})
 	h := &ingest.Handlers{
 		Decoder: &ingest.Decoder{Limits: ingest.DefaultLimits()},
@@ -121,6 +123,7 @@ func newFull(t *testing.T, lim ratelimit.Config) *full {
 	h.Register(srv.Router)
 	catalog.RegisterRoutes(srv.Router, &catalog.Handlers{Repo: noAds{}, Logger: zap.NewNop()})
 	query.New(nil, "").Register(srv.Router)
+	web.NewHandler().Register(srv.Router, web.NewStatus(web.PipelineSources(pipe)))
 	return &full{srv: srv, reg: reg}
 }
 
@@ -466,7 +469,10 @@ func TestRouteClasses(t *testing.T) {
 		"GET /ads": ratelimit.Query, "GET /ads/{id}": ratelimit.Query,
 		"GET /ads/analytics": ratelimit.Query, "GET /ads/{id}/timeseries": ratelimit.Query,
 		"POST /ads": ratelimit.Admin, "PUT /ads/{id}": ratelimit.Admin, "PATCH /ads/{id}": ratelimit.Admin, "DELETE /ads/{id}": ratelimit.Admin,
+		// The dashboard's page and files are open (they hold no data); its status feed is a read.
+		"GET /": ratelimit.None, "GET /assets/{file}": ratelimit.None, "GET /status": ratelimit.Query,
 	}
+	classOf := web.RouteClass(ratelimit.ClassOf) // as serve.go wires it
 	for r := range routerRoutes(newFull(t, ratelimit.Config{})) {
 		method, pattern, _ := strings.Cut(r, " ")
 		c, ok := want[r]
@@ -474,7 +480,7 @@ func TestRouteClasses(t *testing.T) {
 			t.Errorf("route %s has no expected rate-limit class here: decide one (ratelimit.ClassOf) and add it", r)
 			continue
 		}
-		if got := ratelimit.ClassOf(method, pattern); got != c {
+		if got := classOf(method, pattern); got != c {
 			t.Errorf("%s is class %s, want %s", r, got, c)
 		}
 	}
