@@ -156,8 +156,10 @@ func TestJunkBatchAllocsDoNotGrowWithItems(t *testing.T) {
 			h.batch(ctx)
 		})
 	}
+	// Per-item allocations would make the large body cost ~200,000 more; a few are allowed for pooled buffers a GC emptied (the
+	// race detector's runs collect often).
 	small, large := allocs(1000), allocs(200_000)
-	if large > small {
+	if large > small+4 {
 		t.Fatalf("%v allocations for 1000 junk items, %v for 200000", small, large)
 	}
 }
