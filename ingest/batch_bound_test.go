@@ -3,12 +3,15 @@ package ingest
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"net"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 	"github.com/valyala/fasthttp"
 )
 
@@ -184,4 +187,44 @@ func BenchmarkJunkBatch(b *testing.B) {
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(len(body)/2), "ns/item")
 		})
 	}
+}
+
+// fullAfter accepts n events, then refuses every one as a full queue would.
+type fullAfter struct{ n int }
+
+func (q *fullAfter) Enqueue(*Event) error {
+	if q.n == 0 {
+		return errors.New("ingest queue full")
+	}
+	q.n--
+	return nil
+}
+
+// A batch the queue refuses part-way counts every event it did not take in adtracker_events_rejected_total{reason="overload"} —
+// the refused one and all after it, which the 503 asks the client to resend — not one per request.
+func TestOverloadCountsRefusedEvents(t *testing.T) {
+	h := boundHandlers(1000)
+	h.Queue = &fullAfter{n: 3}
+	var body []byte
+	for range 10 {
+		body = append(body, `{"type":"impression","ad_id":1}`+"\n"...)
+	}
+	before := counterValue(t, rejected[reasonOverload])
+	ctx := batchCtx(body, "application/x-ndjson")
+	h.batch(ctx)
+	if ctx.Response.StatusCode() != fasthttp.StatusServiceUnavailable {
+		t.Fatalf("status %d, body %s", ctx.Response.StatusCode(), ctx.Response.Body())
+	}
+	if got := counterValue(t, rejected[reasonOverload]) - before; got != 7 {
+		t.Fatalf("overload counted %v events, want the 7 the queue did not take", got)
+	}
+}
+
+func counterValue(t *testing.T, c prometheus.Counter) float64 {
+	t.Helper()
+	var m dto.Metric
+	if err := c.Write(&m); err != nil {
+		t.Fatal(err)
+	}
+	return m.GetCounter().GetValue()
 }

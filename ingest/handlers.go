@@ -204,7 +204,8 @@ func (h *Handlers) batch(ctx *fasthttp.RequestCtx) {
 	ctx.SetContentType(contentJSON)
 	switch {
 	case qerr != nil:
-		rejected[reasonOverload].Inc()
+		// The metric counts events: the refused one and every item after it, which the client must resend.
+		rejected[reasonOverload].Add(float64(items - stopAt))
 		ctx.Response.Header.Set("Retry-After", "1")
 		ctx.SetStatusCode(fasthttp.StatusServiceUnavailable)
 		b = append(b, `{"error":`...)
