@@ -15,9 +15,9 @@ import (
 // slowCommit makes the server take ~2.4 s between receiving the last block of a 100-row insert and writing its part: a MATERIALIZED
 // column is computed before the table is written. (A slow materialized view would not do: 18.16 writes the table first and the
 // views after it, so the rows would be visible to the stored check early.) 18.16 refuses a sleep over 3 s per block.
-func slowCommit(t *testing.T, c driver.Conn, table, onCluster string) {
+func slowCommit(t *testing.T, c driver.Conn, table string) {
 	t.Helper()
-	q := "ALTER TABLE " + table + onCluster + " ADD COLUMN slow_commit UInt8 MATERIALIZED sleepEachRow(0.024)"
+	q := "ALTER TABLE " + table + " ADD COLUMN slow_commit UInt8 MATERIALIZED sleepEachRow(0.024)"
 	if err := c.Exec(context.Background(), q); err != nil {
 		t.Fatal(err)
 	}
@@ -94,7 +94,7 @@ func replayStoresOnce(t *testing.T, s *Sink, db *DB, b *ingest.Batch) {
 func TestLateCommitIsNotStoredTwice(t *testing.T) {
 	t.Parallel() // a private database; most of its time is the server sleeping
 	db := migrated(t)
-	slowCommit(t, db.Conn, "events", "")
+	slowCommit(t, db.Conn, "events")
 	s := NewSink(db)
 	b := testBatch(100, 7)
 	uncertainInsert(t, s, b)
@@ -109,7 +109,7 @@ func TestLateCommitIsNotStoredTwice(t *testing.T) {
 func TestLateCommitKillThenCheck(t *testing.T) {
 	t.Parallel() // a private database; most of its time is the server sleeping
 	db := migrated(t)
-	slowCommit(t, db.Conn, "events", "")
+	slowCommit(t, db.Conn, "events")
 	s := NewSink(db)
 	s.settleWait = 0
 	b := testBatch(100, 7)
@@ -123,7 +123,7 @@ func TestLateCommitKillThenCheck(t *testing.T) {
 func TestLateCommitOfPreviousProcess(t *testing.T) {
 	t.Parallel() // a private database; most of its time is the server sleeping
 	db := migrated(t)
-	slowCommit(t, db.Conn, "events", "")
+	slowCommit(t, db.Conn, "events")
 	before := NewSink(db)
 	b := testBatch(100, 9)
 	uncertainInsert(t, before, b)
@@ -148,7 +148,7 @@ func TestLateCommitOfPreviousProcess(t *testing.T) {
 func TestSettleWaitsOnlyForUncertainInserts(t *testing.T) {
 	t.Parallel() // a private database; most of its time is the server sleeping
 	db := migrated(t)
-	slowCommit(t, db.Conn, "events", "")
+	slowCommit(t, db.Conn, "events")
 	s := NewSink(db)
 	done := make(chan error, 1)
 	go func() { done <- s.Insert(context.Background(), testBatch(100, 11)) }()
@@ -222,81 +222,6 @@ func TestLateInsertsBounded(t *testing.T) {
 	l.forget(seqs, floor)
 	if l.has(5) || !l.has(6) {
 		t.Fatal("forget dropped an insert added after its snapshot, or kept one it saw end")
-	}
-}
-
-// The cluster form: the insert goes through the Distributed table synchronously to a replica of the other shard, which commits
-// late; the replay's check (which reads events_local on every replica) must wait for it. The replay carries one more event than the
-// original: a replicated table drops a block identical to one it already has (insert deduplication), which would hide a double of
-// an identical replay but not of this one.
-func TestClusterLateCommitIsNotStoredTwice(t *testing.T) {
-	t.Parallel() // a private database; most of its time is the server sleeping
-	cl, db := migratedCluster(t)
-	slowCommit(t, db.Conn, db.Database+".events_local", " ON CLUSTER "+cl.Name)
-	s := NewSink(db)
-	uncertainInsert(t, s, testBatch(100, 2)) // ad 2 is on shard 02: s1r1, the node the client talks to, forwards the rows
-	replay := testBatch(101, 2)
-	replay.MaybeStored = true
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	if err := s.Insert(ctx, replay); err != nil {
-		t.Fatal(err)
-	}
-	var nodes []driver.Conn
-	for _, addr := range cl.Addrs {
-		nodes = append(nodes, nodeConn(t, addr, db.Database))
-	}
-	waitSettled(t, s, nodes...)
-	for _, c := range nodes {
-		if err := c.Exec(ctx, "SYSTEM SYNC REPLICA events_local"); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if rows, distinct := countEvents(t, db.Conn, "events"); rows != 101 || distinct != 101 {
-		t.Fatalf("cluster, after a late commit and its replay: %d rows, %d distinct event_ids, want 101 once each", rows, distinct)
-	}
-}
-
-// On 18.16 an insert a Distributed table forwards to another shard runs under a random query id, so settle cannot find it by ours:
-// once none of ours runs, it waits for the forwarded-looking inserts into the database's events_local that run at that moment. Here
-// one such insert (sent straight to s2r1 in the forwarded form) is still committing when settle starts; settle must return only
-// after its rows are there.
-func TestClusterSettleWaitsForForwardedInserts(t *testing.T) {
-	t.Parallel() // a private database; most of its time is the server sleeping
-	cl, db := migratedCluster(t)
-	slowCommit(t, db.Conn, db.Database+".events_local", " ON CLUSTER "+cl.Name)
-	s := NewSink(db)
-	node := nodeConn(t, cl.Nodes["s2r1"], db.Database)
-	done := make(chan error, 1)
-	go func() {
-		done <- node.Exec(context.Background(), "INSERT INTO "+db.Database+".events_local (event_id, ad_id, event_time) SELECT generateUUIDv4(), 2, now() FROM numbers(100)")
-	}()
-	for start := time.Now(); ; time.Sleep(20 * time.Millisecond) {
-		var n uint64
-		if err := node.QueryRow(context.Background(), "SELECT count() FROM system.processes WHERE startsWith(query, 'INSERT INTO "+db.Database+".events_local')").Scan(&n); err != nil {
-			t.Fatal(err)
-		}
-		if n > 0 {
-			break
-		}
-		if time.Since(start) > 30*time.Second {
-			t.Fatal("the forwarded-form insert never showed in system.processes")
-		}
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	if err := s.settle(ctx); err != nil {
-		t.Fatal(err)
-	}
-	var n uint64
-	if err := node.QueryRow(ctx, "SELECT count() FROM events_local").Scan(&n); err != nil {
-		t.Fatal(err)
-	}
-	if n != 100 {
-		t.Fatalf("settle returned while a forwarded insert was still running: s2r1 holds %d of its 100 rows", n)
-	}
-	if err := <-done; err != nil {
-		t.Fatal(err)
 	}
 }
 
