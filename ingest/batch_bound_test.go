@@ -9,6 +9,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/adtracker/adtracker/ingest/decode"
+	"github.com/adtracker/adtracker/ingest/event"
+	"github.com/adtracker/adtracker/internal/httpx"
 	"github.com/valyala/fasthttp"
 )
 
@@ -27,8 +30,8 @@ func batchCtx(body []byte, contentType string) *fasthttp.RequestCtx {
 }
 
 func boundHandlers(maxItems int) *Handlers {
-	return &Handlers{Decoder: &Decoder{Now: func() time.Time { return hNow }, Limits: Limits{MaxBatchItems: maxItems}}, Queue: nopQueue{},
-		Catalog: fakeCatalog{1: {Accepts: true}}, Proxies: &Proxies{}, IDs: NewIDs()}
+	return &Handlers{Decoder: &decode.Decoder{Now: func() time.Time { return hNow }, Limits: decode.Limits{MaxBatchItems: maxItems}}, Queue: nopQueue{},
+		Catalog: fakeCatalog{1: {Accepts: true}}, Proxies: &httpx.Proxies{}, IDs: event.NewIDs()}
 }
 
 // Sixteen 1 MiB junk bodies at once, as a hostile client sends them: every answer stays small (it used to list every item, 34 MB
@@ -136,7 +139,7 @@ func TestBatchErrorsListedForFirstItemsOnly(t *testing.T) {
 		t.Fatalf("accepted %d rejected %d listed %d omitted %d enqueued %d", got.Accepted, got.Rejected, len(got.Errors), got.Omitted, len(q.events))
 	}
 	for _, e := range got.Errors {
-		if e.Index >= MaxItemErrors || e.Error == "" || e.Field == "" {
+		if e.Index >= decode.MaxItemErrors || e.Error == "" || e.Field == "" {
 			t.Fatalf("listed error %+v", e)
 		}
 	}

@@ -9,7 +9,7 @@ import (
 	ch "github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/ext"
 
-	"github.com/adtracker/adtracker/ingest"
+	"github.com/adtracker/adtracker/ingest/event"
 	chstore "github.com/adtracker/adtracker/storage/clickhouse"
 )
 
@@ -149,7 +149,7 @@ func Verify(ctx context.Context, vc VerifyConfig, r *Result) (*VerifyResult, err
 			return 0, err
 		}
 		for _, rg := range rs {
-			rg.Each(func(u ingest.UUID) {
+			rg.Each(func(u event.UUID) {
 				if err == nil {
 					err = t.Append(u.String())
 				}

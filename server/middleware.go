@@ -15,7 +15,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
-	"github.com/adtracker/adtracker/ingest"
+	"github.com/adtracker/adtracker/internal/httpx"
 	"github.com/adtracker/adtracker/ratelimit"
 )
 
@@ -275,7 +275,7 @@ func (s *Server) options(ctx *fasthttp.RequestCtx) {
 		ctx.SetUserValue(routeKey, s.preflightRead.of(ctx)) // so decorate applies the same policy
 	}
 	if !policy.allows(origin) {
-		ingest.WriteError(ctx, fasthttp.StatusForbidden, "origin not allowed by "+setting, "Origin")
+		httpx.WriteError(ctx, fasthttp.StatusForbidden, "origin not allowed by "+setting, "Origin")
 		return
 	}
 	h := &ctx.Response.Header

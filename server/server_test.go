@@ -19,7 +19,7 @@ import (
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
 
-	"github.com/adtracker/adtracker/ingest"
+	"github.com/adtracker/adtracker/internal/httpx"
 	"github.com/adtracker/adtracker/ratelimit"
 )
 
@@ -106,7 +106,7 @@ func sampleRoutes(s *Server) {
 		panic("kaboom")
 	})
 	s.Router.GET("/down", func(ctx *fasthttp.RequestCtx) {
-		ingest.WriteError(ctx, fasthttp.StatusServiceUnavailable, "clickhouse down", "")
+		httpx.WriteError(ctx, fasthttp.StatusServiceUnavailable, "clickhouse down", "")
 	})
 }
 

@@ -24,7 +24,7 @@ import (
 	ch "github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/valyala/fasthttp"
 
-	"github.com/adtracker/adtracker/ingest"
+	"github.com/adtracker/adtracker/ingest/event"
 	"github.com/adtracker/adtracker/internal/testenv"
 	"github.com/adtracker/adtracker/storage/postgres/pgtest"
 )
@@ -599,13 +599,13 @@ func readSpill(t *testing.T, dir string) []spillRecord {
 			if n == 0 || end > int64(len(b)) {
 				break
 			}
-			var batch ingest.Batch
+			var batch event.Batch
 			if err := batch.UnmarshalRecord(b[off+8 : end]); err != nil {
 				t.Fatal(err)
 			}
 			r := spillRecord{file: f, off: off, end: end, payloadOff: off + 8}
-			var e ingest.Event
-			if err := batch.Each(&e, func(e *ingest.Event) error { r.ids = append(r.ids, e.ID.String()); return nil }); err != nil {
+			var e event.Event
+			if err := batch.Each(&e, func(e *event.Event) error { r.ids = append(r.ids, e.ID.String()); return nil }); err != nil {
 				t.Fatal(err)
 			}
 			out = append(out, r)

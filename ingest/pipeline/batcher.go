@@ -3,7 +3,7 @@ package pipeline
 import (
 	"time"
 
-	"github.com/adtracker/adtracker/ingest"
+	"github.com/adtracker/adtracker/ingest/event"
 )
 
 // idleFlushNaps is how long (in the batcher's 1 ms naps) the input must pause before a partial batch leaves without waiting out
@@ -88,6 +88,6 @@ func (p *Pipeline) newJob() *job {
 	case j := <-p.freeJobs:
 		return j
 	default:
-		return &job{b: ingest.Batch{Refs: make([][]byte, 0, min(p.cfg.BatchSize, 1<<16))}}
+		return &job{b: event.Batch{Refs: make([][]byte, 0, min(p.cfg.BatchSize, 1<<16))}}
 	}
 }

@@ -3,7 +3,7 @@ package pipeline
 import (
 	"hash/maphash"
 
-	"github.com/adtracker/adtracker/ingest"
+	"github.com/adtracker/adtracker/ingest/event"
 )
 
 // window remembers the last N client-chosen event_ids. Only the batcher goroutine uses it, so it needs no lock and the handlers never
@@ -20,7 +20,7 @@ type window struct {
 	table []uint64
 	mask  uint64
 	seed  maphash.Seed
-	fifo  []ingest.UUID
+	fifo  []event.UUID
 	next  int
 }
 
@@ -33,7 +33,7 @@ func newWindow(n int) *window {
 	for size < 2*n { // load factor ≤ 0.5 keeps linear-probe runs short
 		size <<= 1
 	}
-	return &window{table: make([]uint64, size), mask: uint64(size - 1), seed: maphash.MakeSeed(), fifo: make([]ingest.UUID, 0, n)}
+	return &window{table: make([]uint64, size), mask: uint64(size - 1), seed: maphash.MakeSeed(), fifo: make([]event.UUID, 0, n)}
 }
 
 // Offsets of the id and flags in the binary event form (see ingest/codec.go): version u8 | id [16] | type u8 | flags u8.
@@ -45,20 +45,20 @@ const (
 // posMask selects a table entry's FIFO position + 1; the upper 32 bits are the id's hash.
 const posMask = 1<<32 - 1
 
-func (w *window) hash(id *ingest.UUID) uint32 { return uint32(maphash.Bytes(w.seed, id[:])) }
+func (w *window) hash(id *event.UUID) uint32 { return uint32(maphash.Bytes(w.seed, id[:])) }
 
 // seen reports whether the encoded event carries a client event_id already in the window, and remembers it when not.
 func (w *window) seen(rec []byte) bool {
-	if w == nil || len(rec) <= offFlags || rec[offFlags]&ingest.FlagClientID == 0 {
+	if w == nil || len(rec) <= offFlags || rec[offFlags]&event.FlagClientID == 0 {
 		return false
 	}
-	var id ingest.UUID
+	var id event.UUID
 	copy(id[:], rec[offID:offID+16])
 	return w.seenID(&id)
 }
 
 // seenID reports whether id is in the window, and remembers it when not.
-func (w *window) seenID(idp *ingest.UUID) bool {
+func (w *window) seenID(idp *event.UUID) bool {
 	id := *idp
 	h := w.hash(&id)
 	i := uint64(h) & w.mask
@@ -117,7 +117,7 @@ func (w *window) evict(pos int) {
 }
 
 // ids calls fn with the remembered ids, oldest first.
-func (w *window) ids(fn func(id *ingest.UUID)) {
+func (w *window) ids(fn func(id *event.UUID)) {
 	if w == nil {
 		return
 	}

@@ -10,11 +10,11 @@ import (
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
 
-	"github.com/adtracker/adtracker/ingest"
+	"github.com/adtracker/adtracker/ingest/event"
 )
 
-func idN(i int) ingest.UUID {
-	var id ingest.UUID
+func idN(i int) event.UUID {
+	var id event.UUID
 	id[0], id[1], id[2], id[3] = byte(i>>24), byte(i>>16), byte(i>>8), byte(i)
 	id[15] = 0x55
 	return id

@@ -25,7 +25,7 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/adtracker/adtracker/ingest"
+	"github.com/adtracker/adtracker/ingest/event"
 	"github.com/adtracker/adtracker/ingest/ring"
 	"github.com/adtracker/adtracker/ingest/spill"
 )
@@ -34,7 +34,7 @@ import (
 // can help (see Retryable) and whether the batch may have been stored anyway (see Uncertain). A batch with MaybeStored set must be
 // filtered against what is already stored.
 type Sink interface {
-	Insert(ctx context.Context, b *ingest.Batch) error
+	Insert(ctx context.Context, b *event.Batch) error
 	Ping(ctx context.Context) error
 }
 
@@ -153,7 +153,7 @@ type Pipeline struct {
 }
 
 type job struct {
-	b        ingest.Batch
+	b        event.Batch
 	from, to uint64 // ring positions to release
 	records  int    // ring records read into the job, duplicates included
 }
@@ -203,11 +203,11 @@ func Open(cfg Config, sink Sink, log *zap.Logger) (*Pipeline, error) {
 		_ = sq.Close()
 		return nil, err
 	}
-	if r.MaxRecord() < ingest.MaxBinaryLen {
+	if r.MaxRecord() < event.MaxBinaryLen {
 		_ = r.Close()
 		_ = sq.Close()
 		return nil, fmt.Errorf("ring of %d slots of %d bytes holds records up to %d bytes; events need %d",
-			cfg.RingCapacity, cfg.SlotSize, r.MaxRecord(), ingest.MaxBinaryLen)
+			cfg.RingCapacity, cfg.SlotSize, r.MaxRecord(), event.MaxBinaryLen)
 	}
 	p := &Pipeline{
 		cfg: cfg, log: log, ring: r, spill: sq, sink: sink,
@@ -252,7 +252,7 @@ func Open(cfg Config, sink Sink, log *zap.Logger) (*Pipeline, error) {
 
 // Enqueue accepts e. On nil the event is in the ring (and the ring file): answer 2xx. It does not allocate or lock. After Close it
 // answers ErrClosed, however late the call comes.
-func (p *Pipeline) Enqueue(e *ingest.Event) error {
+func (p *Pipeline) Enqueue(e *event.Event) error {
 	// Checked before and after announcing the call: once closing is set, new calls return here without touching inflight, so
 	// Close waits only for the few that were already past this line.
 	if p.closing.Load() {
@@ -265,7 +265,7 @@ func (p *Pipeline) Enqueue(e *ingest.Event) error {
 	return err
 }
 
-func (p *Pipeline) enqueue(e *ingest.Event) error {
+func (p *Pipeline) enqueue(e *event.Event) error {
 	if p.closing.Load() {
 		enqueueRefused.WithLabelValues("closing").Inc()
 		return ErrClosed
@@ -274,7 +274,7 @@ func (p *Pipeline) enqueue(e *ingest.Event) error {
 		enqueueRefused.WithLabelValues("spill_quota").Inc()
 		return ErrOverload
 	}
-	var buf [ingest.MaxBinaryLen]byte
+	var buf [event.MaxBinaryLen]byte
 	ok, err := p.ring.Enqueue(e.AppendBinary(buf[:0]))
 	if err != nil {
 		return err
@@ -294,7 +294,7 @@ func (p *Pipeline) Ready() (bool, string) {
 		return false, "draining"
 	case p.quota.full():
 		return false, "spill quota reached"
-	case p.ring.Len() > p.ring.Cap()-p.ring.Slots(ingest.MaxBinaryLen):
+	case p.ring.Len() > p.ring.Cap()-p.ring.Slots(event.MaxBinaryLen):
 		// Not room for the largest event: smaller ones may still fit, but a balancer should look elsewhere.
 		return false, "ring full"
 	}

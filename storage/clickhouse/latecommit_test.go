@@ -9,7 +9,7 @@ import (
 	ch "github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
-	"github.com/adtracker/adtracker/ingest"
+	"github.com/adtracker/adtracker/ingest/event"
 )
 
 // slowCommit makes the server take ~2.4 s between receiving the last block of a 100-row insert and writing its part: a MATERIALIZED
@@ -43,7 +43,7 @@ func waitSettled(t *testing.T, s *Sink, conns ...driver.Conn) {
 }
 
 // uncertainInsert inserts b with a 1 s timeout into a server that commits after ~2.4 s: the data is sent, the answer is not seen.
-func uncertainInsert(t *testing.T, s *Sink, b *ingest.Batch) {
+func uncertainInsert(t *testing.T, s *Sink, b *event.Batch) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()

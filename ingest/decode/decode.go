@@ -1,8 +1,10 @@
-package ingest
+package decode
 
 import (
 	"math"
 	"time"
+
+	"github.com/adtracker/adtracker/ingest/event"
 )
 
 // FieldError is a rejected request: the handler answers {"error": Msg, "field": Field} with
@@ -56,11 +58,11 @@ type window struct {
 	minTime    int64
 	maxTime    int64
 	maxPlayMs  uint64
-	typ        Type
+	typ        event.Type
 	typeFromRq bool // typ came from the route, so a "type" key must agree with it
 }
 
-func (d *Decoder) window(typ Type) window {
+func (d *Decoder) window(typ event.Type) window {
 	def := DefaultLimits()
 	l := d.Limits
 	if l.MaxFutureSkew <= 0 {
@@ -89,7 +91,7 @@ func (d *Decoder) window(typ Type) window {
 		maxTime:    sec + int64(l.MaxFutureSkew/time.Second),
 		maxPlayMs:  maxPlay,
 		typ:        typ,
-		typeFromRq: typ != TypeUnknown,
+		typeFromRq: typ != event.TypeUnknown,
 	}
 }
 
@@ -105,7 +107,7 @@ func (w *window) checkTime(field string, t int64) *FieldError {
 }
 
 // finish fills what every decoder sets the same way once the fields are read.
-func (w *window) finish(e *Event, haveAd, haveTime bool) *FieldError {
+func (w *window) finish(e *event.Event, haveAd, haveTime bool) *FieldError {
 	if !haveAd {
 		return badField("ad_id", "ad_id is required")
 	}
@@ -114,7 +116,7 @@ func (w *window) finish(e *Event, haveAd, haveTime bool) *FieldError {
 			return badField("type", "type is not a known event type")
 		}
 		e.Type = w.typ
-	} else if e.Type == TypeUnknown {
+	} else if e.Type == event.TypeUnknown {
 		return badField("type", "type is required")
 	}
 	if !haveTime {
@@ -125,9 +127,9 @@ func (w *window) finish(e *Event, haveAd, haveTime bool) *FieldError {
 }
 
 // setType applies a type named in the request body or query.
-func (w *window) setType(field string, e *Event, v []byte) *FieldError {
-	t := ParseType(v)
-	if t == TypeUnknown {
+func (w *window) setType(field string, e *event.Event, v []byte) *FieldError {
+	t := event.ParseType(v)
+	if t == event.TypeUnknown {
 		return badField(field, field+" is not a known event type")
 	}
 	if w.typeFromRq && t != w.typ {
@@ -139,8 +141,8 @@ func (w *window) setType(field string, e *Event, v []byte) *FieldError {
 
 // setEventID stores a client-chosen event id. The nil UUID is refused: the pipeline reads a zero
 // ID as "none", and every client sending it would collapse into one duplicate.
-func setEventID(field string, e *Event, v []byte) *FieldError {
-	u, err := ParseUUID(v)
+func setEventID(field string, e *event.Event, v []byte) *FieldError {
+	u, err := event.ParseUUID(v)
 	if err != nil {
 		return badField(field, field+" must be a uuid")
 	}
@@ -148,7 +150,7 @@ func setEventID(field string, e *Event, v []byte) *FieldError {
 		return badField(field, field+" must not be the nil uuid")
 	}
 	e.ID = u
-	e.Flags |= FlagClientID
+	e.Flags |= event.FlagClientID
 	return nil
 }
 
@@ -165,7 +167,7 @@ func tooLongID(field string) *FieldError {
 }
 
 // setPlayback applies the playback limit to a value in milliseconds.
-func (w *window) setPlayback(field string, e *Event, ms uint64, st numStatus) *FieldError {
+func (w *window) setPlayback(field string, e *event.Event, ms uint64, st numStatus) *FieldError {
 	switch st {
 	case numNegative:
 		return badField(field, field+" must not be negative")

@@ -1,9 +1,11 @@
-package ingest
+package decode
 
 import (
 	"bytes"
 	"strconv"
 	"unicode/utf8"
+
+	"github.com/adtracker/adtracker/ingest/event"
 )
 
 // The JSON decoder is a small hand-written scanner: encoding/json allocates per call and
@@ -153,6 +155,18 @@ func (s *scanner) scanString() (raw []byte, esc, ok bool) {
 	}
 	s.pos = i
 	return nil, false, s.fail("unterminated string")
+}
+
+func unhex(c byte) (byte, bool) {
+	switch {
+	case c >= '0' && c <= '9':
+		return c - '0', true
+	case c >= 'a' && c <= 'f':
+		return c - 'a' + 10, true
+	case c >= 'A' && c <= 'F':
+		return c - 'A' + 10, true
+	}
+	return 0, false
 }
 
 func isHex(c byte) bool {
@@ -432,7 +446,7 @@ func stringField(buf []byte, kind valueKind, raw []byte, esc bool) ([]byte, bool
 
 // object decodes one object at s.pos into e. Syntax errors leave s.errMsg set and return nil;
 // the caller checks s.errMsg first.
-func (s *scanner) object(w *window, e *Event) *FieldError {
+func (s *scanner) object(w *window, e *event.Event) *FieldError {
 	if s.pos >= len(s.buf) || s.buf[s.pos] != '{' {
 		s.unexpected()
 		return nil
@@ -523,9 +537,15 @@ func (s *scanner) object(w *window, e *Event) *FieldError {
 			if absent {
 				break
 			}
-			v, ok := stringField(valBuf[:], kind, raw, esc)
+			// Not through valBuf: ParseIP's argument outlives the call (netip keeps it in its error), which would move valBuf to
+			// the heap for every object. An unescaped address is read where it lies in the body; an escaped one (rare) gets a
+			// buffer of its own.
+			v, ok := raw, kind == kindString && len(raw) <= len(valBuf)
+			if esc {
+				v, ok = stringField(make([]byte, len(valBuf)), kind, raw, esc)
+			}
 			if ok {
-				e.IP, ok = ParseIP(v)
+				e.IP, ok = event.ParseIP(v)
 			}
 			if !ok {
 				err = badField("ip", "ip must be an ipv4 or ipv6 address")
@@ -705,7 +725,7 @@ func sanitizeUA(b []byte) {
 }
 
 // document decodes a whole JSON text holding one object.
-func (d *Decoder) document(s *scanner, w *window, e *Event) *FieldError {
+func (d *Decoder) document(s *scanner, w *window, e *event.Event) *FieldError {
 	s.skipWS()
 	if s.pos >= len(s.buf) {
 		return badField("body", "body is empty")
@@ -741,7 +761,7 @@ func (d *Decoder) document(s *scanner, w *window, e *Event) *FieldError {
 // event_id (UUID, marks the event retryable), viewer_id and session_id (printable ASCII,
 // <= 64 bytes), user_agent (truncated to 256 bytes on a rune boundary), type. Unknown keys are
 // skipped. See the comment at the top of this file for the edge cases.
-func (d *Decoder) DecodeJSON(body []byte, typ Type, e *Event) *FieldError {
+func (d *Decoder) DecodeJSON(body []byte, typ event.Type, e *event.Event) *FieldError {
 	w := d.window(typ)
 	s := scanner{buf: body}
 	return d.document(&s, &w, e)
@@ -766,8 +786,8 @@ func (d *Decoder) DecodeJSON(body []byte, typ Type, e *Event) *FieldError {
 // nothing per item; a well-formed object with a bad field still gets its own short-lived
 // error. Nothing is kept per item: a request's memory is the body (http.max_body_bytes) and
 // e, whatever its item count.
-func (d *Decoder) DecodeBatch(body []byte, ndjson bool, e *Event, fn func(i int, e *Event, err *FieldError)) *FieldError {
-	w := d.window(TypeUnknown)
+func (d *Decoder) DecodeBatch(body []byte, ndjson bool, e *event.Event, fn func(i int, e *event.Event, err *FieldError)) *FieldError {
+	w := d.window(event.TypeUnknown)
 	maxItems := d.Limits.MaxBatchItems
 	if maxItems <= 0 {
 		maxItems = DefaultLimits().MaxBatchItems
@@ -864,7 +884,7 @@ func blankLine(line []byte) bool {
 	return true
 }
 
-func (d *Decoder) lines(body []byte, w *window, e *Event, fn func(i int, e *Event, err *FieldError)) {
+func (d *Decoder) lines(body []byte, w *window, e *event.Event, fn func(i int, e *event.Event, err *FieldError)) {
 	i := 0
 	for len(body) > 0 {
 		line := body
