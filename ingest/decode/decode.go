@@ -51,9 +51,9 @@ type Decoder struct {
 	Now    func() time.Time // nil means time.Now; tests pin it
 }
 
-// window is what one decode call checks against, computed once per call (one clock read per
+// acceptWindow is what one decode call checks against, computed once per call (one clock read per
 // batch rather than per item).
-type window struct {
+type acceptWindow struct {
 	now        int64 // unix seconds
 	minTime    int64
 	maxTime    int64
@@ -62,7 +62,7 @@ type window struct {
 	typeFromRq bool // typ came from the route, so a "type" key must agree with it
 }
 
-func (d *Decoder) window(typ event.Type) window {
+func (d *Decoder) windowFor(typ event.Type) acceptWindow {
 	def := DefaultLimits()
 	l := d.Limits
 	if l.MaxFutureSkew <= 0 {
@@ -85,7 +85,7 @@ func (d *Decoder) window(typ event.Type) window {
 	if maxPlay > math.MaxUint32 {
 		maxPlay = math.MaxUint32 // Event.PlaybackMs is 32 bits (~49 days)
 	}
-	return window{
+	return acceptWindow{
 		now:        sec,
 		minTime:    sec - int64(l.MaxAge/time.Second),
 		maxTime:    sec + int64(l.MaxFutureSkew/time.Second),
@@ -96,7 +96,7 @@ func (d *Decoder) window(typ event.Type) window {
 }
 
 // checkTime applies the acceptance window to an event time; field names the key or parameter.
-func (w *window) checkTime(field string, t int64) *FieldError {
+func (w *acceptWindow) checkTime(field string, t int64) *FieldError {
 	if t > w.maxTime {
 		return badField(field, field+" is too far in the future")
 	}
@@ -107,7 +107,7 @@ func (w *window) checkTime(field string, t int64) *FieldError {
 }
 
 // finish fills what every decoder sets the same way once the fields are read.
-func (w *window) finish(e *event.Event, haveAd, haveTime bool) *FieldError {
+func (w *acceptWindow) finish(e *event.Event, haveAd, haveTime bool) *FieldError {
 	if !haveAd {
 		return badField("ad_id", "ad_id is required")
 	}
@@ -127,7 +127,7 @@ func (w *window) finish(e *event.Event, haveAd, haveTime bool) *FieldError {
 }
 
 // setType applies a type named in the request body or query.
-func (w *window) setType(field string, e *event.Event, v []byte) *FieldError {
+func (w *acceptWindow) setType(field string, e *event.Event, v []byte) *FieldError {
 	t := event.ParseType(v)
 	if t == event.TypeUnknown {
 		return badField(field, field+" is not a known event type")
@@ -167,7 +167,7 @@ func tooLongID(field string) *FieldError {
 }
 
 // setPlayback applies the playback limit to a value in milliseconds.
-func (w *window) setPlayback(field string, e *event.Event, ms uint64, st numStatus) *FieldError {
+func (w *acceptWindow) setPlayback(field string, e *event.Event, ms uint64, st numStatus) *FieldError {
 	switch st {
 	case numNegative:
 		return badField(field, field+" must not be negative")

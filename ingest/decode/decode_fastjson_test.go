@@ -155,11 +155,11 @@ func isBlank(b []byte) bool { return firstNonBlank(b) < 0 }
 
 // DecodeJSON has the contract of Decoder.DecodeJSON.
 func (f *fastjsonDecoder) DecodeJSON(body []byte, typ event.Type, e *event.Event) *FieldError {
-	w := f.d.window(typ)
+	w := f.d.windowFor(typ)
 	return f.document(body, &w, e)
 }
 
-func (f *fastjsonDecoder) document(body []byte, w *window, e *event.Event) *FieldError {
+func (f *fastjsonDecoder) document(body []byte, w *acceptWindow, e *event.Event) *FieldError {
 	if isBlank(body) {
 		return badField("body", "body is empty")
 	}
@@ -175,7 +175,7 @@ func (f *fastjsonDecoder) document(body []byte, w *window, e *event.Event) *Fiel
 
 // DecodeBatch has the contract of Decoder.DecodeBatch.
 func (f *fastjsonDecoder) DecodeBatch(body []byte, ndjson bool, e *event.Event, fn func(i int, e *event.Event, err *FieldError)) *FieldError {
-	w := f.d.window(event.TypeUnknown)
+	w := f.d.windowFor(event.TypeUnknown)
 	if ndjson {
 		f.lines(body, &w, e, fn)
 		return nil
@@ -219,7 +219,7 @@ func firstNonBlank(b []byte) int {
 	return -1
 }
 
-func (f *fastjsonDecoder) lines(body []byte, w *window, e *event.Event, fn func(i int, e *event.Event, err *FieldError)) {
+func (f *fastjsonDecoder) lines(body []byte, w *acceptWindow, e *event.Event, fn func(i int, e *event.Event, err *FieldError)) {
 	i := 0
 	for line := range bytes.Lines(body) { // the "\n" each keeps is JSON whitespace
 		if isBlank(line) {
@@ -258,7 +258,7 @@ func fjAbsent(v *fastjson.Value) bool {
 }
 
 // object decodes one parsed object into e with the scanner's field rules.
-func (f *fastjsonDecoder) object(v *fastjson.Value, w *window, e *event.Event) *FieldError {
+func (f *fastjsonDecoder) object(v *fastjson.Value, w *acceptWindow, e *event.Event) *FieldError {
 	o, _ := v.Object()
 	var (
 		ferr     *FieldError
@@ -296,7 +296,7 @@ func (f *fastjsonDecoder) number(v *fastjson.Value) []byte {
 }
 
 // field applies one key; bit is the key's duplicate-detection bit, 0 for unknown keys.
-func (f *fastjsonDecoder) field(key []byte, v *fastjson.Value, w *window, e *event.Event, haveTime *bool) (uint16, *FieldError) {
+func (f *fastjsonDecoder) field(key []byte, v *fastjson.Value, w *acceptWindow, e *event.Event, haveTime *bool) (uint16, *FieldError) {
 	kind := v.Type()
 	switch string(key) {
 	case "ad_id":

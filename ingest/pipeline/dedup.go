@@ -6,7 +6,7 @@ import (
 	"github.com/adtracker/adtracker/ingest/event"
 )
 
-// window remembers the last N client-chosen event_ids. Only the batcher goroutine uses it, so it needs no lock and the handlers never
+// dupWindow remembers the last N client-chosen event_ids. Only the batcher goroutine uses it, so it needs no lock and the handlers never
 // touch it: duplicate detection costs the request path nothing.
 //
 // The ids live in a FIFO in arrival order (which is also the eviction order); an open-addressing table (linear probing,
@@ -16,7 +16,7 @@ import (
 // inline cost 0.40 and rehashed every entry a deletion shifted. Here a deletion shifts entries by their stored hash, and the table is
 // half the size (4 MiB for the default 262,144 ids, at a load factor ≤ 0.5). The hash is seeded per process, so ids chosen to
 // collide cannot turn probes into a scan.
-type window struct {
+type dupWindow struct {
 	table []uint64
 	mask  uint64
 	seed  maphash.Seed
@@ -24,7 +24,7 @@ type window struct {
 	next  int
 }
 
-func newWindow(n int) *window {
+func newDupWindow(n int) *dupWindow {
 	if n <= 0 {
 		return nil
 	}
@@ -33,7 +33,7 @@ func newWindow(n int) *window {
 	for size < 2*n { // load factor ≤ 0.5 keeps linear-probe runs short
 		size <<= 1
 	}
-	return &window{table: make([]uint64, size), mask: uint64(size - 1), seed: maphash.MakeSeed(), fifo: make([]event.UUID, 0, n)}
+	return &dupWindow{table: make([]uint64, size), mask: uint64(size - 1), seed: maphash.MakeSeed(), fifo: make([]event.UUID, 0, n)}
 }
 
 // Offsets of the id and flags in the binary event form (see ingest/codec.go): version u8 | id [16] | type u8 | flags u8.
@@ -45,10 +45,10 @@ const (
 // posMask selects a table entry's FIFO position + 1; the upper 32 bits are the id's hash.
 const posMask = 1<<32 - 1
 
-func (w *window) hash(id *event.UUID) uint32 { return uint32(maphash.Bytes(w.seed, id[:])) }
+func (w *dupWindow) hash(id *event.UUID) uint32 { return uint32(maphash.Bytes(w.seed, id[:])) }
 
 // seen reports whether the encoded event carries a client event_id already in the window, and remembers it when not.
-func (w *window) seen(rec []byte) bool {
+func (w *dupWindow) seen(rec []byte) bool {
 	if w == nil || len(rec) <= offFlags || rec[offFlags]&event.FlagClientID == 0 {
 		return false
 	}
@@ -58,7 +58,7 @@ func (w *window) seen(rec []byte) bool {
 }
 
 // seenID reports whether id is in the window, and remembers it when not.
-func (w *window) seenID(idp *event.UUID) bool {
+func (w *dupWindow) seenID(idp *event.UUID) bool {
 	id := *idp
 	h := w.hash(&id)
 	i := uint64(h) & w.mask
@@ -87,7 +87,7 @@ func (w *window) seenID(idp *event.UUID) bool {
 }
 
 // evict deletes the table entry of FIFO position pos with backward-shift deletion, so no tombstones accumulate and lookups stay short.
-func (w *window) evict(pos int) {
+func (w *dupWindow) evict(pos int) {
 	ref := uint64(pos + 1)
 	i := uint64(w.hash(&w.fifo[pos])) & w.mask
 	for w.table[i]&posMask != ref {
@@ -117,7 +117,7 @@ func (w *window) evict(pos int) {
 }
 
 // ids calls fn with the remembered ids, oldest first.
-func (w *window) ids(fn func(id *event.UUID)) {
+func (w *dupWindow) ids(fn func(id *event.UUID)) {
 	if w == nil {
 		return
 	}
@@ -132,8 +132,8 @@ func (w *window) ids(fn func(id *event.UUID)) {
 	}
 }
 
-// len is the number of remembered ids.
-func (w *window) len() int {
+// size is the number of remembered ids.
+func (w *dupWindow) size() int {
 	if w == nil {
 		return 0
 	}

@@ -19,7 +19,7 @@ func encodedWithID(id event.UUID, client bool) []byte {
 func TestWindowMatchesReference(t *testing.T) {
 	f := func(size, ids, steps int) {
 		t.Helper()
-		w := newWindow(size)
+		w := newDupWindow(size)
 		ref := map[event.UUID]bool{}
 		var fifo []event.UUID
 		r := rand.New(rand.NewPCG(uint64(size), uint64(ids)))
@@ -48,7 +48,7 @@ func TestWindowMatchesReference(t *testing.T) {
 }
 
 func TestWindowIgnoresServerIDs(t *testing.T) {
-	w := newWindow(4)
+	w := newDupWindow(4)
 	var id event.UUID
 	id[3] = 7
 	for i := 0; i < 2; i++ {
@@ -59,14 +59,14 @@ func TestWindowIgnoresServerIDs(t *testing.T) {
 	if w.seen(encodedWithID(id, true)) || !w.seen(encodedWithID(id, true)) {
 		t.Fatal("a client id is a duplicate the second time")
 	}
-	var nilWindow *window
+	var nilWindow *dupWindow
 	if nilWindow.seen(encodedWithID(id, true)) {
 		t.Fatal("a disabled window reports duplicates")
 	}
 }
 
 func BenchmarkWindowSeen(b *testing.B) {
-	w := newWindow(1 << 18)
+	w := newDupWindow(1 << 18)
 	recs := make([][]byte, 1<<20)
 	for i := range recs {
 		var id event.UUID

@@ -138,7 +138,7 @@ type Pipeline struct {
 
 	jobs     chan *job
 	freeJobs chan *job // batches between uses; see newJob
-	dedup    *window
+	dedup    *dupWindow
 	dedupAt  string // where Close persists the window and Open loads it
 	wg       sync.WaitGroup
 	stopOnce sync.Once
@@ -212,7 +212,7 @@ func Open(cfg Config, sink Sink, log *zap.Logger) (*Pipeline, error) {
 	p := &Pipeline{
 		cfg: cfg, log: log, ring: r, spill: sq, sink: sink,
 		jobs:     make(chan *job, cfg.Inserters),
-		dedup:    newWindow(cfg.DedupWindow),
+		dedup:    newDupWindow(cfg.DedupWindow),
 		dedupAt:  filepath.Join(cfg.Dir, dedupFile),
 		stopCh:   make(chan struct{}),
 		replayCh: make(chan struct{}),

@@ -249,7 +249,7 @@ func (db *DB) NodeID() string { return db.cfg.NodeID }
 
 // Close closes both pools (and the replicas' pools the cluster check opened).
 func (db *DB) Close() error {
-	db.replicas.close()
+	db.replicas.closeAll()
 	werr := db.write.Close()
 	if err := db.Conn.Close(); err != nil {
 		return err

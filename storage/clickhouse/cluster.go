@@ -109,8 +109,8 @@ type replica struct {
 	conn  driver.Conn
 }
 
-// close closes every pool; the next replicaConns opens them again from system.clusters.
-func (r *replicaSet) close() {
+// closeAll closes every pool; the next replicaConns opens them again from system.clusters.
+func (r *replicaSet) closeAll() {
 	if r == nil {
 		return
 	}
@@ -205,7 +205,7 @@ func (db *DB) storedOnCluster(ctx context.Context, queries []string, out map[eve
 		if !ok {
 			// The next check lists the replicas again: an operator who removes a dead replica from remote_servers unblocks the
 			// replay without restarting this node.
-			db.replicas.close()
+			db.replicas.closeAll()
 			return fmt.Errorf("%w (no other replica of shard %d is known to hold all of its rows)", ferr, shard)
 		}
 	}
