@@ -1,3 +1,5 @@
+// Package decode turns JSON, NDJSON and pixel requests into validated events without allocating: Decoder, Limits, FieldError and
+// the field parsers (time, date math, decimal, ad id).
 package decode
 
 import (

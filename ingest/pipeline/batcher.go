@@ -75,8 +75,8 @@ func (p *Pipeline) batcher() {
 		}
 		idle++
 		// Nothing to read. Nobody waits on the batcher — a batch leaves at most every FlushInterval and the ring holds
-		// seconds of traffic — so a millisecond nap costs no latency, and saves the context switches that a tight poll
-		// showed in profiles (7 % of the server's CPU in scheduling).
+		// seconds of traffic — so a millisecond nap costs no latency, and saves the context switches of a tight poll, which
+		// showed in profiles as scheduling (BENCHMARKS.md, "Design measurements").
 		time.Sleep(time.Millisecond)
 	}
 }

@@ -12,10 +12,10 @@ import (
 // The ids live in a FIFO in arrival order (which is also the eviction order); an open-addressing table (linear probing,
 // backward-shift deletion) maps them to their FIFO position. A table entry is 8 bytes: 32 bits of the id's hash, which give both the
 // home slot and a tag that rules out almost every non-match without reading the id, and the FIFO position + 1 (0 = empty slot). A Go
-// map with a delete per insert cost 0.46 µs per event in the bench profile, most of it cache misses; a table holding the 16-byte ids
-// inline cost 0.40 and rehashed every entry a deletion shifted. Here a deletion shifts entries by their stored hash, and the table is
-// half the size (4 MiB for the default 262,144 ids, at a load factor ≤ 0.5). The hash is seeded per process, so ids chosen to
-// collide cannot turn probes into a scan.
+// map with a delete per insert is mostly cache misses, and a table holding the 16-byte ids inline rehashes every entry a deletion
+// shifts (BENCHMARKS.md, "Design measurements"; BenchmarkWindowSeen against BenchmarkWindowSeenMapReference). Here a deletion shifts
+// entries by their stored hash, and the table is half the size (4 MiB for the default 262,144 ids, at a load factor ≤ 0.5). The hash
+// is seeded per process, so ids chosen to collide cannot turn probes into a scan.
 type dupWindow struct {
 	table []uint64
 	mask  uint64
@@ -36,7 +36,7 @@ func newDupWindow(n int) *dupWindow {
 	return &dupWindow{table: make([]uint64, size), mask: uint64(size - 1), seed: maphash.MakeSeed(), fifo: make([]event.UUID, 0, n)}
 }
 
-// Offsets of the id and flags in the binary event form (see ingest/codec.go): version u8 | id [16] | type u8 | flags u8.
+// Offsets of the id and flags in the binary event form (see ingest/event/codec.go): version u8 | id [16] | type u8 | flags u8.
 const (
 	offID    = 1
 	offFlags = 18

@@ -98,7 +98,7 @@ func Defaults() Config {
 	return Config{
 		// 16 MiB of ring file (64 bytes per slot with its sequence word) holding ~64k events of the load generator's traffic
 		// (~200 encoded bytes: 4.2 slots). 56 rather than 64 keeps the file a power of two; against 248 (one slot for events up
-		// to 240 bytes, 4 % denser on that traffic) it degrades gently with longer events (TestRingDensity).
+		// to 240 bytes, slightly denser on that traffic) it degrades gently with longer events (TestRingDensity).
 		RingCapacity:  1 << 18,
 		SlotSize:      56,
 		BatchSize:     24576,

@@ -376,8 +376,8 @@ func BenchmarkEnqueue(b *testing.B) {
 	cfg.Dir = b.TempDir()
 	cfg.BatchSize = 10000
 	// A ring with room for a few hundred ms of this rate, so producers measure the enqueue path, not spinning on a full ring while
-	// the batcher catches up (with the 32768-slot default they spent most of the time refused: 853 ns/op against 267). This event
-	// encodes to 67 bytes, 2 slots of 56: 131k events, as many as the 1<<17 slots of 512 bytes this benchmark had before.
+	// the batcher catches up (with a small ring they spend most of the time refused). This event encodes to 67 bytes, 2 slots of
+	// 56: 131k events.
 	cfg.RingCapacity = 1 << 18
 	sink := &nopSink{}
 	p, err := Open(cfg, sink, nil)

@@ -126,10 +126,9 @@ func (s *Sink) Ping(ctx context.Context) error { return classify("ping", s.db.wr
 // insertChunk is how many rows go to the driver at a time. ClickHouse squashes the blocks of one INSERT into one part (up to
 // min_insert_block_size_rows, 1,048,576 by default; checked on 18.16 by TestSinkChunksMakeOnePart), so chunks change nothing in
 // what is stored — one part per table and insert, written when the INSERT ends — while the driver's block and our columns stay
-// one chunk big. The driver builds a new block for every INSERT, so the chunk size sets most of the garbage an insert leaves:
-// `go test -bench SinkInsert` allocated 91 MB per 50k-row insert sent whole, 17.7 MB in 8192-row chunks, 7.7 MB in 2048-row chunks;
-// at 2048 the server's collector ran half as often in an open-loop run of 50k events/s (5 vs 10-11 cycles in 8 s) and its p99 was
-// lower in three of three pairs. Time per event did not change measurably between 512 and 8192.
+// one chunk big. The driver builds a new block for every INSERT, so the chunk size sets most of the garbage an insert leaves, and
+// with it how often the collector runs; time per event hardly depends on it (`go test -bench SinkInsert`; BENCHMARKS.md, "Design
+// measurements").
 const insertChunk = 2048
 
 // Insert stores b in one INSERT, sent in chunks of insertChunk rows; ClickHouse applies it to events and to every materialized
