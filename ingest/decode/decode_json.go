@@ -157,22 +157,21 @@ func (s *jsonScanner) scanString() (raw []byte, esc, ok bool) {
 	return nil, false, s.fail("unterminated string")
 }
 
-func unhex(c byte) (byte, bool) {
-	switch {
-	case c >= '0' && c <= '9':
-		return c - '0', true
-	case c >= 'a' && c <= 'f':
-		return c - 'a' + 10, true
-	case c >= 'A' && c <= 'F':
-		return c - 'A' + 10, true
+// hexVal is the value of a hex digit, 0xff for any other byte.
+var hexVal = func() (t [256]byte) {
+	for i := range t {
+		t[i] = 0xff
 	}
-	return 0, false
-}
+	for i := byte(0); i < 10; i++ {
+		t['0'+i] = i
+	}
+	for i := byte(0); i < 6; i++ {
+		t['a'+i], t['A'+i] = 10+i, 10+i
+	}
+	return t
+}()
 
-func isHex(c byte) bool {
-	_, ok := unhex(c)
-	return ok
-}
+func isHex(c byte) bool { return hexVal[c] != 0xff }
 
 // scanNumber reads a number at s.pos per the JSON grammar; it reports whether it is an
 // integer (no fraction or exponent).
@@ -412,8 +411,7 @@ func unescape(dst, raw []byte) (n int, truncated bool) {
 func hex4(b []byte) rune {
 	var r rune
 	for _, c := range b[:4] {
-		v, _ := unhex(c)
-		r = r<<4 | rune(v)
+		r = r<<4 | rune(hexVal[c])
 	}
 	return r
 }
@@ -537,13 +535,7 @@ func (s *jsonScanner) object(w *acceptWindow, e *event.Event) *FieldError {
 			if absent {
 				break
 			}
-			// Not through valBuf: ParseIP's argument outlives the call (netip keeps it in its error), which would move valBuf to
-			// the heap for every object. An unescaped address is read where it lies in the body; an escaped one (rare) gets a
-			// buffer of its own.
-			v, ok := raw, kind == kindString && len(raw) <= len(valBuf)
-			if esc {
-				v, ok = stringField(make([]byte, len(valBuf)), kind, raw, esc)
-			}
+			v, ok := stringField(valBuf[:], kind, raw, esc)
 			if ok {
 				e.IP, ok = event.ParseIP(v)
 			}
