@@ -10,11 +10,14 @@ import (
 	"fmt"
 	"io"
 	"net/url"
+	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
 
+	"github.com/adtracker/adtracker/internal/httpx"
 	"github.com/adtracker/adtracker/storage/postgres"
 	"github.com/fasthttp/router"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -80,9 +83,16 @@ func RegisterRoutes(r *router.Router, h *Handlers) {
 	r.DELETE("/ads/{id}", h.admin(h.archive))
 }
 
+// apiError is a refused request, answered by httpx.WriteError as {"error": Error, "field": Field}.
 type apiError struct {
-	Error string `json:"error"`
-	Field string `json:"field,omitempty"`
+	Error string
+	Field string
+}
+
+// writeAPIError answers e through the service's one error writer, ending the body with a newline as every catalogue answer.
+func writeAPIError(ctx *fasthttp.RequestCtx, status int, e *apiError) {
+	httpx.WriteError(ctx, status, e.Error, e.Field)
+	ctx.Response.AppendBodyString("\n")
 }
 
 // errUnavailable is the 503 body; ops dashboards and clients match on it.
@@ -92,15 +102,16 @@ func writeJSON(ctx *fasthttp.RequestCtx, status int, v any) {
 	b, err := json.Marshal(v)
 	if err != nil {
 		// Only our own types reach here; failing to marshal them is a programming error.
-		status, b = fasthttp.StatusInternalServerError, []byte(`{"error":"internal error"}`)
+		writeAPIError(ctx, fasthttp.StatusInternalServerError, &apiError{Error: "internal error"})
+		return
 	}
 	ctx.SetStatusCode(status)
-	ctx.SetContentType("application/json; charset=utf-8")
+	ctx.SetContentType(httpx.ContentJSON)
 	ctx.SetBody(append(b, '\n'))
 }
 
 func writeError(ctx *fasthttp.RequestCtx, status int, field, format string, args ...any) {
-	writeJSON(ctx, status, apiError{Error: fmt.Sprintf(format, args...), Field: field})
+	writeAPIError(ctx, status, &apiError{Error: fmt.Sprintf(format, args...), Field: field})
 }
 
 func writeAd(ctx *fasthttp.RequestCtx, status int, ad postgres.Ad) {
@@ -281,7 +292,7 @@ func (h *Handlers) create(ctx *fasthttp.RequestCtx) {
 	}
 	ad, ferr := in.full()
 	if ferr != nil {
-		writeJSON(ctx, fasthttp.StatusUnprocessableEntity, ferr)
+		writeAPIError(ctx, fasthttp.StatusUnprocessableEntity, ferr)
 		return
 	}
 	rctx, cancel := h.ctx()
@@ -313,7 +324,7 @@ func preconditions(ctx *fasthttp.RequestCtx, in *adInput) (id, expected int64, o
 			ferr = &apiError{Error: fmt.Sprintf("id %d in the body does not match the URL's %d", bid, id), Field: "id"}
 		}
 		if ferr != nil {
-			writeJSON(ctx, fasthttp.StatusUnprocessableEntity, ferr)
+			writeAPIError(ctx, fasthttp.StatusUnprocessableEntity, ferr)
 			return 0, 0, false
 		}
 	}
@@ -323,7 +334,7 @@ func preconditions(ctx *fasthttp.RequestCtx, in *adInput) (id, expected int64, o
 			ferr = &apiError{Error: "version must be a positive integer", Field: "version"}
 		}
 		if ferr != nil {
-			writeJSON(ctx, fasthttp.StatusUnprocessableEntity, ferr)
+			writeAPIError(ctx, fasthttp.StatusUnprocessableEntity, ferr)
 			return 0, 0, false
 		}
 		expected = v
@@ -342,7 +353,7 @@ func (h *Handlers) update(ctx *fasthttp.RequestCtx) {
 	}
 	ad, ferr := in.full()
 	if ferr != nil {
-		writeJSON(ctx, fasthttp.StatusUnprocessableEntity, ferr)
+		writeAPIError(ctx, fasthttp.StatusUnprocessableEntity, ferr)
 		return
 	}
 	ad.ID = id
@@ -367,7 +378,7 @@ func (h *Handlers) patch(ctx *fasthttp.RequestCtx) {
 	}
 	p, ferr := in.partial()
 	if ferr != nil {
-		writeJSON(ctx, fasthttp.StatusUnprocessableEntity, ferr)
+		writeAPIError(ctx, fasthttp.StatusUnprocessableEntity, ferr)
 		return
 	}
 	rctx, cancel := h.ctx()
@@ -415,7 +426,7 @@ type adInput struct {
 func decodeBody(ctx *fasthttp.RequestCtx) (adInput, bool) {
 	in, err := parseAdInput(ctx.PostBody())
 	if err != nil {
-		writeJSON(ctx, fasthttp.StatusBadRequest, err)
+		writeAPIError(ctx, fasthttp.StatusBadRequest, err)
 		return adInput{}, false
 	}
 	return in, true
@@ -424,24 +435,58 @@ func decodeBody(ctx *fasthttp.RequestCtx) (adInput, bool) {
 func parseAdInput(body []byte) (adInput, *apiError) {
 	var in adInput
 	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
 	if err := dec.Decode(&in); err != nil {
 		var typeErr *json.UnmarshalTypeError
 		switch {
 		case errors.As(err, &typeErr):
 			return in, &apiError{Error: "body must be a JSON object"}
-		case strings.HasPrefix(err.Error(), `json: unknown field "`):
-			name := strings.TrimSuffix(strings.TrimPrefix(err.Error(), `json: unknown field "`), `"`)
-			return in, &apiError{Error: fmt.Sprintf("unknown field %q", name), Field: name}
 		case errors.Is(err, io.EOF):
 			return in, &apiError{Error: "body must be a JSON object, got an empty body"}
 		}
-		return in, &apiError{Error: "body is not valid JSON: " + strings.TrimPrefix(err.Error(), "json: ")}
+		return in, &apiError{Error: "body is not valid JSON: " + err.Error()}
+	}
+	if name, ok := unknownField(body); ok {
+		return in, &apiError{Error: fmt.Sprintf("unknown field %q", name), Field: name}
 	}
 	if _, err := dec.Token(); err != io.EOF {
 		return in, &apiError{Error: "body must hold exactly one JSON object"}
 	}
 	return in, nil
+}
+
+// adInputFields are adInput's JSON names, read from its tags so the two cannot disagree.
+var adInputFields = func() []string {
+	t := reflect.TypeFor[adInput]()
+	names := make([]string, t.NumField())
+	for i := range names {
+		names[i] = t.Field(i).Tag.Get("json")
+	}
+	return names
+}()
+
+// unknownField returns the first key of body, a JSON object already decoded, that names no adInput field. Keys match as
+// encoding/json matches them to fields: exactly or case-insensitively (bytes.EqualFold). Checked here rather than with
+// DisallowUnknownFields, whose error carries the name only in its text.
+func unknownField(body []byte) (string, bool) {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	if _, err := dec.Token(); err != nil { // the opening brace
+		return "", false
+	}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return "", false
+		}
+		key, _ := tok.(string)
+		if !slices.ContainsFunc(adInputFields, func(f string) bool { return strings.EqualFold(f, key) }) {
+			return key, true
+		}
+		var skip json.RawMessage
+		if err := dec.Decode(&skip); err != nil {
+			return "", false
+		}
+	}
+	return "", false
 }
 
 func isNull(raw json.RawMessage) bool { return string(raw) == "null" }

@@ -13,6 +13,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/valyala/fasthttp"
+
+	"github.com/adtracker/adtracker/ingest/decode"
+	"github.com/adtracker/adtracker/ingest/event"
+	"github.com/adtracker/adtracker/internal/httpx"
 )
 
 // junkBody is n bytes of "1\n": every line is an item that is valid JSON but not an object, the cheapest item a client can send.
@@ -30,8 +34,8 @@ func batchCtx(body []byte, contentType string) *fasthttp.RequestCtx {
 }
 
 func boundHandlers(maxItems int) *Handlers {
-	return &Handlers{Decoder: &Decoder{Now: func() time.Time { return hNow }, Limits: Limits{MaxBatchItems: maxItems}}, Queue: nopQueue{},
-		Catalog: fakeCatalog{1: {Accepts: true}}, Proxies: &Proxies{}, IDs: NewIDs()}
+	return &Handlers{Decoder: &decode.Decoder{Now: func() time.Time { return hNow }, Limits: decode.Limits{MaxBatchItems: maxItems}}, Queue: nopQueue{},
+		Catalog: fakeCatalog{1: {Accepts: true}}, Proxies: &httpx.Proxies{}, IDs: event.NewIDs()}
 }
 
 // Sixteen 1 MiB junk bodies at once, as a hostile client sends them: every answer stays small (it used to list every item, 34 MB
@@ -139,7 +143,7 @@ func TestBatchErrorsListedForFirstItemsOnly(t *testing.T) {
 		t.Fatalf("accepted %d rejected %d listed %d omitted %d enqueued %d", got.Accepted, got.Rejected, len(got.Errors), got.Omitted, len(q.events))
 	}
 	for _, e := range got.Errors {
-		if e.Index >= MaxItemErrors || e.Error == "" || e.Field == "" {
+		if e.Index >= decode.MaxItemErrors || e.Error == "" || e.Field == "" {
 			t.Fatalf("listed error %+v", e)
 		}
 	}
@@ -192,7 +196,7 @@ func BenchmarkJunkBatch(b *testing.B) {
 // fullAfter accepts n events, then refuses every one as a full queue would.
 type fullAfter struct{ n int }
 
-func (q *fullAfter) Enqueue(*Event) error {
+func (q *fullAfter) Enqueue(*event.Event) error {
 	if q.n == 0 {
 		return errors.New("ingest queue full")
 	}

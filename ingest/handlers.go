@@ -1,3 +1,4 @@
+// Package ingest serves the ingest HTTP routes: it decodes requests (ingest/decode) into events (ingest/event) and hands them to the pipeline.
 package ingest
 
 import (
@@ -5,8 +6,10 @@ import (
 	"strconv"
 	"sync"
 	"time"
-	"unicode/utf8"
 
+	"github.com/adtracker/adtracker/ingest/decode"
+	"github.com/adtracker/adtracker/ingest/event"
+	"github.com/adtracker/adtracker/internal/httpx"
 	"github.com/fasthttp/router"
 	"github.com/valyala/fasthttp"
 )
@@ -14,7 +17,7 @@ import (
 // Enqueuer accepts a validated event; nil means it is durable (answer 2xx). Any error means it was not accepted: the client should
 // retry after RetryAfter seconds.
 type Enqueuer interface {
-	Enqueue(e *Event) error
+	Enqueue(e *event.Event) error
 }
 
 // Ad is what ingest needs to know about an ad.
@@ -28,23 +31,23 @@ type Catalog interface {
 	Lookup(adID uint64) (Ad, bool)
 }
 
-// Handlers serve the ingest routes. HTTP glue only: decoding is in decode*.go, durability in the pipeline.
+// Handlers serve the ingest routes. HTTP glue only: decoding is in ingest/decode, durability in ingest/pipeline.
 type Handlers struct {
-	Decoder *Decoder
+	Decoder *decode.Decoder
 	Queue   Enqueuer
 	Catalog Catalog
-	Proxies *Proxies
-	IDs     *IDs
+	Proxies *httpx.Proxies
+	IDs     *event.IDs
 	// RetryAfter is the Retry-After (seconds) sent with 503 when the queue refuses an event.
 	RetryAfter int
 }
 
-var eventPool = sync.Pool{New: func() any { return new(Event) }}
+var eventPool = sync.Pool{New: func() any { return new(event.Event) }}
 
 // Register adds the ingest routes.
 func (h *Handlers) Register(r *router.Router) {
-	r.POST("/ads/click", h.single(TypeClick))
-	r.POST("/ads/impression", h.single(TypeImpression))
+	r.POST("/ads/click", h.single(event.TypeClick))
+	r.POST("/ads/impression", h.single(event.TypeImpression))
 	// Without these, GET /ads/click would match GET /ads/{id} and answer "ad not found" instead of 405.
 	r.GET("/ads/click", methodNotAllowed("POST"))
 	r.GET("/ads/impression", methodNotAllowed("POST"))
@@ -56,25 +59,25 @@ func (h *Handlers) Register(r *router.Router) {
 func methodNotAllowed(allow string) fasthttp.RequestHandler {
 	return func(ctx *fasthttp.RequestCtx) {
 		ctx.Response.Header.Set("Allow", allow)
-		WriteError(ctx, fasthttp.StatusMethodNotAllowed, "method not allowed; use "+allow, "")
+		httpx.WriteError(ctx, fasthttp.StatusMethodNotAllowed, "method not allowed; use "+allow, "")
 	}
 }
 
 // complete fills what the client may leave out — id, address, user agent — and checks the ad against the catalogue.
-func (h *Handlers) complete(ctx *fasthttp.RequestCtx, e *Event) (*FieldError, string) {
+func (h *Handlers) complete(ctx *fasthttp.RequestCtx, e *event.Event) (*decode.FieldError, string) {
 	h.fill(ctx, e)
 	ad, ok := h.Catalog.Lookup(e.AdID)
 	if !ok {
-		return &FieldError{Status: fasthttp.StatusUnprocessableEntity, Field: "ad_id", Msg: "unknown ad_id"}, reasonUnknownAd
+		return &decode.FieldError{Status: fasthttp.StatusUnprocessableEntity, Field: "ad_id", Msg: "unknown ad_id"}, reasonUnknownAd
 	}
 	if !ad.Accepts {
-		return &FieldError{Status: fasthttp.StatusUnprocessableEntity, Field: "ad_id", Msg: "ad is archived"}, reasonArchived
+		return &decode.FieldError{Status: fasthttp.StatusUnprocessableEntity, Field: "ad_id", Msg: "ad is archived"}, reasonArchived
 	}
 	return nil, ""
 }
 
 // fill sets the id, address and user agent the client left out.
-func (h *Handlers) fill(ctx *fasthttp.RequestCtx, e *Event) {
+func (h *Handlers) fill(ctx *fasthttp.RequestCtx, e *event.Event) {
 	if e.ID.IsZero() {
 		e.ID = h.IDs.Next()
 	}
@@ -83,22 +86,20 @@ func (h *Handlers) fill(ctx *fasthttp.RequestCtx, e *Event) {
 	}
 	if e.UALen == 0 {
 		// Cleaned exactly as the JSON user_agent field is: valid UTF-8 cut on a rune boundary, control characters blanked.
-		n := copyText(e.UserAgent[:], ctx.Request.Header.UserAgent())
-		sanitizeUA(e.UserAgent[:n])
-		e.UALen = uint16(n)
+		decode.SetUserAgent(e, ctx.Request.Header.UserAgent())
 	}
 }
 
 // accept is the shared tail of the one-event routes: given the decoder's verdict on e, it checks the catalogue and enqueues. On
 // false the error answer (4xx, or 503 + Retry-After) is written and nothing was stored.
-func (h *Handlers) accept(ctx *fasthttp.RequestCtx, e *Event, ferr *FieldError) bool {
+func (h *Handlers) accept(ctx *fasthttp.RequestCtx, e *event.Event, ferr *decode.FieldError) bool {
 	reason := reasonInvalid
 	if ferr == nil {
 		ferr, reason = h.complete(ctx, e)
 	}
 	if ferr != nil {
 		rejected[reason].Inc()
-		WriteError(ctx, ferr.Status, ferr.Msg, ferr.Field)
+		httpx.WriteError(ctx, ferr.Status, ferr.Msg, ferr.Field)
 		return false
 	}
 	if err := h.Queue.Enqueue(e); err != nil {
@@ -109,16 +110,16 @@ func (h *Handlers) accept(ctx *fasthttp.RequestCtx, e *Event, ferr *FieldError) 
 	return true
 }
 
-func (h *Handlers) single(typ Type) fasthttp.RequestHandler {
+func (h *Handlers) single(typ event.Type) fasthttp.RequestHandler {
 	return func(ctx *fasthttp.RequestCtx) {
-		e := eventPool.Get().(*Event)
+		e := eventPool.Get().(*event.Event)
 		defer eventPool.Put(e)
 		e.Reset()
 		if !h.accept(ctx, e, h.Decoder.DecodeJSON(ctx.PostBody(), typ, e)) {
 			return
 		}
 		ctx.SetStatusCode(fasthttp.StatusAccepted)
-		ctx.SetContentType(contentJSON)
+		ctx.SetContentType(httpx.ContentJSON)
 		var buf [80]byte
 		b := append(buf[:0], `{"status":"queued","event_id":"`...)
 		b = e.ID.AppendString(b)
@@ -133,7 +134,7 @@ func (h *Handlers) unavailable(ctx *fasthttp.RequestCtx, err error) {
 		ra = 1
 	}
 	ctx.Response.Header.Set("Retry-After", strconv.Itoa(ra))
-	WriteError(ctx, fasthttp.StatusServiceUnavailable, err.Error(), "")
+	httpx.WriteError(ctx, fasthttp.StatusServiceUnavailable, err.Error(), "")
 }
 
 // batch answers 202 with per-item results. Items are enqueued in order; if the queue refuses one, the rest are not tried and the answer
@@ -143,7 +144,7 @@ func (h *Handlers) unavailable(ctx *fasthttp.RequestCtx, err error) {
 // errors_omitted; a batch over ingest.max_batch_items is refused whole (413) before any item is enqueued. The whole batch costs one
 // rate-limit token, like any request (README, "Rate limits").
 func (h *Handlers) batch(ctx *fasthttp.RequestCtx) {
-	e := eventPool.Get().(*Event)
+	e := eventPool.Get().(*event.Event)
 	defer eventPool.Put(e)
 	e.Reset()
 	ndjson := bytes.HasPrefix(ctx.Request.Header.ContentType(), []byte("application/x-ndjson"))
@@ -160,7 +161,7 @@ func (h *Handlers) batch(ctx *fasthttp.RequestCtx) {
 			errsPool.Put(errs)
 		}
 	}()
-	top := h.Decoder.DecodeBatch(ctx.PostBody(), ndjson, e, func(i int, e *Event, ferr *FieldError) {
+	top := h.Decoder.DecodeBatch(ctx.PostBody(), ndjson, e, func(i int, e *event.Event, ferr *decode.FieldError) {
 		items++
 		if qerr != nil {
 			return
@@ -172,7 +173,7 @@ func (h *Handlers) batch(ctx *fasthttp.RequestCtx) {
 		if ferr != nil {
 			rej++
 			rejected[reason].Inc()
-			if i >= MaxItemErrors {
+			if i >= decode.MaxItemErrors {
 				omitted++
 				return
 			}
@@ -191,17 +192,17 @@ func (h *Handlers) batch(ctx *fasthttp.RequestCtx) {
 	})
 	if top != nil {
 		rejected[reasonInvalid].Inc()
-		WriteError(ctx, top.Status, top.Msg, top.Field)
+		httpx.WriteError(ctx, top.Status, top.Msg, top.Field)
 		return
 	}
 	if items == 0 {
 		rejected[reasonInvalid].Inc()
-		WriteError(ctx, fasthttp.StatusBadRequest, "batch has no events", "body")
+		httpx.WriteError(ctx, fasthttp.StatusBadRequest, "batch has no events", "body")
 		return
 	}
 	var buf [256]byte
 	b := buf[:0]
-	ctx.SetContentType(contentJSON)
+	ctx.SetContentType(httpx.ContentJSON)
 	switch {
 	case qerr != nil:
 		// The metric counts events: the refused one and every item after it, which the client must resend.
@@ -209,7 +210,7 @@ func (h *Handlers) batch(ctx *fasthttp.RequestCtx) {
 		ctx.Response.Header.Set("Retry-After", "1")
 		ctx.SetStatusCode(fasthttp.StatusServiceUnavailable)
 		b = append(b, `{"error":`...)
-		b = appendJSONString(b, qerr.Error())
+		b = httpx.AppendJSONString(b, qerr.Error())
 		b = append(b, `,"retry_from_index":`...)
 		b = strconv.AppendInt(b, int64(stopAt), 10)
 		b = append(b, ',')
@@ -235,17 +236,17 @@ func (h *Handlers) batch(ctx *fasthttp.RequestCtx) {
 	ctx.Response.AppendBodyString("]}")
 }
 
-func appendItemError(dst []byte, i int, ferr *FieldError) []byte {
+func appendItemError(dst []byte, i int, ferr *decode.FieldError) []byte {
 	if len(dst) > 0 {
 		dst = append(dst, ',')
 	}
 	dst = append(dst, `{"index":`...)
 	dst = strconv.AppendInt(dst, int64(i), 10)
 	dst = append(dst, `,"error":`...)
-	dst = appendJSONString(dst, ferr.Msg)
+	dst = httpx.AppendJSONString(dst, ferr.Msg)
 	if ferr.Field != "" {
 		dst = append(dst, `,"field":`...)
-		dst = appendJSONString(dst, ferr.Field)
+		dst = httpx.AppendJSONString(dst, ferr.Field)
 	}
 	return append(dst, '}')
 }
@@ -259,13 +260,13 @@ var gif = []byte("GIF89a\x01\x00\x01\x00\x80\x00\x00\x00\x00\x00\x00\x00\x00!\xf
 func (h *Handlers) pixel(ctx *fasthttp.RequestCtx) {
 	ctx.Response.Header.Set("Cache-Control", "no-store, no-cache, must-revalidate")
 	name, _ := ctx.UserValue("event").(string)
-	typ := ParseType([]byte(name))
+	typ := event.ParseType([]byte(name))
 	if !typ.Valid() {
 		rejected[reasonInvalid].Inc()
-		WriteError(ctx, fasthttp.StatusBadRequest, "unknown event in path", "event")
+		httpx.WriteError(ctx, fasthttp.StatusBadRequest, "unknown event in path", "event")
 		return
 	}
-	e := eventPool.Get().(*Event)
+	e := eventPool.Get().(*event.Event)
 	defer eventPool.Put(e)
 	e.Reset()
 	if !h.accept(ctx, e, h.Decoder.DecodePixel(ctx.QueryArgs(), typ, e)) {
@@ -280,93 +281,36 @@ func (h *Handlers) pixel(ctx *fasthttp.RequestCtx) {
 // adtracker_click_redirects_unrecorded_total, never silently.
 func (h *Handlers) clickRedirect(ctx *fasthttp.RequestCtx) {
 	s, _ := ctx.UserValue("id").(string)
-	id, st := parseAdID([]byte(s))
-	if st != adIDOK {
-		WriteError(ctx, fasthttp.StatusNotFound, "unknown ad", "id")
+	id, ok := decode.ParseAdID([]byte(s))
+	if !ok {
+		httpx.WriteError(ctx, fasthttp.StatusNotFound, "unknown ad", "id")
 		return
 	}
-	ad, ok := h.Catalog.Lookup(id)
-	if !ok || !ad.Accepts || ad.TargetURL == "" {
-		WriteError(ctx, fasthttp.StatusNotFound, "unknown ad", "id")
+	ad, found := h.Catalog.Lookup(id)
+	if !found || !ad.Accepts || ad.TargetURL == "" {
+		httpx.WriteError(ctx, fasthttp.StatusNotFound, "unknown ad", "id")
 		return
 	}
-	e := eventPool.Get().(*Event)
+	e := eventPool.Get().(*event.Event)
 	defer eventPool.Put(e)
 	e.Reset()
-	e.Type = TypeClick
+	e.Type = event.TypeClick
 	e.AdID = id
 	now := time.Now()
 	if h.Decoder.Now != nil {
 		now = h.Decoder.Now()
 	}
 	e.EventTime, e.ReceiveTime = now.Unix(), now.Unix()
-	if v := ctx.QueryArgs().Peek("vid"); len(v) > 0 && len(v) <= MaxIDLen && printableASCII(v) {
+	if v := ctx.QueryArgs().Peek("vid"); decode.ValidID(v) {
 		e.SetViewerID(v)
 	}
 	h.fill(ctx, e) // the catalogue was checked above
 	if err := h.Queue.Enqueue(e); err != nil {
 		clicksUnrecorded.Inc()
 	} else {
-		accepted[TypeClick].Inc()
+		accepted[event.TypeClick].Inc()
 	}
 	ctx.Response.Header.Set("Cache-Control", "no-store")
 	ctx.Response.Header.Set("Location", ad.TargetURL)
 	ctx.SetStatusCode(fasthttp.StatusFound)
-}
-
-const contentJSON = "application/json; charset=utf-8"
-
-// WriteError answers {"error": msg, "field": field} (field omitted when empty). Every 4xx/5xx of the service goes through it.
-func WriteError(ctx *fasthttp.RequestCtx, status int, msg, field string) {
-	ctx.SetStatusCode(status)
-	ctx.SetContentType(contentJSON)
-	var buf [256]byte
-	b := append(buf[:0], `{"error":`...)
-	b = appendJSONString(b, msg)
-	if field != "" {
-		b = append(b, `,"field":`...)
-		b = appendJSONString(b, field)
-	}
-	ctx.Response.SetBody(append(b, '}'))
-}
-
-const hexDigits = "0123456789abcdef"
-
-// AppendJSONString appends s as a JSON string literal (invalid UTF-8 becomes U+FFFD).
-func AppendJSONString(dst []byte, s string) []byte { return appendJSONString(dst, s) }
-
-func appendJSONString(dst []byte, s string) []byte {
-	dst = append(dst, '"')
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c >= 0x20 && c != '"' && c != '\\' && c < 0x80 {
-			dst = append(dst, c)
-			i++
-			continue
-		}
-		if c >= 0x80 {
-			r, size := utf8.DecodeRuneInString(s[i:])
-			if r == utf8.RuneError && size == 1 {
-				dst = append(dst, `\ufffd`...)
-			} else {
-				dst = append(dst, s[i:i+size]...)
-			}
-			i += size
-			continue
-		}
-		switch c {
-		case '"', '\\':
-			dst = append(dst, '\\', c)
-		case '\n':
-			dst = append(dst, '\\', 'n')
-		case '\r':
-			dst = append(dst, '\\', 'r')
-		case '\t':
-			dst = append(dst, '\\', 't')
-		default:
-			dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
-		}
-		i++
-	}
-	return append(dst, '"')
 }

@@ -11,6 +11,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/adtracker/adtracker/ingest/decode"
+	"github.com/adtracker/adtracker/ingest/event"
+	"github.com/adtracker/adtracker/internal/httpx"
 	"github.com/fasthttp/router"
 	"github.com/valyala/fasthttp"
 )
@@ -18,11 +21,11 @@ import (
 var update = flag.Bool("update", false, "rewrite golden files")
 
 type fakeQueue struct {
-	events []Event
+	events []event.Event
 	err    error
 }
 
-func (q *fakeQueue) Enqueue(e *Event) error {
+func (q *fakeQueue) Enqueue(e *event.Event) error {
 	if q.err != nil {
 		return q.err
 	}
@@ -37,16 +40,16 @@ func (c fakeCatalog) Lookup(id uint64) (Ad, bool) { a, ok := c[id]; return a, ok
 var hNow = time.Date(2025, 4, 21, 15, 0, 30, 0, time.UTC)
 
 func newTestHandlers(q *fakeQueue, trusted ...string) *router.Router {
-	p, err := ParseProxies(trusted)
+	p, err := httpx.ParseProxies(trusted)
 	if err != nil {
 		panic(err)
 	}
 	h := &Handlers{
-		Decoder: &Decoder{Now: func() time.Time { return hNow }},
+		Decoder: &decode.Decoder{Now: func() time.Time { return hNow }},
 		Queue:   q,
 		Catalog: fakeCatalog{1: {Accepts: true, TargetURL: "https://example.com/landing?x=1"}, 2: {Accepts: true}, 3: {Accepts: false, TargetURL: "https://example.com/old"}},
 		Proxies: p,
-		IDs:     NewIDs(),
+		IDs:     event.NewIDs(),
 	}
 	r := router.New()
 	h.Register(r)
@@ -68,7 +71,7 @@ func do(r *router.Router, method, uri, contentType, body string, hdr ...string) 
 		req.Header.SetContentType(contentType)
 	}
 	for i := 0; i+1 < len(hdr); i += 2 {
-		req.Header.Set(hdr[i], hdr[i+1])
+		req.Header.Add(hdr[i], hdr[i+1])
 	}
 	req.SetBodyString(body)
 	ctx.Init(&req, &net.TCPAddr{IP: net.ParseIP("192.0.2.10"), Port: 5555}, nil)
@@ -91,7 +94,7 @@ func TestSingleEventAccepted(t *testing.T) {
 		t.Fatalf("%d events enqueued", len(q.events))
 	}
 	e := q.events[0]
-	if e.Type != TypeClick || e.AdID != 1 || e.EventTime != hNow.Unix()-30 || e.ReceiveTime != hNow.Unix() ||
+	if e.Type != event.TypeClick || e.AdID != 1 || e.EventTime != hNow.Unix()-30 || e.ReceiveTime != hNow.Unix() ||
 		e.PlaybackMs != 12000 || e.IPString() != "203.0.113.1" || string(e.UA()) != "player/1.0" || e.ID.IsZero() {
 		t.Fatalf("event %+v ip %s", e, e.IPString())
 	}
@@ -101,7 +104,7 @@ func TestSingleEventAccepted(t *testing.T) {
 	// A client id is kept and marked for duplicate detection.
 	do(r, "POST", "/ads/impression", "", `{"ad_id":2,"event_id":"0190b3b2-7c4e-7a1b-9c3d-5e6f7a8b9c0d"}`)
 	e = q.events[1]
-	if e.Type != TypeImpression || e.ID.String() != "0190b3b2-7c4e-7a1b-9c3d-5e6f7a8b9c0d" || e.Flags&FlagClientID == 0 {
+	if e.Type != event.TypeImpression || e.ID.String() != "0190b3b2-7c4e-7a1b-9c3d-5e6f7a8b9c0d" || e.Flags&event.FlagClientID == 0 {
 		t.Fatalf("client id event %+v", e)
 	}
 	// Without an ip in the body the peer address is used.
@@ -122,7 +125,7 @@ func TestBadInputChangesNothing(t *testing.T) {
 		if len(q.events) != 0 {
 			t.Fatalf("%s %s %s: %d events enqueued", method, uri, body, len(q.events))
 		}
-		if ct := string(rep.header.ContentType()); ct != contentJSON {
+		if ct := string(rep.header.ContentType()); ct != httpx.ContentJSON {
 			t.Fatalf("content type %q", ct)
 		}
 	}
@@ -154,7 +157,7 @@ func TestBatchPartialAcceptance(t *testing.T) {
 	body := `[{"type":"start","ad_id":1},{"type":"midpoint","ad_id":99},{"type":"complete","ad_id":2,"video_playback_time":30}]`
 	rep := do(r, "POST", "/events", "application/json", body)
 	golden(t, "batch_partial.json", rep.status, rep.body)
-	if len(q.events) != 2 || q.events[0].Type != TypeStart || q.events[1].Type != TypeComplete || q.events[1].PlaybackMs != 30000 {
+	if len(q.events) != 2 || q.events[0].Type != event.TypeStart || q.events[1].Type != event.TypeComplete || q.events[1].PlaybackMs != 30000 {
 		t.Fatalf("enqueued %+v", q.events)
 	}
 	nd := "{\"type\":\"firstQuartile\",\"ad_id\":1}\n\n{\"type\":\"click\",\"ad_id\":2}\n"
@@ -189,7 +192,7 @@ func TestPixel(t *testing.T) {
 		t.Fatalf("%d %q", rep.status, rep.body)
 	}
 	e := q.events[0]
-	if e.Type != TypeThirdQuartile || e.AdID != 2 || e.PlaybackMs != 22500 || string(e.ViewerID()) != "viewer-9" || e.EventTime != hNow.Unix()-20 {
+	if e.Type != event.TypeThirdQuartile || e.AdID != 2 || e.PlaybackMs != 22500 || string(e.ViewerID()) != "viewer-9" || e.EventTime != hNow.Unix()-20 {
 		t.Fatalf("pixel event %+v", e)
 	}
 }
@@ -201,7 +204,7 @@ func TestClickRedirectRecordsOneClick(t *testing.T) {
 	if rep.status != 302 || string(rep.header.Peek("Location")) != "https://example.com/landing?x=1" {
 		t.Fatalf("%d %q", rep.status, rep.header.Peek("Location"))
 	}
-	if len(q.events) != 1 || q.events[0].Type != TypeClick || q.events[0].AdID != 1 || string(q.events[0].ViewerID()) != "v1" {
+	if len(q.events) != 1 || q.events[0].Type != event.TypeClick || q.events[0].AdID != 1 || string(q.events[0].ViewerID()) != "v1" {
 		t.Fatalf("recorded %+v", q.events)
 	}
 }
@@ -222,7 +225,7 @@ func TestClientIPFromTrustedProxy(t *testing.T) {
 	f([]string{"192.0.2.0/24", "10.0.0.0/8"}, "198.51.100.7, 10.1.2.3", "198.51.100.7") // chained trusted proxies are skipped
 	f([]string{"192.0.2.10"}, "2001:db8::1", "2001:db8::1")
 	f([]string{"192.0.2.10"}, "garbage", "192.0.2.10")
-	if _, err := ParseProxies([]string{"not-an-ip"}); err == nil {
+	if _, err := httpx.ParseProxies([]string{"not-an-ip"}); err == nil {
 		t.Fatal("bad proxy accepted")
 	}
 }
@@ -235,9 +238,9 @@ func TestSingleHandlerAllocs(t *testing.T) {
 	req.SetRequestURI("/ads/click")
 	req.SetBodyString(hSeedBody)
 	ctx.Init(&req, &net.TCPAddr{IP: net.ParseIP("192.0.2.10")}, nil)
-	h := &Handlers{Decoder: &Decoder{Now: func() time.Time { return hNow }}, Queue: nopQueue{}, Catalog: fakeCatalog{1: {Accepts: true}},
-		Proxies: &Proxies{}, IDs: NewIDs()}
-	handler := h.single(TypeClick)
+	h := &Handlers{Decoder: &decode.Decoder{Now: func() time.Time { return hNow }}, Queue: nopQueue{}, Catalog: fakeCatalog{1: {Accepts: true}},
+		Proxies: &httpx.Proxies{}, IDs: event.NewIDs()}
+	handler := h.single(event.TypeClick)
 	handler(&ctx) // warm the pools
 	_ = r
 	allocs := testing.AllocsPerRun(1000, func() {
@@ -251,12 +254,12 @@ func TestSingleHandlerAllocs(t *testing.T) {
 
 type nopQueue struct{}
 
-func (nopQueue) Enqueue(*Event) error { return nil }
+func (nopQueue) Enqueue(*event.Event) error { return nil }
 
 func BenchmarkSingleHandler(b *testing.B) {
-	h := &Handlers{Decoder: &Decoder{Now: func() time.Time { return hNow }}, Queue: nopQueue{}, Catalog: fakeCatalog{1: {Accepts: true}},
-		Proxies: &Proxies{}, IDs: NewIDs()}
-	handler := h.single(TypeClick)
+	h := &Handlers{Decoder: &decode.Decoder{Now: func() time.Time { return hNow }}, Queue: nopQueue{}, Catalog: fakeCatalog{1: {Accepts: true}},
+		Proxies: &httpx.Proxies{}, IDs: event.NewIDs()}
+	handler := h.single(event.TypeClick)
 	var ctx fasthttp.RequestCtx
 	var req fasthttp.Request
 	req.Header.SetMethod("POST")
@@ -285,5 +288,15 @@ func golden(t *testing.T, name string, status int, body string) {
 	}
 	if !bytes.Equal(got, want) {
 		t.Fatalf("%s:\n got %s\nwant %s", name, got, want)
+	}
+}
+
+// Two lines through the handler: the stored address is the one the proxy vouched for.
+func TestForgedFirstForwardedLineNotStored(t *testing.T) {
+	q := &fakeQueue{}
+	r := newTestHandlers(q, "192.0.2.10")
+	rep := do(r, "POST", "/ads/impression", "", `{"ad_id":1}`, "X-Forwarded-For", "6.6.6.6", "X-Forwarded-For", "203.0.113.77")
+	if rep.status != 202 || len(q.events) != 1 || q.events[0].IPString() != "203.0.113.77" {
+		t.Fatalf("%d %s: stored %v", rep.status, rep.body, q.events)
 	}
 }

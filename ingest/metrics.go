@@ -1,6 +1,10 @@
 package ingest
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/adtracker/adtracker/ingest/event"
+)
 
 // Rejection reasons, a fixed set so the label cardinality is bounded and the counters can be resolved once.
 const (
@@ -22,12 +26,12 @@ var (
 	})
 
 	// Resolved once: WithLabelValues on the hot path would hash and may allocate.
-	accepted [typeCount]prometheus.Counter
+	accepted [event.NumTypes]prometheus.Counter
 	rejected = map[string]prometheus.Counter{}
 )
 
 func init() {
-	for t := TypeImpression; t < typeCount; t++ {
+	for t := event.TypeImpression; t < event.NumTypes; t++ {
 		accepted[t] = acceptedVec.WithLabelValues(t.String())
 	}
 	for _, r := range []string{reasonInvalid, reasonUnknownAd, reasonArchived, reasonOverload} {

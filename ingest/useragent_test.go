@@ -5,12 +5,14 @@ import (
 	"strings"
 	"testing"
 	"unicode/utf8"
+
+	"github.com/adtracker/adtracker/ingest/event"
 )
 
 // The User-Agent header is stored exactly as the same text sent in the JSON user_agent field (json.Marshal writes control
 // characters as \u escapes and invalid UTF-8 as U+FFFD, which is what a client could send).
 func TestUserAgentHeaderCleanedLikeJSON(t *testing.T) {
-	long := strings.Repeat("a", MaxUserAgentLen-1) + "é" // the last rune straddles the limit
+	long := strings.Repeat("a", event.MaxUserAgentLen-1) + "é" // the last rune straddles the limit
 	for _, ua := range []string{
 		"Mozilla/5.0 (X11; Linux x86_64)",
 		"evil\x1b[31mred\x1b[0m\x7f",

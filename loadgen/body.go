@@ -4,7 +4,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/adtracker/adtracker/ingest"
+	"github.com/adtracker/adtracker/ingest/event"
 )
 
 // Rendering appends into caller-owned buffers with strconv and fixed tables, so building a request allocates nothing.
@@ -104,20 +104,20 @@ func AppendBatch(dst []byte, evs []Event, ndjson bool, ts []byte) []byte {
 
 // pixelNames are the VAST tracking event names players put in pixel URLs (camelCase, as in the <Tracking event="..."> attribute).
 var pixelNames = [...]string{
-	ingest.TypeImpression:    "impression",
-	ingest.TypeClick:         "click",
-	ingest.TypeStart:         "start",
-	ingest.TypeFirstQuartile: "firstQuartile",
-	ingest.TypeMidpoint:      "midpoint",
-	ingest.TypeThirdQuartile: "thirdQuartile",
-	ingest.TypeComplete:      "complete",
-	ingest.TypeSkip:          "skip",
-	ingest.TypePause:         "pause",
-	ingest.TypeResume:        "resume",
-	ingest.TypeMute:          "mute",
-	ingest.TypeUnmute:        "unmute",
-	ingest.TypeError:         "error",
-	ingest.TypeUnknown:       "unknown",
+	event.TypeImpression:    "impression",
+	event.TypeClick:         "click",
+	event.TypeStart:         "start",
+	event.TypeFirstQuartile: "firstQuartile",
+	event.TypeMidpoint:      "midpoint",
+	event.TypeThirdQuartile: "thirdQuartile",
+	event.TypeComplete:      "complete",
+	event.TypeSkip:          "skip",
+	event.TypePause:         "pause",
+	event.TypeResume:        "resume",
+	event.TypeMute:          "mute",
+	event.TypeUnmute:        "unmute",
+	event.TypeError:         "error",
+	event.TypeUnknown:       "unknown",
 }
 
 // AppendPixel renders e as the request URI of a VAST tracking pixel (GET /t/{event}?...), the way a player fires it after macro

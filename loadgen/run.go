@@ -16,7 +16,7 @@ import (
 
 	"github.com/valyala/fasthttp"
 
-	"github.com/adtracker/adtracker/ingest"
+	"github.com/adtracker/adtracker/ingest/event"
 )
 
 // Mode is what kind of request the generator sends.
@@ -247,7 +247,7 @@ func (w *worker) build(k uint64) {
 		e := &w.evs[0]
 		w.traffic.Next(e)
 		w.buf = AppendJSON(w.buf[:0], e, false, w.clock.Now())
-		if e.Type == ingest.TypeClick {
+		if e.Type == event.TypeClick {
 			w.req.SetRequestURIBytes(w.uriSing[1])
 		} else {
 			w.req.SetRequestURIBytes(w.uriSing[0])

@@ -13,25 +13,26 @@ import (
 
 	"github.com/valyala/fasthttp"
 
-	"github.com/adtracker/adtracker/ingest"
+	"github.com/adtracker/adtracker/ingest/decode"
+	"github.com/adtracker/adtracker/ingest/event"
 	"github.com/adtracker/adtracker/internal/noop"
 )
 
 // fakeIngest decodes requests with the real decoder, like adtracker's handlers, and remembers every event id it accepted.
 type fakeIngest struct {
 	mu       sync.Mutex
-	ids      map[ingest.UUID]ingest.Type
+	ids      map[event.UUID]event.Type
 	xff      map[string]bool
 	bad      []string
 	answer   func(ctx *fasthttp.RequestCtx, n int) bool // optional override; true when it answered
-	batches  [][]ingest.UUID                            // ids of each /events request, in body order
+	batches  [][]event.UUID                             // ids of each /events request, in body order
 	requests atomic.Int64
 }
 
 func (f *fakeIngest) handle(ctx *fasthttp.RequestCtx) {
 	f.requests.Add(1)
-	d := &ingest.Decoder{}
-	var got []ingest.Event
+	d := &decode.Decoder{}
+	var got []event.Event
 	fail := func(msg string) {
 		f.mu.Lock()
 		f.bad = append(f.bad, msg)
@@ -43,11 +44,11 @@ func (f *fakeIngest) handle(ctx *fasthttp.RequestCtx) {
 	case path == "/healthz":
 		return
 	case path == "/ads/impression" || path == "/ads/click":
-		typ := ingest.TypeImpression
+		typ := event.TypeImpression
 		if path == "/ads/click" {
-			typ = ingest.TypeClick
+			typ = event.TypeClick
 		}
-		var e ingest.Event
+		var e event.Event
 		if ferr := d.DecodeJSON(ctx.PostBody(), typ, &e); ferr != nil {
 			fail(ferr.Msg)
 			return
@@ -55,7 +56,7 @@ func (f *fakeIngest) handle(ctx *fasthttp.RequestCtx) {
 		got = append(got, e)
 	case path == "/events":
 		ndjson := bytes.HasPrefix(ctx.Request.Header.ContentType(), []byte("application/x-ndjson"))
-		top := d.DecodeBatch(ctx.PostBody(), ndjson, &ingest.Event{}, func(i int, e *ingest.Event, ferr *ingest.FieldError) {
+		top := d.DecodeBatch(ctx.PostBody(), ndjson, &event.Event{}, func(i int, e *event.Event, ferr *decode.FieldError) {
 			if ferr != nil {
 				fail(ferr.Msg)
 				return
@@ -67,8 +68,8 @@ func (f *fakeIngest) handle(ctx *fasthttp.RequestCtx) {
 			return
 		}
 	case strings.HasPrefix(path, "/t/"):
-		var e ingest.Event
-		if ferr := d.DecodePixel(ctx.QueryArgs(), ingest.ParseType([]byte(path[3:])), &e); ferr != nil {
+		var e event.Event
+		if ferr := d.DecodePixel(ctx.QueryArgs(), event.ParseType([]byte(path[3:])), &e); ferr != nil {
 			fail(ferr.Msg)
 			return
 		}
@@ -81,7 +82,7 @@ func (f *fakeIngest) handle(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	if path == "/events" {
-		ids := make([]ingest.UUID, len(got))
+		ids := make([]event.UUID, len(got))
 		for i := range got {
 			ids[i] = got[i].ID
 		}
@@ -119,7 +120,7 @@ func startServer(t *testing.T, h fasthttp.RequestHandler) string {
 }
 
 func newFake() *fakeIngest {
-	return &fakeIngest{ids: map[ingest.UUID]ingest.Type{}, xff: map[string]bool{}}
+	return &fakeIngest{ids: map[event.UUID]event.Type{}, xff: map[string]bool{}}
 }
 
 func TestRunEveryModeDeliversDecodableEvents(t *testing.T) {
@@ -148,7 +149,7 @@ func TestRunEveryModeDeliversDecodableEvents(t *testing.T) {
 			if !strings.HasPrefix(id.String(), res.Prefix) {
 				t.Fatalf("%s: id %s lacks the run prefix %s", mode, id, res.Prefix)
 			}
-			if mode == ModeSingle && typ != ingest.TypeImpression && typ != ingest.TypeClick {
+			if mode == ModeSingle && typ != event.TypeImpression && typ != event.TypeClick {
 				t.Fatalf("single mode sent a %s", typ)
 			}
 		}
@@ -184,9 +185,9 @@ func TestBatchPartialRefusal(t *testing.T) {
 		t.Fatalf("acked %d refused %d (%d ids) statuses %v; want 300, 700, 10×503", res.Acked, res.Refused, CountIDs(res.RefusedIDs), res.Status)
 	}
 	// The refused ids are exactly the ones the server saw at index 30 and later.
-	refused := map[ingest.UUID]bool{}
+	refused := map[event.UUID]bool{}
 	for _, r := range res.RefusedIDs {
-		r.Each(func(u ingest.UUID) { refused[u] = true })
+		r.Each(func(u event.UUID) { refused[u] = true })
 	}
 	fake.mu.Lock()
 	defer fake.mu.Unlock()
@@ -285,9 +286,9 @@ func TestIDRanges(t *testing.T) {
 	if len(rs) != 2 || CountIDs(rs) != 9 {
 		t.Fatalf("ranges %+v", rs)
 	}
-	var got []ingest.UUID
+	var got []event.UUID
 	for _, r := range rs {
-		r.Each(func(u ingest.UUID) { got = append(got, u) })
+		r.Each(func(u event.UUID) { got = append(got, u) })
 	}
 	want := append(append([]Event{}, evs[:6]...), evs[7:]...)
 	for i := range want {

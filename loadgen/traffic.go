@@ -4,7 +4,7 @@ import (
 	"encoding/binary"
 	"math/rand/v2"
 
-	"github.com/adtracker/adtracker/ingest"
+	"github.com/adtracker/adtracker/ingest/event"
 )
 
 // Traffic model. A player that shows an ad fires an impression, then start and the quartiles while the viewer keeps watching, and
@@ -20,23 +20,23 @@ import (
 
 // funnel is the playback sequence and the share of views that reach each step.
 var funnel = [...]struct {
-	typ   ingest.Type
+	typ   event.Type
 	reach float64
 }{
-	{ingest.TypeImpression, 1},
-	{ingest.TypeStart, 0.9},
-	{ingest.TypeFirstQuartile, 0.8},
-	{ingest.TypeMidpoint, 0.7},
-	{ingest.TypeThirdQuartile, 0.6},
-	{ingest.TypeComplete, 0.5},
+	{event.TypeImpression, 1},
+	{event.TypeStart, 0.9},
+	{event.TypeFirstQuartile, 0.8},
+	{event.TypeMidpoint, 0.7},
+	{event.TypeThirdQuartile, 0.6},
+	{event.TypeComplete, 0.5},
 }
 
 // ClickRate is the share of views with a click.
 const ClickRate = 0.02
 
 // MixRatio returns the expected count of typ per impression in the given mode.
-func MixRatio(typ ingest.Type, single bool) float64 {
-	if typ == ingest.TypeClick {
+func MixRatio(typ event.Type, single bool) float64 {
+	if typ == event.TypeClick {
 		return ClickRate
 	}
 	for i, f := range funnel {
@@ -49,8 +49,8 @@ func MixRatio(typ ingest.Type, single bool) float64 {
 
 // Event is one generated event in the loader's own compact form; AppendJSON and AppendPixel render it.
 type Event struct {
-	ID         ingest.UUID
-	Type       ingest.Type
+	ID         event.UUID
+	Type       event.Type
 	AdID       uint64
 	Viewer     uint64 // rendered "v" + 16 hex digits
 	Session    uint64 // rendered "s" + 16 hex digits
@@ -92,9 +92,9 @@ func NewIDs(run [6]byte, w int) IDs {
 }
 
 // Next returns a fresh id.
-func (g *IDs) Next() ingest.UUID {
+func (g *IDs) Next() event.UUID {
 	g.seq++
-	var u ingest.UUID
+	var u event.UUID
 	binary.BigEndian.PutUint64(u[:8], g.hi)
 	binary.BigEndian.PutUint64(u[8:], 0x8000_0000_0000_0000|g.seq&0x3fff_ffff_ffff_ffff)
 	return u
@@ -102,7 +102,7 @@ func (g *IDs) Next() ingest.UUID {
 
 // RunPrefix is the text every id of the run starts with ("0123abcd-4567-").
 func RunPrefix(run [6]byte) string {
-	var u ingest.UUID
+	var u event.UUID
 	copy(u[:], run[:])
 	return u.String()[:14]
 }
@@ -186,7 +186,7 @@ func (t *Traffic) Next(e *Event) {
 		if !t.inView {
 			t.startView()
 			*e = t.view
-			e.Type = ingest.TypeImpression
+			e.Type = event.TypeImpression
 			e.PlaybackMs = -1
 			e.ID = t.ids.Next()
 			return
@@ -208,7 +208,7 @@ func (t *Traffic) Next(e *Event) {
 			t.clicked = true
 			if t.rng.Float64() < ClickRate {
 				*e = t.view
-				e.Type = ingest.TypeClick
+				e.Type = event.TypeClick
 				e.PlaybackMs = t.rng.Int64N(t.durMs)
 				e.ID = t.ids.Next()
 				return
@@ -229,7 +229,7 @@ type IDRange struct {
 }
 
 // RangeOf is the one-id range of u.
-func RangeOf(u ingest.UUID) IDRange {
+func RangeOf(u event.UUID) IDRange {
 	seq := binary.BigEndian.Uint64(u[8:]) & 0x3fff_ffff_ffff_ffff
 	return IDRange{Hi: binary.BigEndian.Uint64(u[:8]), From: seq, To: seq}
 }
@@ -238,7 +238,7 @@ func RangeOf(u ingest.UUID) IDRange {
 func (r IDRange) Len() uint64 { return r.To - r.From + 1 }
 
 // Each calls fn with every id of r in order.
-func (r IDRange) Each(fn func(ingest.UUID)) {
+func (r IDRange) Each(fn func(event.UUID)) {
 	g := IDs{hi: r.Hi}
 	for s := r.From; s <= r.To; s++ {
 		g.seq = s - 1

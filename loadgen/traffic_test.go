@@ -9,7 +9,8 @@ import (
 
 	"github.com/valyala/fasthttp"
 
-	"github.com/adtracker/adtracker/ingest"
+	"github.com/adtracker/adtracker/ingest/decode"
+	"github.com/adtracker/adtracker/ingest/event"
 )
 
 func testAds(n int) []uint64 {
@@ -27,7 +28,7 @@ func newTestTraffic(single bool, seed uint64) *Traffic {
 // The mix per impression must match the documented ratios. With ~220k views the standard error of each ratio is below 0.002, so a
 // 0.01 band (0.002 for clicks) fails on any real change of the model and practically never by chance.
 func TestMixProportions(t *testing.T) {
-	f := func(single bool, want map[ingest.Type]float64) {
+	f := func(single bool, want map[event.Type]float64) {
 		t.Helper()
 		tr := newTestTraffic(single, 42)
 		var counts [16]float64
@@ -36,27 +37,27 @@ func TestMixProportions(t *testing.T) {
 			tr.Next(&e)
 			counts[e.Type]++
 		}
-		imps := counts[ingest.TypeImpression]
+		imps := counts[event.TypeImpression]
 		for typ := range counts {
 			got := counts[typ] / imps
-			w := want[ingest.Type(typ)]
+			w := want[event.Type(typ)]
 			tol := 0.01
-			if ingest.Type(typ) == ingest.TypeClick {
+			if event.Type(typ) == event.TypeClick {
 				tol = 0.002
 			}
 			if math.Abs(got-w) > tol {
-				t.Errorf("single=%v: %s per impression = %.4f, want %.3f ± %.3f", single, ingest.Type(typ), got, w, tol)
+				t.Errorf("single=%v: %s per impression = %.4f, want %.3f ± %.3f", single, event.Type(typ), got, w, tol)
 			}
-			if w != MixRatio(ingest.Type(typ), single) {
-				t.Errorf("MixRatio(%s, %v) = %v, want %v", ingest.Type(typ), single, MixRatio(ingest.Type(typ), single), w)
+			if w != MixRatio(event.Type(typ), single) {
+				t.Errorf("MixRatio(%s, %v) = %v, want %v", event.Type(typ), single, MixRatio(event.Type(typ), single), w)
 			}
 		}
 	}
-	f(false, map[ingest.Type]float64{
-		ingest.TypeImpression: 1, ingest.TypeStart: 0.9, ingest.TypeFirstQuartile: 0.8, ingest.TypeMidpoint: 0.7,
-		ingest.TypeThirdQuartile: 0.6, ingest.TypeComplete: 0.5, ingest.TypeClick: 0.02,
+	f(false, map[event.Type]float64{
+		event.TypeImpression: 1, event.TypeStart: 0.9, event.TypeFirstQuartile: 0.8, event.TypeMidpoint: 0.7,
+		event.TypeThirdQuartile: 0.6, event.TypeComplete: 0.5, event.TypeClick: 0.02,
 	})
-	f(true, map[ingest.Type]float64{ingest.TypeImpression: 1, ingest.TypeClick: 0.02})
+	f(true, map[event.Type]float64{event.TypeImpression: 1, event.TypeClick: 0.02})
 }
 
 // Events of one view come in funnel order with the same ad, viewer and session, and playback time grows.
@@ -65,17 +66,17 @@ func TestViewsAreCoherent(t *testing.T) {
 	var prev, e Event
 	for i := 0; i < 100_000; i++ {
 		tr.Next(&e)
-		if e.Type != ingest.TypeImpression {
+		if e.Type != event.TypeImpression {
 			if e.AdID != prev.AdID || e.Viewer != prev.Viewer || e.Session != prev.Session || e.IP != prev.IP || e.UA != prev.UA {
 				t.Fatalf("event %d (%s) left its view: %+v after %+v", i, e.Type, e, prev)
 			}
-			if e.Type != ingest.TypeClick && prev.Type != ingest.TypeImpression && e.PlaybackMs <= prev.PlaybackMs {
+			if e.Type != event.TypeClick && prev.Type != event.TypeImpression && e.PlaybackMs <= prev.PlaybackMs {
 				t.Fatalf("event %d: playback %d after %d", i, e.PlaybackMs, prev.PlaybackMs)
 			}
 		} else if e.PlaybackMs >= 0 {
 			t.Fatalf("impression with playback time %d", e.PlaybackMs)
 		}
-		if e.Type == ingest.TypeClick && prev.Type == ingest.TypeClick {
+		if e.Type == event.TypeClick && prev.Type == event.TypeClick {
 			t.Fatalf("two clicks in one view")
 		}
 		prev = e
@@ -90,7 +91,7 @@ func TestZipfAds(t *testing.T) {
 	const n = 500_000
 	for i := 0; i < n; i++ {
 		tr.Next(&e)
-		if e.Type == ingest.TypeImpression {
+		if e.Type == event.TypeImpression {
 			counts[e.AdID]++
 		}
 	}
@@ -128,7 +129,7 @@ func TestIDs(t *testing.T) {
 	if prefix != "deadbeef-0102-" {
 		t.Fatalf("prefix %q", prefix)
 	}
-	seen := map[ingest.UUID]bool{}
+	seen := map[event.UUID]bool{}
 	for w := 0; w < 3; w++ {
 		g := NewIDs(run, w)
 		for i := 0; i < 1000; i++ {
@@ -150,8 +151,8 @@ func TestBodiesDecodeWithIngestDecoder(t *testing.T) {
 	var clock Clock
 	ts := clock.Now()
 	wantTime, _ := time.Parse(time.RFC3339, string(ts))
-	d := &ingest.Decoder{}
-	check := func(where string, got *ingest.Event, want *Event) {
+	d := &decode.Decoder{}
+	check := func(where string, got *event.Event, want *Event) {
 		t.Helper()
 		if got.ID != want.ID || got.Type != want.Type || got.AdID != want.AdID || got.EventTime != wantTime.Unix() {
 			t.Fatalf("%s: decoded id %s type %s ad %d time %d, want %s %s %d %d", where, got.ID, got.Type, got.AdID, got.EventTime,
@@ -164,7 +165,7 @@ func TestBodiesDecodeWithIngestDecoder(t *testing.T) {
 		if want.PlaybackMs >= 0 && int64(got.PlaybackMs) != want.PlaybackMs {
 			t.Fatalf("%s: playback %d ms, want %d", where, got.PlaybackMs, want.PlaybackMs)
 		}
-		if got.Flags&ingest.FlagClientID == 0 {
+		if got.Flags&event.FlagClientID == 0 {
 			t.Fatalf("%s: event_id not marked as the client's", where)
 		}
 	}
@@ -174,7 +175,7 @@ func TestBodiesDecodeWithIngestDecoder(t *testing.T) {
 		tr.Next(&evs[i])
 	}
 	for i := range evs {
-		var got ingest.Event
+		var got event.Event
 		body := AppendJSON(nil, &evs[i], false, ts)
 		if ferr := d.DecodeJSON(body, evs[i].Type, &got); ferr != nil {
 			t.Fatalf("single %s: %v", body, ferr)
@@ -190,7 +191,7 @@ func TestBodiesDecodeWithIngestDecoder(t *testing.T) {
 		if err := u.Parse(nil, uri); err != nil {
 			t.Fatal(err)
 		}
-		typ := ingest.ParseType(bytes.TrimPrefix(u.Path(), []byte("/t/")))
+		typ := event.ParseType(bytes.TrimPrefix(u.Path(), []byte("/t/")))
 		if ferr := d.DecodePixel(u.QueryArgs(), typ, &got); ferr != nil {
 			t.Fatalf("pixel %s: %v", uri, ferr)
 		}
@@ -199,7 +200,7 @@ func TestBodiesDecodeWithIngestDecoder(t *testing.T) {
 	for _, ndjson := range []bool{true, false} {
 		body := AppendBatch(nil, evs, ndjson, ts)
 		n := 0
-		top := d.DecodeBatch(body, ndjson, &ingest.Event{}, func(i int, e *ingest.Event, ferr *ingest.FieldError) {
+		top := d.DecodeBatch(body, ndjson, &event.Event{}, func(i int, e *event.Event, ferr *decode.FieldError) {
 			if ferr != nil {
 				t.Fatalf("batch item %d: %v", i, ferr)
 			}

@@ -9,7 +9,7 @@ import (
 	ch "github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/ext"
 
-	"github.com/adtracker/adtracker/ingest"
+	"github.com/adtracker/adtracker/ingest/event"
 	chstore "github.com/adtracker/adtracker/storage/clickhouse"
 )
 
@@ -128,7 +128,7 @@ func Verify(ctx context.Context, vc VerifyConfig, r *Result) (*VerifyResult, err
 	}
 	v.DrainSeconds = max(lastChange.Sub(runEnd).Seconds(), 0)
 	// Distinct ids are counted as text: 18.16 hashes a UUID by one 64-bit half, and within a run that half is the same for all of a
-	// worker's ids, so uniqExact(event_id) degrades to chained collisions (83 s instead of 1.3 s for 2.2M ids, measured).
+	// worker's ids, so uniqExact(event_id) degrades to chained collisions (BENCHMARKS.md, "Design measurements").
 	if err := db.Conn.QueryRow(ctx, "SELECT count(), uniqExact(toString(event_id)) FROM events "+where).Scan(&v.Rows, &v.Distinct); err != nil {
 		return nil, fmt.Errorf("counting stored events: %w", err)
 	}
@@ -149,7 +149,7 @@ func Verify(ctx context.Context, vc VerifyConfig, r *Result) (*VerifyResult, err
 			return 0, err
 		}
 		for _, rg := range rs {
-			rg.Each(func(u ingest.UUID) {
+			rg.Each(func(u event.UUID) {
 				if err == nil {
 					err = t.Append(u.String())
 				}

@@ -12,6 +12,8 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/adtracker/adtracker/ingest"
+	"github.com/adtracker/adtracker/ingest/decode"
+	"github.com/adtracker/adtracker/ingest/event"
 	"github.com/adtracker/adtracker/ingest/pipeline"
 	chstore "github.com/adtracker/adtracker/storage/clickhouse"
 	"github.com/adtracker/adtracker/storage/clickhouse/chtest"
@@ -28,7 +30,7 @@ type lossy struct {
 	i    atomic.Int64
 }
 
-func (l *lossy) Enqueue(e *ingest.Event) error {
+func (l *lossy) Enqueue(e *event.Event) error {
 	if n := l.n.Load(); n > 0 && l.i.Add(1)%n == 0 {
 		return nil
 	}
@@ -55,7 +57,7 @@ func newIngestStack(t *testing.T) *ingestStack {
 		t.Fatal(err)
 	}
 	s := &ingestStack{db: db, loss: &lossy{next: pipe}}
-	h := &ingest.Handlers{Decoder: &ingest.Decoder{}, Queue: s.loss, Catalog: anyAd{}, IDs: ingest.NewIDs()}
+	h := &ingest.Handlers{Decoder: &decode.Decoder{}, Queue: s.loss, Catalog: anyAd{}, IDs: event.NewIDs()}
 	r := router.New()
 	h.Register(r)
 	r.GET("/healthz", func(*fasthttp.RequestCtx) {})
@@ -144,7 +146,7 @@ func TestVerifyRefusedEvents(t *testing.T) {
 		if err := rows.Scan(&s); err != nil {
 			t.Fatal(err)
 		}
-		u, err := ingest.ParseUUID([]byte(s))
+		u, err := event.ParseUUID([]byte(s))
 		if err != nil {
 			t.Fatal(err)
 		}

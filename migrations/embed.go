@@ -170,12 +170,12 @@ func onlyComments(s string) bool {
 }
 
 // ServerAtLeast reports whether a ClickHouse version string ("18.16.1", "25.8.3.66") is at
-// least min ("19.6"). An empty min is always satisfied.
-func ServerAtLeast(version, min string) bool {
-	if min == "" {
+// least minimum ("19.6"). An empty minimum is always satisfied.
+func ServerAtLeast(version, minimum string) bool {
+	if minimum == "" {
 		return true
 	}
-	a, b := splitVersion(version), splitVersion(min)
+	a, b := splitVersion(version), splitVersion(minimum)
 	for i := 0; i < len(b); i++ {
 		var x int
 		if i < len(a) {

@@ -32,10 +32,10 @@ func TestStatements(t *testing.T) {
 }
 
 func TestServerAtLeast(t *testing.T) {
-	f := func(v, min string, want bool) {
+	f := func(v, minimum string, want bool) {
 		t.Helper()
-		if got := ServerAtLeast(v, min); got != want {
-			t.Fatalf("ServerAtLeast(%q, %q) = %v, want %v", v, min, got, want)
+		if got := ServerAtLeast(v, minimum); got != want {
+			t.Fatalf("ServerAtLeast(%q, %q) = %v, want %v", v, minimum, got, want)
 		}
 	}
 	f("18.16.1", "", true)
@@ -71,9 +71,9 @@ func TestLoad(t *testing.T) {
 	if _, err := Load(dup, "x"); err == nil {
 		t.Fatal("Load accepted a duplicate version")
 	}
-	real, err := ClickHouse()
-	if err != nil || len(real) == 0 {
-		t.Fatalf("ClickHouse() = %v, %v", real, err)
+	embedded, err := ClickHouse()
+	if err != nil || len(embedded) == 0 {
+		t.Fatalf("ClickHouse() = %v, %v", embedded, err)
 	}
 	pg, err := Postgres()
 	if err != nil || len(pg) == 0 {

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/adtracker/adtracker/ingest"
+	"github.com/adtracker/adtracker/ingest/event"
 	"github.com/adtracker/adtracker/internal/testenv"
 	"github.com/adtracker/adtracker/migrations"
 	chstore "github.com/adtracker/adtracker/storage/clickhouse"
@@ -18,10 +18,10 @@ import (
 // t0 is the start of the synthetic traffic: a fixed date so golden files and expected figures never depend on the clock.
 var t0 = time.Date(2024, 3, 10, 0, 0, 0, 0, time.UTC)
 
-// ev is the part of an event the expected figures need, kept beside the ingest.Event that was inserted.
+// ev is the part of an event the expected figures need, kept beside the event.Event that was inserted.
 type ev struct {
 	ad       uint64
-	typ      ingest.Type
+	typ      event.Type
 	t        int64
 	playback uint32
 	viewer   string // the identity uniq counts: viewer_id, or "ip:" + address
@@ -69,12 +69,12 @@ type gen struct {
 
 // typeWeights: a plausible mix, every type present so each rollup column is exercised.
 var typeWeights = []struct {
-	typ ingest.Type
+	typ event.Type
 	w   float64
 }{
-	{ingest.TypeImpression, 40}, {ingest.TypeStart, 15}, {ingest.TypeFirstQuartile, 10}, {ingest.TypeMidpoint, 8},
-	{ingest.TypeThirdQuartile, 6}, {ingest.TypeComplete, 5}, {ingest.TypeClick, 4}, {ingest.TypeSkip, 3},
-	{ingest.TypeError, 1}, {ingest.TypePause, 2}, {ingest.TypeResume, 2}, {ingest.TypeMute, 2}, {ingest.TypeUnmute, 2},
+	{event.TypeImpression, 40}, {event.TypeStart, 15}, {event.TypeFirstQuartile, 10}, {event.TypeMidpoint, 8},
+	{event.TypeThirdQuartile, 6}, {event.TypeComplete, 5}, {event.TypeClick, 4}, {event.TypeSkip, 3},
+	{event.TypeError, 1}, {event.TypePause, 2}, {event.TypeResume, 2}, {event.TypeMute, 2}, {event.TypeUnmute, 2},
 }
 
 func pick(r *rand.Rand, weights []float64) int {
@@ -93,18 +93,18 @@ func pick(r *rand.Rand, weights []float64) int {
 }
 
 // playbackFor gives each type the playhead a player would report: quartiles near their share of a 30 s ad, impressions none.
-func playbackFor(r *rand.Rand, typ ingest.Type) uint32 {
+func playbackFor(r *rand.Rand, typ event.Type) uint32 {
 	jitter := func(center int) uint32 { return uint32(center - 1500 + r.IntN(3000)) }
 	switch typ {
-	case ingest.TypeImpression, ingest.TypeStart:
+	case event.TypeImpression, event.TypeStart:
 		return 0
-	case ingest.TypeFirstQuartile:
+	case event.TypeFirstQuartile:
 		return jitter(7500)
-	case ingest.TypeMidpoint:
+	case event.TypeMidpoint:
 		return jitter(15000)
-	case ingest.TypeThirdQuartile:
+	case event.TypeThirdQuartile:
 		return jitter(22500)
-	case ingest.TypeComplete:
+	case event.TypeComplete:
 		return jitter(30000)
 	}
 	if r.IntN(4) == 0 { // some players omit the playhead on other events
@@ -114,7 +114,7 @@ func playbackFor(r *rand.Rand, typ ingest.Type) uint32 {
 }
 
 // build returns the events and the batches to insert them with (batch events each).
-func (g gen) build(batch int) ([]ev, []*ingest.Batch) {
+func (g gen) build(batch int) ([]ev, []*event.Batch) {
 	r := rand.New(rand.NewPCG(g.seed, g.seed^0x9e3779b97f4a7c15))
 	tw := make([]float64, len(typeWeights))
 	for i, x := range typeWeights {
@@ -125,9 +125,9 @@ func (g gen) build(batch int) ([]ev, []*ingest.Batch) {
 		origin = t0
 	}
 	evs := make([]ev, 0, g.n)
-	var batches []*ingest.Batch
-	cur := new(ingest.Batch)
-	var e ingest.Event
+	var batches []*event.Batch
+	cur := new(event.Batch)
+	var e event.Event
 	for i := 0; i < g.n; i++ {
 		e.Reset()
 		for j := range e.ID {
@@ -154,7 +154,7 @@ func (g gen) build(batch int) ([]ev, []*ingest.Batch) {
 		evs = append(evs, ev{ad: e.AdID, typ: e.Type, t: e.EventTime, playback: e.PlaybackMs, viewer: who})
 		if cur.N == batch {
 			batches = append(batches, cur)
-			cur = new(ingest.Batch)
+			cur = new(event.Batch)
 		}
 	}
 	if cur.N > 0 {
@@ -164,7 +164,7 @@ func (g gen) build(batch int) ([]ev, []*ingest.Batch) {
 }
 
 // insert sends the batches through the sink the pipeline uses, so the rows reach the rollups through the materialized views.
-func insert(t testing.TB, db *chstore.DB, batches []*ingest.Batch) {
+func insert(t testing.TB, db *chstore.DB, batches []*event.Batch) {
 	t.Helper()
 	sink := chstore.NewSink(db)
 	ctx := context.Background()

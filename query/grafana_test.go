@@ -18,6 +18,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/adtracker/adtracker/ingest"
+	"github.com/adtracker/adtracker/ingest/event"
 	"github.com/adtracker/adtracker/ingest/pipeline"
 )
 
@@ -390,8 +391,8 @@ func checkPromQL(t *testing.T, exprs []string) {
 // nopSink lets a pipeline start without a database, to list its metrics.
 type nopSink struct{}
 
-func (nopSink) Insert(context.Context, *ingest.Batch) error { return nil }
-func (nopSink) Ping(context.Context) error                  { return nil }
+func (nopSink) Insert(context.Context, *event.Batch) error { return nil }
+func (nopSink) Ping(context.Context) error                 { return nil }
 
 func registeredMetrics(t *testing.T) map[string]bool {
 	cfg := pipeline.Defaults()

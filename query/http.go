@@ -12,7 +12,7 @@ import (
 	"github.com/valyala/fasthttp"
 	"go.uber.org/zap"
 
-	"github.com/adtracker/adtracker/ingest"
+	"github.com/adtracker/adtracker/internal/httpx"
 )
 
 // Register adds GET /ads/analytics and GET /ads/{id}/timeseries. Both take fields (ParseFields: which figures to return;
@@ -248,7 +248,7 @@ func parseID(b []byte, field string) (uint64, *ParamError) {
 func writeJSON(ctx *fasthttp.RequestCtx, v any) {
 	b, err := json.Marshal(v)
 	if err != nil {
-		ingest.WriteError(ctx, fasthttp.StatusInternalServerError, "internal error", "")
+		httpx.WriteError(ctx, fasthttp.StatusInternalServerError, "internal error", "")
 		return
 	}
 	ctx.SetStatusCode(fasthttp.StatusOK)
@@ -270,21 +270,21 @@ var transientCodes = map[int32]bool{
 // query the server rejected for another reason (a bug here: logged).
 func (s *Service) fail(ctx *fasthttp.RequestCtx, err error) {
 	if pe, ok := errParam(err); ok {
-		ingest.WriteError(ctx, fasthttp.StatusBadRequest, pe.Msg, pe.Field)
+		httpx.WriteError(ctx, fasthttp.StatusBadRequest, pe.Msg, pe.Field)
 		return
 	}
 	var ue *UnknownAdError
 	if errors.As(err, &ue) {
-		ingest.WriteError(ctx, fasthttp.StatusNotFound, "unknown ad", ue.Field)
+		httpx.WriteError(ctx, fasthttp.StatusNotFound, "unknown ad", ue.Field)
 		return
 	}
 	var ex *ch.Exception
 	if errors.As(err, &ex) && !transientCodes[ex.Code] {
 		s.log().Error("analytics query failed", zap.Error(err), zap.ByteString("uri", ctx.RequestURI()))
-		ingest.WriteError(ctx, fasthttp.StatusInternalServerError, "analytics query failed", "")
+		httpx.WriteError(ctx, fasthttp.StatusInternalServerError, "analytics query failed", "")
 		return
 	}
 	s.log().Warn("analytics database unavailable", zap.Error(err))
 	ctx.Response.Header.Set("Retry-After", "1")
-	ingest.WriteError(ctx, fasthttp.StatusServiceUnavailable, errUnavailable, "")
+	httpx.WriteError(ctx, fasthttp.StatusServiceUnavailable, errUnavailable, "")
 }

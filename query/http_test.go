@@ -19,6 +19,7 @@ import (
 
 	"github.com/adtracker/adtracker/catalog"
 	"github.com/adtracker/adtracker/ingest"
+	"github.com/adtracker/adtracker/ingest/event"
 	"github.com/adtracker/adtracker/internal/testenv"
 	chstore "github.com/adtracker/adtracker/storage/clickhouse"
 	"github.com/adtracker/adtracker/storage/postgres"
@@ -280,10 +281,10 @@ func golden(t *testing.T, name string, got []byte) {
 // window ends with the current hour and the views fill the rollups in the insert itself.
 func TestFreshness(t *testing.T) {
 	db := openMigrated(t, 0)
-	var b ingest.Batch
-	var e ingest.Event
+	var b event.Batch
+	var e event.Event
 	now := time.Now().UTC()
-	for i, typ := range []ingest.Type{ingest.TypeImpression, ingest.TypeImpression, ingest.TypeClick} {
+	for i, typ := range []event.Type{event.TypeImpression, event.TypeImpression, event.TypeClick} {
 		e.Reset()
 		e.ID[0], e.ID[6], e.ID[8] = byte(i+1), 0x40, 0x80
 		e.Type, e.AdID, e.EventTime, e.ReceiveTime = typ, 42, now.Unix(), now.Unix()

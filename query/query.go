@@ -470,8 +470,8 @@ func (s *Service) source(b *builder, p plan, adID uint64, bucket func(col string
 		b.sql.WriteString(s.table(table))
 		// PREWHERE, not WHERE: 18.16 moves no condition on a primary key column to PREWHERE by itself, and with WHERE it
 		// deserialises the uniq and t-digest states of every row of a granule the key selects, neighbouring ads' and
-		// minutes' included; with PREWHERE it evaluates the condition first and reads far fewer states (measured on the
-		// bench data: one ad's hourly series ~37 % faster, the top-100 states ~10 %).
+		// minutes' included; with PREWHERE it evaluates the condition first and reads far fewer states (BENCHMARKS.md,
+		// "Design measurements").
 		b.sql.WriteString(" PREWHERE ")
 		if adID != 0 {
 			b.sql.WriteString("ad_id = ? AND ")
@@ -631,8 +631,8 @@ func (s *Service) TopFields(ctx context.Context, r Range, sort string, limit int
 	// figures, one query over the count columns is the whole answer. With them, when the order depends on counts only, a first
 	// query over the count columns picks the ads that make the list, and the second reads the states of those ads alone: the
 	// primary key (ad_id, ...) skips every other ad's granules. Two round trips rather than one query with an IN subquery
-	// because 18.16 runs such a subquery once per UNION ALL part (measured: the one-query form took ~10 % longer on the
-	// 10M-event bench data; see docs/sql.md). The lists agree: same ORDER BY and LIMIT, and the second query sorts again.
+	// because 18.16 runs such a subquery once per UNION ALL part (BENCHMARKS.md, "Design measurements"; docs/sql.md). The
+	// lists agree: same ORDER BY and LIMIT, and the second query sorts again.
 	var only func(b *builder)
 	if !f.states() {
 		return s.topCounts(ctx, p, r, order, limit, f)

@@ -6,7 +6,6 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
-	"net/netip"
 	"strconv"
 	"strings"
 	"sync"
@@ -15,7 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/valyala/fasthttp"
 
-	"github.com/adtracker/adtracker/ingest"
+	"github.com/adtracker/adtracker/internal/httpx"
 )
 
 // Class groups routes that share a limit. A client spamming ingest must not use up its query budget and the reverse, so every class
@@ -73,7 +72,7 @@ type Config struct {
 	// Exempt lists CIDRs or addresses never limited (server-to-server senders, local health checks).
 	Exempt []string
 	// Proxies decides the client address exactly as ingest does (http.trusted_proxies); nil means the TCP peer.
-	Proxies *ingest.Proxies
+	Proxies *httpx.Proxies
 	// MaxTracked bounds the buckets per class (0 = DefaultMaxTracked). Past it new clients are let through untracked — failing open
 	// keeps real players served when a flood of distinct addresses fills the table — and counted in
 	// adtracker_ratelimit_untracked_total.
@@ -111,8 +110,8 @@ type table struct {
 // Limiter holds one table of buckets per enabled class.
 type Limiter struct {
 	tables     [classCount]*table
-	exempt     []netip.Prefix
-	proxies    *ingest.Proxies
+	exempt     httpx.CIDRs
+	proxies    *httpx.Proxies
 	now        func() time.Time
 	epoch      time.Time
 	limited    [classCount]prometheus.Counter
@@ -127,26 +126,11 @@ func New(cfg Config) (*Limiter, error) {
 		l.now = time.Now
 	}
 	l.epoch = l.now()
-	for _, s := range cfg.Exempt {
-		s = strings.TrimSpace(s)
-		if s == "" {
-			continue
-		}
-		if !strings.Contains(s, "/") {
-			a, err := netip.ParseAddr(s)
-			if err != nil {
-				return nil, fmt.Errorf("ratelimit.exempt: %q is not an IP or CIDR", s)
-			}
-			a = a.Unmap()
-			l.exempt = append(l.exempt, netip.PrefixFrom(a, a.BitLen()))
-			continue
-		}
-		p, err := netip.ParsePrefix(s)
-		if err != nil {
-			return nil, fmt.Errorf("ratelimit.exempt: %q is not an IP or CIDR", s)
-		}
-		l.exempt = append(l.exempt, p.Masked())
+	exempt, err := httpx.ParseCIDRs("ratelimit.exempt", cfg.Exempt)
+	if err != nil {
+		return nil, err
 	}
+	l.exempt = exempt
 	bound := cfg.MaxTracked
 	if bound <= 0 {
 		bound = DefaultMaxTracked
@@ -218,19 +202,6 @@ func isV4Mapped(ip [16]byte) bool {
 	return ip[10] == 0xff && ip[11] == 0xff
 }
 
-func (l *Limiter) exempted(ip [16]byte) bool {
-	if len(l.exempt) == 0 {
-		return false
-	}
-	a := netip.AddrFrom16(ip).Unmap()
-	for _, p := range l.exempt {
-		if p.Contains(a) {
-			return true
-		}
-	}
-	return false
-}
-
 // shardOf mixes both halves of the key (an IPv4-mapped address differs only in its last 4 bytes) with a Fibonacci multiply and keeps
 // the top 6 bits.
 func shardOf(k [16]byte) int {
@@ -242,7 +213,7 @@ func shardOf(k [16]byte) int {
 // classes and class None always pass. No allocation for a client already tracked; the per-shard mutex is held for one map lookup
 // and store.
 func (l *Limiter) Allow(c Class, ip [16]byte) (ok bool, retryAfter time.Duration) {
-	if c >= classCount || l.tables[c] == nil || l.exempted(ip) {
+	if c >= classCount || l.tables[c] == nil || l.exempt.Contains(ip) {
 		return true, 0
 	}
 	ok, wait, tracked := l.tables[c].take(key(ip), l.nanos())
@@ -380,7 +351,7 @@ func (l *Limiter) Check(c Class, ctx *fasthttp.RequestCtx) bool {
 	}
 	var buf [20]byte
 	ctx.Response.Header.SetBytesV("Retry-After", strconv.AppendInt(buf[:0], secs, 10))
-	ingest.WriteError(ctx, fasthttp.StatusTooManyRequests, "rate limit exceeded for this client address; retry after Retry-After seconds", "")
+	httpx.WriteError(ctx, fasthttp.StatusTooManyRequests, "rate limit exceeded for this client address; retry after Retry-After seconds", "")
 	return false
 }
 

@@ -15,7 +15,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/valyala/fasthttp"
 
-	"github.com/adtracker/adtracker/ingest"
+	"github.com/adtracker/adtracker/internal/httpx"
 )
 
 // fakeClock is advanced by hand; atomic because concurrent tests read it from many goroutines.
@@ -260,7 +260,7 @@ func TestMaxTrackedBound(t *testing.T) {
 }
 
 func TestCheckAnswers429AndUsesProxyRule(t *testing.T) {
-	proxies, err := ingest.ParseProxies([]string{"10.0.0.0/8"})
+	proxies, err := httpx.ParseProxies([]string{"10.0.0.0/8"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -624,10 +624,10 @@ report() {
 	router, middleware and handlers|server\.\(\*Server\)\.serve$
 	metrics middleware (wraps the handler)|server\.\(\*Server\)\.build\.\(\*Server\)\.instrument\.func[0-9]+$
 	ingest handler (single event)|ingest\.\(\*Handlers\)\.Register\.\(\*Handlers\)\.single\.func[0-9]+$
-	JSON decode|ingest\.\(\*Decoder\)\.DecodeJSON$
+	JSON decode|decode\.\(\*Decoder\)\.DecodeJSON$
 	enqueue: encode + ring record|pipeline\.\(\*Pipeline\)\.Enqueue$
 	batcher (ring → batch)|pipeline\.\(\*Pipeline\)\.batcher$
-	duplicate window (open-addressing table)|pipeline\.\(\*window\)\.seen$
+	duplicate window (open-addressing table)|pipeline\.\(\*dupWindow\)\.seen$
 	inserter (ClickHouse client)|pipeline\.\(\*Pipeline\)\.inserter$
 	LZ4 compression|lz4block\.\(\*Compressor\)\.CompressBlock$
 	ring file msync|pipeline\.\(\*Pipeline\)\.syncer$

@@ -9,7 +9,7 @@ import (
 
 	"github.com/valyala/fasthttp"
 
-	"github.com/adtracker/adtracker/ingest"
+	"github.com/adtracker/adtracker/internal/httpx"
 )
 
 // readAccess decides who may call the read routes (the ads catalogue, analytics and /metrics on the main listener), which hold
@@ -25,10 +25,10 @@ import (
 type readAccess struct {
 	public  bool
 	tokens  [][sha256.Size]byte // digests, so a comparison takes the same time whatever the lengths
-	proxies *ingest.Proxies
+	proxies *httpx.Proxies
 }
 
-func newReadAccess(public bool, tokens []string, proxies *ingest.Proxies) *readAccess {
+func newReadAccess(public bool, tokens []string, proxies *httpx.Proxies) *readAccess {
 	a := &readAccess{public: public, proxies: proxies}
 	for _, t := range tokens {
 		if t = strings.TrimSpace(t); t != "" {
@@ -57,7 +57,7 @@ func (a *readAccess) check(ctx *fasthttp.RequestCtx) bool {
 	if len(a.tokens) == 0 {
 		msg = errReadNoToken
 	}
-	ingest.WriteError(ctx, fasthttp.StatusUnauthorized, msg, "Authorization")
+	httpx.WriteError(ctx, fasthttp.StatusUnauthorized, msg, "Authorization")
 	return false
 }
 

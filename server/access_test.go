@@ -11,7 +11,7 @@ import (
 	"github.com/valyala/fasthttp"
 	"go.uber.org/zap"
 
-	"github.com/adtracker/adtracker/ingest"
+	"github.com/adtracker/adtracker/internal/httpx"
 )
 
 // accessRoutes are one route of each kind, recording which handlers ran.
@@ -28,7 +28,7 @@ func accessRoutes(ran map[string]int) func(*Server) {
 }
 
 func TestReadAccess(t *testing.T) {
-	proxies, err := ingest.ParseProxies([]string{"127.0.0.1", "10.0.0.0/8"})
+	proxies, err := httpx.ParseProxies([]string{"127.0.0.1", "10.0.0.0/8"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,6 +10,9 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/adtracker/adtracker/ingest"
+	"github.com/adtracker/adtracker/ingest/decode"
+	"github.com/adtracker/adtracker/ingest/event"
+	"github.com/adtracker/adtracker/internal/httpx"
 	"github.com/adtracker/adtracker/ratelimit"
 	"github.com/adtracker/adtracker/server"
 )
@@ -19,7 +22,7 @@ type ipQueue struct {
 	ips []string
 }
 
-func (q *ipQueue) Enqueue(e *ingest.Event) error {
+func (q *ipQueue) Enqueue(e *event.Event) error {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	q.ips = append(q.ips, e.IPString())
@@ -29,7 +32,7 @@ func (q *ipQueue) Enqueue(e *ingest.Event) error {
 // A proxy that appends its own X-Forwarded-For line after the client's (HAProxy option forwardfor): over a real connection, the
 // client's forged first line is neither stored nor used as the rate-limit key.
 func TestForgedForwardedLineOverTheWire(t *testing.T) {
-	proxies, err := ingest.ParseProxies([]string{"127.0.0.1"})
+	proxies, err := httpx.ParseProxies([]string{"127.0.0.1"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -39,7 +42,7 @@ func TestForgedForwardedLineOverTheWire(t *testing.T) {
 	}
 	srv := server.New(server.Options{MaxBodyBytes: 1 << 20, ReadTimeout: 5 * time.Second, WriteTimeout: 5 * time.Second, Limiter: lim, Log: zap.NewNop()})
 	q := &ipQueue{}
-	(&ingest.Handlers{Decoder: &ingest.Decoder{}, Queue: q, Catalog: oneAd{}, Proxies: proxies, IDs: ingest.NewIDs()}).Register(srv.Router)
+	(&ingest.Handlers{Decoder: &decode.Decoder{}, Queue: q, Catalog: oneAd{}, Proxies: proxies, IDs: event.NewIDs()}).Register(srv.Router)
 	f := &full{srv: srv}
 	url := f.listen(t)
 	send := func(lines ...string) int {

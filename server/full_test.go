@@ -26,7 +26,10 @@ import (
 
 	"github.com/adtracker/adtracker/catalog"
 	"github.com/adtracker/adtracker/ingest"
+	"github.com/adtracker/adtracker/ingest/decode"
+	"github.com/adtracker/adtracker/ingest/event"
 	"github.com/adtracker/adtracker/ingest/pipeline"
+	"github.com/adtracker/adtracker/internal/httpx"
 	"github.com/adtracker/adtracker/query"
 	"github.com/adtracker/adtracker/ratelimit"
 	"github.com/adtracker/adtracker/server"
@@ -36,8 +39,8 @@ import (
 
 type okSink struct{}
 
-func (okSink) Insert(context.Context, *ingest.Batch) error { return nil }
-func (okSink) Ping(context.Context) error                  { return nil }
+func (okSink) Insert(context.Context, *event.Batch) error { return nil }
+func (okSink) Ping(context.Context) error                 { return nil }
 
 type oneAd struct{}
 
@@ -96,7 +99,7 @@ func newFull(t *testing.T, lim ratelimit.Config) *full {
 			t.Errorf("closing the pipeline: %v", err)
 		}
 	})
-	proxies, err := ingest.ParseProxies(nil)
+	proxies, err := httpx.ParseProxies(nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -117,8 +120,8 @@ func newFull(t *testing.T, lim ratelimit.Config) *full {
 		RouteClass: web.RouteClass(ratelimit.ClassOf),
 	})
 	h := &ingest.Handlers{
-		Decoder: &ingest.Decoder{Limits: ingest.DefaultLimits()},
-		Queue:   pipe, Catalog: oneAd{}, Proxies: proxies, IDs: ingest.NewIDs(),
+		Decoder: &decode.Decoder{Limits: decode.DefaultLimits()},
+		Queue:   pipe, Catalog: oneAd{}, Proxies: proxies, IDs: event.NewIDs(),
 	}
 	h.Register(srv.Router)
 	catalog.RegisterRoutes(srv.Router, &catalog.Handlers{Repo: noAds{}, Logger: zap.NewNop()})

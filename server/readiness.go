@@ -8,7 +8,7 @@ import (
 
 	"github.com/valyala/fasthttp"
 
-	"github.com/adtracker/adtracker/ingest"
+	"github.com/adtracker/adtracker/internal/httpx"
 )
 
 // Readiness defaults: how often the checks run in the background, and how long one round may take.
@@ -54,7 +54,7 @@ func (r *readiness) refresh(ctx context.Context) {
 		if i > 0 {
 			st.components = append(st.components, ',')
 		}
-		st.components = ingest.AppendJSONString(st.components, ch.Name)
+		st.components = httpx.AppendJSONString(st.components, ch.Name)
 		st.components = append(st.components, `:{"ok":`...)
 		if errs[i] == nil {
 			st.components = append(st.components, `true}`...)
@@ -62,7 +62,7 @@ func (r *readiness) refresh(ctx context.Context) {
 		}
 		st.ok = false
 		st.components = append(st.components, `false,"error":`...)
-		st.components = ingest.AppendJSONString(st.components, errs[i].Error())
+		st.components = httpx.AppendJSONString(st.components, errs[i].Error())
 		st.components = append(st.components, '}')
 	}
 	st.components = append(st.components, '}')

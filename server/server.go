@@ -19,7 +19,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
-	"github.com/adtracker/adtracker/ingest"
+	"github.com/adtracker/adtracker/internal/httpx"
 	"github.com/adtracker/adtracker/ratelimit"
 )
 
@@ -59,7 +59,7 @@ type Options struct {
 	PublicReads bool
 	// Proxies is the client-address rule (http.trusted_proxies), which the loopback exemption of the read routes uses; nil means
 	// the TCP peer.
-	Proxies *ingest.Proxies
+	Proxies *httpx.Proxies
 	// SeparateMetrics leaves /metrics off the main router: ServeMetrics serves it, unguarded, on its own listener (http.metrics_addr).
 	SeparateMetrics bool
 	// Limiter rate-limits per client address by route class; nil disables rate limiting. Its metrics are registered with Registry.
@@ -141,10 +141,10 @@ func New(opt Options) *Server {
 	}
 	s.rejected = newFallback(s.metrics, routeRejected)
 	r.NotFound = func(ctx *fasthttp.RequestCtx) {
-		ingest.WriteError(ctx, fasthttp.StatusNotFound, "no such route", "")
+		httpx.WriteError(ctx, fasthttp.StatusNotFound, "no such route", "")
 	}
 	r.MethodNotAllowed = func(ctx *fasthttp.RequestCtx) {
-		ingest.WriteError(ctx, fasthttp.StatusMethodNotAllowed, "method not allowed", "")
+		httpx.WriteError(ctx, fasthttp.StatusMethodNotAllowed, "method not allowed", "")
 	}
 	r.PanicHandler = func(ctx *fasthttp.RequestCtx, v any) {
 		var buf [maxRequestIDLen]byte
@@ -154,7 +154,7 @@ func New(opt Options) *Server {
 		// Drop whatever the handler had half written (a Location, a partial body) before answering 500.
 		ctx.Response.Reset()
 		ctx.Response.Header.SetBytesV(HeaderRequestID, id)
-		ingest.WriteError(ctx, fasthttp.StatusInternalServerError, "internal error", "")
+		httpx.WriteError(ctx, fasthttp.StatusInternalServerError, "internal error", "")
 	}
 	r.GET("/healthz", func(ctx *fasthttp.RequestCtx) {
 		ctx.SetContentType("application/json; charset=utf-8")
@@ -243,13 +243,13 @@ func (s *Server) errorHandler(ctx *fasthttp.RequestCtx, err error) {
 	var te interface{ Timeout() bool }
 	switch {
 	case errors.Is(err, fasthttp.ErrBodyTooLarge):
-		ingest.WriteError(ctx, fasthttp.StatusRequestEntityTooLarge, "request body too large", "body")
+		httpx.WriteError(ctx, fasthttp.StatusRequestEntityTooLarge, "request body too large", "body")
 	case errors.As(err, &small):
-		ingest.WriteError(ctx, fasthttp.StatusRequestHeaderFieldsTooLarge, "request headers too large", "")
+		httpx.WriteError(ctx, fasthttp.StatusRequestHeaderFieldsTooLarge, "request headers too large", "")
 	case errors.As(err, &te) && te.Timeout():
-		ingest.WriteError(ctx, fasthttp.StatusRequestTimeout, "request timeout", "")
+		httpx.WriteError(ctx, fasthttp.StatusRequestTimeout, "request timeout", "")
 	default:
-		ingest.WriteError(ctx, fasthttp.StatusBadRequest, "malformed HTTP request", "")
+		httpx.WriteError(ctx, fasthttp.StatusBadRequest, "malformed HTTP request", "")
 	}
 	s.rid.set(ctx)
 	s.decorate(ctx)
@@ -275,7 +275,7 @@ func (s *Server) ServeMetrics(ln net.Listener) error {
 	r := router.New()
 	r.GET("/metrics", s.metricsH)
 	r.NotFound = func(ctx *fasthttp.RequestCtx) {
-		ingest.WriteError(ctx, fasthttp.StatusNotFound, "no such route: this listener serves /metrics only", "")
+		httpx.WriteError(ctx, fasthttp.StatusNotFound, "no such route: this listener serves /metrics only", "")
 	}
 	srv := &fasthttp.Server{
 		Handler: r.Handler, Name: "adtracker", ReadTimeout: 10 * time.Second, WriteTimeout: 10 * time.Second, IdleTimeout: time.Minute,

@@ -19,7 +19,7 @@ import (
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
 
-	"github.com/adtracker/adtracker/ingest"
+	"github.com/adtracker/adtracker/internal/httpx"
 	"github.com/adtracker/adtracker/ratelimit"
 )
 
@@ -106,7 +106,7 @@ func sampleRoutes(s *Server) {
 		panic("kaboom")
 	})
 	s.Router.GET("/down", func(ctx *fasthttp.RequestCtx) {
-		ingest.WriteError(ctx, fasthttp.StatusServiceUnavailable, "clickhouse down", "")
+		httpx.WriteError(ctx, fasthttp.StatusServiceUnavailable, "clickhouse down", "")
 	})
 }
 
@@ -248,7 +248,7 @@ func TestSecurityHeaders(t *testing.T) {
 func TestCORS(t *testing.T) {
 	list := newTestServer(t, Options{CORSOrigins: []string{"https://player.example.com/", "https://b.example"}, PublicReads: true}, sampleRoutes)
 	reads := newTestServer(t, Options{CORSOrigins: []string{"*"}, ReadCORSOrigins: []string{"https://dash.example"}, PublicReads: true}, sampleRoutes)
-	any := newTestServer(t, Options{CORSOrigins: []string{"*"}, PublicReads: true}, sampleRoutes)
+	anyOrigin := newTestServer(t, Options{CORSOrigins: []string{"*"}, PublicReads: true}, sampleRoutes)
 	off := newTestServer(t, Options{PublicReads: true}, sampleRoutes)
 	type want struct {
 		status                       int
@@ -283,10 +283,10 @@ func TestCORS(t *testing.T) {
 	}
 	f(list, "POST", "/ads/click", "https://evil.example", want{202, "", "", ""})
 	// "*" on ingest routes only: a page may not read the catalogue or analytics through a visitor's browser.
-	f(any, "OPTIONS", "/ads/{id}", "https://anyone.example", want{403, "", "", ""})
-	f(any, "GET", "/ads/1", "https://anyone.example", want{200, "", "", ""})
-	f(any, "GET", "/healthz", "https://anyone.example", want{200, "", "", ""})
-	f(any, "OPTIONS", "/t/start", "https://anyone.example", want{204, "*", "GET, OPTIONS", "7200"})
+	f(anyOrigin, "OPTIONS", "/ads/{id}", "https://anyone.example", want{403, "", "", ""})
+	f(anyOrigin, "GET", "/ads/1", "https://anyone.example", want{200, "", "", ""})
+	f(anyOrigin, "GET", "/healthz", "https://anyone.example", want{200, "", "", ""})
+	f(anyOrigin, "OPTIONS", "/t/start", "https://anyone.example", want{204, "*", "GET, OPTIONS", "7200"})
 	// Read routes have their own list (http.read_cors_origins).
 	h = f(reads, "OPTIONS", "/ads/analytics", "https://dash.example", want{204, "https://dash.example", "GET, OPTIONS", "7200"})
 	if string(h.Peek("Vary")) != "Origin" {

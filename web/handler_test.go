@@ -10,8 +10,8 @@ import (
 	"github.com/valyala/fasthttp"
 	"go.uber.org/zap"
 
-	"github.com/adtracker/adtracker/ingest"
 	"github.com/adtracker/adtracker/ingest/pipeline"
+	"github.com/adtracker/adtracker/internal/httpx"
 	"github.com/adtracker/adtracker/ratelimit"
 	"github.com/adtracker/adtracker/server"
 	"github.com/adtracker/adtracker/web"
@@ -23,7 +23,7 @@ const readToken = "dashboard-read"
 // client and the read routes need a token. classes is the server's route classifier.
 func remoteServer(t *testing.T, classes func(method, pattern string) ratelimit.Class) string {
 	t.Helper()
-	proxies, err := ingest.ParseProxies([]string{"127.0.0.1/32"})
+	proxies, err := httpx.ParseProxies([]string{"127.0.0.1/32"})
 	if err != nil {
 		t.Fatal(err)
 	}

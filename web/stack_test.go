@@ -13,7 +13,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/adtracker/adtracker/catalog"
-	"github.com/adtracker/adtracker/ingest"
+	"github.com/adtracker/adtracker/ingest/event"
 	"github.com/adtracker/adtracker/ingest/pipeline"
 	"github.com/adtracker/adtracker/query"
 	"github.com/adtracker/adtracker/ratelimit"
@@ -43,22 +43,22 @@ type stack struct {
 type seeded struct {
 	ad    int // index into stack.ads
 	ago   time.Duration
-	typ   ingest.Type
+	typ   event.Type
 	count int
 }
 
 // seed is laid out so that the last hour, 24 hours and 7 days differ, and so that sorting by clicks and by impressions order the
 // ads differently in each.
 var seed = []seeded{
-	{0, 20 * time.Minute, ingest.TypeImpression, 10}, {0, 20 * time.Minute, ingest.TypeClick, 3},
-	{0, 20 * time.Minute, ingest.TypeStart, 8}, {0, 20 * time.Minute, ingest.TypeFirstQuartile, 6},
-	{0, 20 * time.Minute, ingest.TypeMidpoint, 5}, {0, 20 * time.Minute, ingest.TypeThirdQuartile, 4},
-	{0, 20 * time.Minute, ingest.TypeComplete, 2}, {0, 5 * time.Hour, ingest.TypeImpression, 10},
-	{1, 20 * time.Minute, ingest.TypeImpression, 5}, {1, 20 * time.Minute, ingest.TypeClick, 4},
-	{1, 20 * time.Minute, ingest.TypeStart, 2}, {1, 20 * time.Minute, ingest.TypeFirstQuartile, 2},
-	{1, 20 * time.Minute, ingest.TypeMidpoint, 1}, {1, 20 * time.Minute, ingest.TypeThirdQuartile, 1},
-	{1, 20 * time.Minute, ingest.TypeComplete, 1}, {1, 72 * time.Hour, ingest.TypeImpression, 100},
-	{2, 5 * time.Hour, ingest.TypeImpression, 50}, {2, 5 * time.Hour, ingest.TypeClick, 1},
+	{0, 20 * time.Minute, event.TypeImpression, 10}, {0, 20 * time.Minute, event.TypeClick, 3},
+	{0, 20 * time.Minute, event.TypeStart, 8}, {0, 20 * time.Minute, event.TypeFirstQuartile, 6},
+	{0, 20 * time.Minute, event.TypeMidpoint, 5}, {0, 20 * time.Minute, event.TypeThirdQuartile, 4},
+	{0, 20 * time.Minute, event.TypeComplete, 2}, {0, 5 * time.Hour, event.TypeImpression, 10},
+	{1, 20 * time.Minute, event.TypeImpression, 5}, {1, 20 * time.Minute, event.TypeClick, 4},
+	{1, 20 * time.Minute, event.TypeStart, 2}, {1, 20 * time.Minute, event.TypeFirstQuartile, 2},
+	{1, 20 * time.Minute, event.TypeMidpoint, 1}, {1, 20 * time.Minute, event.TypeThirdQuartile, 1},
+	{1, 20 * time.Minute, event.TypeComplete, 1}, {1, 72 * time.Hour, event.TypeImpression, 100},
+	{2, 5 * time.Hour, event.TypeImpression, 50}, {2, 5 * time.Hour, event.TypeClick, 1},
 }
 
 func newStack(t *testing.T) *stack {
@@ -152,9 +152,9 @@ func newStack(t *testing.T) *stack {
 // seed enqueues the seed events and waits until ClickHouse holds them all.
 func (st *stack) seed(t *testing.T) {
 	t.Helper()
-	ids := ingest.NewIDs()
+	ids := event.NewIDs()
 	now := time.Now()
-	var e ingest.Event
+	var e event.Event
 	for _, s := range seed {
 		for i := 0; i < s.count; i++ {
 			e.Reset()

@@ -24,7 +24,7 @@ import (
 	ch "github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/valyala/fasthttp"
 
-	"github.com/adtracker/adtracker/ingest"
+	"github.com/adtracker/adtracker/ingest/event"
 	"github.com/adtracker/adtracker/internal/testenv"
 	"github.com/adtracker/adtracker/storage/postgres/pgtest"
 )
@@ -183,7 +183,7 @@ func (s *stack) conn() ch.Conn {
 	return c
 }
 
-// load sends impressions with client event_ids from several goroutines until stop is closed (or max is reached), and records the
+// load sends impressions with client event_ids from several goroutines until stop is closed (or limit is reached), and records the
 // ids answered 202. Requests that fail (server restarting) are not retried: their events were never answered.
 type load struct {
 	mu       sync.Mutex
@@ -194,7 +194,7 @@ type load struct {
 	wg       sync.WaitGroup
 }
 
-func startLoad(t *testing.T, url string, workers int, max int64) *load {
+func startLoad(t *testing.T, url string, workers int, limit int64) *load {
 	l := &load{answered: map[string]bool{}, stop: make(chan struct{})}
 	client := &fasthttp.Client{MaxConnsPerHost: workers * 2, ReadTimeout: 5 * time.Second, WriteTimeout: 5 * time.Second}
 	prefix := fmt.Sprintf("%08x", time.Now().UnixNano()&0xffffffff)
@@ -212,7 +212,7 @@ func startLoad(t *testing.T, url string, workers int, max int64) *load {
 				default:
 				}
 				n := l.sent.Add(1)
-				if n > max {
+				if n > limit {
 					return
 				}
 				id := fmt.Sprintf("%s-%04x-4000-8000-%012x", prefix, w, i)
@@ -599,13 +599,13 @@ func readSpill(t *testing.T, dir string) []spillRecord {
 			if n == 0 || end > int64(len(b)) {
 				break
 			}
-			var batch ingest.Batch
+			var batch event.Batch
 			if err := batch.UnmarshalRecord(b[off+8 : end]); err != nil {
 				t.Fatal(err)
 			}
 			r := spillRecord{file: f, off: off, end: end, payloadOff: off + 8}
-			var e ingest.Event
-			if err := batch.Each(&e, func(e *ingest.Event) error { r.ids = append(r.ids, e.ID.String()); return nil }); err != nil {
+			var e event.Event
+			if err := batch.Each(&e, func(e *event.Event) error { r.ids = append(r.ids, e.ID.String()); return nil }); err != nil {
 				t.Fatal(err)
 			}
 			out = append(out, r)

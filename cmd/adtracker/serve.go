@@ -19,7 +19,10 @@ import (
 
 	"github.com/adtracker/adtracker/catalog"
 	"github.com/adtracker/adtracker/ingest"
+	"github.com/adtracker/adtracker/ingest/decode"
+	"github.com/adtracker/adtracker/ingest/event"
 	"github.com/adtracker/adtracker/ingest/pipeline"
+	"github.com/adtracker/adtracker/internal/httpx"
 	"github.com/adtracker/adtracker/query"
 	"github.com/adtracker/adtracker/ratelimit"
 	"github.com/adtracker/adtracker/server"
@@ -107,7 +110,7 @@ func serve(args []string) error {
 		log.Warn("events recovered from the ring file will be replayed", zap.Int64("events", n))
 	}
 
-	proxies, err := ingest.ParseProxies(cfg.HTTP.TrustedProxies)
+	proxies, err := httpx.ParseProxies(cfg.HTTP.TrustedProxies)
 	if err != nil {
 		log.Error("invalid configuration", zap.Error(err))
 		closePipe(pipe, log)
@@ -140,11 +143,11 @@ func serve(args []string) error {
 		Checks: readinessChecks(pg, sink, cat, pipe),
 	})
 	h := &ingest.Handlers{
-		Decoder: &ingest.Decoder{Limits: ingest.Limits{
-			MaxFutureSkew: cfg.Ingest.MaxFutureSkew, MaxAge: cfg.Ingest.MaxAge, MaxPlayback: ingest.DefaultLimits().MaxPlayback,
+		Decoder: &decode.Decoder{Limits: decode.Limits{
+			MaxFutureSkew: cfg.Ingest.MaxFutureSkew, MaxAge: cfg.Ingest.MaxAge, MaxPlayback: decode.DefaultLimits().MaxPlayback,
 			MaxBatchItems: cfg.Ingest.MaxBatchItems,
 		}},
-		Queue: pipe, Catalog: catalogAdapter{cat}, Proxies: proxies, IDs: ingest.NewIDs(),
+		Queue: pipe, Catalog: catalogAdapter{cat}, Proxies: proxies, IDs: event.NewIDs(),
 	}
 	h.Register(srv.Router)
 	catalog.RegisterRoutes(srv.Router, &catalog.Handlers{Repo: pg, AdminToken: cfg.Admin.Token, Logger: log.Named("ads")})

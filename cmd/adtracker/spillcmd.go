@@ -12,7 +12,7 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/adtracker/adtracker/ingest"
+	"github.com/adtracker/adtracker/ingest/event"
 	"github.com/adtracker/adtracker/ingest/pipeline"
 	"github.com/adtracker/adtracker/ingest/spill"
 	chstore "github.com/adtracker/adtracker/storage/clickhouse"
@@ -72,7 +72,7 @@ func spillCmd(args []string) error {
 func spillLs(w io.Writer, dir string) error {
 	type segCount struct{ events, undecodable int }
 	counts := map[string]*segCount{}
-	var b ingest.Batch
+	var b event.Batch
 	r, err := spill.Inspect(dir, func(seg string, rec []byte) {
 		c := counts[seg]
 		if c == nil {

@@ -11,21 +11,21 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/adtracker/adtracker/ingest"
+	"github.com/adtracker/adtracker/ingest/event"
 	"github.com/adtracker/adtracker/ingest/pipeline"
 	"github.com/adtracker/adtracker/ingest/spill"
 	"github.com/adtracker/adtracker/storage/clickhouse/chtest"
 )
 
-func cmdEvent(i int) *ingest.Event {
-	e := &ingest.Event{Type: ingest.TypeClick, AdID: uint64(i%3 + 1), EventTime: 1745247600, ReceiveTime: 1745247600}
+func cmdEvent(i int) *event.Event {
+	e := &event.Event{Type: event.TypeClick, AdID: uint64(i%3 + 1), EventTime: 1745247600, ReceiveTime: 1745247600}
 	e.ID[0], e.ID[1], e.ID[2], e.ID[3] = byte(i>>24), byte(i>>16), byte(i>>8), byte(i)
 	e.ID[6], e.ID[8] = 0x40, 0x80
 	return e
 }
 
 func batchRecord(from, n int) []byte {
-	var b ingest.Batch
+	var b event.Batch
 	for i := from; i < from+n; i++ {
 		b.Append(cmdEvent(i))
 	}
@@ -90,8 +90,8 @@ type refusal struct{}
 func (refusal) Error() string   { return "refused for the test" }
 func (refusal) Retryable() bool { return false }
 
-func (refuseAll) Insert(context.Context, *ingest.Batch) error { return refusal{} }
-func (refuseAll) Ping(context.Context) error                  { return nil }
+func (refuseAll) Insert(context.Context, *event.Batch) error { return refusal{} }
+func (refuseAll) Ping(context.Context) error                 { return nil }
 
 // deadletter ls lists what a refusing ClickHouse left, and deadletter replay stores it in the real ClickHouse exactly once — also
 // when a replay is repeated after it inserted but before it removed the files (simulated by putting the files back).

@@ -3,7 +3,7 @@ package pipeline
 import (
 	"time"
 
-	"github.com/adtracker/adtracker/ingest"
+	"github.com/adtracker/adtracker/ingest/event"
 )
 
 // idleFlushNaps is how long (in the batcher's 1 ms naps) the input must pause before a partial batch leaves without waiting out
@@ -75,8 +75,8 @@ func (p *Pipeline) batcher() {
 		}
 		idle++
 		// Nothing to read. Nobody waits on the batcher — a batch leaves at most every FlushInterval and the ring holds
-		// seconds of traffic — so a millisecond nap costs no latency, and saves the context switches that a tight poll
-		// showed in profiles (7 % of the server's CPU in scheduling).
+		// seconds of traffic — so a millisecond nap costs no latency, and saves the context switches of a tight poll, which
+		// showed in profiles as scheduling (BENCHMARKS.md, "Design measurements").
 		time.Sleep(time.Millisecond)
 	}
 }
@@ -88,6 +88,6 @@ func (p *Pipeline) newJob() *job {
 	case j := <-p.freeJobs:
 		return j
 	default:
-		return &job{b: ingest.Batch{Refs: make([][]byte, 0, min(p.cfg.BatchSize, 1<<16))}}
+		return &job{b: event.Batch{Refs: make([][]byte, 0, min(p.cfg.BatchSize, 1<<16))}}
 	}
 }

@@ -7,7 +7,7 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/adtracker/adtracker/ingest"
+	"github.com/adtracker/adtracker/ingest/event"
 	"github.com/adtracker/adtracker/ingest/pipeline"
 	chstore "github.com/adtracker/adtracker/storage/clickhouse"
 	"github.com/adtracker/adtracker/storage/clickhouse/chtest"
@@ -15,8 +15,8 @@ import (
 
 const poisonAd = 99
 
-func realEvent(i int, ad uint64) *ingest.Event {
-	e := &ingest.Event{Type: ingest.TypeImpression, AdID: ad, EventTime: 1745247600, ReceiveTime: 1745247600}
+func realEvent(i int, ad uint64) *event.Event {
+	e := &event.Event{Type: event.TypeImpression, AdID: ad, EventTime: 1745247600, ReceiveTime: 1745247600}
 	e.ID[0], e.ID[1], e.ID[2], e.ID[3] = byte(i>>24), byte(i>>16), byte(i>>8), byte(i)
 	e.ID[6], e.ID[8] = 0x40, 0x80 // a valid version-4 UUID
 	return e
@@ -56,7 +56,7 @@ func TestPoisonBatchQuarantinedOnRealClickHouse(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	enqueue := func(e *ingest.Event) {
+	enqueue := func(e *event.Event) {
 		t.Helper()
 		for {
 			if err := p.Enqueue(e); err == nil {

@@ -28,7 +28,7 @@ func TestEnqueueDuringAndAfterClose(t *testing.T) {
 				defer wg.Done()
 				for i := 0; ; i++ {
 					wasClosed := closed.Load()
-					err := p.Enqueue(event(g<<24|i, false))
+					err := p.Enqueue(mkEvent(g<<24|i, false))
 					if wasClosed {
 						if !errors.Is(err, ErrClosed) {
 							errs <- err
@@ -73,7 +73,7 @@ func TestCloseWaitsForEnqueueInFlight(t *testing.T) {
 		t.Fatalf("Close returned (%v) and unmapped the ring while an Enqueue was in flight", err)
 	default:
 	}
-	if !errors.Is(p.Enqueue(event(1, false)), ErrClosed) {
+	if !errors.Is(p.Enqueue(mkEvent(1, false)), ErrClosed) {
 		t.Fatal("Enqueue during Close not refused")
 	}
 	p.inflight.Add(-1) // the handler's ring write is done

@@ -15,13 +15,13 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/adtracker/adtracker/ingest"
+	"github.com/adtracker/adtracker/ingest/event"
 	"github.com/adtracker/adtracker/ingest/spill"
 )
 
 // The dead-letter directory holds batches that ClickHouse refused for good (a permanent error) or that the replayer quarantined
 // (refused too often while ClickHouse was up). Each batch is two files with one name: NAME.batch, the batch in its spill record
-// form (ingest.Batch.MarshalRecord), and NAME.error.txt, the reason and ClickHouse's message. Both appear by rename, the error file
+// form (event.Batch.MarshalRecord), and NAME.error.txt, the reason and ClickHouse's message. Both appear by rename, the error file
 // first, so a NAME.batch is always whole and always has its reason. `adtracker deadletter replay` inserts them again.
 
 // DeadLetterDir is the dead-letter directory's name under the data dir.
@@ -37,7 +37,7 @@ var deadLetterSeq atomic.Uint64 // keeps names unique between inserters and the 
 
 // deadLetter writes b to the dead-letter directory with cause. On success the events are counted as not stored (reason) and
 // logged with the file; on failure nothing is left behind (a full disk must not keep half files) and the caller keeps the batch.
-func (p *Pipeline) deadLetter(b *ingest.Batch, cause error, reason string) error {
+func (p *Pipeline) deadLetter(b *event.Batch, cause error, reason string) error {
 	dir := filepath.Join(p.cfg.Dir, DeadLetterDir)
 	name := fmt.Sprintf("%020d-%06d", time.Now().UnixNano(), deadLetterSeq.Add(1)%1_000_000)
 	base := filepath.Join(dir, name)
@@ -148,17 +148,17 @@ func describeDeadLetter(path string) DeadLetterFile {
 }
 
 // ReadDeadLetter decodes a NAME.batch file and checks that every event in it decodes.
-func ReadDeadLetter(path string) (*ingest.Batch, error) {
+func ReadDeadLetter(path string) (*event.Batch, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
-	b := &ingest.Batch{}
+	b := &event.Batch{}
 	if err := b.UnmarshalRecord(data); err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	var e ingest.Event
-	if err := b.Each(&e, func(*ingest.Event) error { return nil }); err != nil {
+	var e event.Event
+	if err := b.Each(&e, func(*event.Event) error { return nil }); err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	return b, nil

@@ -3,28 +3,28 @@ package pipeline
 import (
 	"hash/maphash"
 
-	"github.com/adtracker/adtracker/ingest"
+	"github.com/adtracker/adtracker/ingest/event"
 )
 
-// window remembers the last N client-chosen event_ids. Only the batcher goroutine uses it, so it needs no lock and the handlers never
+// dupWindow remembers the last N client-chosen event_ids. Only the batcher goroutine uses it, so it needs no lock and the handlers never
 // touch it: duplicate detection costs the request path nothing.
 //
 // The ids live in a FIFO in arrival order (which is also the eviction order); an open-addressing table (linear probing,
 // backward-shift deletion) maps them to their FIFO position. A table entry is 8 bytes: 32 bits of the id's hash, which give both the
 // home slot and a tag that rules out almost every non-match without reading the id, and the FIFO position + 1 (0 = empty slot). A Go
-// map with a delete per insert cost 0.46 µs per event in the bench profile, most of it cache misses; a table holding the 16-byte ids
-// inline cost 0.40 and rehashed every entry a deletion shifted. Here a deletion shifts entries by their stored hash, and the table is
-// half the size (4 MiB for the default 262,144 ids, at a load factor ≤ 0.5). The hash is seeded per process, so ids chosen to
-// collide cannot turn probes into a scan.
-type window struct {
+// map with a delete per insert is mostly cache misses, and a table holding the 16-byte ids inline rehashes every entry a deletion
+// shifts (BENCHMARKS.md, "Design measurements"; BenchmarkWindowSeen against BenchmarkWindowSeenMapReference). Here a deletion shifts
+// entries by their stored hash, and the table is half the size (4 MiB for the default 262,144 ids, at a load factor ≤ 0.5). The hash
+// is seeded per process, so ids chosen to collide cannot turn probes into a scan.
+type dupWindow struct {
 	table []uint64
 	mask  uint64
 	seed  maphash.Seed
-	fifo  []ingest.UUID
+	fifo  []event.UUID
 	next  int
 }
 
-func newWindow(n int) *window {
+func newDupWindow(n int) *dupWindow {
 	if n <= 0 {
 		return nil
 	}
@@ -33,10 +33,10 @@ func newWindow(n int) *window {
 	for size < 2*n { // load factor ≤ 0.5 keeps linear-probe runs short
 		size <<= 1
 	}
-	return &window{table: make([]uint64, size), mask: uint64(size - 1), seed: maphash.MakeSeed(), fifo: make([]ingest.UUID, 0, n)}
+	return &dupWindow{table: make([]uint64, size), mask: uint64(size - 1), seed: maphash.MakeSeed(), fifo: make([]event.UUID, 0, n)}
 }
 
-// Offsets of the id and flags in the binary event form (see ingest/codec.go): version u8 | id [16] | type u8 | flags u8.
+// Offsets of the id and flags in the binary event form (see ingest/event/codec.go): version u8 | id [16] | type u8 | flags u8.
 const (
 	offID    = 1
 	offFlags = 18
@@ -45,20 +45,20 @@ const (
 // posMask selects a table entry's FIFO position + 1; the upper 32 bits are the id's hash.
 const posMask = 1<<32 - 1
 
-func (w *window) hash(id *ingest.UUID) uint32 { return uint32(maphash.Bytes(w.seed, id[:])) }
+func (w *dupWindow) hash(id *event.UUID) uint32 { return uint32(maphash.Bytes(w.seed, id[:])) }
 
 // seen reports whether the encoded event carries a client event_id already in the window, and remembers it when not.
-func (w *window) seen(rec []byte) bool {
-	if w == nil || len(rec) <= offFlags || rec[offFlags]&ingest.FlagClientID == 0 {
+func (w *dupWindow) seen(rec []byte) bool {
+	if w == nil || len(rec) <= offFlags || rec[offFlags]&event.FlagClientID == 0 {
 		return false
 	}
-	var id ingest.UUID
+	var id event.UUID
 	copy(id[:], rec[offID:offID+16])
 	return w.seenID(&id)
 }
 
 // seenID reports whether id is in the window, and remembers it when not.
-func (w *window) seenID(idp *ingest.UUID) bool {
+func (w *dupWindow) seenID(idp *event.UUID) bool {
 	id := *idp
 	h := w.hash(&id)
 	i := uint64(h) & w.mask
@@ -87,7 +87,7 @@ func (w *window) seenID(idp *ingest.UUID) bool {
 }
 
 // evict deletes the table entry of FIFO position pos with backward-shift deletion, so no tombstones accumulate and lookups stay short.
-func (w *window) evict(pos int) {
+func (w *dupWindow) evict(pos int) {
 	ref := uint64(pos + 1)
 	i := uint64(w.hash(&w.fifo[pos])) & w.mask
 	for w.table[i]&posMask != ref {
@@ -117,7 +117,7 @@ func (w *window) evict(pos int) {
 }
 
 // ids calls fn with the remembered ids, oldest first.
-func (w *window) ids(fn func(id *ingest.UUID)) {
+func (w *dupWindow) ids(fn func(id *event.UUID)) {
 	if w == nil {
 		return
 	}
@@ -132,8 +132,8 @@ func (w *window) ids(fn func(id *ingest.UUID)) {
 	}
 }
 
-// len is the number of remembered ids.
-func (w *window) len() int {
+// size is the number of remembered ids.
+func (w *dupWindow) size() int {
 	if w == nil {
 		return 0
 	}

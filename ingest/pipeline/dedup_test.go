@@ -4,13 +4,13 @@ import (
 	"math/rand/v2"
 	"testing"
 
-	"github.com/adtracker/adtracker/ingest"
+	"github.com/adtracker/adtracker/ingest/event"
 )
 
-func encodedWithID(id ingest.UUID, client bool) []byte {
-	e := ingest.Event{ID: id, Type: ingest.TypeClick, AdID: 1}
+func encodedWithID(id event.UUID, client bool) []byte {
+	e := event.Event{ID: id, Type: event.TypeClick, AdID: 1}
 	if client {
-		e.Flags = ingest.FlagClientID
+		e.Flags = event.FlagClientID
 	}
 	return e.AppendBinary(nil)
 }
@@ -19,12 +19,12 @@ func encodedWithID(id ingest.UUID, client bool) []byte {
 func TestWindowMatchesReference(t *testing.T) {
 	f := func(size, ids, steps int) {
 		t.Helper()
-		w := newWindow(size)
-		ref := map[ingest.UUID]bool{}
-		var fifo []ingest.UUID
+		w := newDupWindow(size)
+		ref := map[event.UUID]bool{}
+		var fifo []event.UUID
 		r := rand.New(rand.NewPCG(uint64(size), uint64(ids)))
 		for step := 0; step < steps; step++ {
-			var id ingest.UUID
+			var id event.UUID
 			n := r.IntN(ids) + 1
 			id[0], id[1], id[15] = byte(n), byte(n>>8), byte(n>>16)
 			want := ref[id]
@@ -48,8 +48,8 @@ func TestWindowMatchesReference(t *testing.T) {
 }
 
 func TestWindowIgnoresServerIDs(t *testing.T) {
-	w := newWindow(4)
-	var id ingest.UUID
+	w := newDupWindow(4)
+	var id event.UUID
 	id[3] = 7
 	for i := 0; i < 2; i++ {
 		if w.seen(encodedWithID(id, false)) {
@@ -59,17 +59,17 @@ func TestWindowIgnoresServerIDs(t *testing.T) {
 	if w.seen(encodedWithID(id, true)) || !w.seen(encodedWithID(id, true)) {
 		t.Fatal("a client id is a duplicate the second time")
 	}
-	var nilWindow *window
+	var nilWindow *dupWindow
 	if nilWindow.seen(encodedWithID(id, true)) {
 		t.Fatal("a disabled window reports duplicates")
 	}
 }
 
 func BenchmarkWindowSeen(b *testing.B) {
-	w := newWindow(1 << 18)
+	w := newDupWindow(1 << 18)
 	recs := make([][]byte, 1<<20)
 	for i := range recs {
-		var id ingest.UUID
+		var id event.UUID
 		id[0], id[1], id[2], id[15] = byte(i), byte(i>>8), byte(i>>16), 0x5A
 		id[8] = byte(i * 7)
 		recs[i] = encodedWithID(id, true)
@@ -83,13 +83,13 @@ func BenchmarkWindowSeen(b *testing.B) {
 
 // mapWindow is the obvious implementation (the one the table replaced), kept as the benchmark's reference.
 type mapWindow struct {
-	ids  map[ingest.UUID]struct{}
-	fifo []ingest.UUID
+	ids  map[event.UUID]struct{}
+	fifo []event.UUID
 	next int
 }
 
 func (w *mapWindow) seen(rec []byte) bool {
-	var id ingest.UUID
+	var id event.UUID
 	copy(id[:], rec[offID:offID+16])
 	if _, ok := w.ids[id]; ok {
 		return true
@@ -106,10 +106,10 @@ func (w *mapWindow) seen(rec []byte) bool {
 }
 
 func BenchmarkWindowSeenMapReference(b *testing.B) {
-	w := &mapWindow{ids: make(map[ingest.UUID]struct{}, 1<<18), fifo: make([]ingest.UUID, 0, 1<<18)}
+	w := &mapWindow{ids: make(map[event.UUID]struct{}, 1<<18), fifo: make([]event.UUID, 0, 1<<18)}
 	recs := make([][]byte, 1<<20)
 	for i := range recs {
-		var id ingest.UUID
+		var id event.UUID
 		id[0], id[1], id[2], id[15] = byte(i), byte(i>>8), byte(i>>16), 0x5A
 		id[8] = byte(i * 7)
 		recs[i] = encodedWithID(id, true)

@@ -10,7 +10,7 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/adtracker/adtracker/ingest"
+	"github.com/adtracker/adtracker/ingest/event"
 )
 
 // The duplicate window survives a clean stop: Close writes it to DIR/dedup and Open reads it back, before the ids recovered from the
@@ -28,19 +28,19 @@ const (
 var dedupCRC = crc32.MakeTable(crc32.Castagnoli)
 
 // marshalWindow encodes w's ids.
-func marshalWindow(w *window) []byte {
-	n := w.len()
+func marshalWindow(w *dupWindow) []byte {
+	n := w.size()
 	out := make([]byte, 0, len(dedupMagic)+4+16*n+4)
 	out = append(out, dedupMagic...)
-	out = binary.LittleEndian.AppendUint32(out, uint32(n)) // n ≤ 2^31 (newWindow)
-	w.ids(func(id *ingest.UUID) { out = append(out, id[:]...) })
+	out = binary.LittleEndian.AppendUint32(out, uint32(n)) // n ≤ 2^31 (newDupWindow)
+	w.ids(func(id *event.UUID) { out = append(out, id[:]...) })
 	return binary.LittleEndian.AppendUint32(out, crc32.Checksum(out, dedupCRC))
 }
 
 var errDedupCorrupt = errors.New("dedup file corrupt")
 
 // unmarshalWindow remembers the ids in data in w (the newest ones when w is smaller) and returns how many it read.
-func unmarshalWindow(w *window, data []byte) (int, error) {
+func unmarshalWindow(w *dupWindow, data []byte) (int, error) {
 	if len(data) < len(dedupMagic)+8 || string(data[:len(dedupMagic)]) != dedupMagic {
 		return 0, fmt.Errorf("%w: bad header", errDedupCorrupt)
 	}
@@ -57,7 +57,7 @@ func unmarshalWindow(w *window, data []byte) (int, error) {
 		return 0, nil
 	}
 	skip := max(0, n-cap(w.fifo))
-	var id ingest.UUID
+	var id event.UUID
 	for i := skip; i < n; i++ {
 		copy(id[:], ids[16*i:])
 		w.seenID(&id)

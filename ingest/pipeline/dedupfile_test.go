@@ -10,11 +10,11 @@ import (
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
 
-	"github.com/adtracker/adtracker/ingest"
+	"github.com/adtracker/adtracker/ingest/event"
 )
 
-func idN(i int) ingest.UUID {
-	var id ingest.UUID
+func idN(i int) event.UUID {
+	var id event.UUID
 	id[0], id[1], id[2], id[3] = byte(i>>24), byte(i>>16), byte(i>>8), byte(i)
 	id[15] = 0x55
 	return id
@@ -22,17 +22,17 @@ func idN(i int) ingest.UUID {
 
 // The file keeps the newest ids in order: a window that wrapped round, loaded into a smaller one, keeps the newest of them.
 func TestDedupFileRoundTrip(t *testing.T) {
-	w := newWindow(100)
+	w := newDupWindow(100)
 	for i := range 250 { // wraps the FIFO twice
 		id := idN(i)
 		w.seenID(&id)
 	}
 	data := marshalWindow(w)
-	w2 := newWindow(100)
+	w2 := newDupWindow(100)
 	if n, err := unmarshalWindow(w2, data); err != nil || n != 100 {
 		t.Fatalf("load: %d, %v", n, err)
 	}
-	small := newWindow(10)
+	small := newDupWindow(10)
 	if n, err := unmarshalWindow(small, data); err != nil || n != 10 {
 		t.Fatalf("load into a smaller window: %d, %v", n, err)
 	}
@@ -55,7 +55,7 @@ func TestDedupFileRoundTrip(t *testing.T) {
 
 // Any single damaged byte, and any truncation, is detected: the loader starts empty rather than trusting a wrong window.
 func TestDedupFileCorruptionDetected(t *testing.T) {
-	w := newWindow(20)
+	w := newDupWindow(20)
 	for i := range 20 {
 		id := idN(i)
 		w.seenID(&id)
@@ -64,12 +64,12 @@ func TestDedupFileCorruptionDetected(t *testing.T) {
 	for i := range data {
 		bad := append([]byte(nil), data...)
 		bad[i] ^= 0x01
-		if _, err := unmarshalWindow(newWindow(20), bad); err == nil {
+		if _, err := unmarshalWindow(newDupWindow(20), bad); err == nil {
 			t.Fatalf("flipped bit in byte %d of %d not detected", i, len(data))
 		}
 	}
 	for n := range len(data) {
-		if _, err := unmarshalWindow(newWindow(20), data[:n]); err == nil {
+		if _, err := unmarshalWindow(newDupWindow(20), data[:n]); err == nil {
 			t.Fatalf("truncation to %d bytes not detected", n)
 		}
 	}
@@ -121,8 +121,8 @@ func TestDedupSurvivesCleanRestart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if p3.dedup.len() != 0 {
-		t.Fatalf("window holds %d ids from a damaged file", p3.dedup.len())
+	if p3.dedup.size() != 0 {
+		t.Fatalf("window holds %d ids from a damaged file", p3.dedup.size())
 	}
 	_ = p3.Close(context.Background())
 	if logs.FilterField(zap.String("file", path)).Len() != 1 {
@@ -133,7 +133,7 @@ func TestDedupSurvivesCleanRestart(t *testing.T) {
 // The start-up cost of restoring a full default window (262,144 ids, a 4 MiB file): decode, checksum and insert every id.
 func BenchmarkDedupLoadFullWindow(b *testing.B) {
 	n := Defaults().DedupWindow
-	w := newWindow(n)
+	w := newDupWindow(n)
 	for i := range n {
 		id := idN(i)
 		w.seenID(&id)
@@ -142,7 +142,7 @@ func BenchmarkDedupLoadFullWindow(b *testing.B) {
 	b.SetBytes(int64(len(data)))
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := unmarshalWindow(newWindow(n), data); err != nil {
+		if _, err := unmarshalWindow(newDupWindow(n), data); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -151,7 +151,7 @@ func BenchmarkDedupLoadFullWindow(b *testing.B) {
 // The cost at Close of writing a full default window.
 func BenchmarkDedupSaveFullWindow(b *testing.B) {
 	n := Defaults().DedupWindow
-	w := newWindow(n)
+	w := newDupWindow(n)
 	for i := range n {
 		id := idN(i)
 		w.seenID(&id)

@@ -8,7 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/adtracker/adtracker/ingest"
+	"github.com/adtracker/adtracker/ingest/decode"
+	"github.com/adtracker/adtracker/ingest/event"
 	"github.com/adtracker/adtracker/ingest/ring"
 	"github.com/adtracker/adtracker/loadgen"
 )
@@ -16,7 +17,7 @@ import (
 // loadgenEvents makes n events of the load generator's traffic (the whole playback funnel) as the server does: the JSON body through
 // the decoder, the user agent from the request header. uaExtra lengthens every user agent, to see how a slot size copes with other
 // traffic.
-func loadgenEvents(tb testing.TB, n, uaExtra int) []ingest.Event {
+func loadgenEvents(tb testing.TB, n, uaExtra int) []event.Event {
 	tb.Helper()
 	ads := make([]uint64, 100)
 	for i := range ads {
@@ -24,8 +25,8 @@ func loadgenEvents(tb testing.TB, n, uaExtra int) []ingest.Event {
 	}
 	tr := loadgen.NewTraffic(loadgen.TrafficConfig{Ads: ads, Seed: 7}, loadgen.NewIDs([6]byte{1, 2, 3, 4, 5, 6}, 0))
 	ts := time.Now().UTC().AppendFormat(nil, "2006-01-02T15:04:05Z")
-	var d ingest.Decoder
-	out := make([]ingest.Event, n)
+	var d decode.Decoder
+	out := make([]event.Event, n)
 	for i := range out {
 		var le loadgen.Event
 		tr.Next(&le)
@@ -38,7 +39,7 @@ func loadgenEvents(tb testing.TB, n, uaExtra int) []ingest.Event {
 	return out
 }
 
-func encodeAll(evs []ingest.Event) [][]byte {
+func encodeAll(evs []event.Event) [][]byte {
 	out := make([][]byte, len(evs))
 	for i := range evs {
 		out[i] = evs[i].AppendBinary(nil)
@@ -53,7 +54,7 @@ func BenchmarkEnqueueLoadgen(b *testing.B) {
 	for i := range evs {
 		// Server-made ids: cycling 4096 client ids would make every later copy a duplicate, which the batcher drops without
 		// counting it towards a batch, so the ring would stay held until the flush interval.
-		evs[i].Flags &^= ingest.FlagClientID
+		evs[i].Flags &^= event.FlagClientID
 	}
 	cfg := Defaults()
 	cfg.Dir = b.TempDir()

@@ -25,7 +25,7 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/adtracker/adtracker/ingest"
+	"github.com/adtracker/adtracker/ingest/event"
 	"github.com/adtracker/adtracker/ingest/ring"
 	"github.com/adtracker/adtracker/ingest/spill"
 )
@@ -34,7 +34,7 @@ import (
 // can help (see Retryable) and whether the batch may have been stored anyway (see Uncertain). A batch with MaybeStored set must be
 // filtered against what is already stored.
 type Sink interface {
-	Insert(ctx context.Context, b *ingest.Batch) error
+	Insert(ctx context.Context, b *event.Batch) error
 	Ping(ctx context.Context) error
 }
 
@@ -98,7 +98,7 @@ func Defaults() Config {
 	return Config{
 		// 16 MiB of ring file (64 bytes per slot with its sequence word) holding ~64k events of the load generator's traffic
 		// (~200 encoded bytes: 4.2 slots). 56 rather than 64 keeps the file a power of two; against 248 (one slot for events up
-		// to 240 bytes, 4 % denser on that traffic) it degrades gently with longer events (TestRingDensity).
+		// to 240 bytes, slightly denser on that traffic) it degrades gently with longer events (TestRingDensity).
 		RingCapacity:  1 << 18,
 		SlotSize:      56,
 		BatchSize:     24576,
@@ -138,7 +138,7 @@ type Pipeline struct {
 
 	jobs     chan *job
 	freeJobs chan *job // batches between uses; see newJob
-	dedup    *window
+	dedup    *dupWindow
 	dedupAt  string // where Close persists the window and Open loads it
 	wg       sync.WaitGroup
 	stopOnce sync.Once
@@ -153,7 +153,7 @@ type Pipeline struct {
 }
 
 type job struct {
-	b        ingest.Batch
+	b        event.Batch
 	from, to uint64 // ring positions to release
 	records  int    // ring records read into the job, duplicates included
 }
@@ -203,16 +203,16 @@ func Open(cfg Config, sink Sink, log *zap.Logger) (*Pipeline, error) {
 		_ = sq.Close()
 		return nil, err
 	}
-	if r.MaxRecord() < ingest.MaxBinaryLen {
+	if r.MaxRecord() < event.MaxBinaryLen {
 		_ = r.Close()
 		_ = sq.Close()
 		return nil, fmt.Errorf("ring of %d slots of %d bytes holds records up to %d bytes; events need %d",
-			cfg.RingCapacity, cfg.SlotSize, r.MaxRecord(), ingest.MaxBinaryLen)
+			cfg.RingCapacity, cfg.SlotSize, r.MaxRecord(), event.MaxBinaryLen)
 	}
 	p := &Pipeline{
 		cfg: cfg, log: log, ring: r, spill: sq, sink: sink,
 		jobs:     make(chan *job, cfg.Inserters),
-		dedup:    newWindow(cfg.DedupWindow),
+		dedup:    newDupWindow(cfg.DedupWindow),
 		dedupAt:  filepath.Join(cfg.Dir, dedupFile),
 		stopCh:   make(chan struct{}),
 		replayCh: make(chan struct{}),
@@ -252,7 +252,7 @@ func Open(cfg Config, sink Sink, log *zap.Logger) (*Pipeline, error) {
 
 // Enqueue accepts e. On nil the event is in the ring (and the ring file): answer 2xx. It does not allocate or lock. After Close it
 // answers ErrClosed, however late the call comes.
-func (p *Pipeline) Enqueue(e *ingest.Event) error {
+func (p *Pipeline) Enqueue(e *event.Event) error {
 	// Checked before and after announcing the call: once closing is set, new calls return here without touching inflight, so
 	// Close waits only for the few that were already past this line.
 	if p.closing.Load() {
@@ -265,7 +265,7 @@ func (p *Pipeline) Enqueue(e *ingest.Event) error {
 	return err
 }
 
-func (p *Pipeline) enqueue(e *ingest.Event) error {
+func (p *Pipeline) enqueue(e *event.Event) error {
 	if p.closing.Load() {
 		enqueueRefused.WithLabelValues("closing").Inc()
 		return ErrClosed
@@ -274,7 +274,7 @@ func (p *Pipeline) enqueue(e *ingest.Event) error {
 		enqueueRefused.WithLabelValues("spill_quota").Inc()
 		return ErrOverload
 	}
-	var buf [ingest.MaxBinaryLen]byte
+	var buf [event.MaxBinaryLen]byte
 	ok, err := p.ring.Enqueue(e.AppendBinary(buf[:0]))
 	if err != nil {
 		return err
@@ -294,7 +294,7 @@ func (p *Pipeline) Ready() (bool, string) {
 		return false, "draining"
 	case p.quota.full():
 		return false, "spill quota reached"
-	case p.ring.Len() > p.ring.Cap()-p.ring.Slots(ingest.MaxBinaryLen):
+	case p.ring.Len() > p.ring.Cap()-p.ring.Slots(event.MaxBinaryLen):
 		// Not room for the largest event: smaller ones may still fit, but a balancer should look elsewhere.
 		return false, "ring full"
 	}

@@ -9,13 +9,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/adtracker/adtracker/ingest"
+	"github.com/adtracker/adtracker/ingest/event"
 )
 
 // fakeSink stores event ids; it can be switched down (retryable errors), to fail ambiguously, or to refuse permanently.
 type fakeSink struct {
 	mu        sync.Mutex
-	stored    map[ingest.UUID]int
+	stored    map[event.UUID]int
 	down      bool
 	permanent bool
 	uncertain bool   // store the batch, then report a timeout
@@ -30,9 +30,9 @@ func (e sinkErr) Error() string     { return "fake sink error" }
 func (e sinkErr) Retryable() bool   { return !e.perm }
 func (e sinkErr) IsUncertain() bool { return e.unc }
 
-func newFake() *fakeSink { return &fakeSink{stored: map[ingest.UUID]int{}} }
+func newFake() *fakeSink { return &fakeSink{stored: map[event.UUID]int{}} }
 
-func (f *fakeSink) Insert(ctx context.Context, b *ingest.Batch) error {
+func (f *fakeSink) Insert(ctx context.Context, b *event.Batch) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.inserts++
@@ -42,10 +42,10 @@ func (f *fakeSink) Insert(ctx context.Context, b *ingest.Batch) error {
 	if f.permanent {
 		return sinkErr{perm: true}
 	}
-	var e ingest.Event
+	var e event.Event
 	if f.poisonAd != 0 {
 		poison := errors.New("poison")
-		if err := b.Each(&e, func(e *ingest.Event) error {
+		if err := b.Each(&e, func(e *event.Event) error {
 			if e.AdID == f.poisonAd {
 				return poison
 			}
@@ -55,7 +55,7 @@ func (f *fakeSink) Insert(ctx context.Context, b *ingest.Batch) error {
 			return sinkErr{}
 		}
 	}
-	err := b.Each(&e, func(e *ingest.Event) error {
+	err := b.Each(&e, func(e *event.Event) error {
 		if b.MaybeStored && f.stored[e.ID] > 0 {
 			return nil // the real sink filters MaybeStored batches by event_id
 		}
@@ -112,12 +112,12 @@ func testConfig(t *testing.T) Config {
 	return c
 }
 
-func event(i int, clientID bool) *ingest.Event {
-	e := &ingest.Event{Type: ingest.TypeImpression, AdID: uint64(i%5 + 1), EventTime: 1745247600, ReceiveTime: 1745247600}
+func mkEvent(i int, clientID bool) *event.Event {
+	e := &event.Event{Type: event.TypeImpression, AdID: uint64(i%5 + 1), EventTime: 1745247600, ReceiveTime: 1745247600}
 	e.ID[0], e.ID[1], e.ID[2], e.ID[3] = byte(i>>24), byte(i>>16), byte(i>>8), byte(i)
 	e.ID[15] = 0xAA
 	if clientID {
-		e.Flags |= ingest.FlagClientID
+		e.Flags |= event.FlagClientID
 	}
 	return e
 }
@@ -154,7 +154,7 @@ func enqueueN(t *testing.T, p *Pipeline, from, n int, clientID bool) {
 	t.Helper()
 	for i := from; i < from+n; i++ {
 		for {
-			err := p.Enqueue(event(i, clientID))
+			err := p.Enqueue(mkEvent(i, clientID))
 			if err == nil {
 				break
 			}
@@ -220,7 +220,7 @@ func TestSpillQuotaRefuses(t *testing.T) {
 	accepted := 0
 	var refused error
 	for i := 0; i < 100000 && refused == nil; i++ {
-		if err := p.Enqueue(event(i, false)); err != nil {
+		if err := p.Enqueue(mkEvent(i, false)); err != nil {
 			refused = err
 			break
 		}
@@ -237,7 +237,7 @@ func TestSpillQuotaRefuses(t *testing.T) {
 	}
 	sink.set(func(f *fakeSink) { f.down = false })
 	waitFor(t, "all accepted stored", func() bool { n, _ := sink.count(); return n == accepted })
-	waitFor(t, "quota released", func() bool { return p.Enqueue(event(1<<30, false)) == nil })
+	waitFor(t, "quota released", func() bool { return p.Enqueue(mkEvent(1<<30, false)) == nil })
 	p.Close(context.Background())
 	if n, d := sink.count(); n != accepted+1 || d != 0 {
 		t.Fatalf("stored %d of %d, %d duplicates", n, accepted+1, d)
@@ -266,7 +266,7 @@ func TestPermanentErrorGoesToDeadLetter(t *testing.T) {
 	total := 0
 	for _, f := range files {
 		rec, _ := os.ReadFile(f)
-		var b ingest.Batch
+		var b event.Batch
 		if err := b.UnmarshalRecord(rec); err != nil {
 			t.Fatal(err)
 		}
@@ -323,7 +323,7 @@ func TestCloseSpillsAndNextStartReplays(t *testing.T) {
 	if err := p.Close(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if err := p.Enqueue(event(1, false)); !errors.Is(err, ErrClosed) {
+	if err := p.Enqueue(mkEvent(1, false)); !errors.Is(err, ErrClosed) {
 		t.Fatalf("enqueue after close: %v", err)
 	}
 	sink.set(func(f *fakeSink) { f.down = false })
@@ -352,7 +352,7 @@ func TestRecoverFromRingFile(t *testing.T) {
 	enqueueN(t, p, 0, 700, false)
 	// Pretend the first 300 had been inserted just before the crash.
 	for i := 0; i < 300; i++ {
-		sink.stored[event(i, false).ID] = 1
+		sink.stored[mkEvent(i, false).ID] = 1
 	}
 	// "Crash": stop the goroutines without storing or releasing, then unmap; the ring file keeps all 700 published.
 	crash(t, p)
@@ -376,8 +376,8 @@ func BenchmarkEnqueue(b *testing.B) {
 	cfg.Dir = b.TempDir()
 	cfg.BatchSize = 10000
 	// A ring with room for a few hundred ms of this rate, so producers measure the enqueue path, not spinning on a full ring while
-	// the batcher catches up (with the 32768-slot default they spent most of the time refused: 853 ns/op against 267). This event
-	// encodes to 67 bytes, 2 slots of 56: 131k events, as many as the 1<<17 slots of 512 bytes this benchmark had before.
+	// the batcher catches up (with a small ring they spend most of the time refused). This event encodes to 67 bytes, 2 slots of
+	// 56: 131k events.
 	cfg.RingCapacity = 1 << 18
 	sink := &nopSink{}
 	p, err := Open(cfg, sink, nil)
@@ -385,7 +385,7 @@ func BenchmarkEnqueue(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer p.Close(context.Background())
-	e := event(1, false)
+	e := mkEvent(1, false)
 	b.ReportAllocs()
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
@@ -398,8 +398,8 @@ func BenchmarkEnqueue(b *testing.B) {
 
 type nopSink struct{}
 
-func (nopSink) Insert(context.Context, *ingest.Batch) error { return nil }
-func (nopSink) Ping(context.Context) error                  { return nil }
+func (nopSink) Insert(context.Context, *event.Batch) error { return nil }
+func (nopSink) Ping(context.Context) error                 { return nil }
 
 // A client that sent an event right before a crash got no answer and retries it after the restart: the recovered copy and the retry
 // must not both be stored.
@@ -444,7 +444,7 @@ func TestRingTooSmallForEvents(t *testing.T) {
 			p.Close(context.Background())
 		}
 	}
-	// A record may take half the slots: MaxRecord = capacity/2 × slot size − 8; events need ingest.MaxBinaryLen (451).
+	// A record may take half the slots: MaxRecord = capacity/2 × slot size − 8; events need event.MaxBinaryLen (451).
 	f(32, 56, true)  // 888
 	f(16, 56, false) // 440
 	f(2, 512, true)  // 504
@@ -466,7 +466,7 @@ func TestDuplicatesDoNotHoldTheRing(t *testing.T) {
 	const copies = 20 * (1 << 12) // many times what the ring holds
 	refused := 0
 	for i := 0; i < copies; {
-		err := p.Enqueue(event(7, true))
+		err := p.Enqueue(mkEvent(7, true))
 		switch {
 		case err == nil:
 			i++
@@ -502,7 +502,7 @@ func TestRingSmallerThanABatchStillFlows(t *testing.T) {
 	const n = 20000
 	refused := 0
 	for i := 0; i < n; {
-		err := p.Enqueue(event(i, true))
+		err := p.Enqueue(mkEvent(i, true))
 		switch {
 		case err == nil:
 			i++

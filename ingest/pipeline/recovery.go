@@ -6,7 +6,7 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/adtracker/adtracker/ingest"
+	"github.com/adtracker/adtracker/ingest/event"
 	"github.com/adtracker/adtracker/ingest/ring"
 )
 
@@ -14,8 +14,8 @@ import (
 // them before it died, so the replayer filters them by event_id. Only after the spill is synced may the ring be reset. Claims whose
 // checksum failed (only a machine crash causes that) and records that do not decode are counted as not stored and logged.
 func (p *Pipeline) recoverRing(recs []ring.Record, st ring.RecoverStats) error {
-	var b ingest.Batch
-	var e ingest.Event
+	var b event.Batch
+	var e event.Event
 	flush := func() error {
 		if b.N == 0 {
 			return nil

@@ -8,7 +8,7 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/adtracker/adtracker/ingest"
+	"github.com/adtracker/adtracker/ingest/event"
 	"github.com/adtracker/adtracker/ingest/spill"
 )
 
@@ -43,7 +43,7 @@ func (p *Pipeline) replayer() {
 	cursor := cursorAtStart(p.spill.Stats().BadAck > 0)
 	attempt := 0
 	var head headRecord
-	var b ingest.Batch
+	var b event.Batch
 	retry := func() {
 		p.spill.Rewind()
 		p.sleep(backoff(attempt, p.cfg.ReplayBackoff))

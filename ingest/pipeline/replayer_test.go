@@ -6,16 +6,16 @@ import (
 	"testing"
 	"time"
 
-	"github.com/adtracker/adtracker/ingest"
+	"github.com/adtracker/adtracker/ingest/event"
 )
 
-func poisonEvent(i int) *ingest.Event {
-	e := event(i, false)
+func poisonEvent(i int) *event.Event {
+	e := mkEvent(i, false)
 	e.AdID = 99
 	return e
 }
 
-func enqueueEvents(t *testing.T, p *Pipeline, evs []*ingest.Event) {
+func enqueueEvents(t *testing.T, p *Pipeline, evs []*event.Event) {
 	t.Helper()
 	for _, e := range evs {
 		for {
@@ -44,7 +44,7 @@ func TestPoisonRecordDoesNotStopLiveInserts(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer p.Close(context.Background())
-	var poison []*ingest.Event
+	var poison []*event.Event
 	for i := range 10 {
 		poison = append(poison, poisonEvent(1_000_000+i))
 	}
@@ -75,7 +75,7 @@ func TestPoisonRecordQuarantined(t *testing.T) {
 		t.Fatal(err)
 	}
 	enqueueN(t, p, 0, 200, false)
-	var poison []*ingest.Event
+	var poison []*event.Event
 	for i := range 10 {
 		poison = append(poison, poisonEvent(1_000_000+i))
 	}

@@ -7,7 +7,7 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/adtracker/adtracker/ingest"
+	"github.com/adtracker/adtracker/ingest/event"
 	"github.com/adtracker/adtracker/ingest/spill"
 )
 
@@ -83,7 +83,7 @@ func (p *Pipeline) store(j *job) bool {
 }
 
 // spillBatch appends a live batch to the spill within the quota and reports whether it is there.
-func (p *Pipeline) spillBatch(b *ingest.Batch) bool {
+func (p *Pipeline) spillBatch(b *event.Batch) bool {
 	err := p.appendSpill(b, false)
 	if err == nil {
 		batchesFlushed.WithLabelValues("spilled").Inc()
@@ -99,7 +99,7 @@ func (p *Pipeline) spillBatch(b *ingest.Batch) bool {
 
 // refused handles a batch ClickHouse refused for good: the dead-letter directory, else the spill past its quota (the replayer meets
 // it again and dead-letters it once the disk has room). It reports whether either holds the batch; when not, the caller keeps it.
-func (p *Pipeline) refused(b *ingest.Batch, cause error) bool {
+func (p *Pipeline) refused(b *event.Batch, cause error) bool {
 	err := p.deadLetter(b, cause, reasonDeadLettered)
 	if err == nil {
 		return true
@@ -115,7 +115,7 @@ func (p *Pipeline) refused(b *ingest.Batch, cause error) bool {
 	return true
 }
 
-func (p *Pipeline) insert(b *ingest.Batch) error {
+func (p *Pipeline) insert(b *event.Batch) error {
 	ctx, cancel := context.WithTimeout(p.ctx, p.cfg.InsertTimeout)
 	defer cancel()
 	return p.sink.Insert(ctx, b)
@@ -129,7 +129,7 @@ func (p *Pipeline) ping() error {
 }
 
 // appendSpill writes b as one spill record. force ignores the quota (used for data that is already accepted and has nowhere else to go).
-func (p *Pipeline) appendSpill(b *ingest.Batch, force bool) error {
+func (p *Pipeline) appendSpill(b *event.Batch, force bool) error {
 	p.spillMu.Lock()
 	defer p.spillMu.Unlock()
 	if !force && p.cfg.SpillMaxBytes > 0 && p.spill.Bytes()+int64(b.Size()) > p.cfg.SpillMaxBytes {

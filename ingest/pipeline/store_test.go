@@ -53,7 +53,7 @@ func fillDisk(t *testing.T, dir string) string {
 // and returns how many it accepted and the refusal (nil when limit events were all accepted).
 func enqueueUntilRefused(p *Pipeline, limit int) (int, error) {
 	for i := range limit {
-		if err := p.Enqueue(event(i, false)); err != nil {
+		if err := p.Enqueue(mkEvent(i, false)); err != nil {
 			return i, err
 		}
 		if i%50 == 0 {

@@ -58,7 +58,7 @@ func Inspect(dir string, visit func(seg string, rec []byte)) (Report, error) {
 	}
 	ack.Offset = max(ack.Offset, headerSize)
 	r.Ack, r.AckOK = ack, ackOK
-	var sc scanner
+	var sc frameScanner
 	var prev uint64
 	for i, seq := range seqs {
 		if seq < ack.Segment {
@@ -93,7 +93,7 @@ func Inspect(dir string, visit func(seg string, rec []byte)) (Report, error) {
 	return r, nil
 }
 
-func inspectSegment(sc *scanner, path string, from int64, visit func(string, []byte)) (SegmentReport, error) {
+func inspectSegment(sc *frameScanner, path string, from int64, visit func(string, []byte)) (SegmentReport, error) {
 	s := SegmentReport{Name: filepath.Base(path)}
 	f, err := os.Open(path)
 	if err != nil {

@@ -150,11 +150,11 @@ const (
 	frameBad // zero or absurd length, or a checksum mismatch
 )
 
-// scanner reads frames of one segment file through a window, so the reader makes one
+// frameScanner reads frames of one segment file through a window, so the reader makes one
 // read(2) per megabyte rather than two per record, and resync can step byte by byte.
 // Bytes below the committed size of a segment never change, so caching them is safe
 // even while the writer appends to the same file.
-type scanner struct {
+type frameScanner struct {
 	f       *os.File
 	buf     []byte // backing store of win
 	win     []byte // file bytes [winOff, winOff+len(win))
@@ -163,7 +163,7 @@ type scanner struct {
 	budget  int64 // left of resyncBudget for this file
 }
 
-func (sc *scanner) reset(f *os.File) {
+func (sc *frameScanner) reset(f *os.File) {
 	sc.f = f
 	sc.win = nil
 	sc.winOff = 0
@@ -172,7 +172,7 @@ func (sc *scanner) reset(f *os.File) {
 
 // get returns file bytes [off, off+n), refilling the window from off when needed.
 // The caller guarantees off+n <= limit; a file shorter than limit yields io.ErrUnexpectedEOF.
-func (sc *scanner) get(off int64, n int, limit int64) ([]byte, error) {
+func (sc *frameScanner) get(off int64, n int, limit int64) ([]byte, error) {
 	if off >= sc.winOff && off+int64(n) <= sc.winOff+int64(len(sc.win)) {
 		return sc.win[off-sc.winOff:][:n], nil
 	}
@@ -201,7 +201,7 @@ func (sc *scanner) get(off int64, n int, limit int64) ([]byte, error) {
 
 // peek is get without moving the window, for candidate payloads during resync:
 // the byte-by-byte header walk keeps its window.
-func (sc *scanner) peek(off int64, n int) ([]byte, error) {
+func (sc *frameScanner) peek(off int64, n int) ([]byte, error) {
 	if off >= sc.winOff && off+int64(n) <= sc.winOff+int64(len(sc.win)) {
 		return sc.win[off-sc.winOff:][:n], nil
 	}
@@ -222,7 +222,7 @@ func (sc *scanner) peek(off int64, n int) ([]byte, error) {
 }
 
 // frame checks the frame at off. n is the length field when the header could be read.
-func (sc *scanner) frame(off, limit int64) (payload []byte, st frameStatus, n uint32, err error) {
+func (sc *frameScanner) frame(off, limit int64) (payload []byte, st frameStatus, n uint32, err error) {
 	if limit-off < frameSize {
 		return nil, frameShort, 0, nil
 	}
@@ -251,7 +251,7 @@ func (sc *scanner) frame(off, limit int64) (payload []byte, st frameStatus, n ui
 // resync finds where valid frames start again after the bad frame at off, or returns
 // limit when none does. n is the bad frame's length field: when only its payload rotted,
 // the frame right after it is the answer and no byte walk is needed.
-func (sc *scanner) resync(off, limit int64, n uint32) (int64, error) {
+func (sc *frameScanner) resync(off, limit int64, n uint32) (int64, error) {
 	if n > 0 && n <= MaxRecordBytes {
 		next := off + frameSize + int64(n)
 		if next == limit {
@@ -292,7 +292,7 @@ func (sc *scanner) resync(off, limit int64, n uint32) (int64, error) {
 }
 
 // zeros reports whether file bytes [off, limit) are all zero.
-func (sc *scanner) zeros(off, limit int64) (bool, error) {
+func (sc *frameScanner) zeros(off, limit int64) (bool, error) {
 	for off < limit {
 		n := int(min(limit-off, readChunk))
 		b, err := sc.get(off, n, limit)

@@ -126,7 +126,7 @@ type Queue struct {
 	roff     int64
 	rf       *os.File
 	rfSeq    uint64
-	sc       scanner
+	sc       frameScanner
 	readHigh Position   // furthest position Next returned
 	pending  []Position // positions returned by Next and not acked yet, for Stats.Acked
 
@@ -153,7 +153,7 @@ func Open(dir string, opt Options) (*Queue, error) {
 		return nil, err
 	}
 	q := &Queue{path: dir, lock: lock, opt: opt}
-	if err := q.recover(); err != nil {
+	if err := q.loadSegments(); err != nil {
 		q.release()
 		return nil, fmt.Errorf("spill: open %s: %w", dir, err)
 	}
@@ -190,7 +190,9 @@ func (q *Queue) release() {
 
 func (q *Queue) segPath(seq uint64) string { return filepath.Join(q.path, segName(seq)) }
 
-func (q *Queue) recover() error {
+// loadSegments opens the spill directory and reads back what a previous run left: the ack position and the segments after it,
+// counting damage (a bad ack, missing segments).
+func (q *Queue) loadSegments() error {
 	var err error
 	if q.dir, err = os.Open(q.path); err != nil {
 		return err
@@ -245,7 +247,7 @@ func (q *Queue) recover() error {
 		}
 	}
 
-	var sc scanner
+	var sc frameScanner
 	for i, seq := range keep {
 		from := int64(headerSize)
 		if seq == ack.Segment {
@@ -322,7 +324,7 @@ func readAck(path string) (Position, bool, error) {
 // check validates segment seq from offset from on. The last segment is the only one a
 // crash can tear, so only there is a bad tail cut off; elsewhere it is skipped, since
 // the bytes may still help someone debugging.
-func (q *Queue) check(sc *scanner, seq uint64, from int64, last bool) (*segment, error) {
+func (q *Queue) check(sc *frameScanner, seq uint64, from int64, last bool) (*segment, error) {
 	path := q.segPath(seq)
 	flag := os.O_RDONLY
 	if last {

@@ -127,7 +127,7 @@ const (
 )
 
 // compression is LZ4 unless asked otherwise or every address is loopback: there is no network to save on loopback, and both
-// ends pay for it — without it single-event ingest end to end was 3.5–7.4 % faster in three paired runs (BENCHMARKS.md).
+// ends pay for it (BENCHMARKS.md, "Design measurements").
 func compression(c Config) *ch.Compression {
 	switch c.Compression {
 	case CompressionNone:
@@ -249,7 +249,7 @@ func (db *DB) NodeID() string { return db.cfg.NodeID }
 
 // Close closes both pools (and the replicas' pools the cluster check opened).
 func (db *DB) Close() error {
-	db.replicas.close()
+	db.replicas.closeAll()
 	werr := db.write.Close()
 	if err := db.Conn.Close(); err != nil {
 		return err

@@ -10,7 +10,7 @@ import (
 
 	ch "github.com/ClickHouse/clickhouse-go/v2"
 
-	"github.com/adtracker/adtracker/ingest"
+	"github.com/adtracker/adtracker/ingest/event"
 	"github.com/adtracker/adtracker/internal/testenv"
 	"github.com/adtracker/adtracker/migrations"
 )
@@ -130,14 +130,14 @@ func TestMigrateSkipsTooNewThenAppliesAfterUpgrade(t *testing.T) {
 	}
 }
 
-func testBatch(n int, ad uint64) *ingest.Batch {
-	var b ingest.Batch
-	var e ingest.Event
+func testBatch(n int, ad uint64) *event.Batch {
+	var b event.Batch
+	var e event.Event
 	for i := 0; i < n; i++ {
 		e.Reset()
 		e.ID[0], e.ID[1], e.ID[15] = byte(i>>8), byte(i), byte(ad)
 		e.ID[6] = 0x40
-		e.Type = ingest.Types()[i%13]
+		e.Type = event.Types()[i%13]
 		e.AdID = ad
 		e.EventTime = time.Date(2025, 4, 21, 15, 0, i%60, 0, time.UTC).Unix()
 		e.ReceiveTime = e.EventTime + 1

@@ -14,7 +14,7 @@ import (
 	ch "github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
-	"github.com/adtracker/adtracker/ingest"
+	"github.com/adtracker/adtracker/ingest/event"
 )
 
 // Cluster mode (docs/scaling.md): the same tables by name, but events / ad_stats_* are Distributed tables over Replicated*
@@ -109,8 +109,8 @@ type replica struct {
 	conn  driver.Conn
 }
 
-// close closes every pool; the next replicaConns opens them again from system.clusters.
-func (r *replicaSet) close() {
+// closeAll closes every pool; the next replicaConns opens them again from system.clusters.
+func (r *replicaSet) closeAll() {
 	if r == nil {
 		return
 	}
@@ -173,7 +173,7 @@ func (db *DB) replicaConns(ctx context.Context) ([]replica, error) {
 // storedOnCluster runs the stored-event queries (with %s for the table) on events_local of every replica and unions what they find.
 // A replica that cannot answer is tolerated only when another replica of its shard provably holds everything the shard
 // acknowledged (caughtUp); otherwise the check fails, retryably, naming the replica — the batch waits rather than risk a duplicate.
-func (db *DB) storedOnCluster(ctx context.Context, queries []string, out map[ingest.UUID]struct{}) error {
+func (db *DB) storedOnCluster(ctx context.Context, queries []string, out map[event.UUID]struct{}) error {
 	targets, err := db.replicaConns(ctx)
 	if err != nil {
 		return err
@@ -205,7 +205,7 @@ func (db *DB) storedOnCluster(ctx context.Context, queries []string, out map[ing
 		if !ok {
 			// The next check lists the replicas again: an operator who removes a dead replica from remote_servers unblocks the
 			// replay without restarting this node.
-			db.replicas.close()
+			db.replicas.closeAll()
 			return fmt.Errorf("%w (no other replica of shard %d is known to hold all of its rows)", ferr, shard)
 		}
 	}

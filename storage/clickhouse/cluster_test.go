@@ -11,7 +11,7 @@ import (
 
 	ch "github.com/ClickHouse/clickhouse-go/v2"
 
-	"github.com/adtracker/adtracker/ingest"
+	"github.com/adtracker/adtracker/ingest/event"
 	"github.com/adtracker/adtracker/internal/testenv"
 )
 
@@ -163,8 +163,8 @@ func TestClusterConfigErrors(t *testing.T) {
 	f(cl.Name, "my-db", `clickhouse.database "my-db"`)
 }
 
-func clusterBatches(n, ads int) []*ingest.Batch {
-	var out []*ingest.Batch
+func clusterBatches(n, ads int) []*event.Batch {
+	var out []*event.Batch
 	for ad := 1; ad <= ads; ad++ {
 		out = append(out, testBatch(n, uint64(ad)))
 	}

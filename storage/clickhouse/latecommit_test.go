@@ -9,7 +9,7 @@ import (
 	ch "github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
-	"github.com/adtracker/adtracker/ingest"
+	"github.com/adtracker/adtracker/ingest/event"
 )
 
 // slowCommit makes the server take ~2.4 s between receiving the last block of a 100-row insert and writing its part: a MATERIALIZED
@@ -43,7 +43,7 @@ func waitSettled(t *testing.T, s *Sink, conns ...driver.Conn) {
 }
 
 // uncertainInsert inserts b with a 1 s timeout into a server that commits after ~2.4 s: the data is sent, the answer is not seen.
-func uncertainInsert(t *testing.T, s *Sink, b *ingest.Batch) {
+func uncertainInsert(t *testing.T, s *Sink, b *event.Batch) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
@@ -74,7 +74,7 @@ func rollupEvents(t *testing.T, c driver.Conn) uint64 {
 
 // replayStoresOnce inserts b as a MaybeStored replay with a minute's budget, waits until nothing of s still runs, and fails unless
 // events holds b's 100 rows once each.
-func replayStoresOnce(t *testing.T, s *Sink, db *DB, b *ingest.Batch) {
+func replayStoresOnce(t *testing.T, s *Sink, db *DB, b *event.Batch) {
 	t.Helper()
 	b.MaybeStored = true
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)

@@ -10,7 +10,7 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/google/uuid"
 
-	"github.com/adtracker/adtracker/ingest"
+	"github.com/adtracker/adtracker/ingest/event"
 )
 
 // insertEvents lists the columns explicitly: 18.16 rejects a PrepareBatch without a column list ("expected 0 arguments").
@@ -43,7 +43,7 @@ func NewSink(db *DB) *Sink {
 }
 
 type columns struct {
-	ev          ingest.Event
+	ev          event.Event
 	ids         []uuid.UUID
 	types       []int8
 	adIDs       []uint64
@@ -83,14 +83,14 @@ func (c *columns) str(b []byte) string {
 // fill decodes b into the columns, skipping the events in skip, and hands them over every chunk rows (and once at the end with
 // what is left, possibly nothing); the columns and the arena are reused for the next chunk, so they stay the size of one chunk
 // however large the batch.
-func (c *columns) fill(b *ingest.Batch, skip map[ingest.UUID]struct{}, chunk int, send func(*columns) error) error {
+func (c *columns) fill(b *event.Batch, skip map[event.UUID]struct{}, chunk int, send func(*columns) error) error {
 	c.reset()
 	// Every string and address of an event is inside its encoding, so the encoded size plus 16 bytes of address per event bounds
 	// what the arena receives for one chunk.
-	if need := min(b.Size(), chunk*ingest.MaxBinaryLen) + min(b.N, chunk)*16; cap(c.arena) < need {
+	if need := min(b.Size(), chunk*event.MaxBinaryLen) + min(b.N, chunk)*16; cap(c.arena) < need {
 		c.arena = make([]byte, 0, need)
 	}
-	err := b.Each(&c.ev, func(e *ingest.Event) error {
+	err := b.Each(&c.ev, func(e *event.Event) error {
 		if _, dup := skip[e.ID]; dup {
 			return nil
 		}
@@ -126,10 +126,9 @@ func (s *Sink) Ping(ctx context.Context) error { return classify("ping", s.db.wr
 // insertChunk is how many rows go to the driver at a time. ClickHouse squashes the blocks of one INSERT into one part (up to
 // min_insert_block_size_rows, 1,048,576 by default; checked on 18.16 by TestSinkChunksMakeOnePart), so chunks change nothing in
 // what is stored — one part per table and insert, written when the INSERT ends — while the driver's block and our columns stay
-// one chunk big. The driver builds a new block for every INSERT, so the chunk size sets most of the garbage an insert leaves:
-// `go test -bench SinkInsert` allocated 91 MB per 50k-row insert sent whole, 17.7 MB in 8192-row chunks, 7.7 MB in 2048-row chunks;
-// at 2048 the server's collector ran half as often in an open-loop run of 50k events/s (5 vs 10-11 cycles in 8 s) and its p99 was
-// lower in three of three pairs. Time per event did not change measurably between 512 and 8192.
+// one chunk big. The driver builds a new block for every INSERT, so the chunk size sets most of the garbage an insert leaves, and
+// with it how often the collector runs; time per event hardly depends on it (`go test -bench SinkInsert`; BENCHMARKS.md, "Design
+// measurements").
 const insertChunk = 2048
 
 // Insert stores b in one INSERT, sent in chunks of insertChunk rows; ClickHouse applies it to events and to every materialized
@@ -138,12 +137,12 @@ const insertChunk = 2048
 //
 // The driver's Flush does not watch the context; a server that stops reading is caught by the connection's write deadline
 // (Config.WriteTimeout), and the context is checked between chunks.
-func (s *Sink) Insert(ctx context.Context, b *ingest.Batch) error {
+func (s *Sink) Insert(ctx context.Context, b *event.Batch) error {
 	return s.insert(ctx, b, insertChunk)
 }
 
-func (s *Sink) insert(ctx context.Context, b *ingest.Batch, chunk int) error {
-	var skip map[ingest.UUID]struct{}
+func (s *Sink) insert(ctx context.Context, b *event.Batch, chunk int) error {
+	var skip map[event.UUID]struct{}
 	if b.MaybeStored {
 		var err error
 		if skip, err = s.Stored(ctx, b); err != nil {
@@ -160,7 +159,7 @@ func (s *Sink) insert(ctx context.Context, b *ingest.Batch, chunk int) error {
 }
 
 // send runs one INSERT with query id id.
-func (s *Sink) send(ctx context.Context, b *ingest.Batch, skip map[ingest.UUID]struct{}, chunk int, id string) error {
+func (s *Sink) send(ctx context.Context, b *event.Batch, skip map[event.UUID]struct{}, chunk int, id string) error {
 	var c *columns
 	select {
 	case c = <-s.free:

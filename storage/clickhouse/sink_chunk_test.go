@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/adtracker/adtracker/ingest"
+	"github.com/adtracker/adtracker/ingest/event"
 	"github.com/adtracker/adtracker/internal/testenv"
 )
 
@@ -98,15 +98,15 @@ func TestSinkWriteStallEndsInsert(t *testing.T) {
 	}
 }
 
-func randomBatch(n int) *ingest.Batch {
-	var b ingest.Batch
-	var e ingest.Event
+func randomBatch(n int) *event.Batch {
+	var b event.Batch
+	var e event.Event
 	rng := rand.New(rand.NewPCG(1, 2))
 	ua := make([]byte, 200)
 	for i := 0; i < n; i++ {
 		e.Reset()
 		e.ID[0], e.ID[1], e.ID[2], e.ID[6] = byte(i>>16), byte(i>>8), byte(i), 0x40
-		e.Type, e.AdID = ingest.TypeImpression, 5
+		e.Type, e.AdID = event.TypeImpression, 5
 		e.EventTime = time.Date(2025, 4, 21, 15, 0, 0, 0, time.UTC).Unix()
 		e.ReceiveTime = e.EventTime
 		for j := range ua {

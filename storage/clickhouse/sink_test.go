@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/adtracker/adtracker/ingest"
+	"github.com/adtracker/adtracker/ingest/event"
 )
 
 // The sink's strings alias one arena that the next insert overwrites; every row must still arrive with its own viewer, session and
@@ -17,13 +17,13 @@ func TestSinkStringsSurviveArenaReuse(t *testing.T) {
 	ctx := context.Background()
 	s := NewSink(db)
 	want := map[string]string{} // viewer → "session|ua"
-	mk := func(first, n int, refs bool) *ingest.Batch {
+	mk := func(first, n int, refs bool) *event.Batch {
 		t.Helper()
-		var b ingest.Batch
+		var b event.Batch
 		for i := first; i < first+n; i++ {
-			var e ingest.Event
+			var e event.Event
 			e.ID[0], e.ID[1], e.ID[6], e.ID[15] = byte(i>>8), byte(i), 0x40, 0x5A
-			e.Type, e.AdID, e.EventTime, e.ReceiveTime = ingest.TypeImpression, 3, 1745247600, 1745247600
+			e.Type, e.AdID, e.EventTime, e.ReceiveTime = event.TypeImpression, 3, 1745247600, 1745247600
 			e.SetIP(net.ParseIP("198.51.100.9"))
 			v, sess := fmt.Sprintf("viewer-%d", i), fmt.Sprintf("s%d", i/3)
 			ua := "Mozilla/5.0 " + strings.Repeat(string(rune('a'+i%26)), i%200)
@@ -39,7 +39,7 @@ func TestSinkStringsSurviveArenaReuse(t *testing.T) {
 		}
 		return &b
 	}
-	for _, b := range []*ingest.Batch{mk(0, 700, true), mk(700, 300, false), mk(1000, 50, true)} {
+	for _, b := range []*event.Batch{mk(0, 700, true), mk(700, 300, false), mk(1000, 50, true)} {
 		if err := s.insert(ctx, b, 128); err != nil { // small chunks: the arena is reused within a batch too
 			t.Fatal(err)
 		}

@@ -7,7 +7,7 @@ import (
 
 	"github.com/google/uuid"
 
-	"github.com/adtracker/adtracker/ingest"
+	"github.com/adtracker/adtracker/ingest/event"
 )
 
 // storedChunk bounds the IN list so the query stays under 18.16's default max_query_size (256 KiB): 2000 UUIDs ≈ 80 KB of text.
@@ -16,15 +16,15 @@ const storedChunk = 2000
 // Stored returns the event_ids of b that are already in the events table. It first waits until no insert whose outcome is unknown
 // can still commit (settle, latecommit.go), so the answer is final. It narrows by ad_id and event_time (the sorting key) so it
 // reads only the granules those events could be in.
-func (s *Sink) Stored(ctx context.Context, b *ingest.Batch) (map[ingest.UUID]struct{}, error) {
+func (s *Sink) Stored(ctx context.Context, b *event.Batch) (map[event.UUID]struct{}, error) {
 	if err := s.settle(ctx); err != nil {
 		return nil, err
 	}
 	ads := map[uint64]struct{}{}
 	var ids []string
 	var minT, maxT int64
-	var ev ingest.Event
-	err := b.Each(&ev, func(e *ingest.Event) error {
+	var ev event.Event
+	err := b.Each(&ev, func(e *event.Event) error {
 		ads[e.AdID] = struct{}{}
 		ids = append(ids, e.ID.String())
 		if minT == 0 || e.EventTime < minT {
@@ -38,7 +38,7 @@ func (s *Sink) Stored(ctx context.Context, b *ingest.Batch) (map[ingest.UUID]str
 	if err != nil {
 		return nil, &Error{Op: "decode batch", Permanent: true, Err: err}
 	}
-	out := map[ingest.UUID]struct{}{}
+	out := map[event.UUID]struct{}{}
 	if len(ids) == 0 {
 		return out, nil
 	}
@@ -69,7 +69,7 @@ func (s *Sink) Stored(ctx context.Context, b *ingest.Batch) (map[ingest.UUID]str
 	return out, nil
 }
 
-func storedOn(ctx context.Context, r replica, q string, out map[ingest.UUID]struct{}) error {
+func storedOn(ctx context.Context, r replica, q string, out map[event.UUID]struct{}) error {
 	rows, err := r.conn.Query(ctx, q)
 	if err != nil {
 		return classify("check stored on "+r.addr, err, false)
@@ -80,7 +80,7 @@ func storedOn(ctx context.Context, r replica, q string, out map[ingest.UUID]stru
 		if err := rows.Scan(&u); err != nil {
 			return classify("check stored on "+r.addr, err, false)
 		}
-		out[ingest.UUID(u)] = struct{}{}
+		out[event.UUID(u)] = struct{}{}
 	}
 	return classify("check stored on "+r.addr, rows.Err(), false)
 }

@@ -1,6 +1,10 @@
-package ingest
+package decode
 
-import "github.com/valyala/fasthttp"
+import (
+	"github.com/valyala/fasthttp"
+
+	"github.com/adtracker/adtracker/ingest/event"
+)
 
 // DecodePixel decodes a VAST tracking pixel's query into e (which the caller has Reset); typ
 // comes from the route's {event} segment, VAST camelCase allowed ("firstQuartile").
@@ -32,12 +36,12 @@ import "github.com/valyala/fasthttp"
 // For every optional parameter, an empty value, an unexpanded macro ("[TIMESTAMP]": the player
 // did not support it) and VAST 4.1's -1 (unknown) / -2 (withheld) mean absent. A known
 // parameter given twice is rejected. Errors name the parameter as Field ("ad_id", "t", "pt").
-func (d *Decoder) DecodePixel(args *fasthttp.Args, typ Type, e *Event) *FieldError {
+func (d *Decoder) DecodePixel(args *fasthttp.Args, typ event.Type, e *event.Event) *FieldError {
 	if !typ.Valid() {
 		// The route's {event} named nothing we track ("creativeView", "close", ...).
 		return badField("type", "type is not a known event type")
 	}
-	w := d.window(typ)
+	w := d.windowFor(typ)
 	var (
 		ferr     *FieldError
 		seen     uint8
@@ -96,7 +100,7 @@ func (d *Decoder) DecodePixel(args *fasthttp.Args, typ Type, e *Event) *FieldErr
 			if pixelAbsent(v) {
 				break
 			}
-			if len(v) > MaxIDLen {
+			if len(v) > event.MaxIDLen {
 				err = tooLongID("vid")
 			} else if err = checkID("vid", v); err == nil {
 				e.SetViewerID(v)
@@ -106,7 +110,7 @@ func (d *Decoder) DecodePixel(args *fasthttp.Args, typ Type, e *Event) *FieldErr
 			if pixelAbsent(v) {
 				break
 			}
-			if len(v) > MaxIDLen {
+			if len(v) > event.MaxIDLen {
 				err = tooLongID("sid")
 			} else if err = checkID("sid", v); err == nil {
 				e.SetSessionID(v)

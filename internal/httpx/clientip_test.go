@@ -1,4 +1,4 @@
-package ingest
+package httpx
 
 import (
 	"net"
@@ -62,18 +62,6 @@ func TestClientIPEveryForwardedLine(t *testing.T) {
 	f("198.51.100.1", l{"203.0.113.9", "10.1.2.3"}, "198.51.100.1")
 	// No header at all.
 	f("192.0.2.10", nil, "192.0.2.10")
-}
-
-// Two lines through the handler: the stored address is the one the proxy vouched for.
-func TestForgedFirstForwardedLineNotStored(t *testing.T) {
-	q := &fakeQueue{}
-	r := newTestHandlers(q, "192.0.2.10")
-	ctx := xffCtx("192.0.2.10", "6.6.6.6", "203.0.113.77")
-	ctx.Request.SetBodyString(`{"ad_id":1}`)
-	r.Handler(ctx)
-	if ctx.Response.StatusCode() != 202 || len(q.events) != 1 || q.events[0].IPString() != "203.0.113.77" {
-		t.Fatalf("%d %s: stored %v", ctx.Response.StatusCode(), ctx.Response.Body(), q.events)
-	}
 }
 
 func TestClientIPAllocs(t *testing.T) {

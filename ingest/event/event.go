@@ -1,5 +1,5 @@
-// Package ingest turns HTTP requests from players and SDKs into validated events and hands them to the pipeline.
-package ingest
+// Package event is the event model: Event, Type, UUID, their binary codec, Batch and its record format, and event ids.
+package event
 
 import (
 	"encoding/hex"
@@ -27,24 +27,25 @@ const (
 	TypeMute
 	TypeUnmute
 	TypeError
-	typeCount
+	// NumTypes is one more than the last type: the length of arrays indexed by Type.
+	NumTypes
 )
 
-var typeNames = [typeCount]string{
+var typeNames = [NumTypes]string{
 	"", "impression", "click", "start", "first_quartile", "midpoint", "third_quartile",
 	"complete", "skip", "pause", "resume", "mute", "unmute", "error",
 }
 
 // String returns the schema name of t ("first_quartile"), or "" when t is not a known type.
 func (t Type) String() string {
-	if t >= typeCount {
+	if t >= NumTypes {
 		return ""
 	}
 	return typeNames[t]
 }
 
 // Valid reports whether t is one of the schema's types.
-func (t Type) Valid() bool { return t > TypeUnknown && t < typeCount }
+func (t Type) Valid() bool { return t > TypeUnknown && t < NumTypes }
 
 // ParseType maps a schema name ("first_quartile") to its Type; it also accepts the VAST
 // camelCase spellings ("firstQuartile") so pixel URLs and JSON agree. It does not allocate.
@@ -82,8 +83,8 @@ func ParseType(b []byte) Type {
 
 // Types lists every valid type in Enum8 order.
 func Types() []Type {
-	out := make([]Type, 0, typeCount-1)
-	for t := TypeImpression; t < typeCount; t++ {
+	out := make([]Type, 0, NumTypes-1)
+	for t := TypeImpression; t < NumTypes; t++ {
 		out = append(out, t)
 	}
 	return out
@@ -176,43 +177,26 @@ type UUID [16]byte
 // ErrBadUUID is returned for text that is not a canonical 36-character UUID.
 var ErrBadUUID = errors.New("not a UUID")
 
-// ParseUUID parses the canonical 8-4-4-4-12 hex form without allocating.
+// ParseUUID parses the canonical 8-4-4-4-12 hex form (either case) without allocating. Not google/uuid's ParseBytes: that one
+// reads three more forms (braced, urn:uuid:, 32 digits) and keeps its argument in an error (fmt.Errorf), so every buffer
+// passed to it would move to the heap.
 func ParseUUID(b []byte) (UUID, error) {
 	var u UUID
 	if len(b) != 36 || b[8] != '-' || b[13] != '-' || b[18] != '-' || b[23] != '-' {
 		return u, ErrBadUUID
 	}
 	j := 0
-	for i := 0; i < 36; {
-		if i == 8 || i == 13 || i == 18 || i == 23 {
-			i++
-			continue
-		}
-		hi, ok1 := unhex(b[i])
-		lo, ok2 := unhex(b[i+1])
-		if !ok1 || !ok2 {
+	for _, g := range [5][2]int{{0, 8}, {9, 13}, {14, 18}, {19, 23}, {24, 36}} {
+		n, err := hex.Decode(u[j:], b[g[0]:g[1]])
+		if err != nil {
 			return UUID{}, ErrBadUUID
 		}
-		u[j] = hi<<4 | lo
-		j++
-		i += 2
+		j += n
 	}
 	return u, nil
 }
 
-func unhex(c byte) (byte, bool) {
-	switch {
-	case c >= '0' && c <= '9':
-		return c - '0', true
-	case c >= 'a' && c <= 'f':
-		return c - 'a' + 10, true
-	case c >= 'A' && c <= 'F':
-		return c - 'A' + 10, true
-	}
-	return 0, false
-}
-
-// AppendString appends the canonical text form of u to dst.
+// AppendString appends the canonical text form of u to dst. Hand-written: google/uuid only formats into a new string.
 func (u UUID) AppendString(dst []byte) []byte {
 	var buf [36]byte
 	hex.Encode(buf[0:8], u[0:4])

@@ -1,4 +1,4 @@
-package ingest
+package decode
 
 import (
 	"bytes"
@@ -13,6 +13,7 @@ import (
 	"testing"
 	"unicode/utf8"
 
+	"github.com/adtracker/adtracker/ingest/event"
 	"github.com/valyala/fastjson"
 )
 
@@ -153,12 +154,12 @@ func hasControl(b []byte) bool {
 func isBlank(b []byte) bool { return firstNonBlank(b) < 0 }
 
 // DecodeJSON has the contract of Decoder.DecodeJSON.
-func (f *fastjsonDecoder) DecodeJSON(body []byte, typ Type, e *Event) *FieldError {
-	w := f.d.window(typ)
+func (f *fastjsonDecoder) DecodeJSON(body []byte, typ event.Type, e *event.Event) *FieldError {
+	w := f.d.windowFor(typ)
 	return f.document(body, &w, e)
 }
 
-func (f *fastjsonDecoder) document(body []byte, w *window, e *Event) *FieldError {
+func (f *fastjsonDecoder) document(body []byte, w *acceptWindow, e *event.Event) *FieldError {
 	if isBlank(body) {
 		return badField("body", "body is empty")
 	}
@@ -173,8 +174,8 @@ func (f *fastjsonDecoder) document(body []byte, w *window, e *Event) *FieldError
 }
 
 // DecodeBatch has the contract of Decoder.DecodeBatch.
-func (f *fastjsonDecoder) DecodeBatch(body []byte, ndjson bool, e *Event, fn func(i int, e *Event, err *FieldError)) *FieldError {
-	w := f.d.window(TypeUnknown)
+func (f *fastjsonDecoder) DecodeBatch(body []byte, ndjson bool, e *event.Event, fn func(i int, e *event.Event, err *FieldError)) *FieldError {
+	w := f.d.windowFor(event.TypeUnknown)
 	if ndjson {
 		f.lines(body, &w, e, fn)
 		return nil
@@ -218,7 +219,7 @@ func firstNonBlank(b []byte) int {
 	return -1
 }
 
-func (f *fastjsonDecoder) lines(body []byte, w *window, e *Event, fn func(i int, e *Event, err *FieldError)) {
+func (f *fastjsonDecoder) lines(body []byte, w *acceptWindow, e *event.Event, fn func(i int, e *event.Event, err *FieldError)) {
 	i := 0
 	for line := range bytes.Lines(body) { // the "\n" each keeps is JSON whitespace
 		if isBlank(line) {
@@ -257,7 +258,7 @@ func fjAbsent(v *fastjson.Value) bool {
 }
 
 // object decodes one parsed object into e with the scanner's field rules.
-func (f *fastjsonDecoder) object(v *fastjson.Value, w *window, e *Event) *FieldError {
+func (f *fastjsonDecoder) object(v *fastjson.Value, w *acceptWindow, e *event.Event) *FieldError {
 	o, _ := v.Object()
 	var (
 		ferr     *FieldError
@@ -295,7 +296,7 @@ func (f *fastjsonDecoder) number(v *fastjson.Value) []byte {
 }
 
 // field applies one key; bit is the key's duplicate-detection bit, 0 for unknown keys.
-func (f *fastjsonDecoder) field(key []byte, v *fastjson.Value, w *window, e *Event, haveTime *bool) (uint16, *FieldError) {
+func (f *fastjsonDecoder) field(key []byte, v *fastjson.Value, w *acceptWindow, e *event.Event, haveTime *bool) (uint16, *FieldError) {
 	kind := v.Type()
 	switch string(key) {
 	case "ad_id":
@@ -338,7 +339,7 @@ func (f *fastjsonDecoder) field(key []byte, v *fastjson.Value, w *window, e *Eve
 		}
 		s, ok := fjString(v, 64)
 		if ok {
-			e.IP, ok = ParseIP(s)
+			e.IP, ok = event.ParseIP(s)
 		}
 		if !ok {
 			return seenIP, badField("ip", "ip must be an ipv4 or ipv6 address")
@@ -432,8 +433,8 @@ func fjID(dst []byte, v *fastjson.Value, field string) (int, *FieldError) {
 // fjInput is one document to run through both decoders.
 type fjInput struct {
 	body   []byte
-	typ    Type // for single documents
-	ndjson bool // for batches
+	typ    event.Type // for single documents
+	ndjson bool       // for batches
 }
 
 // readCorpus reads a fuzz corpus directory of go test fuzz v1 files whose first argument is
@@ -466,7 +467,7 @@ func readCorpus(t *testing.T, dir string) []fjInput {
 			if err != nil {
 				t.Fatalf("%s: %v", name, err)
 			}
-			in.typ = Type(uint8(c) % uint8(typeCount)) // as FuzzDecodeJSON maps it
+			in.typ = event.Type(uint8(c) % uint8(event.NumTypes)) // as FuzzDecodeJSON maps it
 		case arg == "bool(true":
 			in.ndjson = true
 		case arg == "bool(false":
@@ -483,32 +484,32 @@ func readCorpus(t *testing.T, dir string) []fjInput {
 // names (duplicate keys, invalid UTF-8, deep nesting, big numbers, escapes).
 func singleInputs(t *testing.T) []fjInput {
 	ins := readCorpus(t, "FuzzDecodeJSON")
-	add := func(typ Type, bodies ...string) {
+	add := func(typ event.Type, bodies ...string) {
 		for _, b := range bodies {
 			ins = append(ins, fjInput{body: []byte(b), typ: typ})
 		}
 	}
-	add(TypeClick, seedBody, ``, " \n", `[]`, `"x"`, `42`, `{}`, `{"x":1}`, `{"ad_id":1}x`, `{"ad_id":1`, `{"ad_id":1}{}`,
+	add(event.TypeClick, seedBody, ``, " \n", `[]`, `"x"`, `42`, `{}`, `{"x":1}`, `{"ad_id":1}x`, `{"ad_id":1`, `{"ad_id":1}{}`,
 		`{"ad_id":1,}`, `{,"ad_id":1}`, `{"ad_id" 1}`, `{ad_id:1}`, `{'ad_id':1}`, `{"ad_id":1 /* c */}`,
 		" \t\r\n{ \"ad_id\" : 42 } \n", "\xef\xbb\xbf{\"ad_id\":1}", "\x00", "{\"ad_id\":1}\x00",
 		`{"ad_id":-1,"x":`, `{"ad_id":"x","timestamp":"bad"`, `{"ip":"x","ad_id":0}`, `{"ad_id":0,"ip":"x"}`,
 		`{"ad_id":1,"ad_id":2}`, `{"ad_id":1,"ad\u005fid":1}`, `{"ad_id":1,"viewer_id":"a","viewer_id":null}`,
 		`{"ad_id":1,"x":1,"x":2}`, `{"ad_id":null,"ad_id":1}`, `{"ad_id":0,"ad_id":0}`)
-	add(TypeUnknown, `{"ad_id":1,"type":"click","type":"click"}`, `{"ad_id":1}`, `{"ad_id":1,"type":null}`,
+	add(event.TypeUnknown, `{"ad_id":1,"type":"click","type":"click"}`, `{"ad_id":1}`, `{"ad_id":1,"type":null}`,
 		`{"ad_id":1,"type":"view"}`, `{"ad_id":1,"type":"Click"}`, `{"ad_id":1,"type":1}`,
 		`{"ad_id":1,"type":"`+strings.Repeat("c", 100)+`"}`, `{"type":"firstQuartile","ad_id":3}`,
 		`{"type":"\u0063lick","ad_id":3}`)
-	add(TypeFirstQuartile, `{"type":"firstQuartile","ad_id":3}`, `{"type":"first_quartile","ad_id":3}`)
-	add(TypeClick, `{"ad_id":1,"type":"impression"}`)
-	add(Type(200), `{"ad_id":1}`)
+	add(event.TypeFirstQuartile, `{"type":"firstQuartile","ad_id":3}`, `{"type":"first_quartile","ad_id":3}`)
+	add(event.TypeClick, `{"ad_id":1,"type":"impression"}`)
+	add(event.Type(200), `{"ad_id":1}`)
 	field := func(key string, vals ...string) {
 		for _, v := range vals {
-			add(TypeClick, `{"ad_id":1,"`+key+`":`+v+`}`)
+			add(event.TypeClick, `{"ad_id":1,"`+key+`":`+v+`}`)
 		}
 	}
 	ids := []string{`""`, `null`, `"x"`, `"viewer-1"`, `"a b"`, `"a\nb"`, `"é"`, `5`, `false`, `"a\u0000"`, `"s\u0031"`,
-		`"` + strings.Repeat("x", MaxIDLen) + `"`, `"` + strings.Repeat("x", MaxIDLen+1) + `"`,
-		`"` + strings.Repeat(`\u0078`, MaxIDLen) + `"`, `"` + strings.Repeat(`\u0078`, MaxIDLen+1) + `"`,
+		`"` + strings.Repeat("x", event.MaxIDLen) + `"`, `"` + strings.Repeat("x", event.MaxIDLen+1) + `"`,
+		`"` + strings.Repeat(`\u0078`, event.MaxIDLen) + `"`, `"` + strings.Repeat(`\u0078`, event.MaxIDLen+1) + `"`,
 		`"\ud800x"`, `"\ud83d\ude00"`, `"\/"`, `"\ud800\u0041"`}
 	field("viewer_id", ids...)
 	field("session_id", ids...)
@@ -516,7 +517,7 @@ func singleInputs(t *testing.T) []fjInput {
 		`null`, `0`, `-1`, `-0`, `1.5`, `1.0`, `1e3`, `true`, `{}`, `[1]`, `""`, `"abc"`, `"01"`, `"-1"`, `" 1"`, `42`, `"42"`,
 		`"\u0034\u0032"`, `9223372036854775807`, `"1234567890123456789012345"`, `"` + strings.Repeat("1", 65) + `"`,
 		`9223372036854775808`, `18446744073709551616`, `99999999999999999999999999`, `"9223372036854775808"`, `1-2`, `1e5e5`} {
-		add(TypeClick, `{"ad_id":`+v+`}`)
+		add(event.TypeClick, `{"ad_id":`+v+`}`)
 	}
 	field("x", `tru`, `nul`, `nullx`, `"abc}`, `"abc\"}`, `"a\xb"`, `"a\u12"`, `"a\u12g4"`, "\"a\tb\"", "\"a\x00b\"",
 		"\"\xff\"", "\"\xc3\"", `[1,2}`, `{"a"}}`, `{"a":1,}}`, `[1,]}`, `[}`, `0`, `-0`, `-0.0e-0`, `1E+2`, `""`,
@@ -526,8 +527,8 @@ func singleInputs(t *testing.T) []fjInput {
 		strings.Repeat("[", maxDepth-1)+strings.Repeat("]", maxDepth-1), strings.Repeat("[", maxDepth)+strings.Repeat("]", maxDepth),
 		strings.Repeat(`{"a":`, maxDepth-1)+"1"+strings.Repeat("}", maxDepth-1), strings.Repeat("[", 400)+strings.Repeat("]", 400))
 	// Raw control characters before an escape, which fastjson.ValidateBytes lets through.
-	add(TypeClick, "{\"ad_id\":1,\"session_id\":\"\x1fs\\u0031\"}", "{\"ad_id\":1,\"x\":\"\x01\\n\"}", "{\"ad_id\":1,\"a\tb\\n\":1}")
-	add(TypeClick, "{\"ad_id\":1,\"\xed\xa0\x80\":1}", "{\"ad_id\":1,\"a\tb\":1}", `{"ad_id":1,"a\qb":1}`,
+	add(event.TypeClick, "{\"ad_id\":1,\"session_id\":\"\x1fs\\u0031\"}", "{\"ad_id\":1,\"x\":\"\x01\\n\"}", "{\"ad_id\":1,\"a\tb\\n\":1}")
+	add(event.TypeClick, "{\"ad_id\":1,\"\xed\xa0\x80\":1}", "{\"ad_id\":1,\"a\tb\":1}", `{"ad_id":1,"a\qb":1}`,
 		`{"ad_id":1,"`+strings.Repeat("k", 100)+`":1}`, `{"ad_id":1,"ad_id\ud800":1}`)
 	field("timestamp", `null`, `""`, `1745247600`, `"1745247600"`, `"2025-04-21"`, `"2025-04-21T15:00:00"`,
 		`"2025-04-21 15:00:00Z"`, `"2025-04-21t15:00:00Z"`, `"2025-04-21T15:00:00z"`, `"2025-04-21T15:00:00.Z"`,
@@ -551,7 +552,7 @@ func singleInputs(t *testing.T) []fjInput {
 		`"`+strings.Repeat("a", 250)+`\ud83d\ude00\ud83d\ude00"`, `"a\tb\nc\u0000d\u007f"`, `"\ud800x"`,
 		`"\udc00\ud800"`, `"\ud800\u0041"`, `"\ud83d\ude00"`, `"\uD83D\uDE00"`, `"\ud800"`, `"\ud800\ud800"`,
 		`"\ud83d\u0041\ude00"`, `"`+strings.Repeat("a", 253)+`\ud800x"`)
-	add(TypeUnknown, `{"type":"third_quartile","ad_id":3,"timestamp":"2025-04-21T17:00:00.999+02:00","ip":"2001:db8::1",
+	add(event.TypeUnknown, `{"type":"third_quartile","ad_id":3,"timestamp":"2025-04-21T17:00:00.999+02:00","ip":"2001:db8::1",
 		"video_playback_time":12.3456,"event_id":"0190B3B2-7C4E-7A1B-9C3D-5E6F7A8B9C0D",
 		"viewer_id":"viewer-1","session_id":"s\u0031","user_agent":"Mozilla/5.0 \"x\" \\ \/ \ud83d\ude00"}`,
 		`{"ctx":{"a":[1,2,{"b":"}]\"{"}],"c":null,"d":[[],{}]},"ad_id":9,"z":-1.5e-3,"t":true,"f":false,
@@ -561,7 +562,7 @@ func singleInputs(t *testing.T) []fjInput {
 
 // fjOutcome is what one decode produced, in comparable form.
 type fjOutcome struct {
-	ev  Event
+	ev  event.Event
 	err FieldError
 	ok  bool
 }
@@ -573,7 +574,7 @@ func (o fjOutcome) String() string {
 	return fmt.Sprintf("error %q: %s", o.err.Field, o.err.Msg)
 }
 
-func outcome(e *Event, err *FieldError) fjOutcome {
+func outcome(e *event.Event, err *FieldError) fjOutcome {
 	if err != nil {
 		return fjOutcome{err: *err}
 	}
@@ -645,7 +646,7 @@ func compareAll(t *testing.T, ins []fjInput) map[string][]string {
 		kinds[k] = append(kinds[k], fmt.Sprintf("%q: hand-written %v; fastjson %v", body, old, got))
 	}
 	for _, in := range ins {
-		var e1, e2 Event
+		var e1, e2 event.Event
 		note(in.body, outcome(&e1, d.DecodeJSON(in.body, in.typ, &e1)), outcome(&e2, fj.DecodeJSON(in.body, in.typ, &e2)))
 	}
 	return kinds
@@ -703,10 +704,10 @@ func TestFastjsonMatchesDecodeJSONMutated(t *testing.T) {
 }
 
 // batchOutcome records what DecodeBatch reported, item by item.
-func batchOutcome(decode func([]byte, bool, *Event, func(int, *Event, *FieldError)) *FieldError, in fjInput) []fjOutcome {
-	var e Event
+func batchOutcome(decode func([]byte, bool, *event.Event, func(int, *event.Event, *FieldError)) *FieldError, in fjInput) []fjOutcome {
+	var e event.Event
 	var out []fjOutcome
-	top := decode(in.body, in.ndjson, &e, func(i int, ev *Event, err *FieldError) { out = append(out, outcome(ev, err)) })
+	top := decode(in.body, in.ndjson, &e, func(i int, ev *event.Event, err *FieldError) { out = append(out, outcome(ev, err)) })
 	if top != nil {
 		out = append(out, fjOutcome{err: FieldError{Status: top.Status, Field: "top:" + top.Field, Msg: top.Msg}})
 	}
@@ -761,14 +762,14 @@ func TestFastjsonMatchesDecodeBatch(t *testing.T) {
 // parser has grown.
 func TestFastjsonAllocs(t *testing.T) {
 	fj := &fastjsonDecoder{d: testDecoder()}
-	var e Event
+	var e event.Event
 	full := []byte(`{"type":"click","ad_id":"42","timestamp":"2025-04-21T17:00:00.5+02:00","ip":"2001:db8::1",
 		"video_playback_time":12.5,"event_id":"0190b3b2-7c4e-7a1b-9c3d-5e6f7a8b9c0d","viewer_id":"v\u0031",
 		"session_id":"s","user_agent":"Mozilla/5.0 \ud83d\ude00","extra":{"a":[1,{"b":null}]}}`)
 	for name, b := range map[string][]byte{"seed": []byte(seedBody), "full": full} {
 		n := testing.AllocsPerRun(100, func() {
 			e.Reset()
-			if err := fj.DecodeJSON(b, TypeClick, &e); err != nil {
+			if err := fj.DecodeJSON(b, event.TypeClick, &e); err != nil {
 				t.Fatal(err)
 			}
 		})
@@ -778,7 +779,7 @@ func TestFastjsonAllocs(t *testing.T) {
 	}
 	batch := batchBody(100)
 	n := testing.AllocsPerRun(20, func() {
-		_ = fj.DecodeBatch(batch, false, &e, func(int, *Event, *FieldError) {})
+		_ = fj.DecodeBatch(batch, false, &e, func(int, *event.Event, *FieldError) {})
 	})
 	if n != 0 {
 		t.Errorf("batch of 100: %v allocs, want 0", n)
@@ -786,14 +787,14 @@ func TestFastjsonAllocs(t *testing.T) {
 }
 
 // benchSingle decodes BenchmarkDecodeJSON's body with decode.
-func benchSingle(b *testing.B, decode func([]byte, Type, *Event) *FieldError) {
+func benchSingle(b *testing.B, decode func([]byte, event.Type, *event.Event) *FieldError) {
 	body := []byte(seedBody)
-	var e Event
+	var e event.Event
 	b.ReportAllocs()
 	b.SetBytes(int64(len(body)))
 	for b.Loop() {
 		e.Reset()
-		if err := decode(body, TypeClick, &e); err != nil {
+		if err := decode(body, event.TypeClick, &e); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -811,7 +812,7 @@ func BenchmarkDecodeJSONFastjson(b *testing.B) {
 func BenchmarkDecodeJSONFastjsonPool(b *testing.B) {
 	d := testDecoder()
 	pool := sync.Pool{New: func() any { return &fastjsonDecoder{d: d} }}
-	benchSingle(b, func(body []byte, typ Type, e *Event) *FieldError {
+	benchSingle(b, func(body []byte, typ event.Type, e *event.Event) *FieldError {
 		fj := pool.Get().(*fastjsonDecoder)
 		defer pool.Put(fj)
 		return fj.DecodeJSON(body, typ, e)
@@ -827,11 +828,11 @@ func BenchmarkDecodeJSONFastjsonLax(b *testing.B) {
 func BenchmarkDecodeBatch100Fastjson(b *testing.B) {
 	fj := &fastjsonDecoder{d: testDecoder()}
 	body := batchBody(100)
-	var e Event
+	var e event.Event
 	b.ReportAllocs()
 	b.SetBytes(int64(len(body)))
 	for b.Loop() {
-		if err := fj.DecodeBatch(body, false, &e, func(int, *Event, *FieldError) {}); err != nil {
+		if err := fj.DecodeBatch(body, false, &e, func(int, *event.Event, *FieldError) {}); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -1,10 +1,12 @@
-package ingest
+package decode
 
 import (
 	"net"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/adtracker/adtracker/ingest/event"
 )
 
 // testNow is the pinned clock: 30 s after the seed body's timestamp.
@@ -34,8 +36,8 @@ func unix(s string) int64 {
 	return t.Unix()
 }
 
-func mustUUID(s string) UUID {
-	u, err := ParseUUID([]byte(s))
+func mustUUID(s string) event.UUID {
+	u, err := event.ParseUUID([]byte(s))
 	if err != nil {
 		panic(err)
 	}
@@ -43,8 +45,8 @@ func mustUUID(s string) UUID {
 }
 
 // ev builds an expected event: receive time now, event time now unless set by mod.
-func ev(typ Type, ad uint64, mod func(e *Event)) Event {
-	e := Event{Type: typ, AdID: ad, EventTime: testNow.Unix(), ReceiveTime: testNow.Unix()}
+func ev(typ event.Type, ad uint64, mod func(e *event.Event)) event.Event {
+	e := event.Event{Type: typ, AdID: ad, EventTime: testNow.Unix(), ReceiveTime: testNow.Unix()}
 	if mod != nil {
 		mod(&e)
 	}
@@ -64,8 +66,8 @@ func TestLimitsApplied(t *testing.T) {
 	}}
 	f := func(body, wantField, wantMsg string) {
 		t.Helper()
-		var e Event
-		err := d.DecodeJSON([]byte(body), TypeClick, &e)
+		var e event.Event
+		err := d.DecodeJSON([]byte(body), event.TypeClick, &e)
 		switch {
 		case wantField == "" && err != nil:
 			t.Errorf("%s: unexpected error %+v", body, err)
@@ -93,10 +95,10 @@ func TestFieldErrorError(t *testing.T) {
 // not reject every timestamp and playback.
 func TestZeroDecoderUsesDefaults(t *testing.T) {
 	var d Decoder
-	var e Event
+	var e event.Event
 	now := time.Now().UTC()
 	body := `{"ad_id":7,"timestamp":"` + now.Add(-time.Hour).Format(time.RFC3339) + `","video_playback_time":3600}`
-	if err := d.DecodeJSON([]byte(body), TypeStart, &e); err != nil {
+	if err := d.DecodeJSON([]byte(body), event.TypeStart, &e); err != nil {
 		t.Fatalf("zero Decoder rejected %s: %+v", body, err)
 	}
 	if e.ReceiveTime < now.Unix()-5 || e.ReceiveTime > now.Unix()+5 {
@@ -107,7 +109,7 @@ func TestZeroDecoderUsesDefaults(t *testing.T) {
 	}
 	body = `{"ad_id":7,"timestamp":"` + now.Add(-8*24*time.Hour).Format(time.RFC3339) + `"}`
 	e.Reset()
-	if err := d.DecodeJSON([]byte(body), TypeStart, &e); err == nil || !strings.Contains(err.Msg, "too old") {
+	if err := d.DecodeJSON([]byte(body), event.TypeStart, &e); err == nil || !strings.Contains(err.Msg, "too old") {
 		t.Fatalf("8-day-old timestamp: got %+v", err)
 	}
 }

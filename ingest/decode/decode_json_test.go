@@ -1,4 +1,4 @@
-package ingest
+package decode
 
 import (
 	"bytes"
@@ -12,13 +12,15 @@ import (
 	"testing"
 	"time"
 	"unicode/utf8"
+
+	"github.com/adtracker/adtracker/ingest/event"
 )
 
 func TestDecodeJSONGood(t *testing.T) {
 	d := testDecoder()
-	f := func(body string, typ Type, want Event) {
+	f := func(body string, typ event.Type, want event.Event) {
 		t.Helper()
-		var e Event
+		var e event.Event
 		if err := d.DecodeJSON([]byte(body), typ, &e); err != nil {
 			t.Errorf("%s: unexpected error %+v", body, err)
 			return
@@ -28,43 +30,43 @@ func TestDecodeJSONGood(t *testing.T) {
 		}
 	}
 	seedTime := unix("2025-04-21T15:00:00Z")
-	f(seedBody, TypeClick, ev(TypeClick, 1, func(e *Event) {
+	f(seedBody, event.TypeClick, ev(event.TypeClick, 1, func(e *event.Event) {
 		e.EventTime = seedTime
 		e.IP = ip16("203.0.113.1")
 		e.PlaybackMs = 12000
 	}))
-	f(`{"ad_id":42}`, TypeImpression, ev(TypeImpression, 42, nil))
-	f(" \t\r\n{ \"ad_id\" : 42 } \n", TypeImpression, ev(TypeImpression, 42, nil))
-	f(`{"ad_id":"42"}`, TypeImpression, ev(TypeImpression, 42, nil))
-	f(`{"ad_id":"\u0034\u0032"}`, TypeImpression, ev(TypeImpression, 42, nil))
-	f(`{"ad_id":9223372036854775807}`, TypeClick, ev(TypeClick, math.MaxInt64, nil))
-	f(`{"ad\u005fid":5}`, TypeClick, ev(TypeClick, 5, nil))
+	f(`{"ad_id":42}`, event.TypeImpression, ev(event.TypeImpression, 42, nil))
+	f(" \t\r\n{ \"ad_id\" : 42 } \n", event.TypeImpression, ev(event.TypeImpression, 42, nil))
+	f(`{"ad_id":"42"}`, event.TypeImpression, ev(event.TypeImpression, 42, nil))
+	f(`{"ad_id":"\u0034\u0032"}`, event.TypeImpression, ev(event.TypeImpression, 42, nil))
+	f(`{"ad_id":9223372036854775807}`, event.TypeClick, ev(event.TypeClick, math.MaxInt64, nil))
+	f(`{"ad\u005fid":5}`, event.TypeClick, ev(event.TypeClick, 5, nil))
 	// Every field, type from the body.
 	f(`{"type":"third_quartile","ad_id":3,"timestamp":"2025-04-21T17:00:00.999+02:00","ip":"2001:db8::1",
 		"video_playback_time":12.3456,"event_id":"0190B3B2-7C4E-7A1B-9C3D-5E6F7A8B9C0D",
 		"viewer_id":"viewer-1","session_id":"s\u0031","user_agent":"Mozilla/5.0 \"x\" \\ \/ \ud83d\ude00"}`,
-		TypeUnknown, ev(TypeThirdQuartile, 3, func(e *Event) {
+		event.TypeUnknown, ev(event.TypeThirdQuartile, 3, func(e *event.Event) {
 			e.EventTime = seedTime
 			e.IP = ip16("2001:db8::1")
 			e.PlaybackMs = 12346
 			e.ID = mustUUID("0190b3b2-7c4e-7a1b-9c3d-5e6f7a8b9c0d")
-			e.Flags = FlagClientID
+			e.Flags = event.FlagClientID
 			e.SetViewerID([]byte("viewer-1"))
 			e.SetSessionID([]byte("s1"))
 			e.SetUserAgent([]byte("Mozilla/5.0 \"x\" \\ / 😀"))
 		}))
-	f(`{"type":"firstQuartile","ad_id":3}`, TypeUnknown, ev(TypeFirstQuartile, 3, nil))
-	f(`{"type":"firstQuartile","ad_id":3}`, TypeFirstQuartile, ev(TypeFirstQuartile, 3, nil))
-	f(`{"type":"first_quartile","ad_id":3}`, TypeFirstQuartile, ev(TypeFirstQuartile, 3, nil))
+	f(`{"type":"firstQuartile","ad_id":3}`, event.TypeUnknown, ev(event.TypeFirstQuartile, 3, nil))
+	f(`{"type":"firstQuartile","ad_id":3}`, event.TypeFirstQuartile, ev(event.TypeFirstQuartile, 3, nil))
+	f(`{"type":"first_quartile","ad_id":3}`, event.TypeFirstQuartile, ev(event.TypeFirstQuartile, 3, nil))
 	// null and "" mean absent.
 	f(`{"ad_id":1,"timestamp":null,"ip":null,"video_playback_time":null,"event_id":null,"viewer_id":null,
-		"session_id":null,"user_agent":null,"type":null}`, TypeClick, ev(TypeClick, 1, nil))
+		"session_id":null,"user_agent":null,"type":null}`, event.TypeClick, ev(event.TypeClick, 1, nil))
 	f(`{"ad_id":1,"timestamp":"","ip":"","event_id":"","viewer_id":"","session_id":"","user_agent":"","type":""}`,
-		TypeClick, ev(TypeClick, 1, nil))
+		event.TypeClick, ev(event.TypeClick, 1, nil))
 	// Playback: rounding on the decimal digits, exponents, negative zero, the limit itself.
 	pb := func(v string, ms uint32) {
 		t.Helper()
-		f(`{"ad_id":1,"video_playback_time":`+v+`}`, TypeStart, ev(TypeStart, 1, func(e *Event) { e.PlaybackMs = ms }))
+		f(`{"ad_id":1,"video_playback_time":`+v+`}`, event.TypeStart, ev(event.TypeStart, 1, func(e *event.Event) { e.PlaybackMs = ms }))
 	}
 	pb("0", 0)
 	pb("-0", 0)
@@ -81,11 +83,11 @@ func TestDecodeJSONGood(t *testing.T) {
 	pb("86400.0004", 86400000)
 	// Unknown keys are skipped whatever they hold, including look-alike brackets in strings.
 	f(`{"ctx":{"a":[1,2,{"b":"}]\"{"}],"c":null,"d":[[],{}]},"ad_id":9,"z":-1.5e-3,"t":true,"f":false,
-		"s":"\u00e9\n","ad_idx":"no","AD_ID":"no","ctx":1}`, TypeClick, ev(TypeClick, 9, nil))
+		"s":"\u00e9\n","ad_idx":"no","AD_ID":"no","ctx":1}`, event.TypeClick, ev(event.TypeClick, 9, nil))
 	// Timestamps: fraction dropped (DateTime is seconds), offsets applied.
 	ts := func(v string, want string) {
 		t.Helper()
-		f(`{"ad_id":1,"timestamp":"`+v+`"}`, TypeClick, ev(TypeClick, 1, func(e *Event) { e.EventTime = unix(want) }))
+		f(`{"ad_id":1,"timestamp":"`+v+`"}`, event.TypeClick, ev(event.TypeClick, 1, func(e *event.Event) { e.EventTime = unix(want) }))
 	}
 	ts("2025-04-21T14:59:59.999999999Z", "2025-04-21T14:59:59Z")
 	ts("2025-04-21T10:00:00-05:00", "2025-04-21T15:00:00Z")
@@ -96,22 +98,22 @@ func TestDecodeJSONGood(t *testing.T) {
 	// IPs.
 	ip := func(v string, want string) {
 		t.Helper()
-		f(`{"ad_id":1,"ip":"`+v+`"}`, TypeClick, ev(TypeClick, 1, func(e *Event) { e.IP = ip16(want) }))
+		f(`{"ad_id":1,"ip":"`+v+`"}`, event.TypeClick, ev(event.TypeClick, 1, func(e *event.Event) { e.IP = ip16(want) }))
 	}
 	ip("::ffff:203.0.113.1", "203.0.113.1")
 	ip("::", "::")
 	ip("2001:DB8:0:0:0:0:0:1", "2001:db8::1")
 	// IDs at the length limit; escapes count decoded bytes.
-	long := strings.Repeat("x", MaxIDLen)
-	f(`{"ad_id":1,"viewer_id":"`+long+`","session_id":"`+strings.Repeat(`\u0078`, MaxIDLen)+`"}`, TypeClick,
-		ev(TypeClick, 1, func(e *Event) { e.SetViewerID([]byte(long)); e.SetSessionID([]byte(long)) }))
+	long := strings.Repeat("x", event.MaxIDLen)
+	f(`{"ad_id":1,"viewer_id":"`+long+`","session_id":"`+strings.Repeat(`\u0078`, event.MaxIDLen)+`"}`, event.TypeClick,
+		ev(event.TypeClick, 1, func(e *event.Event) { e.SetViewerID([]byte(long)); e.SetSessionID([]byte(long)) }))
 	// User agent: truncated on a rune boundary, control characters blanked, lone surrogates
 	// replaced as encoding/json does.
 	ua := func(v string, want string) {
 		t.Helper()
-		f(`{"ad_id":1,"user_agent":"`+v+`"}`, TypeClick, ev(TypeClick, 1, func(e *Event) { e.SetUserAgent([]byte(want)) }))
+		f(`{"ad_id":1,"user_agent":"`+v+`"}`, event.TypeClick, ev(event.TypeClick, 1, func(e *event.Event) { e.SetUserAgent([]byte(want)) }))
 	}
-	ua(strings.Repeat("a", 300), strings.Repeat("a", MaxUserAgentLen))
+	ua(strings.Repeat("a", 300), strings.Repeat("a", event.MaxUserAgentLen))
 	ua(strings.Repeat("a", 255)+"é", strings.Repeat("a", 255))
 	ua(strings.Repeat("a", 254)+"é", strings.Repeat("a", 254)+"é")
 	ua(strings.Repeat("a", 254)+"😀", strings.Repeat("a", 254))
@@ -127,9 +129,9 @@ func TestDecodeJSONGood(t *testing.T) {
 
 func TestDecodeJSONBad(t *testing.T) {
 	d := testDecoder()
-	f := func(body string, typ Type, field, msg string) {
+	f := func(body string, typ event.Type, field, msg string) {
 		t.Helper()
-		var e Event
+		var e event.Event
 		err := d.DecodeJSON([]byte(body), typ, &e)
 		if err == nil {
 			t.Errorf("%s: no error, decoded %s", body, dump(&e))
@@ -143,15 +145,15 @@ func TestDecodeJSONBad(t *testing.T) {
 			t.Errorf("%s: message %q must be lowercase and non-empty", body, err.Msg)
 		}
 	}
-	body := func(b string) { t.Helper(); f(b, TypeClick, "body", "") }
+	body := func(b string) { t.Helper(); f(b, event.TypeClick, "body", "") }
 	// Framing and syntax.
-	f(``, TypeClick, "body", "body is empty")
-	f(" \n", TypeClick, "body", "body is empty")
-	f(`[]`, TypeClick, "body", "body must be a json object")
-	f(`"x"`, TypeClick, "body", "body must be a json object")
-	f(`42`, TypeClick, "body", "body must be a json object")
-	f(`{"ad_id":1}x`, TypeClick, "body", "invalid json: unexpected data after the object at offset 11")
-	f(`{"ad_id":1`, TypeClick, "body", "invalid json: unexpected end of input at offset 10")
+	f(``, event.TypeClick, "body", "body is empty")
+	f(" \n", event.TypeClick, "body", "body is empty")
+	f(`[]`, event.TypeClick, "body", "body must be a json object")
+	f(`"x"`, event.TypeClick, "body", "body must be a json object")
+	f(`42`, event.TypeClick, "body", "body must be a json object")
+	f(`{"ad_id":1}x`, event.TypeClick, "body", "invalid json: unexpected data after the object at offset 11")
+	f(`{"ad_id":1`, event.TypeClick, "body", "invalid json: unexpected end of input at offset 10")
 	body(`{"ad_id":1}{}`)
 	body(`{"ad_id":1,}`)
 	body(`{,"ad_id":1}`)
@@ -189,17 +191,17 @@ func TestDecodeJSONBad(t *testing.T) {
 	body("\xef\xbb\xbf{\"ad_id\":1}") // a BOM is not whitespace in JSON
 	body(`{"ad_id":1,"x":` + strings.Repeat("[", maxDepth) + strings.Repeat("]", maxDepth) + `}`)
 	// Exactly at the depth limit is fine.
-	var e Event
-	if err := d.DecodeJSON([]byte(`{"ad_id":1,"x":`+strings.Repeat("[", maxDepth-1)+strings.Repeat("]", maxDepth-1)+`}`), TypeClick, &e); err != nil {
+	var e event.Event
+	if err := d.DecodeJSON([]byte(`{"ad_id":1,"x":`+strings.Repeat("[", maxDepth-1)+strings.Repeat("]", maxDepth-1)+`}`), event.TypeClick, &e); err != nil {
 		t.Errorf("nesting at the limit: %+v", err)
 	}
 	// A syntax error later in the body wins over an earlier field error.
 	body(`{"ad_id":-1,"x":`)
 	body(`{"ad_id":"x","timestamp":"bad"`)
 	// ad_id.
-	ad := func(v, msg string) { t.Helper(); f(`{"ad_id":`+v+`}`, TypeClick, "ad_id", msg) }
-	f(`{}`, TypeClick, "ad_id", "ad_id is required")
-	f(`{"x":1}`, TypeClick, "ad_id", "ad_id is required")
+	ad := func(v, msg string) { t.Helper(); f(`{"ad_id":`+v+`}`, event.TypeClick, "ad_id", msg) }
+	f(`{}`, event.TypeClick, "ad_id", "ad_id is required")
+	f(`{"x":1}`, event.TypeClick, "ad_id", "ad_id is required")
 	ad(`null`, "ad_id is required")
 	ad(`0`, "ad_id must be a positive integer")
 	ad(`-1`, "ad_id must be a positive integer")
@@ -222,16 +224,16 @@ func TestDecodeJSONBad(t *testing.T) {
 	ad(`99999999999999999999999999`, "ad_id is too large")
 	ad(`"9223372036854775808"`, "ad_id is too large")
 	// type.
-	f(`{"ad_id":1}`, TypeUnknown, "type", "type is required")
-	f(`{"ad_id":1,"type":null}`, TypeUnknown, "type", "type is required")
-	f(`{"ad_id":1,"type":"view"}`, TypeUnknown, "type", "type is not a known event type")
-	f(`{"ad_id":1,"type":"Click"}`, TypeUnknown, "type", "type is not a known event type")
-	f(`{"ad_id":1,"type":"`+strings.Repeat("c", 100)+`"}`, TypeUnknown, "type", "type is not a known event type")
-	f(`{"ad_id":1,"type":1}`, TypeUnknown, "type", "type must be a string")
-	f(`{"ad_id":1,"type":"impression"}`, TypeClick, "type", "type does not match the endpoint")
-	f(`{"ad_id":1}`, Type(200), "type", "type is not a known event type")
+	f(`{"ad_id":1}`, event.TypeUnknown, "type", "type is required")
+	f(`{"ad_id":1,"type":null}`, event.TypeUnknown, "type", "type is required")
+	f(`{"ad_id":1,"type":"view"}`, event.TypeUnknown, "type", "type is not a known event type")
+	f(`{"ad_id":1,"type":"Click"}`, event.TypeUnknown, "type", "type is not a known event type")
+	f(`{"ad_id":1,"type":"`+strings.Repeat("c", 100)+`"}`, event.TypeUnknown, "type", "type is not a known event type")
+	f(`{"ad_id":1,"type":1}`, event.TypeUnknown, "type", "type must be a string")
+	f(`{"ad_id":1,"type":"impression"}`, event.TypeClick, "type", "type does not match the endpoint")
+	f(`{"ad_id":1}`, event.Type(200), "type", "type is not a known event type")
 	// timestamp.
-	tsBad := func(v, msg string) { t.Helper(); f(`{"ad_id":1,"timestamp":`+v+`}`, TypeClick, "timestamp", msg) }
+	tsBad := func(v, msg string) { t.Helper(); f(`{"ad_id":1,"timestamp":`+v+`}`, event.TypeClick, "timestamp", msg) }
 	const rfc = "timestamp must be an rfc 3339 string"
 	tsBad(`1745247600`, rfc)
 	tsBad(`"1745247600"`, rfc)
@@ -259,7 +261,7 @@ func TestDecodeJSONBad(t *testing.T) {
 	// ip.
 	ipBad := func(v string) {
 		t.Helper()
-		f(`{"ad_id":1,"ip":`+v+`}`, TypeClick, "ip", "ip must be an ipv4 or ipv6 address")
+		f(`{"ad_id":1,"ip":`+v+`}`, event.TypeClick, "ip", "ip must be an ipv4 or ipv6 address")
 	}
 	ipBad(`"1.2.3"`)
 	ipBad(`"1.2.3.256"`)
@@ -273,7 +275,7 @@ func TestDecodeJSONBad(t *testing.T) {
 	// video_playback_time.
 	pbBad := func(v, msg string) {
 		t.Helper()
-		f(`{"ad_id":1,"video_playback_time":`+v+`}`, TypeClick, "video_playback_time", msg)
+		f(`{"ad_id":1,"video_playback_time":`+v+`}`, event.TypeClick, "video_playback_time", msg)
 	}
 	pbBad(`-1`, "video_playback_time must not be negative")
 	pbBad(`-0.0001`, "video_playback_time must not be negative")
@@ -285,7 +287,7 @@ func TestDecodeJSONBad(t *testing.T) {
 	pbBad(`true`, "video_playback_time must be a number")
 	pbBad(`{}`, "video_playback_time must be a number")
 	// event_id.
-	idBad := func(v, msg string) { t.Helper(); f(`{"ad_id":1,"event_id":`+v+`}`, TypeClick, "event_id", msg) }
+	idBad := func(v, msg string) { t.Helper(); f(`{"ad_id":1,"event_id":`+v+`}`, event.TypeClick, "event_id", msg) }
 	idBad(`"abc"`, "event_id must be a uuid")
 	idBad(`"0190b3b27c4e7a1b9c3d5e6f7a8b9c0d"`, "event_id must be a uuid")
 	idBad(`"{0190b3b2-7c4e-7a1b-9c3d-5e6f7a8b9c0d}"`, "event_id must be a uuid")
@@ -293,26 +295,26 @@ func TestDecodeJSONBad(t *testing.T) {
 	idBad(`"00000000-0000-0000-0000-000000000000"`, "event_id must not be the nil uuid")
 	idBad(`123`, "event_id must be a uuid")
 	// viewer_id / session_id.
-	f(`{"ad_id":1,"viewer_id":"`+strings.Repeat("x", MaxIDLen+1)+`"}`, TypeClick, "viewer_id", "viewer_id must be at most 64 bytes")
-	f(`{"ad_id":1,"viewer_id":"`+strings.Repeat(`\u0078`, MaxIDLen+1)+`"}`, TypeClick, "viewer_id", "viewer_id must be at most 64 bytes")
-	f(`{"ad_id":1,"viewer_id":"a b"}`, TypeClick, "viewer_id", "viewer_id must be printable ascii")
-	f(`{"ad_id":1,"viewer_id":"a\nb"}`, TypeClick, "viewer_id", "viewer_id must be printable ascii")
-	f(`{"ad_id":1,"viewer_id":"é"}`, TypeClick, "viewer_id", "viewer_id must be printable ascii")
-	f(`{"ad_id":1,"viewer_id":5}`, TypeClick, "viewer_id", "viewer_id must be a string")
-	f(`{"ad_id":1,"session_id":"a\u0000"}`, TypeClick, "session_id", "session_id must be printable ascii")
-	f(`{"ad_id":1,"session_id":false}`, TypeClick, "session_id", "session_id must be a string")
-	f(`{"ad_id":1,"user_agent":5}`, TypeClick, "user_agent", "user_agent must be a string")
+	f(`{"ad_id":1,"viewer_id":"`+strings.Repeat("x", event.MaxIDLen+1)+`"}`, event.TypeClick, "viewer_id", "viewer_id must be at most 64 bytes")
+	f(`{"ad_id":1,"viewer_id":"`+strings.Repeat(`\u0078`, event.MaxIDLen+1)+`"}`, event.TypeClick, "viewer_id", "viewer_id must be at most 64 bytes")
+	f(`{"ad_id":1,"viewer_id":"a b"}`, event.TypeClick, "viewer_id", "viewer_id must be printable ascii")
+	f(`{"ad_id":1,"viewer_id":"a\nb"}`, event.TypeClick, "viewer_id", "viewer_id must be printable ascii")
+	f(`{"ad_id":1,"viewer_id":"é"}`, event.TypeClick, "viewer_id", "viewer_id must be printable ascii")
+	f(`{"ad_id":1,"viewer_id":5}`, event.TypeClick, "viewer_id", "viewer_id must be a string")
+	f(`{"ad_id":1,"session_id":"a\u0000"}`, event.TypeClick, "session_id", "session_id must be printable ascii")
+	f(`{"ad_id":1,"session_id":false}`, event.TypeClick, "session_id", "session_id must be a string")
+	f(`{"ad_id":1,"user_agent":5}`, event.TypeClick, "user_agent", "user_agent must be a string")
 	// Duplicates of known keys, however spelled; the first bad field wins.
-	f(`{"ad_id":1,"ad_id":2}`, TypeClick, "ad_id", "ad_id appears more than once")
-	f(`{"ad_id":1,"ad\u005fid":1}`, TypeClick, "ad_id", "ad_id appears more than once")
-	f(`{"ad_id":1,"viewer_id":"a","viewer_id":null}`, TypeClick, "viewer_id", "viewer_id appears more than once")
-	f(`{"ad_id":1,"type":"click","type":"click"}`, TypeUnknown, "type", "type appears more than once")
-	f(`{"ip":"x","ad_id":0}`, TypeClick, "ip", "")
-	f(`{"ad_id":0,"ip":"x"}`, TypeClick, "ad_id", "")
+	f(`{"ad_id":1,"ad_id":2}`, event.TypeClick, "ad_id", "ad_id appears more than once")
+	f(`{"ad_id":1,"ad\u005fid":1}`, event.TypeClick, "ad_id", "ad_id appears more than once")
+	f(`{"ad_id":1,"viewer_id":"a","viewer_id":null}`, event.TypeClick, "viewer_id", "viewer_id appears more than once")
+	f(`{"ad_id":1,"type":"click","type":"click"}`, event.TypeUnknown, "type", "type appears more than once")
+	f(`{"ip":"x","ad_id":0}`, event.TypeClick, "ip", "")
+	f(`{"ad_id":0,"ip":"x"}`, event.TypeClick, "ad_id", "")
 }
 
 // dump formats the fields that matter, for readable failures.
-func dump(e *Event) string {
+func dump(e *event.Event) string {
 	return fmt.Sprintf("{type:%v ad:%d id:%s flags:%d et:%d rt:%d pb:%d ip:%s v:%q s:%q ua:%q}",
 		e.Type, e.AdID, e.ID, e.Flags, e.EventTime, e.ReceiveTime, e.PlaybackMs, net.IP(e.IP[:]),
 		e.ViewerID(), e.SessionID(), e.UA())
@@ -397,7 +399,7 @@ func reference(body []byte) (refEvent, error) {
 }
 
 // compareReference checks a successful DecodeJSON against encoding/json's reading of the body.
-func compareReference(t *testing.T, body []byte, e *Event) {
+func compareReference(t *testing.T, body []byte, e *event.Event) {
 	t.Helper()
 	if !json.Valid(body) {
 		t.Fatalf("accepted invalid JSON %q", body)
@@ -425,8 +427,8 @@ func compareReference(t *testing.T, body []byte, e *Event) {
 		t.Fatalf("%q: ids %q %q, encoding/json says %q %q", body, e.ViewerID(), e.SessionID(), r.viewer, r.session)
 	}
 	wantUA := []byte(r.ua)
-	if len(wantUA) > MaxUserAgentLen {
-		wantUA = wantUA[:MaxUserAgentLen]
+	if len(wantUA) > event.MaxUserAgentLen {
+		wantUA = wantUA[:event.MaxUserAgentLen]
 		for len(wantUA) > 0 && !utf8.Valid(wantUA) {
 			wantUA = wantUA[:len(wantUA)-1]
 		}
@@ -435,7 +437,7 @@ func compareReference(t *testing.T, body []byte, e *Event) {
 	if !bytes.Equal(e.UA(), wantUA) {
 		t.Fatalf("%q: user agent %q, encoding/json says %q", body, e.UA(), wantUA)
 	}
-	if r.typeName != "" && ParseType([]byte(r.typeName)) != e.Type {
+	if r.typeName != "" && event.ParseType([]byte(r.typeName)) != e.Type {
 		t.Fatalf("%q: type %v, encoding/json says %q", body, e.Type, r.typeName)
 	}
 }
@@ -446,7 +448,7 @@ func TestDecodeJSONDifferential(t *testing.T) {
 	d := testDecoder()
 	rng := rand.New(rand.NewPCG(1, 2))
 	uas := []string{"Mozilla/5.0", "tab\there", "é😀\u2028<>&", strings.Repeat("ü", 200), "\x00\x1f", "\"quoted\" \\ /"}
-	ids := []string{"v", "viewer-1", strings.Repeat("z", MaxIDLen), "a\"b\\c<d>&"}
+	ids := []string{"v", "viewer-1", strings.Repeat("z", event.MaxIDLen), "a\"b\\c<d>&"}
 	ips := []string{"203.0.113.1", "::1", "2001:db8::8a2e:370:7334", "::ffff:10.0.0.1", "0.0.0.0", "fe80::1:2:3:4"}
 	tss := []string{"2025-04-21T15:00:00Z", "2025-04-21T15:00:00.123456789Z", "2025-04-21T20:30:00+05:30", "2025-04-19T00:00:00-03:00"}
 	types := []string{"impression", "click", "firstQuartile", "third_quartile", "error"}
@@ -494,8 +496,8 @@ func TestDecodeJSONDifferential(t *testing.T) {
 		if v, ok := m["session_id"].(string); ok && !printableASCII([]byte(v)) {
 			continue
 		}
-		var e Event
-		if ferr := d.DecodeJSON(body, TypeUnknown, &e); ferr != nil {
+		var e event.Event
+		if ferr := d.DecodeJSON(body, event.TypeUnknown, &e); ferr != nil {
 			t.Fatalf("%s: %+v", body, ferr)
 		}
 		compareReference(t, body, &e)
@@ -504,8 +506,8 @@ func TestDecodeJSONDifferential(t *testing.T) {
 		if err := json.Indent(&ind, body, " ", "\t"); err != nil {
 			t.Fatal(err)
 		}
-		var e2 Event
-		if ferr := d.DecodeJSON(ind.Bytes(), TypeUnknown, &e2); ferr != nil || e2 != e {
+		var e2 event.Event
+		if ferr := d.DecodeJSON(ind.Bytes(), event.TypeUnknown, &e2); ferr != nil || e2 != e {
 			t.Fatalf("indented %s: %+v\n%s\n%s", ind.Bytes(), ferr, dump(&e2), dump(&e))
 		}
 	}
@@ -520,8 +522,8 @@ func TestSkipMatchesValid(t *testing.T) {
 		`[1 2]`, `{"a" "b"}`, `{"a":}`, `[,]`, `tRue`, `"` + "\x7f" + `"`, `"é"`, "\"\u2028\"", `1e999`}
 	for _, v := range vals {
 		body := []byte(`{"ad_id":1,"x":` + v + `}`)
-		var e Event
-		err := d.DecodeJSON(body, TypeClick, &e)
+		var e event.Event
+		err := d.DecodeJSON(body, event.TypeClick, &e)
 		if valid := json.Valid(body); valid != (err == nil) {
 			t.Errorf("%s: json.Valid %v, DecodeJSON error %+v", body, valid, err)
 		}
@@ -532,14 +534,14 @@ func TestDecodeBatch(t *testing.T) {
 	d := testDecoder()
 	type item struct {
 		ad    uint64
-		typ   Type
+		typ   event.Type
 		field string // non-empty: expect an error on this field
 	}
 	f := func(body string, ndjson bool, want []item) {
 		t.Helper()
-		var e Event
+		var e event.Event
 		var got []item
-		top := d.DecodeBatch([]byte(body), ndjson, &e, func(i int, ev *Event, err *FieldError) {
+		top := d.DecodeBatch([]byte(body), ndjson, &e, func(i int, ev *event.Event, err *FieldError) {
 			if i != len(got) {
 				t.Errorf("%q: index %d, want %d", body, i, len(got))
 			}
@@ -566,23 +568,23 @@ func TestDecodeBatch(t *testing.T) {
 	}
 	f(`[]`, false, nil)
 	f(" [ ] \n", false, nil)
-	f(`[{"type":"click","ad_id":1}]`, false, []item{{1, TypeClick, ""}})
+	f(`[{"type":"click","ad_id":1}]`, false, []item{{1, event.TypeClick, ""}})
 	f(`[{"type":"click","ad_id":1},{"type":"start","ad_id":0},{"ad_id":3},{"type":"skip","ad_id":4,"viewer_id":"x"},
 		7,"s",null,[],{"type":"pause","ad_id":5,"ip":"bad"},{"type":"mute","ad_id":6}]`, false,
-		[]item{{1, TypeClick, ""}, {field: "ad_id"}, {field: "type"}, {4, TypeSkip, ""}, {field: "body"},
-			{field: "body"}, {field: "body"}, {field: "body"}, {field: "ip"}, {6, TypeMute, ""}})
+		[]item{{1, event.TypeClick, ""}, {field: "ad_id"}, {field: "type"}, {4, event.TypeSkip, ""}, {field: "body"},
+			{field: "body"}, {field: "body"}, {field: "body"}, {field: "ip"}, {6, event.TypeMute, ""}})
 	// Reused event: fields of one item must not leak into the next.
-	var e Event
+	var e event.Event
 	var vids []string
 	top := d.DecodeBatch([]byte(`[{"type":"click","ad_id":1,"viewer_id":"abc"},{"type":"click","ad_id":2}]`), false, &e,
-		func(i int, ev *Event, err *FieldError) { vids = append(vids, string(ev.ViewerID())) })
+		func(i int, ev *event.Event, err *FieldError) { vids = append(vids, string(ev.ViewerID())) })
 	if top != nil || fmt.Sprint(vids) != "[abc ]" {
 		t.Errorf("reused event leaked: %v %v", vids, top)
 	}
 	// NDJSON: CRLF, blank lines, whitespace-only lines, a final line without newline, a broken
 	// line that only fails itself.
 	f("{\"type\":\"click\",\"ad_id\":1}\r\n\r\n  \r\n{\"type\":\"start\",\"ad_id\":2}\n{\"type\":\"start\",\"ad_id\":\n\t\n{\"type\":\"complete\",\"ad_id\":3}", true,
-		[]item{{1, TypeClick, ""}, {2, TypeStart, ""}, {field: "body"}, {3, TypeComplete, ""}})
+		[]item{{1, event.TypeClick, ""}, {2, event.TypeStart, ""}, {field: "body"}, {3, event.TypeComplete, ""}})
 	f("", true, nil)
 	f("\n\r\n\n", true, nil)
 	f(`[{"type":"click","ad_id":1}]`, true, []item{{field: "body"}})
@@ -593,9 +595,9 @@ func TestDecodeBatchTopLevel(t *testing.T) {
 	d := testDecoder()
 	f := func(body, msg string) {
 		t.Helper()
-		var e Event
+		var e event.Event
 		calls := 0
-		err := d.DecodeBatch([]byte(body), false, &e, func(int, *Event, *FieldError) { calls++ })
+		err := d.DecodeBatch([]byte(body), false, &e, func(int, *event.Event, *FieldError) { calls++ })
 		if err == nil || err.Status != 400 || err.Field != "body" || (msg != "" && err.Msg != msg) {
 			t.Errorf("%q: got %+v, want body error %q", body, err, msg)
 		}
@@ -619,14 +621,14 @@ func TestDecodeBatchTopLevel(t *testing.T) {
 func TestDecodeJSONAllocs(t *testing.T) {
 	d := testDecoder()
 	body := []byte(seedBody)
-	var e Event
+	var e event.Event
 	full := []byte(`{"type":"click","ad_id":"42","timestamp":"2025-04-21T17:00:00.5+02:00","ip":"2001:db8::1",
 		"video_playback_time":12.5,"event_id":"0190b3b2-7c4e-7a1b-9c3d-5e6f7a8b9c0d","viewer_id":"v\u0031",
 		"session_id":"s","user_agent":"Mozilla/5.0 \ud83d\ude00","extra":{"a":[1,{"b":null}]}}`)
 	for name, b := range map[string][]byte{"seed": body, "full": full} {
 		n := testing.AllocsPerRun(100, func() {
 			e.Reset()
-			if err := d.DecodeJSON(b, TypeClick, &e); err != nil {
+			if err := d.DecodeJSON(b, event.TypeClick, &e); err != nil {
 				t.Fatal(err)
 			}
 		})
@@ -636,7 +638,7 @@ func TestDecodeJSONAllocs(t *testing.T) {
 	}
 	batch := batchBody(100)
 	n := testing.AllocsPerRun(20, func() {
-		if err := d.DecodeBatch(batch, false, &e, func(i int, e *Event, err *FieldError) {
+		if err := d.DecodeBatch(batch, false, &e, func(i int, e *event.Event, err *FieldError) {
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -665,12 +667,12 @@ func batchBody(n int) []byte {
 func BenchmarkDecodeJSON(b *testing.B) {
 	d := testDecoder()
 	body := []byte(seedBody)
-	var e Event
+	var e event.Event
 	b.ReportAllocs()
 	b.SetBytes(int64(len(body)))
 	for b.Loop() {
 		e.Reset()
-		if err := d.DecodeJSON(body, TypeClick, &e); err != nil {
+		if err := d.DecodeJSON(body, event.TypeClick, &e); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -679,11 +681,11 @@ func BenchmarkDecodeJSON(b *testing.B) {
 func BenchmarkDecodeBatch100(b *testing.B) {
 	d := testDecoder()
 	body := batchBody(100)
-	var e Event
+	var e event.Event
 	b.ReportAllocs()
 	b.SetBytes(int64(len(body)))
 	for b.Loop() {
-		if err := d.DecodeBatch(body, false, &e, func(int, *Event, *FieldError) {}); err != nil {
+		if err := d.DecodeBatch(body, false, &e, func(int, *event.Event, *FieldError) {}); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -707,12 +709,12 @@ func BenchmarkEncodingJSON(b *testing.B) {
 }
 
 func FuzzDecodeJSON(f *testing.F) {
-	f.Add([]byte(seedBody), uint8(TypeClick))
+	f.Add([]byte(seedBody), uint8(event.TypeClick))
 	f.Add([]byte(`{"type":"click","ad_id":"42","event_id":"0190b3b2-7c4e-7a1b-9c3d-5e6f7a8b9c0d","viewer_id":"v","user_agent":"\ud83d\ude00"}`), uint8(0))
 	d := testDecoder()
 	f.Fuzz(func(t *testing.T, body []byte, typ uint8) {
-		var e Event
-		err := d.DecodeJSON(body, Type(typ%uint8(typeCount)), &e)
+		var e event.Event
+		err := d.DecodeJSON(body, event.Type(typ%uint8(event.NumTypes)), &e)
 		if err != nil {
 			if err.Status != 400 || err.Field == "" || err.Msg == "" {
 				t.Fatalf("malformed error %+v", err)
@@ -734,9 +736,9 @@ func FuzzDecodeBatch(f *testing.F) {
 	f.Add([]byte("{\"type\":\"click\",\"ad_id\":1}\r\n\n{\"ad_id\":2}\n"), true)
 	d := testDecoder()
 	f.Fuzz(func(t *testing.T, body []byte, ndjson bool) {
-		var e Event
+		var e event.Event
 		next := 0
-		top := d.DecodeBatch(body, ndjson, &e, func(i int, ev *Event, err *FieldError) {
+		top := d.DecodeBatch(body, ndjson, &e, func(i int, ev *event.Event, err *FieldError) {
 			if i != next {
 				t.Fatalf("index %d, want %d", i, next)
 			}

@@ -1,55 +1,26 @@
-package ingest
+package httpx
 
 import (
 	"bytes"
-	"fmt"
-	"net/netip"
-	"strings"
 
+	"github.com/adtracker/adtracker/ingest/event"
 	"github.com/valyala/fasthttp"
 )
 
 // Proxies is the set of peers whose X-Forwarded-For is believed (http.trusted_proxies). Rate limiting uses the same rule, so a client
 // cannot dodge its limit by sending a forged header.
-type Proxies struct{ nets []netip.Prefix }
+type Proxies struct{ nets CIDRs }
 
 // ParseProxies parses CIDRs or single addresses.
 func ParseProxies(list []string) (*Proxies, error) {
-	p := &Proxies{}
-	for _, s := range list {
-		s = strings.TrimSpace(s)
-		if s == "" {
-			continue
-		}
-		if !strings.Contains(s, "/") {
-			a, err := netip.ParseAddr(s)
-			if err != nil {
-				return nil, fmt.Errorf("http.trusted_proxies: %q is not an IP or CIDR", s)
-			}
-			p.nets = append(p.nets, netip.PrefixFrom(a, a.BitLen()))
-			continue
-		}
-		n, err := netip.ParsePrefix(s)
-		if err != nil {
-			return nil, fmt.Errorf("http.trusted_proxies: %q is not an IP or CIDR", s)
-		}
-		p.nets = append(p.nets, n.Masked())
+	nets, err := ParseCIDRs("http.trusted_proxies", list)
+	if err != nil {
+		return nil, err
 	}
-	return p, nil
+	return &Proxies{nets: nets}, nil
 }
 
-func (p *Proxies) trusted(ip [16]byte) bool {
-	if p == nil || len(p.nets) == 0 {
-		return false
-	}
-	a := netip.AddrFrom16(ip).Unmap()
-	for _, n := range p.nets {
-		if n.Contains(a) {
-			return true
-		}
-	}
-	return false
-}
+func (p *Proxies) trusted(ip [16]byte) bool { return p != nil && p.nets.Contains(ip) }
 
 // ClientIP returns the address of the client: the peer, or — when the peer is a trusted proxy — the right-most address in
 // X-Forwarded-For that is not itself a trusted proxy. No allocation.
@@ -103,7 +74,7 @@ func parseForwardedAddr(b []byte) ([16]byte, bool) {
 		if bytes.IndexByte(inner, ':') < 0 {
 			return [16]byte{}, false // brackets hold IPv6 only
 		}
-		return ParseIP(inner)
+		return event.ParseIP(inner)
 	}
 	if c := bytes.IndexByte(b, ':'); c >= 0 && bytes.IndexByte(b[c+1:], ':') < 0 {
 		// One colon: IPv4 with a port (IPv6 has at least two).
@@ -115,7 +86,7 @@ func parseForwardedAddr(b []byte) ([16]byte, bool) {
 			return [16]byte{}, false
 		}
 	}
-	return ParseIP(b)
+	return event.ParseIP(b)
 }
 
 // validPort accepts "" or ":" followed by a decimal port up to 65535.

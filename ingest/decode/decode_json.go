@@ -1,9 +1,11 @@
-package ingest
+package decode
 
 import (
 	"bytes"
 	"strconv"
 	"unicode/utf8"
+
+	"github.com/adtracker/adtracker/ingest/event"
 )
 
 // The JSON decoder is a small hand-written scanner: encoding/json allocates per call and
@@ -39,9 +41,9 @@ const (
 	kindArray
 )
 
-// scanner walks one JSON text. Errors are recorded as a message and offset and turned into a
+// jsonScanner walks one JSON text. Errors are recorded as a message and offset and turned into a
 // FieldError only when returned, so the success path never builds one.
-type scanner struct {
+type jsonScanner struct {
 	buf    []byte
 	pos    int
 	depth  int
@@ -56,7 +58,7 @@ type scanner struct {
 	tooMany         bool
 }
 
-func (s *scanner) fail(msg string) bool {
+func (s *jsonScanner) fail(msg string) bool {
 	if s.errMsg == "" {
 		s.errMsg = msg
 		s.errPos = s.pos
@@ -71,14 +73,14 @@ var (
 	errItemNotObject = &FieldError{Status: 400, Field: "body", Msg: "item must be a json object"}
 )
 
-func (s *scanner) syntaxError() *FieldError {
+func (s *jsonScanner) syntaxError() *FieldError {
 	if s.quiet {
 		return errItemSyntax
 	}
 	return badField("body", "invalid json: "+s.errMsg+" at offset "+strconv.Itoa(s.errPos))
 }
 
-func (s *scanner) skipWS() {
+func (s *jsonScanner) skipWS() {
 	for s.pos < len(s.buf) {
 		switch s.buf[s.pos] {
 		case ' ', '\t', '\n', '\r':
@@ -89,7 +91,7 @@ func (s *scanner) skipWS() {
 	}
 }
 
-func (s *scanner) unexpected() bool {
+func (s *jsonScanner) unexpected() bool {
 	if s.pos >= len(s.buf) {
 		return s.fail("unexpected end of input")
 	}
@@ -106,7 +108,7 @@ var plain = func() (t [256]bool) {
 
 // scanString reads a string whose opening quote is at s.pos. It returns the raw content
 // (escapes still encoded) and whether any escape occurs.
-func (s *scanner) scanString() (raw []byte, esc, ok bool) {
+func (s *jsonScanner) scanString() (raw []byte, esc, ok bool) {
 	b := s.buf
 	i := s.pos + 1
 	start := i
@@ -155,14 +157,25 @@ func (s *scanner) scanString() (raw []byte, esc, ok bool) {
 	return nil, false, s.fail("unterminated string")
 }
 
-func isHex(c byte) bool {
-	_, ok := unhex(c)
-	return ok
-}
+// hexVal is the value of a hex digit, 0xff for any other byte.
+var hexVal = func() (t [256]byte) {
+	for i := range t {
+		t[i] = 0xff
+	}
+	for i := byte(0); i < 10; i++ {
+		t['0'+i] = i
+	}
+	for i := byte(0); i < 6; i++ {
+		t['a'+i], t['A'+i] = 10+i, 10+i
+	}
+	return t
+}()
+
+func isHex(c byte) bool { return hexVal[c] != 0xff }
 
 // scanNumber reads a number at s.pos per the JSON grammar; it reports whether it is an
 // integer (no fraction or exponent).
-func (s *scanner) scanNumber() (raw []byte, ok bool) {
+func (s *jsonScanner) scanNumber() (raw []byte, ok bool) {
 	b := s.buf
 	i := s.pos
 	start := i
@@ -209,7 +222,7 @@ func (s *scanner) scanNumber() (raw []byte, ok bool) {
 	return b[start:i], true
 }
 
-func (s *scanner) literal(word string) bool {
+func (s *jsonScanner) literal(word string) bool {
 	if len(s.buf)-s.pos < len(word) || string(s.buf[s.pos:s.pos+len(word)]) != word {
 		return s.fail("invalid literal")
 	}
@@ -219,7 +232,7 @@ func (s *scanner) literal(word string) bool {
 
 // value reads any value at s.pos (whitespace already skipped). Strings come back raw; objects
 // and arrays are validated and skipped.
-func (s *scanner) value() (kind valueKind, raw []byte, esc bool) {
+func (s *jsonScanner) value() (kind valueKind, raw []byte, esc bool) {
 	if s.pos >= len(s.buf) {
 		s.unexpected()
 		return kindInvalid, nil, false
@@ -264,20 +277,20 @@ func (s *scanner) value() (kind valueKind, raw []byte, esc bool) {
 }
 
 // skipContainer validates and skips an object or array whose opening bracket is at s.pos.
-func (s *scanner) skipContainer(open, close byte) bool {
+func (s *jsonScanner) skipContainer(opener, closer byte) bool {
 	if s.depth >= maxDepth {
 		return s.fail("nesting too deep")
 	}
 	s.depth++
 	s.pos++
 	s.skipWS()
-	if s.pos < len(s.buf) && s.buf[s.pos] == close {
+	if s.pos < len(s.buf) && s.buf[s.pos] == closer {
 		s.pos++
 		s.depth--
 		return true
 	}
 	for {
-		if open == '{' {
+		if opener == '{' {
 			if s.pos >= len(s.buf) || s.buf[s.pos] != '"' {
 				return s.unexpected()
 			}
@@ -294,7 +307,7 @@ func (s *scanner) skipContainer(open, close byte) bool {
 		if k, _, _ := s.value(); k == kindInvalid {
 			return false
 		}
-		if open == '[' && s.depth == 1 {
+		if opener == '[' && s.depth == 1 {
 			s.items++
 			if s.maxItems > 0 && s.items > s.maxItems {
 				s.tooMany = true
@@ -309,7 +322,7 @@ func (s *scanner) skipContainer(open, close byte) bool {
 		case ',':
 			s.pos++
 			s.skipWS()
-		case close:
+		case closer:
 			s.pos++
 			s.depth--
 			return true
@@ -398,8 +411,7 @@ func unescape(dst, raw []byte) (n int, truncated bool) {
 func hex4(b []byte) rune {
 	var r rune
 	for _, c := range b[:4] {
-		v, _ := unhex(c)
-		r = r<<4 | rune(v)
+		r = r<<4 | rune(hexVal[c])
 	}
 	return r
 }
@@ -432,7 +444,7 @@ func stringField(buf []byte, kind valueKind, raw []byte, esc bool) ([]byte, bool
 
 // object decodes one object at s.pos into e. Syntax errors leave s.errMsg set and return nil;
 // the caller checks s.errMsg first.
-func (s *scanner) object(w *window, e *Event) *FieldError {
+func (s *jsonScanner) object(w *acceptWindow, e *event.Event) *FieldError {
 	if s.pos >= len(s.buf) || s.buf[s.pos] != '{' {
 		s.unexpected()
 		return nil
@@ -525,7 +537,7 @@ func (s *scanner) object(w *window, e *Event) *FieldError {
 			}
 			v, ok := stringField(valBuf[:], kind, raw, esc)
 			if ok {
-				e.IP, ok = ParseIP(v)
+				e.IP, ok = event.ParseIP(v)
 			}
 			if !ok {
 				err = badField("ip", "ip must be an ipv4 or ipv6 address")
@@ -705,7 +717,7 @@ func sanitizeUA(b []byte) {
 }
 
 // document decodes a whole JSON text holding one object.
-func (d *Decoder) document(s *scanner, w *window, e *Event) *FieldError {
+func (d *Decoder) document(s *jsonScanner, w *acceptWindow, e *event.Event) *FieldError {
 	s.skipWS()
 	if s.pos >= len(s.buf) {
 		return badField("body", "body is empty")
@@ -741,9 +753,9 @@ func (d *Decoder) document(s *scanner, w *window, e *Event) *FieldError {
 // event_id (UUID, marks the event retryable), viewer_id and session_id (printable ASCII,
 // <= 64 bytes), user_agent (truncated to 256 bytes on a rune boundary), type. Unknown keys are
 // skipped. See the comment at the top of this file for the edge cases.
-func (d *Decoder) DecodeJSON(body []byte, typ Type, e *Event) *FieldError {
-	w := d.window(typ)
-	s := scanner{buf: body}
+func (d *Decoder) DecodeJSON(body []byte, typ event.Type, e *event.Event) *FieldError {
+	w := d.windowFor(typ)
+	s := jsonScanner{buf: body}
 	return d.document(&s, &w, e)
 }
 
@@ -766,8 +778,8 @@ func (d *Decoder) DecodeJSON(body []byte, typ Type, e *Event) *FieldError {
 // nothing per item; a well-formed object with a bad field still gets its own short-lived
 // error. Nothing is kept per item: a request's memory is the body (http.max_body_bytes) and
 // e, whatever its item count.
-func (d *Decoder) DecodeBatch(body []byte, ndjson bool, e *Event, fn func(i int, e *Event, err *FieldError)) *FieldError {
-	w := d.window(TypeUnknown)
+func (d *Decoder) DecodeBatch(body []byte, ndjson bool, e *event.Event, fn func(i int, e *event.Event, err *FieldError)) *FieldError {
+	w := d.windowFor(event.TypeUnknown)
 	maxItems := d.Limits.MaxBatchItems
 	if maxItems <= 0 {
 		maxItems = DefaultLimits().MaxBatchItems
@@ -779,7 +791,7 @@ func (d *Decoder) DecodeBatch(body []byte, ndjson bool, e *Event, fn func(i int,
 		d.lines(body, &w, e, fn)
 		return nil
 	}
-	s := scanner{buf: body, maxItems: maxItems}
+	s := jsonScanner{buf: body, maxItems: maxItems}
 	s.skipWS()
 	if s.pos >= len(s.buf) {
 		return badField("body", "body is empty")
@@ -864,7 +876,7 @@ func blankLine(line []byte) bool {
 	return true
 }
 
-func (d *Decoder) lines(body []byte, w *window, e *Event, fn func(i int, e *Event, err *FieldError)) {
+func (d *Decoder) lines(body []byte, w *acceptWindow, e *event.Event, fn func(i int, e *event.Event, err *FieldError)) {
 	i := 0
 	for len(body) > 0 {
 		line := body
@@ -877,7 +889,7 @@ func (d *Decoder) lines(body []byte, w *window, e *Event, fn func(i int, e *Even
 			continue
 		}
 		e.Reset()
-		s := scanner{buf: line, quiet: i >= MaxItemErrors}
+		s := jsonScanner{buf: line, quiet: i >= MaxItemErrors}
 		if err := d.document(&s, w, e); err != nil {
 			fn(i, nil, err)
 		} else {

@@ -1,8 +1,12 @@
-package ingest
+// Package decode turns JSON, NDJSON and pixel requests into validated events without allocating: Decoder, Limits, FieldError and
+// the field parsers (time, date math, decimal, ad id).
+package decode
 
 import (
 	"math"
 	"time"
+
+	"github.com/adtracker/adtracker/ingest/event"
 )
 
 // FieldError is a rejected request: the handler answers {"error": Msg, "field": Field} with
@@ -49,18 +53,18 @@ type Decoder struct {
 	Now    func() time.Time // nil means time.Now; tests pin it
 }
 
-// window is what one decode call checks against, computed once per call (one clock read per
+// acceptWindow is what one decode call checks against, computed once per call (one clock read per
 // batch rather than per item).
-type window struct {
+type acceptWindow struct {
 	now        int64 // unix seconds
 	minTime    int64
 	maxTime    int64
 	maxPlayMs  uint64
-	typ        Type
+	typ        event.Type
 	typeFromRq bool // typ came from the route, so a "type" key must agree with it
 }
 
-func (d *Decoder) window(typ Type) window {
+func (d *Decoder) windowFor(typ event.Type) acceptWindow {
 	def := DefaultLimits()
 	l := d.Limits
 	if l.MaxFutureSkew <= 0 {
@@ -83,18 +87,18 @@ func (d *Decoder) window(typ Type) window {
 	if maxPlay > math.MaxUint32 {
 		maxPlay = math.MaxUint32 // Event.PlaybackMs is 32 bits (~49 days)
 	}
-	return window{
+	return acceptWindow{
 		now:        sec,
 		minTime:    sec - int64(l.MaxAge/time.Second),
 		maxTime:    sec + int64(l.MaxFutureSkew/time.Second),
 		maxPlayMs:  maxPlay,
 		typ:        typ,
-		typeFromRq: typ != TypeUnknown,
+		typeFromRq: typ != event.TypeUnknown,
 	}
 }
 
 // checkTime applies the acceptance window to an event time; field names the key or parameter.
-func (w *window) checkTime(field string, t int64) *FieldError {
+func (w *acceptWindow) checkTime(field string, t int64) *FieldError {
 	if t > w.maxTime {
 		return badField(field, field+" is too far in the future")
 	}
@@ -105,7 +109,7 @@ func (w *window) checkTime(field string, t int64) *FieldError {
 }
 
 // finish fills what every decoder sets the same way once the fields are read.
-func (w *window) finish(e *Event, haveAd, haveTime bool) *FieldError {
+func (w *acceptWindow) finish(e *event.Event, haveAd, haveTime bool) *FieldError {
 	if !haveAd {
 		return badField("ad_id", "ad_id is required")
 	}
@@ -114,7 +118,7 @@ func (w *window) finish(e *Event, haveAd, haveTime bool) *FieldError {
 			return badField("type", "type is not a known event type")
 		}
 		e.Type = w.typ
-	} else if e.Type == TypeUnknown {
+	} else if e.Type == event.TypeUnknown {
 		return badField("type", "type is required")
 	}
 	if !haveTime {
@@ -125,9 +129,9 @@ func (w *window) finish(e *Event, haveAd, haveTime bool) *FieldError {
 }
 
 // setType applies a type named in the request body or query.
-func (w *window) setType(field string, e *Event, v []byte) *FieldError {
-	t := ParseType(v)
-	if t == TypeUnknown {
+func (w *acceptWindow) setType(field string, e *event.Event, v []byte) *FieldError {
+	t := event.ParseType(v)
+	if t == event.TypeUnknown {
 		return badField(field, field+" is not a known event type")
 	}
 	if w.typeFromRq && t != w.typ {
@@ -139,8 +143,8 @@ func (w *window) setType(field string, e *Event, v []byte) *FieldError {
 
 // setEventID stores a client-chosen event id. The nil UUID is refused: the pipeline reads a zero
 // ID as "none", and every client sending it would collapse into one duplicate.
-func setEventID(field string, e *Event, v []byte) *FieldError {
-	u, err := ParseUUID(v)
+func setEventID(field string, e *event.Event, v []byte) *FieldError {
+	u, err := event.ParseUUID(v)
 	if err != nil {
 		return badField(field, field+" must be a uuid")
 	}
@@ -148,7 +152,7 @@ func setEventID(field string, e *Event, v []byte) *FieldError {
 		return badField(field, field+" must not be the nil uuid")
 	}
 	e.ID = u
-	e.Flags |= FlagClientID
+	e.Flags |= event.FlagClientID
 	return nil
 }
 
@@ -165,7 +169,7 @@ func tooLongID(field string) *FieldError {
 }
 
 // setPlayback applies the playback limit to a value in milliseconds.
-func (w *window) setPlayback(field string, e *Event, ms uint64, st numStatus) *FieldError {
+func (w *acceptWindow) setPlayback(field string, e *event.Event, ms uint64, st numStatus) *FieldError {
 	switch st {
 	case numNegative:
 		return badField(field, field+" must not be negative")
