@@ -10,13 +10,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	dto "github.com/prometheus/client_model/go"
 	"github.com/valyala/fasthttp"
 
 	"github.com/adtracker/adtracker/ingest/decode"
 	"github.com/adtracker/adtracker/ingest/event"
 	"github.com/adtracker/adtracker/internal/httpx"
+	"github.com/adtracker/adtracker/internal/testenv"
 )
 
 // junkBody is n bytes of "1\n": every line is an item that is valid JSON but not an object, the cheapest item a client can send.
@@ -213,22 +212,13 @@ func TestOverloadCountsRefusedEvents(t *testing.T) {
 	for range 10 {
 		body = append(body, `{"type":"impression","ad_id":1}`+"\n"...)
 	}
-	before := counterValue(t, rejected[reasonOverload])
+	before := testenv.CounterValue(t, rejected[reasonOverload])
 	ctx := batchCtx(body, "application/x-ndjson")
 	h.batch(ctx)
 	if ctx.Response.StatusCode() != fasthttp.StatusServiceUnavailable {
 		t.Fatalf("status %d, body %s", ctx.Response.StatusCode(), ctx.Response.Body())
 	}
-	if got := counterValue(t, rejected[reasonOverload]) - before; got != 7 {
+	if got := testenv.CounterValue(t, rejected[reasonOverload]) - before; got != 7 {
 		t.Fatalf("overload counted %v events, want the 7 the queue did not take", got)
 	}
-}
-
-func counterValue(t *testing.T, c prometheus.Counter) float64 {
-	t.Helper()
-	var m dto.Metric
-	if err := c.Write(&m); err != nil {
-		t.Fatal(err)
-	}
-	return m.GetCounter().GetValue()
 }

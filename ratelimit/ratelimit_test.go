@@ -11,11 +11,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	dto "github.com/prometheus/client_model/go"
 	"github.com/valyala/fasthttp"
 
 	"github.com/adtracker/adtracker/internal/httpx"
+	"github.com/adtracker/adtracker/internal/testenv"
 )
 
 // fakeClock is advanced by hand; atomic because concurrent tests read it from many goroutines.
@@ -175,15 +174,6 @@ func TestConcurrentExactBurst(t *testing.T) {
 	}
 }
 
-func counterValue(t *testing.T, c prometheus.Counter) float64 {
-	t.Helper()
-	var m dto.Metric
-	if err := c.Write(&m); err != nil {
-		t.Fatal(err)
-	}
-	return m.GetCounter().GetValue()
-}
-
 func heapAlloc() uint64 {
 	runtime.GC()
 	runtime.GC()
@@ -241,7 +231,7 @@ func TestMaxTrackedBound(t *testing.T) {
 	if got := l.Tracked(Ingest); got != bound {
 		t.Fatalf("tracked %d, want the bound %d", got, bound)
 	}
-	if got := counterValue(t, l.untracked[Ingest]); got != n-bound {
+	if got := testenv.CounterValue(t, l.untracked[Ingest]); got != n-bound {
 		t.Fatalf("untracked counter %v, want %d", got, n-bound)
 	}
 	// Refill time is 1 s: after it the first new client of a full shard sweeps it and is tracked.
@@ -305,7 +295,7 @@ func TestCheckAnswers429AndUsesProxyRule(t *testing.T) {
 	// An untrusted peer's header is ignored: forging it does not buy a new bucket.
 	f("198.51.100.1", "203.0.113.7", 200)
 	f("198.51.100.1", "203.0.113.8", 429)
-	if got := counterValue(t, l.limited[Ingest]); got != 3 {
+	if got := testenv.CounterValue(t, l.limited[Ingest]); got != 3 {
 		t.Fatalf("limited counter %v, want 3", got)
 	}
 }

@@ -134,7 +134,12 @@ func (s *Server) serve(ctx *fasthttp.RequestCtx, inner fasthttp.RequestHandler) 
 // X-Request-ID. A flood of bad requests must not flood the log: refusedLog keeps the first RefusedLogPerSecond a second and drops
 // the rest (adtracker_http_requests_total counts every one by route and status). Dropped or not, nothing allocates per request.
 func (s *Server) logRefused(ctx *fasthttp.RequestCtx, rt *route, code int, d time.Duration) {
-	ce := s.refusedLog.Check(zapcore.InfoLevel, "request refused")
+	writeRequestLine(s.refusedLog.Check(zapcore.InfoLevel, "request refused"), ctx, rt, code, d)
+}
+
+// writeRequestLine completes a checked log entry (nil when the level or the sampler dropped it) with the request and the first
+// 512 bytes of the answer.
+func writeRequestLine(ce *zapcore.CheckedEntry, ctx *fasthttp.RequestCtx, rt *route, code int, d time.Duration) {
 	if ce == nil {
 		return
 	}
@@ -162,16 +167,7 @@ func (s *Server) logFailure(ctx *fasthttp.RequestCtx, rt *route, code int, d tim
 	if code == fasthttp.StatusInternalServerError {
 		lvl = zapcore.ErrorLevel
 	}
-	ce := s.hotLog.Check(lvl, "request failed")
-	if ce == nil {
-		return
-	}
-	body := ctx.Response.Body()
-	if len(body) > 512 {
-		body = body[:512]
-	}
-	ce.Write(zap.ByteString("request_id", RequestID(ctx)), zap.String("route", rt.pattern), zap.String("method", rt.method),
-		zap.ByteString("path", ctx.Path()), zap.Int("status", code), zap.Duration("duration", d), zap.ByteString("response", body))
+	writeRequestLine(s.hotLog.Check(lvl, "request failed"), ctx, rt, code, d)
 }
 
 var jsonType = []byte("application/json")
