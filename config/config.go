@@ -148,7 +148,7 @@ var Settings = []Setting{
 	{"clickhouse.password", "", "ClickHouse password"},
 	{"clickhouse.cluster", "", "remote_servers cluster name: replicated tables + Distributed tables (docs/scaling.md); empty = one server"},
 	{"clickhouse.compression", "auto", "native protocol compression: lz4, none, or auto (none when every address is loopback, lz4 otherwise)"},
-	{"clickhouse.read_conns", 8, "connections for reads: analytics, the stored-event check of replays, readiness (docs/clickhouse-writes.md)"},
+	{"clickhouse.read_conns", 8, "connections for reads: analytics and the stored-event check of replays (docs/clickhouse-writes.md)"},
 	{"clickhouse.write_conns", 0, "connections for inserts only, so slow reads never hold them; 0 = ingest.inserters + 1 (the replayer's)"},
 	{"clickhouse.node_id", "", "this node's name in insert query ids (letters, digits, _), unique per node and kept across restarts; empty = generated once and kept in the file node_id of ingest.data_dir"},
 	{"postgres.dsn", "postgres://adtracker:adtracker@127.0.0.1:5432/adtracker?sslmode=disable", "Postgres connection string"},

@@ -252,7 +252,7 @@ func writeJSON(ctx *fasthttp.RequestCtx, v any) {
 		return
 	}
 	ctx.SetStatusCode(fasthttp.StatusOK)
-	ctx.SetContentType("application/json; charset=utf-8")
+	ctx.SetContentType(httpx.ContentJSON)
 	ctx.SetBody(append(b, '\n'))
 }
 

@@ -114,11 +114,11 @@ func (s *Server) serve(ctx *fasthttp.RequestCtx, inner fasthttp.RequestHandler) 
 	s.metrics.inFlight.Inc()
 	s.rid.set(ctx)
 	inner(ctx)
-	s.decorate(ctx)
 	rt, _ := ctx.UserValue(routeKey).(*route)
 	if rt == nil {
 		rt = s.unmatched.of(ctx)
 	}
+	s.decorate(ctx, rt)
 	code := ctx.Response.StatusCode()
 	d := time.Since(start)
 	rt.observe(code, d)
@@ -198,7 +198,7 @@ var (
 
 // decorate adds the security headers and CORS headers. nosniff everywhere; the others on JSON only, because the click redirect must
 // keep the publisher page as the landing page's referrer and the pixel sets its own caching.
-func (s *Server) decorate(ctx *fasthttp.RequestCtx) {
+func (s *Server) decorate(ctx *fasthttp.RequestCtx, rt *route) {
 	h := &ctx.Response.Header
 	h.SetCanonical(hdrNosniff, valNosniff)
 	if bytes.HasPrefix(h.ContentType(), jsonType) {
@@ -207,7 +207,7 @@ func (s *Server) decorate(ctx *fasthttp.RequestCtx) {
 			h.SetCanonical(hdrCacheControl, valNoStore)
 		}
 	}
-	if rt, _ := ctx.UserValue(routeKey).(*route); rt != nil && rt.readCORS {
+	if rt != nil && rt.readCORS {
 		s.readCORS.apply(ctx)
 		return
 	}

@@ -109,7 +109,7 @@ func (s *Server) readyz(ctx *fasthttp.RequestCtx) {
 		body = append(body, st.components...)
 	}
 	body = append(body, '}')
-	ctx.SetContentType("application/json; charset=utf-8")
+	ctx.SetContentType(httpx.ContentJSON)
 	if draining || st == nil || !st.ok {
 		ctx.SetStatusCode(fasthttp.StatusServiceUnavailable)
 	}

@@ -157,7 +157,7 @@ func New(opt Options) *Server {
 		httpx.WriteError(ctx, fasthttp.StatusInternalServerError, "internal error", "")
 	}
 	r.GET("/healthz", func(ctx *fasthttp.RequestCtx) {
-		ctx.SetContentType("application/json; charset=utf-8")
+		ctx.SetContentType(httpx.ContentJSON)
 		ctx.SetBodyString(`{"status":"ok"}`)
 	})
 	r.GET("/readyz", s.readyz)
@@ -252,7 +252,7 @@ func (s *Server) errorHandler(ctx *fasthttp.RequestCtx, err error) {
 		httpx.WriteError(ctx, fasthttp.StatusBadRequest, "malformed HTTP request", "")
 	}
 	s.rid.set(ctx)
-	s.decorate(ctx)
+	s.decorate(ctx, nil) // no route ran: the ingest CORS rule, as for an unmatched path
 	s.rejected.of(ctx).counter(ctx.Response.StatusCode()).Inc()
 	if ce := s.hotLog.Check(zap.DebugLevel, "request rejected before routing"); ce != nil {
 		ce.Write(zap.ByteString("request_id", RequestID(ctx)), zap.Int("status", ctx.Response.StatusCode()),

@@ -10,6 +10,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/adtracker/adtracker/ingest/pipeline"
+	"github.com/adtracker/adtracker/internal/httpx"
 )
 
 // Sources are what the status reads. Each is called once a second by Run and never on a request.
@@ -177,9 +178,9 @@ func (s *Status) Snapshot() StatusBody {
 func (s *Status) ServeHTTP(ctx *fasthttp.RequestCtx) {
 	body, err := json.Marshal(s.Snapshot())
 	if err != nil { // plain numbers and times: cannot happen
-		ctx.Error(`{"error":"internal error"}`, fasthttp.StatusInternalServerError)
+		httpx.WriteError(ctx, fasthttp.StatusInternalServerError, "internal error", "")
 		return
 	}
-	ctx.SetContentType("application/json; charset=utf-8")
+	ctx.SetContentType(httpx.ContentJSON)
 	ctx.SetBody(body)
 }

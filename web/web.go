@@ -13,6 +13,7 @@ import (
 	"github.com/fasthttp/router"
 	"github.com/valyala/fasthttp"
 
+	"github.com/adtracker/adtracker/internal/httpx"
 	"github.com/adtracker/adtracker/ratelimit"
 )
 
@@ -84,9 +85,7 @@ func (h *Handler) Register(r *router.Router, st *Status) {
 func (h *Handler) serve(ctx *fasthttp.RequestCtx, name string) {
 	f, ok := h.files[name]
 	if !ok || name == "index.html" && string(ctx.Path()) != IndexPath {
-		ctx.SetStatusCode(fasthttp.StatusNotFound)
-		ctx.SetContentType("application/json; charset=utf-8")
-		ctx.SetBodyString(`{"error":"no such dashboard file","field":"path"}`)
+		httpx.WriteError(ctx, fasthttp.StatusNotFound, "no such dashboard file", "path")
 		return
 	}
 	hd := &ctx.Response.Header

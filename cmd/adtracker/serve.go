@@ -55,8 +55,8 @@ func serve(args []string) error {
 		return err
 	}
 	defer pg.Close()
-	// The node id names this node's inserts across restarts (the late-commit check looks for a previous process's by it); serve
-	// alone inserts, so only serve reads or creates it in the data dir.
+	// The node id names this node's inserts across restarts (the late-commit check looks for a previous process's by it); it is
+	// read from, or created in, the data dir (`deadletter replay` inserts under "<id>_replay").
 	nodeID, err := chstore.NodeID(cfg.ClickHouse.NodeID, cfg.Ingest.DataDir)
 	if err != nil {
 		log.Error("clickhouse node id", zap.Error(err))
@@ -230,9 +230,10 @@ func serve(args []string) error {
 }
 
 // readinessChecks are the components of /readyz. The server runs them in the background (every second), never per request, so
-// they may ping the databases. ClickHouse is pinged through the sink, on the write pool (sized inserters+1, so a ping never waits
-// behind an insert): readiness says whether this node can store events, and a read pool full of slow analytics must not take an
-// ingest node out of its balancer.
+// they may ping the databases. ClickHouse is pinged through the sink, on the write pool: readiness says whether this node can store
+// events, and a read pool full of slow analytics must not take an ingest node out of its balancer. The write pool holds one
+// connection beyond the inserters (the replayer's), so while every inserter and the replayer are busy the ping waits, and past the
+// check's budget reports ClickHouse failing.
 func readinessChecks(pg interface{ Ping(context.Context) error }, ch interface{ Ping(context.Context) error }, cat *catalog.Catalog,
 	pipe *pipeline.Pipeline) []server.Check {
 	return []server.Check{

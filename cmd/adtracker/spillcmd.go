@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"text/tabwriter"
 
 	"go.uber.org/zap"
@@ -40,11 +41,7 @@ func subcommand(name, usage string, args []string, verbs ...string) (*env, strin
 		return nil, "", nil, errLogged
 	}
 	verb := args[0]
-	known := false
-	for _, v := range verbs {
-		known = known || v == verb
-	}
-	if !known {
+	if !slices.Contains(verbs, verb) {
 		fmt.Fprintf(os.Stderr, "adtracker %s: unknown command %q\n\n%s", name, verb, usage)
 		return nil, "", nil, errLogged
 	}

@@ -32,6 +32,7 @@ func TestEnqueueDuringAndAfterClose(t *testing.T) {
 					if wasClosed {
 						if !errors.Is(err, ErrClosed) {
 							errs <- err
+							return // the channel holds one error per goroutine: a second send would block the test
 						}
 						if i > 1000 {
 							return

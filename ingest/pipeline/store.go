@@ -86,9 +86,7 @@ func (p *Pipeline) store(j *job) bool {
 func (p *Pipeline) spillBatch(b *event.Batch) bool {
 	err := p.appendSpill(b, false)
 	if err == nil {
-		batchesFlushed.WithLabelValues("spilled").Inc()
-		rowsStored.WithLabelValues("spilled").Add(float64(b.N))
-		p.Spilled.Add(int64(b.N))
+		p.countSpilled(b)
 		return true
 	}
 	if !errors.Is(err, spill.ErrFull) {
@@ -109,10 +107,15 @@ func (p *Pipeline) refused(b *event.Batch, cause error) bool {
 		p.log.Error("spill of a refused batch failed too; keeping it in the ring and retrying", zap.Int("rows", b.N), zap.Error(err))
 		return false
 	}
+	p.countSpilled(b)
+	return true
+}
+
+// countSpilled counts a live batch that went to the spill instead of ClickHouse.
+func (p *Pipeline) countSpilled(b *event.Batch) {
 	batchesFlushed.WithLabelValues("spilled").Inc()
 	rowsStored.WithLabelValues("spilled").Add(float64(b.N))
 	p.Spilled.Add(int64(b.N))
-	return true
 }
 
 func (p *Pipeline) insert(b *event.Batch) error {

@@ -266,6 +266,14 @@ func TestCorruption(t *testing.T) {
 			}
 			return without(idsOf(append(segs[:1:1], segs[2:]...)...), 0, 1), Stats{MissingSegments: 1}
 		}},
+		"ack segment and the one after it gone": {n: 30, opt: small, ackThrough: 1, corrupt: func(t *testing.T, dir string, segs []segFile) ([]int, Stats) {
+			for _, s := range segs[:2] {
+				if err := os.Remove(s.path); err != nil {
+					t.Fatal(err)
+				}
+			}
+			return idsOf(segs[2:]...), Stats{MissingSegments: 1}
+		}},
 		"bad header of the first segment": {n: 30, opt: small, ackThrough: -1, corrupt: func(t *testing.T, dir string, segs []segFile) ([]int, Stats) {
 			patch(t, segs[0].path, 0, []byte("XXXX"))
 			return idsOf(segs[1:]...), Stats{CorruptRegions: 1, CorruptBytes: uint64(segs[0].size)}
@@ -307,6 +315,10 @@ func TestCorruption(t *testing.T) {
 			dir := t.TempDir()
 			build(t, dir, c.opt, c.n, c.ackThrough)
 			want, wantStats := c.corrupt(t, dir, layout(t, dir))
+			// `adtracker spill ls` reads the same damage without opening the queue: the same segments missing.
+			if r, err := Inspect(dir, nil); err != nil || r.MissingSegments != wantStats.MissingSegments {
+				t.Fatalf("Inspect: %d missing segments (err %v), want %d", r.MissingSegments, err, wantStats.MissingSegments)
+			}
 
 			q := open(t, dir, c.opt)
 			got, _ := readAll(t, q)

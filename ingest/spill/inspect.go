@@ -58,16 +58,10 @@ func Inspect(dir string, visit func(seg string, rec []byte)) (Report, error) {
 	}
 	ack.Offset = max(ack.Offset, headerSize)
 	r.Ack, r.AckOK = ack, ackOK
+	keep := slices.DeleteFunc(seqs, func(seq uint64) bool { return seq < ack.Segment }) // acked ones: Open deletes them
+	r.MissingSegments = missingSegments(keep, ack, ackOK)
 	var sc frameScanner
-	var prev uint64
-	for i, seq := range seqs {
-		if seq < ack.Segment {
-			continue // acked; Open deletes it
-		}
-		if i > 0 && prev >= ack.Segment && seq > prev+1 {
-			r.MissingSegments += seq - prev - 1
-		}
-		prev = seq
+	for _, seq := range keep {
 		from := int64(headerSize)
 		if seq == ack.Segment {
 			from = ack.Offset
@@ -84,8 +78,6 @@ func Inspect(dir string, visit func(seg string, rec []byte)) (Report, error) {
 		r.RecordBytes += s.RecordBytes
 		r.Bytes += s.Bytes
 		r.CorruptBytes += s.CorruptBytes
-	}
-	for _, s := range r.Segments {
 		if s.CorruptBytes > 0 || s.BadHeader {
 			r.CorruptRegions++
 		}

@@ -237,15 +237,7 @@ func (q *Queue) loadSegments() error {
 		}
 		keep = append(keep, seq)
 	}
-	// The ack segment itself may be gone (fully acked), so a gap counts from the one after it.
-	for i, seq := range keep {
-		switch {
-		case i > 0 && seq > keep[i-1]+1:
-			q.st.missingSegments.Add(seq - keep[i-1] - 1)
-		case i == 0 && ackOK && seq > ack.Segment+1:
-			q.st.missingSegments.Add(seq - ack.Segment - 1)
-		}
-	}
+	q.st.missingSegments.Add(missingSegments(keep, ack, ackOK))
 
 	var sc frameScanner
 	for i, seq := range keep {
@@ -763,13 +755,6 @@ func (q *Queue) Rewind() {
 	q.mu.Unlock()
 }
 
-// AckPosition is the durable ack position: records up to it are acknowledged.
-func (q *Queue) AckPosition() Position {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	return q.ack
-}
-
 // Bytes is the size of all segment files, acked parts included: what counts against MaxBytes.
 func (q *Queue) Bytes() int64 {
 	q.mu.Lock()
@@ -835,3 +820,18 @@ func (q *Queue) Close() error {
 
 // Path is the queue's directory.
 func (q *Queue) Path() string { return q.path }
+
+// missingSegments counts the segment numbers absent from keep (the sorted segments at or after the ack). The ack segment itself may
+// be gone (fully acked), so a gap before the first kept segment counts from the one after the ack.
+func missingSegments(keep []uint64, ack Position, ackOK bool) uint64 {
+	var n uint64
+	for i, seq := range keep {
+		switch {
+		case i > 0 && seq > keep[i-1]+1:
+			n += seq - keep[i-1] - 1
+		case i == 0 && ackOK && seq > ack.Segment+1:
+			n += seq - ack.Segment - 1
+		}
+	}
+	return n
+}

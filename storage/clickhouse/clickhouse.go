@@ -47,9 +47,9 @@ type Config struct {
 
 // DB is one database reached through two pools: Conn for reads and write for the sink's inserts.
 type DB struct {
-	// Conn is the read pool: analytics, migrations, the stored-event check and Ping. Inserts never take its connections.
+	// Conn is the read pool: analytics, migrations and the stored-event check. Inserts never take its connections.
 	Conn     driver.Conn
-	write    driver.Conn // the write pool: only Sink inserts and Sink.Ping
+	write    driver.Conn // the write pool: only Sink inserts and Sink.Ping (the readiness check)
 	Database string
 	version  string
 	cfg      Config
@@ -87,9 +87,6 @@ func options(c Config, database string) *ch.Options {
 	}
 	if c.ReadTimeout == 0 {
 		c.ReadTimeout = 60 * time.Second
-	}
-	if c.MaxOpenConns == 0 {
-		c.MaxOpenConns = DefaultReadConns
 	}
 	if c.WriteTimeout == 0 {
 		c.WriteTimeout = 10 * time.Second
@@ -241,11 +238,8 @@ func createDatabase(ctx context.Context, boot driver.Conn, c Config) error {
 	return boot.Exec(ddlContext(ctx, c.Cluster), q)
 }
 
-// Ping checks that the server answers, through the read pool: the readiness check, which must not take an insert's connection.
+// Ping checks that the server answers, through the read pool. (Readiness pings through Sink.Ping, on the write pool.)
 func (db *DB) Ping(ctx context.Context) error { return db.Conn.Ping(ctx) }
-
-// NodeID returns the node's name in insert query ids.
-func (db *DB) NodeID() string { return db.cfg.NodeID }
 
 // Close closes both pools (and the replicas' pools the cluster check opened).
 func (db *DB) Close() error {

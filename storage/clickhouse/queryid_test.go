@@ -16,8 +16,11 @@ func TestNodeID(t *testing.T) {
 		t.Fatalf("generated %q, %v", first, err)
 	}
 	st, err := os.Stat(filepath.Join(dir, nodeIDFile))
-	if err != nil || st.Mode().Perm() != 0o600 {
-		t.Fatalf("node_id file: %v, mode %v; want 0600", err, st.Mode().Perm())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Mode().Perm() != 0o600 {
+		t.Fatalf("node_id file mode %v; want 0600", st.Mode().Perm())
 	}
 	if again, err := NodeID("", dir); err != nil || again != first {
 		t.Fatalf("second start got %q, %v; want %q", again, err, first)
