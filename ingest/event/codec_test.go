@@ -2,7 +2,10 @@ package event
 
 import (
 	"bytes"
+	"encoding/hex"
 	"net"
+	"os"
+	"strings"
 	"testing"
 )
 
@@ -22,8 +25,71 @@ func sampleEvent() Event {
 	return e
 }
 
-func TestBinaryRoundTrip(t *testing.T) {
+func enrichedEvent() Event {
 	e := sampleEvent()
+	e.IVT = IVTDuplicateClick
+	e.Device = DeviceMobile
+	e.SetCountry("de")
+	e.SetOS("Android")
+	e.SetBrowser("Chrome")
+	return e
+}
+
+// A version-1 encoding written by the release before enrichment (testdata/v1_event.hex, made from sampleEvent by that
+// code) still decodes after the upgrade: same fields, valid and not enriched. Spill segments and rings survive upgrades.
+func TestDecodeBinaryReadsVersion1(t *testing.T) {
+	raw, err := os.ReadFile("testdata/v1_event.hex")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := hex.DecodeString(strings.TrimSpace(string(raw)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got Event
+	n, err := got.DecodeBinary(b)
+	if err != nil || n != len(b) {
+		t.Fatalf("DecodeBinary(v1) = %d, %v; want %d", n, err, len(b))
+	}
+	if want := sampleEvent(); got != want {
+		t.Fatalf("v1 decoded to\n %+v\nwant\n %+v", got, want)
+	}
+	for i := 0; i < len(b); i++ {
+		if _, err := new(Event).DecodeBinary(b[:i]); err == nil {
+			t.Fatalf("decoding %d of %d v1 bytes succeeded", i, len(b))
+		}
+	}
+}
+
+func TestEnrichmentFields(t *testing.T) {
+	var e Event
+	e.SetCountry("d1")
+	if e.CountryCode() != nil {
+		t.Fatal("a non-letter country code was stored")
+	}
+	e.SetCountry("gb")
+	if string(e.CountryCode()) != "GB" {
+		t.Fatalf("country %q", e.CountryCode())
+	}
+	e.SetOS(strings.Repeat("x", 40))
+	if len(e.OSFamily()) != MaxFamilyLen {
+		t.Fatalf("os family not truncated: %d", len(e.OSFamily()))
+	}
+	for r := IVTNone; r < NumIVT; r++ {
+		if got, ok := ParseIVT(r.String()); !ok || got != r {
+			t.Fatalf("ParseIVT(%q) = %v, %v", r.String(), got, ok)
+		}
+	}
+	if _, ok := ParseIVT("bogus"); ok {
+		t.Fatal("ParseIVT accepted an unknown reason")
+	}
+	if DeviceUnknown.String() != "" || DeviceTV.String() != "tv" || NumDevices.String() != "" {
+		t.Fatal("device names")
+	}
+}
+
+func TestBinaryRoundTrip(t *testing.T) {
+	e := enrichedEvent()
 	b := e.AppendBinary(nil)
 	var got Event
 	n, err := got.DecodeBinary(b)
@@ -38,13 +104,15 @@ func TestBinaryRoundTrip(t *testing.T) {
 	full.ViewerLen = MaxIDLen
 	full.SessionLen = MaxIDLen
 	full.UALen = MaxUserAgentLen
+	full.OSLen = MaxFamilyLen
+	full.BrowserLen = MaxFamilyLen
 	if n := len(full.AppendBinary(nil)); n != MaxBinaryLen {
 		t.Fatalf("largest encoding is %d bytes, MaxBinaryLen says %d", n, MaxBinaryLen)
 	}
 }
 
 func TestDecodeBinaryRejectsTruncation(t *testing.T) {
-	e := sampleEvent()
+	e := enrichedEvent()
 	b := e.AppendBinary(nil)
 	for i := 0; i < len(b); i++ {
 		var got Event
@@ -63,7 +131,10 @@ func TestDecodeBinaryRejectsTruncation(t *testing.T) {
 func FuzzDecodeBinary(f *testing.F) {
 	e := sampleEvent()
 	f.Add(e.AppendBinary(nil))
+	en := enrichedEvent()
+	f.Add(en.AppendBinary(nil))
 	f.Add([]byte{1})
+	f.Add([]byte{2})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		var got Event
 		n, err := got.DecodeBinary(b)
@@ -108,10 +179,18 @@ func TestParseType(t *testing.T) {
 			t.Fatalf("ParseType(%q) = %v", ty.String(), got)
 		}
 	}
-	if ParseType([]byte("firstQuartile")) != TypeFirstQuartile || ParseType([]byte("bogus")) != TypeUnknown {
-		t.Fatal("ParseType aliases")
+	for _, ty := range Types() {
+		if got := ParseType([]byte(ty.VASTName())); got != ty {
+			t.Fatalf("ParseType(%q) = %v", ty.VASTName(), got)
+		}
 	}
-	if len(Types()) != 13 {
+	for in, want := range map[string]Type{"firstQuartile": TypeFirstQuartile, "closeLinear": TypeCloseLinear,
+		"close": TypeClose, "viewUndetermined": TypeViewUndetermined, "bogus": TypeUnknown, "": TypeUnknown, "FirstQuartile": TypeUnknown} {
+		if got := ParseType([]byte(in)); got != want {
+			t.Fatalf("ParseType(%q) = %v, want %v", in, got, want)
+		}
+	}
+	if len(Types()) != 29 {
 		t.Fatalf("%d types", len(Types()))
 	}
 }

@@ -27,6 +27,25 @@ const (
 	TypeMute
 	TypeUnmute
 	TypeError
+	// VAST 4.3 events beyond the core set (issue 17). close is the NonLinear/companion close, close_linear the Linear one;
+	// fullscreen/exit_fullscreen are VAST 3 names that 4.x players still fire; viewable, not_viewable and view_undetermined are
+	// the ViewableImpression outcomes (viewability_rate = viewable / (viewable + not_viewable)).
+	TypeCreativeView
+	TypeLoaded
+	TypeProgress
+	TypeClose
+	TypeCloseLinear
+	TypeRewind
+	TypeFullscreen
+	TypeExitFullscreen
+	TypePlayerExpand
+	TypePlayerCollapse
+	TypeOtherAdInteraction
+	TypeNotUsed
+	TypeViewable
+	TypeNotViewable
+	TypeViewUndetermined
+	TypeVerificationNotExecuted
 	// NumTypes is one more than the last type: the length of arrays indexed by Type.
 	NumTypes
 )
@@ -34,6 +53,26 @@ const (
 var typeNames = [NumTypes]string{
 	"", "impression", "click", "start", "first_quartile", "midpoint", "third_quartile",
 	"complete", "skip", "pause", "resume", "mute", "unmute", "error",
+	"creative_view", "loaded", "progress", "close", "close_linear", "rewind", "fullscreen", "exit_fullscreen",
+	"player_expand", "player_collapse", "other_ad_interaction", "not_used", "viewable", "not_viewable",
+	"view_undetermined", "verification_not_executed",
+}
+
+// vastNames are the VAST spellings (the Tracking event attribute, or the element for the ViewableImpression outcomes).
+var vastNames = [NumTypes]string{
+	"", "impression", "click", "start", "firstQuartile", "midpoint", "thirdQuartile",
+	"complete", "skip", "pause", "resume", "mute", "unmute", "error",
+	"creativeView", "loaded", "progress", "close", "closeLinear", "rewind", "fullscreen", "exitFullscreen",
+	"playerExpand", "playerCollapse", "otherAdInteraction", "notUsed", "viewable", "notViewable",
+	"viewUndetermined", "verificationNotExecuted",
+}
+
+// VASTName returns the VAST spelling of t ("firstQuartile"), or "" when t is not a known type.
+func (t Type) VASTName() string {
+	if t >= NumTypes {
+		return ""
+	}
+	return vastNames[t]
 }
 
 // String returns the schema name of t ("first_quartile"), or "" when t is not a known type.
@@ -50,33 +89,12 @@ func (t Type) Valid() bool { return t > TypeUnknown && t < NumTypes }
 // ParseType maps a schema name ("first_quartile") to its Type; it also accepts the VAST
 // camelCase spellings ("firstQuartile") so pixel URLs and JSON agree. It does not allocate.
 func ParseType(b []byte) Type {
-	switch string(b) {
-	case "impression":
-		return TypeImpression
-	case "click":
-		return TypeClick
-	case "start":
-		return TypeStart
-	case "first_quartile", "firstQuartile":
-		return TypeFirstQuartile
-	case "midpoint":
-		return TypeMidpoint
-	case "third_quartile", "thirdQuartile":
-		return TypeThirdQuartile
-	case "complete":
-		return TypeComplete
-	case "skip":
-		return TypeSkip
-	case "pause":
-		return TypePause
-	case "resume":
-		return TypeResume
-	case "mute":
-		return TypeMute
-	case "unmute":
-		return TypeUnmute
-	case "error":
-		return TypeError
+	// A linear scan over 29 short strings: string(b) in a comparison does not allocate, and this runs once per event, so a map
+	// (which would hash) is not faster at this size.
+	for t := TypeImpression; t < NumTypes; t++ {
+		if string(b) == typeNames[t] || string(b) == vastNames[t] {
+			return t
+		}
 	}
 	return TypeUnknown
 }
@@ -121,6 +139,14 @@ type Event struct {
 	Viewer      [MaxIDLen]byte
 	Session     [MaxIDLen]byte
 	UserAgent   [MaxUserAgentLen]byte
+	// Screening and enrichment (issue 18), filled at ingest after decoding; zero means valid and not enriched.
+	IVT        IVT
+	Device     Device
+	Country    [2]byte // ISO 3166-1 alpha-2, upper case; zero when unknown
+	OSLen      uint8
+	BrowserLen uint8
+	OS         [MaxFamilyLen]byte
+	Browser    [MaxFamilyLen]byte
 }
 
 // Reset clears e for reuse.

@@ -444,11 +444,11 @@ func TestRingTooSmallForEvents(t *testing.T) {
 			p.Close(context.Background())
 		}
 	}
-	// A record may take half the slots: MaxRecord = capacity/2 × slot size − 8; events need event.MaxBinaryLen (451).
+	// A record may take half the slots: MaxRecord = capacity/2 × slot size − 8; events need event.MaxBinaryLen (505).
 	f(32, 56, true)  // 888
 	f(16, 56, false) // 440
-	f(2, 512, true)  // 504
-	f(2, 256, false) // 248
+	f(2, 1024, true) // 1016
+	f(2, 512, false) // 504
 }
 
 // A client replaying the same event_id in a loop must not fill the ring: the duplicates are dropped, but they hold ring slots until
