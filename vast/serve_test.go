@@ -32,7 +32,9 @@ func row(id int64, status string, weight int, video string) postgres.SnapshotRow
 
 const video = "https://cdn.example.com/v.mp4"
 
-func snapshot(rows ...postgres.SnapshotRow) *catalog.Snapshot { return catalog.NewSnapshot(rows, time.Now()) }
+func snapshot(rows ...postgres.SnapshotRow) *catalog.Snapshot {
+	return catalog.NewSnapshot(rows, time.Now())
+}
 
 type answer struct {
 	status int
