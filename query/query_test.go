@@ -228,6 +228,8 @@ func TestAPIQueriesCommitted(t *testing.T) {
 		}},
 		{"timeseries-hour.sql", func() error { _, err := s.Timeseries(ctx, 1, r, Hour); return err }},
 		{"timeseries-day.sql", func() error { _, err := s.Timeseries(ctx, 1, r, Day); return err }},
+		{"breakdown-country.sql", func() error { _, err := s.BreakdownOf(ctx, 1, r, Country, 0); return err }},
+		{"top-breakdowns-ivt.sql", func() error { _, err := s.TopBreakdowns(ctx, []uint64{1, 2, 3}, r, IVT, 0); return err }},
 	}
 	want := map[string]string{}
 	for _, tc := range cases {
@@ -240,7 +242,11 @@ func TestAPIQueriesCommitted(t *testing.T) {
 			i := 0
 			for _, ch := range q {
 				if ch == '?' {
-					fmt.Fprint(&sql, args[i])
+					if str, ok := args[i].(string); ok { // the driver binds strings quoted
+						fmt.Fprintf(&sql, "'%s'", strings.ReplaceAll(str, "'", "\\'"))
+					} else {
+						fmt.Fprint(&sql, args[i])
+					}
 					i++
 					continue
 				}
