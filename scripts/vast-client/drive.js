@@ -2,13 +2,16 @@
 // Plays a VAST tag through the real web VAST client — npm @dailymotion/vast-client's VASTClient (fetch + parse) and VASTTracker
 // (pixels) — the way a web player drives it, and prints as JSON on stdout every URL the library fired and what the server answered.
 //
-//   node scripts/vast-client/drive.js VAST_URL [SCENARIO...]       (default: full skip error)
+//   node scripts/vast-client/drive.js VAST_URL [SCENARIO...]       (default: full skip closed unused error)
 //
 // Scenarios, each on a serve of its own (VAST_URL is fetched again for each):
-//   full   load, impression, playback in 0.5 s steps to the end with pause/resume and mute/unmute on the way, a click in the
-//          middle (the player opens the ClickThrough URL it is handed, without following the redirect), complete
-//   skip   impression, playback to 1 s, skip
-//   error  the player cannot play the media: the Error URL with [ERRORCODE] 405
+//   full    loaded, impression (+ creativeView), viewable, playback in 0.5 s steps to the end with pause/resume, mute/unmute,
+//           fullscreen/exitFullscreen and playerExpand/playerCollapse on the way, a click (the player opens the ClickThrough URL it
+//           is handed, without following the redirect), otherAdInteraction and a seek back (rewind) in the middle, complete, close
+//   skip    impression, notViewable, playback to 1 s, skip
+//   closed  impression, viewUndetermined, playback to 0.5 s, close
+//   unused  notUsed: the player fetched the ad and did not play it
+//   error   the player cannot play the media: the Error URL with [ERRORCODE] 405
 // After a scenario, a second VASTTracker on the same parsed ad plays it again (a player re-firing the pixels of one serve, with new
 // [CACHEBUSTING] and [TIMESTAMP]); its URLs are reported as "refired".
 //
@@ -88,12 +91,14 @@ async function play(name, ad, creative, list, out) {
     clickthrough = url;
   });
   const duration = creative.duration;
+  const progress = async (t) => act(list, `setProgress(${t})`, () => tracker.setProgress(t));
   switch (name) {
     case 'full': {
       await act(list, 'load', () => tracker.load());
       await act(list, 'trackImpression', () => tracker.trackImpression());
+      await act(list, 'trackViewableImpression', () => tracker.trackViewableImpression());
       for (let t = 0.5; t <= duration + 1e-9; t += 0.5) {
-        await act(list, `setProgress(${t})`, () => tracker.setProgress(t));
+        await progress(t);
         if (t === 1) {
           await act(list, 'setPaused(true)', () => tracker.setPaused(true));
           await act(list, 'setPaused(false)', () => tracker.setPaused(false));
@@ -102,18 +107,37 @@ async function play(name, ad, creative, list, out) {
           await act(list, 'setMuted(true)', () => tracker.setMuted(true));
           await act(list, 'setMuted(false)', () => tracker.setMuted(false));
         }
+        if (t === 2) {
+          await act(list, 'setFullscreen(true)', () => tracker.setFullscreen(true));
+          await act(list, 'setFullscreen(false)', () => tracker.setFullscreen(false));
+          await act(list, 'setExpand(true)', () => tracker.setExpand(true));
+          await act(list, 'setExpand(false)', () => tracker.setExpand(false));
+        }
         if (t === 2.5) {
           await act(list, 'click', () => tracker.click());
+          await act(list, 'otherAdInteraction', () => tracker.otherAdInteraction());
+          await progress(1.5); // the viewer seeks back: rewind
         }
       }
       await act(list, 'complete', () => tracker.complete());
+      await act(list, 'close', () => tracker.close());
       break;
     }
     case 'skip':
       await act(list, 'trackImpression', () => tracker.trackImpression());
-      await act(list, 'setProgress(0.5)', () => tracker.setProgress(0.5));
-      await act(list, 'setProgress(1)', () => tracker.setProgress(1));
+      await act(list, 'trackNotViewableImpression', () => tracker.trackNotViewableImpression());
+      await progress(0.5);
+      await progress(1);
       await act(list, 'skip', () => tracker.skip());
+      break;
+    case 'closed':
+      await act(list, 'trackImpression', () => tracker.trackImpression());
+      await act(list, 'trackUndeterminedImpression', () => tracker.trackUndeterminedImpression());
+      await progress(0.5);
+      await act(list, 'close', () => tracker.close());
+      break;
+    case 'unused':
+      await act(list, 'notUsed', () => tracker.notUsed());
       break;
     case 'error':
       await act(list, 'error(405)', () => tracker.error({ ERRORCODE: 405 }));
@@ -162,12 +186,12 @@ async function scenario(client, vastURL, name) {
 async function main() {
   const [vastURL, ...names] = process.argv.slice(2);
   if (!vastURL) {
-    process.stderr.write('usage: drive.js VAST_URL [full|skip|error]...\n');
+    process.stderr.write('usage: drive.js VAST_URL [full|skip|closed|unused|error]...\n');
     process.exit(2);
   }
   const client = new VASTClient();
   const scenarios = [];
-  for (const name of names.length ? names : ['full', 'skip', 'error']) {
+  for (const name of names.length ? names : ['full', 'skip', 'closed', 'unused', 'error']) {
     scenarios.push(await scenario(client, vastURL, name));
   }
   process.stdout.write(JSON.stringify({ scenarios }, null, 1) + '\n');
