@@ -2,7 +2,7 @@
 # Installs what the VAST client tests (cmd/adtracker/vast_*_test.go) need, quickly when it is already there:
 #   - the real web VAST client, npm @dailymotion/vast-client (pinned with its @xmldom/xmldom by package-lock.json here), into
 #     the git-ignored .tools/vast-client, where scripts/vast-client/drive.js loads it from;
-#   - Debian's ffmpeg, which the browser test uses to make its video (apt, when missing).
+#   - Debian's ffmpeg, which the browser test uses to make its video, and node/npm when missing (apt).
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -15,8 +15,13 @@ installed() {
 	cmp -s "$here/package-lock.json" "$stamp" && [ -f "$prefix/node_modules/@dailymotion/vast-client/package.json" ]
 }
 
+# shellcheck source=../lib.sh
+source "$repo/scripts/lib.sh"
+
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+	apt_install nodejs npm # a fresh machine (CI); drive.js needs node ≥ 18 (fetch), which Debian 12's is
+fi
 if ! installed; then
-	command -v npm >/dev/null || { echo "error: npm is required to install @dailymotion/vast-client" >&2; exit 1; }
 	echo "installing @dailymotion/vast-client into $prefix" >&2
 	rm -rf "$prefix"
 	mkdir -p "$prefix"
@@ -27,7 +32,5 @@ if ! installed; then
 fi
 
 if ! command -v ffmpeg >/dev/null; then
-	# shellcheck source=../lib.sh
-	source "$repo/scripts/lib.sh"
 	apt_install ffmpeg
 fi
