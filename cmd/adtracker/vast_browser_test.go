@@ -20,12 +20,12 @@ import (
 	"github.com/chromedp/chromedp"
 )
 
-// chromiumPath is Debian's chromium; the test never downloads a browser.
-const chromiumPath = "/usr/bin/chromium"
+// vastChromium is Debian's chromium; the test never downloads a browser.
+const vastChromium = "/usr/bin/chromium"
 
-// EnvRequireChromium makes a missing chromium (or ffmpeg, which makes the test's video) a failure instead of a skip; make test sets
+// envRequireChromium makes a missing chromium (or ffmpeg, which makes the test's video) a failure instead of a skip; make test sets
 // it, as for the dashboard's browser test (web/browser_test.go).
-const EnvRequireChromium = "ADTRACKER_REQUIRE_CHROMIUM"
+const envRequireChromium = "ADTRACKER_REQUIRE_CHROMIUM"
 
 // playerPage is the test's web player, served from an origin of its own: it loads the VAST with a cross-origin XHR with
 // credentials, plays the MediaFile this browser can play in a <video>, and fires the tracking URLs from the element's own events
@@ -150,15 +150,15 @@ func newPlayerSite(t *testing.T, video string) *playerSite {
 	return p
 }
 
-// makeVideo writes a 4 s VP8/WebM test pattern (ffmpeg's testsrc), which Debian's chromium plays.
-func makeVideo(t *testing.T) string {
+// makeVASTVideo writes a 4 s VP8/WebM test pattern (ffmpeg's testsrc), which Debian's chromium plays.
+func makeVASTVideo(t *testing.T) string {
 	t.Helper()
 	ffmpeg, err := exec.LookPath("ffmpeg")
 	if err != nil {
-		if os.Getenv(EnvRequireChromium) != "" {
-			t.Fatalf("ffmpeg is missing and %s is set: run scripts/vast-client/install.sh (make test runs it)", EnvRequireChromium)
+		if os.Getenv(envRequireChromium) != "" {
+			t.Fatalf("ffmpeg is missing and %s is set: run scripts/vast-client/install.sh (make test runs it)", envRequireChromium)
 		}
-		t.Skipf("ffmpeg is missing: apt-get install ffmpeg, or run make test (it installs it); set %s to fail instead", EnvRequireChromium)
+		t.Skipf("ffmpeg is missing: apt-get install ffmpeg, or run make test (it installs it); set %s to fail instead", envRequireChromium)
 	}
 	out := filepath.Join(t.TempDir(), "ad.webm")
 	cmd := exec.Command(ffmpeg, "-hide_banner", "-loglevel", "error", "-nostdin", "-f", "lavfi", "-i", "testsrc=duration=4:size=320x240:rate=25",
@@ -178,14 +178,14 @@ type vastBrowser struct {
 
 func newVASTBrowser(t *testing.T) *vastBrowser {
 	t.Helper()
-	if _, err := os.Stat(chromiumPath); err != nil {
-		if os.Getenv(EnvRequireChromium) != "" {
-			t.Fatalf("%s is missing and %s is set: apt-get install chromium (make test installs it)", chromiumPath, EnvRequireChromium)
+	if _, err := os.Stat(vastChromium); err != nil {
+		if os.Getenv(envRequireChromium) != "" {
+			t.Fatalf("%s is missing and %s is set: apt-get install chromium (make test installs it)", vastChromium, envRequireChromium)
 		}
-		t.Skipf("%s is missing: apt-get install chromium, or run make test (it installs it); set %s to fail instead", chromiumPath, EnvRequireChromium)
+		t.Skipf("%s is missing: apt-get install chromium, or run make test (it installs it); set %s to fail instead", vastChromium, envRequireChromium)
 	}
 	opts := []chromedp.ExecAllocatorOption{
-		chromedp.ExecPath(chromiumPath), chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU, chromedp.NoFirstRun,
+		chromedp.ExecPath(vastChromium), chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU, chromedp.NoFirstRun,
 		chromedp.NoDefaultBrowserCheck, chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-extensions", true),
 		chromedp.Flag("disable-sync", true), chromedp.Flag("disable-dev-shm-usage", true), chromedp.Flag("mute-audio", true),
 		chromedp.Flag("autoplay-policy", "no-user-gesture-required"), chromedp.UserDataDir(t.TempDir()), chromedp.WindowSize(800, 600),
@@ -275,7 +275,7 @@ type playerState struct {
 // ad's target URL through /c/{id}.
 func TestVASTInBrowser(t *testing.T) {
 	b := newVASTBrowser(t) // first: skips before the databases are touched when chromium is missing and not required
-	site := newPlayerSite(t, makeVideo(t))
+	site := newPlayerSite(t, makeVASTVideo(t))
 	// The player's origin is the one allowed to read /vast with credentials, as a production configuration names its players.
 	s := newStack(t, "ADTRACKER_ADMIN_TOKEN="+vastAdminToken, "ADTRACKER_HTTP_CORS_ORIGINS="+site.srv.URL)
 	s.start()
@@ -332,14 +332,14 @@ func TestVASTInBrowser(t *testing.T) {
 	}
 
 	// Stored for the serve: each event once, under the id its serve and type give it, in playback order.
-	s.flushed(t, seededAds[0])
-	rows := s.adRows(t, adID)
+	s.vastFlushed(t, vastSeededAds[0])
+	rows := s.vastAdRows(t, adID)
 	if len(rows) != len(want) {
 		t.Errorf("stored %d events for the ad, the browser fired %d: %v", len(rows), len(want), rows)
 	}
 	order := []string{"impression", "start", "first_quartile", "midpoint", "third_quartile", "complete"}
 	var seq []string
-	var prev storedRow
+	var prev vastRow
 	for i, ty := range append(order, "click") {
 		ev, ok := want[ty]
 		if !ok {

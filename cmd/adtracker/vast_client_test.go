@@ -25,18 +25,18 @@ type vastClientRun struct {
 }
 
 type vastScenario struct {
-	Name          string      `json:"name"`
-	Empty         bool        `json:"empty"`
-	AdID          string      `json:"ad_id"`
-	AdServingID   string      `json:"ad_serving_id"`
-	Duration      float64     `json:"duration"`
-	ClickThrough  string      `json:"click_through"`
-	Tracking      []string    `json:"tracking_events"`
-	Fired         []firedURL  `json:"fired"`
-	Refired       []firedURL  `json:"refired"`
-	TrackerErrors []string    `json:"tracker_errors"`
-	Opened        *openedURL  `json:"clickthrough"`
-	MediaFiles    []mediaFile `json:"media_files"`
+	Name          string          `json:"name"`
+	Empty         bool            `json:"empty"`
+	AdID          string          `json:"ad_id"`
+	AdServingID   string          `json:"ad_serving_id"`
+	Duration      float64         `json:"duration"`
+	ClickThrough  string          `json:"click_through"`
+	Tracking      []string        `json:"tracking_events"`
+	Fired         []firedURL      `json:"fired"`
+	Refired       []firedURL      `json:"refired"`
+	TrackerErrors []string        `json:"tracker_errors"`
+	Opened        *openedURL      `json:"clickthrough"`
+	MediaFiles    []vastMediaFile `json:"media_files"`
 }
 
 type firedURL struct {
@@ -52,7 +52,7 @@ type openedURL struct {
 	Location string `json:"location"`
 }
 
-type mediaFile struct {
+type vastMediaFile struct {
 	URL      string `json:"url"`
 	MIMEType string `json:"mime_type"`
 }
@@ -191,9 +191,9 @@ func TestVASTClientDrivesPixels(t *testing.T) {
 			t.Errorf("repeating %s: %d", u, resp.StatusCode)
 		}
 	}
-	s.flushed(t, seededAds[0])
+	s.vastFlushed(t, vastSeededAds[0])
 
-	rows := s.adRows(t, adID)
+	rows := s.vastAdRows(t, adID)
 	for id, ev := range want {
 		got := rows[id]
 		if len(got) != 1 || got[0].Type != ev.Type {
@@ -218,7 +218,7 @@ func TestVASTClientDrivesPixels(t *testing.T) {
 	}
 
 	// The analytics count each serve's events once.
-	got := adAnalytics(t, s, adID)
+	got := vastAnalytics(t, s, adID)
 	for field, ty := range map[string]string{"impressions": "impression", "clicks": "click", "starts": "start", "first_quartile": "first_quartile",
 		"midpoint": "midpoint", "third_quartile": "third_quartile", "completes": "complete"} {
 		if got[field] != float64(total[ty]) {

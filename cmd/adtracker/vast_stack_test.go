@@ -25,7 +25,7 @@ import (
 
 const vastAdminToken = "vast-e2e-admin-token"
 
-func newUUID() string {
+func vastUUID() string {
 	var b [16]byte
 	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails
 	b[6] = b[6]&0x0f | 0x40
@@ -33,8 +33,8 @@ func newUUID() string {
 	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
 }
 
-// httpDo sends one request and decodes a 2xx JSON answer into out (when not nil); it returns the status and the body.
-func httpDo(t *testing.T, method, url, token, body string, out any) (int, string) {
+// vastHTTP sends one request and decodes a 2xx JSON answer into out (when not nil); it returns the status and the body.
+func vastHTTP(t *testing.T, method, url, token, body string, out any) (int, string) {
 	t.Helper()
 	req, err := http.NewRequest(method, url, strings.NewReader(body))
 	if err != nil {
@@ -63,28 +63,28 @@ func httpDo(t *testing.T, method, url, token, body string, out any) (int, string
 	return resp.StatusCode, string(b)
 }
 
-// seededAds are the ids `adtracker seed` creates.
-var seededAds = []int64{1, 2, 3}
+// vastSeededAds are the ids `adtracker seed` creates.
+var vastSeededAds = []int64{1, 2, 3}
 
 // createVASTAd makes the seeded ads ineligible for GET /vast (weight 0), adds an active ad through the admin API and returns its id
 // once GET /vast/{id} serves it, so that GET /vast can only draw this ad. The catalogue applies changes in commit order, so once the
 // new ad is served the weights are in place too.
 func createVASTAd(t *testing.T, s *stack, body string) int64 {
 	t.Helper()
-	for _, id := range seededAds {
-		if code, b := httpDo(t, "PATCH", fmt.Sprintf("%s/ads/%d", s.url, id), vastAdminToken, `{"weight":0}`, nil); code != 200 {
+	for _, id := range vastSeededAds {
+		if code, b := vastHTTP(t, "PATCH", fmt.Sprintf("%s/ads/%d", s.url, id), vastAdminToken, `{"weight":0}`, nil); code != 200 {
 			t.Fatalf("PATCH /ads/%d weight 0: %d %s", id, code, b)
 		}
 	}
 	var ad struct {
 		ID int64 `json:"id"`
 	}
-	if code, b := httpDo(t, "POST", s.url+"/ads", vastAdminToken, body, &ad); code != 201 || ad.ID == 0 {
+	if code, b := vastHTTP(t, "POST", s.url+"/ads", vastAdminToken, body, &ad); code != 201 || ad.ID == 0 {
 		t.Fatalf("POST /ads %s: %d %s", body, code, b)
 	}
 	want := fmt.Sprintf(`<Ad id="%d">`, ad.ID)
 	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		code, doc := httpDo(t, "GET", fmt.Sprintf("%s/vast/%d", s.url, ad.ID), "", "", nil)
+		code, doc := vastHTTP(t, "GET", fmt.Sprintf("%s/vast/%d", s.url, ad.ID), "", "", nil)
 		if code == 200 && strings.Contains(doc, want) {
 			return ad.ID
 		}
@@ -137,8 +137,8 @@ func servedEventOf(t *testing.T, raw string) servedEvent {
 	return servedEvent{Type: ty.String(), Serve: sv, ID: decode.ServeEventID([]byte(sv), ty, offMs).String()}
 }
 
-// storedRow is one events row as the VAST tests look at it.
-type storedRow struct {
+// vastRow is one events row as the VAST tests look at it.
+type vastRow struct {
 	ID         string
 	Type       string
 	PlaybackMs uint32
@@ -146,13 +146,13 @@ type storedRow struct {
 	UserAgent  string
 }
 
-// flushed waits until a sentinel pixel for ad sentinelAd, sent now, is in ClickHouse. Events are stored in the order they were
+// vastFlushed waits until a sentinel pixel for ad sentinelAd, sent now, is in ClickHouse. Events are stored in the order they were
 // accepted (ring, then batches in order) while ClickHouse is up, so once the sentinel is there everything accepted before it has
 // been stored or dropped as a duplicate: counts read afterwards are final, without guessing a delay.
-func (s *stack) flushed(t *testing.T, sentinelAd int64) {
+func (s *stack) vastFlushed(t *testing.T, sentinelAd int64) {
 	t.Helper()
-	vid := "sentinel-" + newUUID()[:8]
-	if code, b := httpDo(t, "GET", fmt.Sprintf("%s/t/pause?ad_id=%d&vid=%s", s.url, sentinelAd, vid), "", "", nil); code != 200 {
+	vid := "sentinel-" + vastUUID()[:8]
+	if code, b := vastHTTP(t, "GET", fmt.Sprintf("%s/t/pause?ad_id=%d&vid=%s", s.url, sentinelAd, vid), "", "", nil); code != 200 {
 		t.Fatalf("sentinel pixel: %d %s", code, b)
 	}
 	c := s.conn()
@@ -167,8 +167,8 @@ func (s *stack) flushed(t *testing.T, sentinelAd int64) {
 	}
 }
 
-// adRows returns every event stored for the ad, by event id (several rows under one id are a duplicate).
-func (s *stack) adRows(t *testing.T, adID int64) map[string][]storedRow {
+// vastAdRows returns every event stored for the ad, by event id (several rows under one id are a duplicate).
+func (s *stack) vastAdRows(t *testing.T, adID int64) map[string][]vastRow {
 	t.Helper()
 	rs, err := s.conn().Query(context.Background(),
 		"SELECT toString(event_id), toString(type), playback_ms, event_time, user_agent FROM events WHERE ad_id = ?", uint64(adID))
@@ -176,9 +176,9 @@ func (s *stack) adRows(t *testing.T, adID int64) map[string][]storedRow {
 		t.Fatal(err)
 	}
 	defer rs.Close()
-	out := map[string][]storedRow{}
+	out := map[string][]vastRow{}
 	for rs.Next() {
-		var r storedRow
+		var r vastRow
 		if err := rs.Scan(&r.ID, &r.Type, &r.PlaybackMs, &r.EventTime, &r.UserAgent); err != nil {
 			t.Fatal(err)
 		}
@@ -190,12 +190,12 @@ func (s *stack) adRows(t *testing.T, adID int64) map[string][]storedRow {
 	return out
 }
 
-// adAnalytics is GET /ads/analytics?ad_id=&fields=all over the default window (the current hour and the day before it): the
+// vastAnalytics is GET /ads/analytics?ad_id=&fields=all over the default window (the current hour and the day before it): the
 // numeric figures by name.
-func adAnalytics(t *testing.T, s *stack, adID int64) map[string]float64 {
+func vastAnalytics(t *testing.T, s *stack, adID int64) map[string]float64 {
 	t.Helper()
 	var raw map[string]any
-	if code, b := httpDo(t, "GET", fmt.Sprintf("%s/ads/analytics?ad_id=%d&fields=all", s.url, adID), "", "", &raw); code != 200 {
+	if code, b := vastHTTP(t, "GET", fmt.Sprintf("%s/ads/analytics?ad_id=%d&fields=all", s.url, adID), "", "", &raw); code != 200 {
 		t.Fatalf("analytics for ad %d: %d %s", adID, code, b)
 	}
 	out := map[string]float64{}
