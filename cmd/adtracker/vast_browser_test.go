@@ -169,6 +169,8 @@ func makeVASTVideo(t *testing.T) string {
 	return out
 }
 
+const vastBrowserUA = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/143.0.0.0 Safari/537.36"
+
 // vastBrowser is one headless chromium tab that records console errors, uncaught exceptions, failed requests and HTTP errors.
 type vastBrowser struct {
 	ctx      context.Context
@@ -189,6 +191,9 @@ func newVASTBrowser(t *testing.T) *vastBrowser {
 		chromedp.NoDefaultBrowserCheck, chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-extensions", true),
 		chromedp.Flag("disable-sync", true), chromedp.Flag("disable-dev-shm-usage", true), chromedp.Flag("mute-audio", true),
 		chromedp.Flag("autoplay-policy", "no-user-gesture-required"), chromedp.UserDataDir(t.TempDir()), chromedp.WindowSize(800, 600),
+		// A viewer's browser: headless chromium's own User-Agent says HeadlessChrome, which invalid-traffic screening rightly takes
+		// for a robot.
+		chromedp.UserAgent(vastBrowserUA),
 	}
 	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	tctx, cancelTimeout := context.WithTimeout(actx, 90*time.Second) // a hung page fails the test, not the package's timeout
@@ -353,6 +358,9 @@ func TestVASTInBrowser(t *testing.T) {
 		}
 		r := got[0]
 		seq = append(seq, fmt.Sprintf("%s@%dms", r.Type, r.PlaybackMs))
+		if r.UserAgent != vastBrowserUA || r.IVT != "none" {
+			t.Errorf("%s stored with user agent %q, invalid traffic %q; want the browser's, valid", ty, r.UserAgent, r.IVT)
+		}
 		if ty == "click" {
 			continue
 		}

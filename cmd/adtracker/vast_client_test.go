@@ -205,6 +205,9 @@ func TestVASTClientDrivesPixels(t *testing.T) {
 		if r.Type != "click" && !strings.Contains(r.UserAgent, "adtracker-vast-client-check") {
 			t.Errorf("serve %s %s: stored with user agent %q, not the client's", ev.Serve, r.Type, r.UserAgent)
 		}
+		if r.IVT != "none" {
+			t.Errorf("serve %s %s: stored as invalid traffic (%s); the client is a browser's player", ev.Serve, r.Type, r.IVT)
+		}
 		if d := time.Since(r.EventTime); d < -time.Minute || d > 10*time.Minute {
 			t.Errorf("serve %s %s: stored at %v, not the [TIMESTAMP] the client sent", ev.Serve, r.Type, r.EventTime)
 		}

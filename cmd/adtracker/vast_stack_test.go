@@ -144,6 +144,7 @@ type vastRow struct {
 	PlaybackMs uint32
 	EventTime  time.Time
 	UserAgent  string
+	IVT        string // the invalid-traffic reason, "none" for valid traffic (schema 0003)
 }
 
 // vastFlushed waits until a sentinel pixel for ad sentinelAd, sent now, is in ClickHouse. Events are stored in the order they were
@@ -171,7 +172,7 @@ func (s *stack) vastFlushed(t *testing.T, sentinelAd int64) {
 func (s *stack) vastAdRows(t *testing.T, adID int64) map[string][]vastRow {
 	t.Helper()
 	rs, err := s.conn().Query(context.Background(),
-		"SELECT toString(event_id), toString(type), playback_ms, event_time, user_agent FROM events WHERE ad_id = ?", uint64(adID))
+		"SELECT toString(event_id), toString(type), playback_ms, event_time, user_agent, toString(ivt) FROM events WHERE ad_id = ?", uint64(adID))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -179,7 +180,7 @@ func (s *stack) vastAdRows(t *testing.T, adID int64) map[string][]vastRow {
 	out := map[string][]vastRow{}
 	for rs.Next() {
 		var r vastRow
-		if err := rs.Scan(&r.ID, &r.Type, &r.PlaybackMs, &r.EventTime, &r.UserAgent); err != nil {
+		if err := rs.Scan(&r.ID, &r.Type, &r.PlaybackMs, &r.EventTime, &r.UserAgent, &r.IVT); err != nil {
 			t.Fatal(err)
 		}
 		out[r.ID] = append(out[r.ID], r)
