@@ -17,6 +17,7 @@ package catalog
 
 import (
 	"context"
+	"iter"
 	"sync/atomic"
 	"time"
 
@@ -66,6 +67,23 @@ func (s Status) String() string {
 type Entry struct {
 	Status    Status
 	TargetURL string
+	// Creative is what the VAST renderer needs; behind a pointer so the Entry that ingest copies per event stays small. Never nil
+	// in a snapshot built by NewSnapshot.
+	Creative *Creative
+}
+
+// Creative is the part of an ad the VAST renderer reads (package vast). Version is the ads.version the fields come from: a
+// rendering cached for one version is valid until the version changes.
+type Creative struct {
+	Version         int64
+	Name            string
+	VideoURL        string // "" means the ad has no video and cannot be served as VAST
+	DurationSeconds int
+	MimeType        string
+	Width, Height   int
+	BitrateKbps     int // 0: not stated
+	Delivery        string
+	Weight          int // share of GET /vast answers among active ads; 0 = never chosen there
 }
 
 // Accepts reports whether ingest records events for the ad: active and paused ads yes,
@@ -86,9 +104,23 @@ func NewSnapshot(rows []postgres.SnapshotRow, loadedAt time.Time) *Snapshot {
 		if r.ID <= 0 {
 			continue
 		}
-		m[uint64(r.ID)] = Entry{Status: ParseStatus(r.Status), TargetURL: r.TargetURL}
+		m[uint64(r.ID)] = Entry{Status: ParseStatus(r.Status), TargetURL: r.TargetURL, Creative: &Creative{
+			Version: r.Version, Name: r.Name, VideoURL: r.VideoURL, DurationSeconds: r.DurationSeconds, MimeType: r.VideoMimeType,
+			Width: r.VideoWidth, Height: r.VideoHeight, BitrateKbps: r.VideoBitrateKbps, Delivery: r.VideoDelivery, Weight: r.Weight,
+		}}
 	}
 	return &Snapshot{entries: m, loadedAt: loadedAt}
+}
+
+// All yields every ad of the snapshot, archived included, in no particular order.
+func (s *Snapshot) All() iter.Seq2[uint64, Entry] {
+	return func(yield func(uint64, Entry) bool) {
+		for id, e := range s.entries {
+			if !yield(id, e) {
+				return
+			}
+		}
+	}
 }
 
 // Lookup returns the entry for id.

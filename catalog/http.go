@@ -40,6 +40,17 @@ const (
 	maxDuration = 3600
 	// defaultDuration is the ads.duration_seconds column default.
 	defaultDuration = 30
+	// MediaFile and weight limits and defaults, as in migrations/postgres/0003_ads_vast.sql.
+	maxMimeLen      = 100
+	maxVideoSide    = 10000
+	maxBitrateKbps  = 1000000
+	maxWeight       = 1000000
+	defaultMimeType = "video/mp4"
+	defaultWidth    = 1280
+	defaultHeight   = 720
+	defaultDelivery = "progressive"
+	defaultWeight   = 1
+	deliveryStream  = "streaming"
 )
 
 // Repo is what the /ads handlers need from the ads table; *postgres.DB implements it.
@@ -415,6 +426,12 @@ type adInput struct {
 	VideoURL        json.RawMessage `json:"video_url"`
 	TargetURL       json.RawMessage `json:"target_url"`
 	DurationSeconds json.RawMessage `json:"duration_seconds"`
+	VideoMimeType   json.RawMessage `json:"video_mime_type"`
+	VideoWidth      json.RawMessage `json:"video_width"`
+	VideoHeight     json.RawMessage `json:"video_height"`
+	VideoBitrate    json.RawMessage `json:"video_bitrate_kbps"`
+	VideoDelivery   json.RawMessage `json:"video_delivery"`
+	Weight          json.RawMessage `json:"weight"`
 	Status          json.RawMessage `json:"status"`
 	CreatedAt       json.RawMessage `json:"created_at"`
 	UpdatedAt       json.RawMessage `json:"updated_at"`
@@ -536,22 +553,31 @@ func (in *adInput) values(required bool) (v fieldValues, err *apiError) {
 	str("image_url", in.ImageURL, checkOptionalURL, &v.imageURL)
 	str("video_url", in.VideoURL, checkOptionalURL, &v.videoURL)
 	str("target_url", in.TargetURL, checkURL, &v.targetURL)
-	if err == nil && len(in.DurationSeconds) > 0 {
-		var d int
-		if isNull(in.DurationSeconds) || json.Unmarshal(in.DurationSeconds, &d) != nil || d < minDuration || d > maxDuration {
-			err = &apiError{Error: fmt.Sprintf("duration_seconds must be an integer from %d to %d", minDuration, maxDuration),
-				Field: "duration_seconds"}
-		} else {
-			v.duration = &d
+	num := func(field string, raw json.RawMessage, lo, hi int, dst **int) {
+		if err != nil || len(raw) == 0 {
+			return
 		}
+		var d int
+		if isNull(raw) || json.Unmarshal(raw, &d) != nil || d < lo || d > hi {
+			err = &apiError{Error: fmt.Sprintf("%s must be an integer from %d to %d", field, lo, hi), Field: field}
+			return
+		}
+		*dst = &d
 	}
+	num("duration_seconds", in.DurationSeconds, minDuration, maxDuration, &v.duration)
+	str("video_mime_type", in.VideoMimeType, checkMimeType, &v.mimeType)
+	num("video_width", in.VideoWidth, 1, maxVideoSide, &v.width)
+	num("video_height", in.VideoHeight, 1, maxVideoSide, &v.height)
+	num("video_bitrate_kbps", in.VideoBitrate, 0, maxBitrateKbps, &v.bitrate)
+	str("video_delivery", in.VideoDelivery, checkDelivery, &v.delivery)
+	num("weight", in.Weight, 0, maxWeight, &v.weight)
 	str("status", in.Status, checkStatus, &v.status)
 	return v, err
 }
 
 type fieldValues struct {
-	name, imageURL, videoURL, targetURL, status *string
-	duration                                    *int
+	name, imageURL, videoURL, targetURL, status, mimeType, delivery *string
+	duration, width, height, bitrate, weight                        *int
 }
 
 // full validates a POST/PUT body, filling the table defaults for optional fields.
@@ -560,7 +586,25 @@ func (in *adInput) full() (postgres.Ad, *apiError) {
 	if err != nil {
 		return postgres.Ad{}, err
 	}
-	ad := postgres.Ad{Name: *v.name, TargetURL: *v.targetURL, DurationSeconds: defaultDuration, Status: postgres.StatusActive}
+	ad := postgres.Ad{Name: *v.name, TargetURL: *v.targetURL, DurationSeconds: defaultDuration, Status: postgres.StatusActive,
+		VideoMimeType: defaultMimeType, VideoWidth: defaultWidth, VideoHeight: defaultHeight, VideoDelivery: defaultDelivery,
+		Weight: defaultWeight}
+	setStr := func(dst *string, v *string) {
+		if v != nil {
+			*dst = *v
+		}
+	}
+	setInt := func(dst *int, v *int) {
+		if v != nil {
+			*dst = *v
+		}
+	}
+	setStr(&ad.VideoMimeType, v.mimeType)
+	setStr(&ad.VideoDelivery, v.delivery)
+	setInt(&ad.VideoWidth, v.width)
+	setInt(&ad.VideoHeight, v.height)
+	setInt(&ad.VideoBitrateKbps, v.bitrate)
+	setInt(&ad.Weight, v.weight)
 	if v.imageURL != nil {
 		ad.ImageURL = *v.imageURL
 	}
@@ -583,7 +627,8 @@ func (in *adInput) partial() (postgres.AdPatch, *apiError) {
 		return postgres.AdPatch{}, err
 	}
 	return postgres.AdPatch{Name: v.name, ImageURL: v.imageURL, VideoURL: v.videoURL, TargetURL: v.targetURL,
-		DurationSeconds: v.duration, Status: v.status}, nil
+		DurationSeconds: v.duration, VideoMimeType: v.mimeType, VideoWidth: v.width, VideoHeight: v.height,
+		VideoBitrateKbps: v.bitrate, VideoDelivery: v.delivery, Weight: v.weight, Status: v.status}, nil
 }
 
 func checkName(field, s string) *apiError {
@@ -632,6 +677,42 @@ func checkURL(field, s string) *apiError {
 	u, err := url.Parse(s)
 	if err != nil || u.Host == "" || u.Hostname() == "" {
 		return bad("it has no valid host")
+	}
+	return nil
+}
+
+// checkMimeType requires a media type "type/subtype" (video/mp4, application/x-mpegURL) without parameters: it is written into the
+// MediaFile type attribute, which players compare with what they can play.
+func checkMimeType(field, s string) *apiError {
+	bad := &apiError{Error: fmt.Sprintf("%s must be a media type such as video/mp4 (letters, digits, . + -; at most %d characters)",
+		field, maxMimeLen), Field: field}
+	if len(s) > maxMimeLen {
+		return bad
+	}
+	typ, sub, ok := strings.Cut(s, "/")
+	if !ok || !mimeToken(typ) || !mimeToken(sub) {
+		return bad
+	}
+	return nil
+}
+
+func mimeToken(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		alnum := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
+		if !alnum && (i == 0 || (c != '.' && c != '+' && c != '-')) {
+			return false
+		}
+	}
+	return true
+}
+
+func checkDelivery(field, s string) *apiError {
+	if s != defaultDelivery && s != deliveryStream {
+		return &apiError{Error: field + " must be progressive or streaming", Field: field}
 	}
 	return nil
 }

@@ -34,6 +34,7 @@ type Config struct {
 		ReadToken      string        `mapstructure:"read_token"`
 		PublicReads    bool          `mapstructure:"public_reads"`
 		MetricsAddr    string        `mapstructure:"metrics_addr"`
+		PublicURL      string        `mapstructure:"public_url"`
 	} `mapstructure:"http"`
 	RateLimit struct {
 		Ingest     RateRule `mapstructure:"ingest"`
@@ -143,6 +144,7 @@ var Settings = []Setting{
 	{"http.read_cors_origins", []string{}, `origins browsers may call every other route from (catalogue, analytics, admin); empty sends no CORS headers there`},
 	{"http.read_token", "", "bearer token for the read routes (GET /ads*, analytics, /metrics) from non-loopback clients; admin.token works too; empty: loopback only"},
 	{"http.public_reads", false, "serve the read routes to everyone without a token (only behind a gateway that authenticates)"},
+	{"http.public_url", "", "base URL players reach this service at (https://track.example.com); every URL in /vast answers starts with it; empty: derived from each request's Host (development only)"},
 	{"http.metrics_addr", "", "separate listener for /metrics, unguarded (e.g. 10.0.0.5:9100); when set /metrics leaves http.addr; empty: /metrics on http.addr, guarded like reads"},
 	{"ratelimit.ingest.rps", 50.0, "per-client requests/s on ingest routes (0 disables); a client is an IPv4 address or an IPv6 /64"},
 	{"ratelimit.ingest.burst", 200, "per-client burst on ingest routes"},

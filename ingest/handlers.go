@@ -67,7 +67,10 @@ func methodNotAllowed(allow string) fasthttp.RequestHandler {
 
 // complete fills what the client may leave out — id, address, user agent — and checks the ad against the catalogue.
 func (h *Handlers) complete(ctx *fasthttp.RequestCtx, e *event.Event) (*decode.FieldError, string) {
-	h.fill(ctx, e)
+	if !h.fill(ctx, e) {
+		return &decode.FieldError{Status: fasthttp.StatusBadRequest, Field: httpx.HeaderDeviceIP,
+			Msg: httpx.HeaderDeviceIP + " is not an IP address"}, reasonInvalid
+	}
 	ad, ok := h.Catalog.Lookup(e.AdID)
 	if !ok {
 		return &decode.FieldError{Status: fasthttp.StatusUnprocessableEntity, Field: "ad_id", Msg: "unknown ad_id"}, reasonUnknownAd
@@ -78,18 +81,35 @@ func (h *Handlers) complete(ctx *fasthttp.RequestCtx, e *event.Event) (*decode.F
 	return nil, ""
 }
 
-// fill sets the id, address and user agent the client left out.
-func (h *Handlers) fill(ctx *fasthttp.RequestCtx, e *event.Event) {
+// fill sets the id, address and user agent the client left out. Server-side ad insertion: when the TCP peer is a trusted proxy
+// (http.trusted_proxies), X-Device-IP and X-Device-User-Agent name the viewer a stitching server fires the pixel for, and take the
+// place of the request's own address and User-Agent (fields the event itself carries still win: they are more specific). It reports
+// false, having set nothing from the headers, when a trusted peer's X-Device-IP is not an address: recording the stitcher's own
+// address as the viewer's would be silently wrong.
+func (h *Handlers) fill(ctx *fasthttp.RequestCtx, e *event.Event) bool {
 	if e.ID.IsZero() {
 		e.ID = h.IDs.Next()
 	}
 	if e.IP == ([16]byte{}) {
-		e.IP = h.Proxies.ClientIP(ctx)
+		ip, ok, bad := h.Proxies.DeviceIP(ctx)
+		switch {
+		case bad:
+			return false
+		case ok:
+			e.IP = ip
+		default:
+			e.IP = h.Proxies.ClientIP(ctx)
+		}
 	}
 	if e.UALen == 0 {
+		ua, ok := h.Proxies.DeviceUserAgent(ctx)
+		if !ok {
+			ua = ctx.Request.Header.UserAgent()
+		}
 		// Cleaned exactly as the JSON user_agent field is: valid UTF-8 cut on a rune boundary, control characters blanked.
-		decode.SetUserAgent(e, ctx.Request.Header.UserAgent())
+		decode.SetUserAgent(e, ua)
 	}
+	return true
 }
 
 // accept is the shared tail of the one-event routes: given the decoder's verdict on e, it checks the catalogue and enqueues. On
@@ -281,6 +301,11 @@ func (h *Handlers) pixel(ctx *fasthttp.RequestCtx) {
 // clickRedirect records a click and sends the browser to the ad's target. When the pipeline refuses the click (overload) the user is
 // still redirected — breaking the advertiser's landing page costs more than one uncounted click — and the miss is counted in
 // adtracker_click_redirects_unrecorded_total, never silently.
+//
+// With sv (the serve id of adtracker's own VAST ClickThrough) the click's event id is derived from (serve, click), so however often
+// a viewer clicks one served ad it is one click, like its one impression; every click is still redirected. A trusted stitcher's
+// X-Device-IP that is not an address is ignored here (the click is recorded with the request's address) rather than refused: the
+// redirect must not break.
 func (h *Handlers) clickRedirect(ctx *fasthttp.RequestCtx) {
 	s, _ := ctx.UserValue("id").(string)
 	id, ok := decode.ParseAdID([]byte(s))
@@ -306,7 +331,14 @@ func (h *Handlers) clickRedirect(ctx *fasthttp.RequestCtx) {
 	if v := ctx.QueryArgs().Peek("vid"); decode.ValidID(v) {
 		e.SetViewerID(v)
 	}
-	h.fill(ctx, e) // the catalogue was checked above
+	if v := ctx.QueryArgs().Peek("sv"); decode.ValidServeID(v) {
+		e.ID = decode.ServeEventID(v, event.TypeClick, 0)
+		e.Flags |= event.FlagClientID
+	}
+	if !h.fill(ctx, e) { // the catalogue was checked above
+		e.IP = h.Proxies.ClientIP(ctx)
+		decode.SetUserAgent(e, ctx.Request.Header.UserAgent())
+	}
 	if err := h.enqueue(ctx, e); err != nil {
 		clicksUnrecorded.Inc()
 	} else {

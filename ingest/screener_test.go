@@ -196,3 +196,32 @@ func BenchmarkSingleHandlerScreened(b *testing.B) {
 		handler(ctx)
 	}
 }
+
+// Server-side ad insertion: from a trusted stitcher, X-Device-IP and X-Device-User-Agent are the viewer's, and the screen judges
+// the viewer, not the stitcher (whose own user agent is an HTTP library and whose address may be in a data centre).
+func TestHandlersScreenSSAIViewer(t *testing.T) {
+	q := &screenedQueue{}
+	r := newScreenedHandlers(t, q, "192.0.2.10") // do() sends from 192.0.2.10
+	stitcher := []string{"User-Agent", "Go-http-client/1.1"}
+	f := func(want event.IVT, method, uri, body string, hdr ...string) {
+		t.Helper()
+		n := len(q.events)
+		rep := do(r, method, uri, "application/json", body, append(append([]string{}, stitcher...), hdr...)...)
+		if len(q.events) != n+1 {
+			t.Fatalf("%s %s: %d %s, nothing stored", method, uri, rep.status, rep.body)
+		}
+		if got := q.events[n].IVT; got != want {
+			t.Errorf("%s %s %q: stored %s, want %s", method, uri, hdr, got, want)
+		}
+	}
+	f(event.IVTNone, "GET", "/t/impression?ad_id=2", "", httpx.HeaderDeviceIP, "203.0.113.50", httpx.HeaderDeviceUserAgent, iPhone)
+	f(event.IVTCrawler, "GET", "/t/impression?ad_id=2", "", httpx.HeaderDeviceIP, "203.0.113.50", httpx.HeaderDeviceUserAgent, googlebot)
+	f(event.IVTDenyIP, "GET", "/t/impression?ad_id=2", "", httpx.HeaderDeviceIP, "198.51.100.50", httpx.HeaderDeviceUserAgent, iPhone)
+	f(event.IVTNone, "POST", "/ads/click", `{"ad_id":1}`, httpx.HeaderDeviceIP, "203.0.113.51", httpx.HeaderDeviceUserAgent, iPhone)
+	f(event.IVTDuplicateClick, "GET", "/c/1", "", httpx.HeaderDeviceIP, "203.0.113.51", httpx.HeaderDeviceUserAgent, iPhone)
+	f(event.IVTNone, "GET", "/c/1", "", httpx.HeaderDeviceIP, "203.0.113.52", httpx.HeaderDeviceUserAgent, iPhone) // another viewer
+	e := q.events[0]
+	if e.Device != event.DeviceMobile || string(e.OSFamily()) != "iOS" || string(e.CountryCode()) != "NZ" {
+		t.Fatalf("SSAI viewer enrichment: %q %q %q", e.Device, e.OSFamily(), e.CountryCode())
+	}
+}

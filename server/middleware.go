@@ -260,6 +260,9 @@ func (c *corsPolicy) apply(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	h := &ctx.Response.Header
+	if len(h.PeekBytes(hdrAllowOrigin)) > 0 {
+		return // the route answered CORS itself (GET /vast: an echoed origin with credentials, which "*" would break)
+	}
 	if !c.any {
 		// The answer depends on Origin: a shared cache must not hand one origin's answer to another.
 		if len(h.Peek("Vary")) == 0 {

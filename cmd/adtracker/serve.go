@@ -28,6 +28,7 @@ import (
 	"github.com/adtracker/adtracker/ratelimit"
 	"github.com/adtracker/adtracker/server"
 	chstore "github.com/adtracker/adtracker/storage/clickhouse"
+	"github.com/adtracker/adtracker/vast"
 	"github.com/adtracker/adtracker/web"
 )
 
@@ -147,8 +148,9 @@ func serve(args []string) error {
 		CORSOrigins: cfg.HTTP.CORSOrigins, ReadCORSOrigins: cfg.HTTP.ReadCORS, Limiter: limiter, // the limiter's metrics are registered by server.New
 		ReadTokens: []string{cfg.HTTP.ReadToken, cfg.Admin.Token}, PublicReads: cfg.HTTP.PublicReads, Proxies: proxies,
 		SeparateMetrics: cfg.HTTP.MetricsAddr != "",
-		RouteClass:      web.RouteClass(ratelimit.ClassOf), // the dashboard's page and files are open; /status is a read route
-		Log:             log.Named("http"), Registry: reg,
+		// The dashboard's page and files are open; /status is a read route; /vast is served to players like a pixel.
+		RouteClass: vast.RouteClass(web.RouteClass(ratelimit.ClassOf)),
+		Log:        log.Named("http"), Registry: reg,
 		Checks: readinessChecks(pg, sink, cat, pipe),
 	})
 	h := &ingest.Handlers{
@@ -160,6 +162,14 @@ func serve(args []string) error {
 		Screen: scr,
 	}
 	h.Register(srv.Router)
+	vh, err := vast.New(vast.Config{Catalog: cat, PublicURL: cfg.HTTP.PublicURL, Proxies: proxies, IDs: h.IDs,
+		CORSOrigins: cfg.HTTP.CORSOrigins})
+	if err != nil {
+		log.Error("invalid configuration", zap.Error(err))
+		closePipe(pipe, log)
+		return errLogged
+	}
+	vh.Register(srv.Router)
 	catalog.RegisterRoutes(srv.Router, &catalog.Handlers{Repo: pg, AdminToken: cfg.Admin.Token, Logger: log.Named("ads")})
 	qs := query.New(ch.Conn, ch.Database)
 	qs.Log = log.Named("query")

@@ -31,6 +31,10 @@ import (
 //     [ADPLAYHEAD], [CONTENTPLAYHEAD] and [MEDIAPLAYHEAD] expand to; rounded to milliseconds.
 //   - vid, sid: viewer and session ids (printable ASCII, at most 64 bytes).
 //   - eid: a UUID the ad server chose, which makes retried pixels deduplicable.
+//   - sv: the serve id (AdServingId) of the VAST answer the pixel came from, printable ASCII up to 64 bytes. Without eid, the
+//     event id is derived from (sv, type[, po]) — ServeEventID — so every fire of one serve's pixel is the same event.
+//   - po: progress only, the offset of the progress Tracking element (seconds or HH:MM:SS.mmm). It is stored as the playback
+//     time (instead of pt, the playhead when the player fired) and tells a serve's progress events apart.
 //   - cb, cachebuster ([CACHEBUSTING], 8 random digits) and unknown parameters are ignored.
 //
 // For every optional parameter, an empty value, an unexpanded macro ("[TIMESTAMP]": the player
@@ -46,6 +50,9 @@ func (d *Decoder) DecodePixel(args *fasthttp.Args, typ event.Type, e *event.Even
 		ferr     *FieldError
 		seen     uint8
 		haveTime bool
+		serve    []byte
+		offMs    uint64
+		offSt    = numOK
 	)
 	// All sees repeated keys (Peek would hide them); the iterator's closure does not escape,
 	// so it stays on the stack.
@@ -121,6 +128,29 @@ func (d *Decoder) DecodePixel(args *fasthttp.Args, typ event.Type, e *event.Even
 				break
 			}
 			err = setEventID("eid", e, v)
+		case "sv":
+			bit = 64
+			if pixelAbsent(v) {
+				break
+			}
+			if err = checkServeID(v); err == nil {
+				serve = v
+			}
+		case "po":
+			bit = 128
+			if pixelAbsent(v) {
+				break
+			}
+			ms, ok := parsePlayhead(v)
+			st := numOK
+			if !ok {
+				ms, st = pixelSeconds(v)
+			}
+			if st == numBad {
+				err = badField("po", "po must be seconds or hh:mm:ss.mmm")
+				break
+			}
+			offMs, offSt = ms, st
 		}
 		if seen&bit != 0 {
 			err = badField(string(key), string(key)+" appears more than once")
@@ -128,10 +158,17 @@ func (d *Decoder) DecodePixel(args *fasthttp.Args, typ event.Type, e *event.Even
 		seen |= bit
 		ferr = err
 	}
+	if ferr == nil && seen&128 != 0 && typ == event.TypeProgress {
+		ferr = w.setPlayback("po", e, offMs, offSt)
+	}
 	if ferr != nil {
 		return ferr
 	}
-	return w.finish(e, seen&1 != 0, haveTime)
+	if ferr = w.finish(e, seen&1 != 0, haveTime); ferr != nil {
+		return ferr
+	}
+	finishServe(e, serve)
+	return nil
 }
 
 // pixelAbsent reports a value the player left empty, unexpanded, or marked unknown.

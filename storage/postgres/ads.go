@@ -20,48 +20,76 @@ const (
 
 // Ad is one row of the ads table, in the JSON shape of the /ads API (times are UTC).
 type Ad struct {
-	ID              int64     `json:"id"`
-	Name            string    `json:"name"`
-	ImageURL        string    `json:"image_url"`
-	VideoURL        string    `json:"video_url"`
-	TargetURL       string    `json:"target_url"`
-	DurationSeconds int       `json:"duration_seconds"`
-	Status          string    `json:"status"`
-	CreatedAt       time.Time `json:"created_at"`
-	UpdatedAt       time.Time `json:"updated_at"`
-	Version         int64     `json:"version"`
+	ID              int64  `json:"id"`
+	Name            string `json:"name"`
+	ImageURL        string `json:"image_url"`
+	VideoURL        string `json:"video_url"`
+	TargetURL       string `json:"target_url"`
+	DurationSeconds int    `json:"duration_seconds"`
+	// The VAST MediaFile of video_url (migrations/postgres/0003_ads_vast.sql): MIME type, pixel size, bitrate in kbit/s (0 = not
+	// stated) and delivery ("progressive" or "streaming").
+	VideoMimeType    string `json:"video_mime_type"`
+	VideoWidth       int    `json:"video_width"`
+	VideoHeight      int    `json:"video_height"`
+	VideoBitrateKbps int    `json:"video_bitrate_kbps"`
+	VideoDelivery    string `json:"video_delivery"`
+	// Weight is the ad's share of GET /vast answers among active ads (0 = never chosen there; /vast/{id} still serves it).
+	Weight    int       `json:"weight"`
+	Status    string    `json:"status"`
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
+	Version   int64     `json:"version"`
 }
 
 // AdPatch is a partial update: nil fields keep their value.
 type AdPatch struct {
-	Name            *string
-	ImageURL        *string
-	VideoURL        *string
-	TargetURL       *string
-	DurationSeconds *int
-	Status          *string
+	Name             *string
+	ImageURL         *string
+	VideoURL         *string
+	TargetURL        *string
+	DurationSeconds  *int
+	VideoMimeType    *string
+	VideoWidth       *int
+	VideoHeight      *int
+	VideoBitrateKbps *int
+	VideoDelivery    *string
+	Weight           *int
+	Status           *string
 }
 
 // Empty reports whether the patch changes nothing.
 func (p AdPatch) Empty() bool {
 	return p.Name == nil && p.ImageURL == nil && p.VideoURL == nil && p.TargetURL == nil &&
-		p.DurationSeconds == nil && p.Status == nil
+		p.DurationSeconds == nil && p.VideoMimeType == nil && p.VideoWidth == nil && p.VideoHeight == nil &&
+		p.VideoBitrateKbps == nil && p.VideoDelivery == nil && p.Weight == nil && p.Status == nil
 }
 
-// SnapshotRow is what the in-memory catalogue needs of an ad.
+// SnapshotRow is what the in-memory catalogue needs of an ad: ingest checks status and redirects to target_url; the VAST renderer
+// uses the rest, re-rendering an ad when its version changes.
 type SnapshotRow struct {
-	ID        int64
-	Status    string
-	TargetURL string
-	UpdatedAt time.Time
+	ID               int64
+	Status           string
+	TargetURL        string
+	UpdatedAt        time.Time
+	Version          int64
+	Name             string
+	VideoURL         string
+	DurationSeconds  int
+	VideoMimeType    string
+	VideoWidth       int
+	VideoHeight      int
+	VideoBitrateKbps int
+	VideoDelivery    string
+	Weight           int
 }
 
-const adColumns = "id, name, image_url, video_url, target_url, duration_seconds, status, created_at, updated_at, version"
+const adColumns = "id, name, image_url, video_url, target_url, duration_seconds, video_mime_type, video_width, video_height, " +
+	"video_bitrate_kbps, video_delivery, weight, status, created_at, updated_at, version"
 
 func scanAd(row pgx.Row) (Ad, error) {
 	var a Ad
-	err := row.Scan(&a.ID, &a.Name, &a.ImageURL, &a.VideoURL, &a.TargetURL, &a.DurationSeconds, &a.Status,
-		&a.CreatedAt, &a.UpdatedAt, &a.Version)
+	err := row.Scan(&a.ID, &a.Name, &a.ImageURL, &a.VideoURL, &a.TargetURL, &a.DurationSeconds, &a.VideoMimeType, &a.VideoWidth,
+		&a.VideoHeight, &a.VideoBitrateKbps, &a.VideoDelivery, &a.Weight, &a.Status, &a.CreatedAt, &a.UpdatedAt, &a.Version)
 	a.CreatedAt, a.UpdatedAt = a.CreatedAt.UTC(), a.UpdatedAt.UTC()
 	return a, err
 }
@@ -109,12 +137,17 @@ func (db *DB) Get(ctx context.Context, id int64) (Ad, error) {
 }
 
 // Create inserts ad (ID, Version and times are assigned by the database) and returns the row.
-// An empty Status means active and a zero DurationSeconds means the table default.
+// An empty Status means active; a zero DurationSeconds, VideoWidth or VideoHeight and an empty VideoMimeType or VideoDelivery mean
+// the table default. Weight and VideoBitrateKbps are taken as given (0 is a valid value of both): callers set the defaults.
 func (db *DB) Create(ctx context.Context, ad Ad) (Ad, error) {
-	a, err := scanAd(db.pool.QueryRow(ctx, `INSERT INTO ads (name, image_url, video_url, target_url, duration_seconds, status)
-		VALUES ($1, $2, $3, $4, COALESCE(NULLIF($5, 0), 30), COALESCE(NULLIF($6, ''), 'active'))
+	a, err := scanAd(db.pool.QueryRow(ctx, `INSERT INTO ads (name, image_url, video_url, target_url, duration_seconds, status,
+		video_mime_type, video_width, video_height, video_bitrate_kbps, video_delivery, weight)
+		VALUES ($1, $2, $3, $4, COALESCE(NULLIF($5, 0), 30), COALESCE(NULLIF($6, ''), 'active'),
+		COALESCE(NULLIF($7, ''), 'video/mp4'), COALESCE(NULLIF($8, 0), 1280), COALESCE(NULLIF($9, 0), 720), $10,
+		COALESCE(NULLIF($11, ''), 'progressive'), $12)
 		RETURNING `+adColumns,
-		ad.Name, ad.ImageURL, ad.VideoURL, ad.TargetURL, ad.DurationSeconds, ad.Status))
+		ad.Name, ad.ImageURL, ad.VideoURL, ad.TargetURL, ad.DurationSeconds, ad.Status,
+		ad.VideoMimeType, ad.VideoWidth, ad.VideoHeight, ad.VideoBitrateKbps, ad.VideoDelivery, ad.Weight))
 	if err != nil {
 		return Ad{}, fmt.Errorf("create ad: %w", err)
 	}
@@ -125,10 +158,12 @@ func (db *DB) Create(ctx context.Context, ad Ad) (Ad, error) {
 // otherwise a row whose version differs yields ErrConflict.
 func (db *DB) Update(ctx context.Context, ad Ad, expectedVersion int64) (Ad, error) {
 	a, err := scanAd(db.pool.QueryRow(ctx, `UPDATE ads SET name = $2, image_url = $3, video_url = $4, target_url = $5,
-		duration_seconds = $6, status = $7, version = version + 1, updated_at = now()
+		duration_seconds = $6, status = $7, video_mime_type = $9, video_width = $10, video_height = $11,
+		video_bitrate_kbps = $12, video_delivery = $13, weight = $14, version = version + 1, updated_at = now()
 		WHERE id = $1 AND ($8::bigint = 0 OR version = $8)
 		RETURNING `+adColumns,
-		ad.ID, ad.Name, ad.ImageURL, ad.VideoURL, ad.TargetURL, ad.DurationSeconds, ad.Status, expectedVersion))
+		ad.ID, ad.Name, ad.ImageURL, ad.VideoURL, ad.TargetURL, ad.DurationSeconds, ad.Status, expectedVersion,
+		ad.VideoMimeType, ad.VideoWidth, ad.VideoHeight, ad.VideoBitrateKbps, ad.VideoDelivery, ad.Weight))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return db.missed(ctx, ad.ID, expectedVersion, nil)
 	}
@@ -147,10 +182,14 @@ func (db *DB) Patch(ctx context.Context, id int64, p AdPatch, expectedVersion in
 	a, err := scanAd(db.pool.QueryRow(ctx, `UPDATE ads SET name = COALESCE($2, name), image_url = COALESCE($3, image_url),
 		video_url = COALESCE($4, video_url), target_url = COALESCE($5, target_url),
 		duration_seconds = COALESCE($6, duration_seconds), status = COALESCE($7, status),
+		video_mime_type = COALESCE($9, video_mime_type), video_width = COALESCE($10, video_width),
+		video_height = COALESCE($11, video_height), video_bitrate_kbps = COALESCE($12, video_bitrate_kbps),
+		video_delivery = COALESCE($13, video_delivery), weight = COALESCE($14, weight),
 		version = version + 1, updated_at = now()
 		WHERE id = $1 AND ($8::bigint = 0 OR version = $8)
 		RETURNING `+adColumns,
-		id, p.Name, p.ImageURL, p.VideoURL, p.TargetURL, p.DurationSeconds, p.Status, expectedVersion))
+		id, p.Name, p.ImageURL, p.VideoURL, p.TargetURL, p.DurationSeconds, p.Status, expectedVersion,
+		p.VideoMimeType, p.VideoWidth, p.VideoHeight, p.VideoBitrateKbps, p.VideoDelivery, p.Weight))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return db.missed(ctx, id, expectedVersion, nil)
 	}
@@ -195,13 +234,15 @@ func (db *DB) missed(ctx context.Context, id, expectedVersion int64, unchanged f
 
 // AllForSnapshot returns every ad, archived included, with the fields the catalogue keeps.
 func (db *DB) AllForSnapshot(ctx context.Context) ([]SnapshotRow, error) {
-	rows, err := db.pool.Query(ctx, "SELECT id, status, target_url, updated_at FROM ads")
+	rows, err := db.pool.Query(ctx, `SELECT id, status, target_url, updated_at, version, name, video_url, duration_seconds,
+		video_mime_type, video_width, video_height, video_bitrate_kbps, video_delivery, weight FROM ads`)
 	if err != nil {
 		return nil, fmt.Errorf("load ad snapshot: %w", err)
 	}
 	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (SnapshotRow, error) {
 		var s SnapshotRow
-		err := r.Scan(&s.ID, &s.Status, &s.TargetURL, &s.UpdatedAt)
+		err := r.Scan(&s.ID, &s.Status, &s.TargetURL, &s.UpdatedAt, &s.Version, &s.Name, &s.VideoURL, &s.DurationSeconds,
+			&s.VideoMimeType, &s.VideoWidth, &s.VideoHeight, &s.VideoBitrateKbps, &s.VideoDelivery, &s.Weight)
 		return s, err
 	})
 	if err != nil {
