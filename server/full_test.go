@@ -34,6 +34,7 @@ import (
 	"github.com/adtracker/adtracker/ratelimit"
 	"github.com/adtracker/adtracker/server"
 	"github.com/adtracker/adtracker/storage/postgres"
+	"github.com/adtracker/adtracker/vast"
 	"github.com/adtracker/adtracker/web"
 )
 
@@ -46,6 +47,18 @@ type oneAd struct{}
 
 func (oneAd) Lookup(id uint64) (ingest.Ad, bool) {
 	return ingest.Ad{Accepts: true, TargetURL: "https://example.com/landing"}, id == 1
+}
+
+// vastCatalog serves one snapshot to the VAST routes.
+type vastCatalog struct{ snap *catalog.Snapshot }
+
+func (v vastCatalog) Snapshot() *catalog.Snapshot { return v.snap }
+
+// oneVASTAd is ad 1 of oneAd, servable as VAST.
+func oneVASTAd() vastCatalog {
+	return vastCatalog{catalog.NewSnapshot([]postgres.SnapshotRow{{ID: 1, Status: "active", TargetURL: "https://example.com/landing",
+		Version: 1, Name: "one", VideoURL: "https://cdn.example.com/one.mp4", DurationSeconds: 15, VideoMimeType: "video/mp4",
+		VideoWidth: 640, VideoHeight: 360, VideoDelivery: "progressive", Weight: 1}}, time.Now())}
 }
 
 // noAds is an empty ads table.
@@ -117,13 +130,18 @@ func newFull(t *testing.T, lim ratelimit.Config) *full {
 		MaxBodyBytes: 1 << 20, ReadTimeout: 5 * time.Second, WriteTimeout: 5 * time.Second, IdleTimeout: 5 * time.Second,
 		CORSOrigins: []string{"*"}, Limiter: limiter, Log: zap.NewNop(), Registry: reg,
 		Checks:     []server.Check{{Name: "ingest", Fn: func(context.Context) error { return nil }}},
-		RouteClass: web.RouteClass(ratelimit.ClassOf),
+		RouteClass: vast.RouteClass(web.RouteClass(ratelimit.ClassOf)),
 	})
 	h := &ingest.Handlers{
 		Decoder: &decode.Decoder{Limits: decode.DefaultLimits()},
 		Queue:   pipe, Catalog: oneAd{}, Proxies: proxies, IDs: event.NewIDs(),
 	}
 	h.Register(srv.Router)
+	vh, err := vast.New(vast.Config{Catalog: oneVASTAd(), PublicURL: "https://track.example.com", IDs: h.IDs, CORSOrigins: []string{"*"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	vh.Register(srv.Router)
 	catalog.RegisterRoutes(srv.Router, &catalog.Handlers{Repo: noAds{}, Logger: zap.NewNop()})
 	query.New(nil, "").Register(srv.Router)
 	web.NewHandler().Register(srv.Router, web.NewStatus(web.PipelineSources(pipe)))
@@ -469,13 +487,16 @@ func TestRouteClasses(t *testing.T) {
 		"POST /ads/click": ratelimit.Ingest, "POST /ads/impression": ratelimit.Ingest, "POST /events": ratelimit.Ingest,
 		"GET /ads/click": ratelimit.Ingest, "GET /ads/impression": ratelimit.Ingest,
 		"GET /t/{event}": ratelimit.Ingest, "GET /c/{id}": ratelimit.Ingest,
+		// Players load VAST like they fire pixels: open, limited per client, CORS for players' pages.
+		"GET /vast": ratelimit.Ingest, "GET /vast/{ad_id}": ratelimit.Ingest,
+		"OPTIONS /vast": ratelimit.Ingest, "OPTIONS /vast/{ad_id}": ratelimit.Ingest,
 		"GET /ads": ratelimit.Query, "GET /ads/{id}": ratelimit.Query,
 		"GET /ads/analytics": ratelimit.Query, "GET /ads/{id}/timeseries": ratelimit.Query,
 		"POST /ads": ratelimit.Admin, "PUT /ads/{id}": ratelimit.Admin, "PATCH /ads/{id}": ratelimit.Admin, "DELETE /ads/{id}": ratelimit.Admin,
 		// The dashboard's page and files are open (they hold no data); its status feed is a read.
 		"GET /": ratelimit.None, "GET /assets/{file}": ratelimit.None, "GET /status": ratelimit.Query,
 	}
-	classOf := web.RouteClass(ratelimit.ClassOf) // as serve.go wires it
+	classOf := vast.RouteClass(web.RouteClass(ratelimit.ClassOf)) // as serve.go wires it
 	for r := range routerRoutes(newFull(t, ratelimit.Config{})) {
 		method, pattern, _ := strings.Cut(r, " ")
 		c, ok := want[r]
@@ -514,5 +535,40 @@ func TestFullStackHeaders(t *testing.T) {
 	}
 	if resp.StatusCode() != 202 {
 		t.Fatalf("status %d %s", resp.StatusCode(), resp.Body())
+	}
+}
+
+// GET /vast through the whole middleware, with http.cors_origins "*": the route's credentialed CORS answer (the page's Origin echoed,
+// Allow-Credentials) survives the middleware, whose "*" would make browsers refuse a credentialed XHR; a preflight gets the same.
+// Also checks the answer is a VAST document with the no-store caching players need.
+func TestFullStackVAST(t *testing.T) {
+	f := newFull(t, ratelimit.Config{Ingest: ratelimit.Rule{RPS: 1000}})
+	url := f.listen(t)
+	for _, method := range []string{"GET", "OPTIONS"} {
+		req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+		req.SetRequestURI(url + "/vast/1")
+		req.Header.SetMethod(method)
+		req.Header.Set("Origin", "https://player.example.com")
+		req.Header.Set("Access-Control-Request-Method", "GET")
+		if err := fasthttp.DoTimeout(req, resp, 5*time.Second); err != nil {
+			t.Fatal(err)
+		}
+		want := map[string]string{"Access-Control-Allow-Origin": "https://player.example.com", "Access-Control-Allow-Credentials": "true",
+			"X-Content-Type-Options": "nosniff"}
+		if method == "GET" {
+			want["Content-Type"], want["Cache-Control"] = "application/xml", "no-store"
+			if resp.StatusCode() != 200 || !bytes.Contains(resp.Body(), []byte("<AdServingId>")) {
+				t.Errorf("GET: %d %s", resp.StatusCode(), resp.Body())
+			}
+		} else if resp.StatusCode() != 204 {
+			t.Errorf("preflight: %d %s", resp.StatusCode(), resp.Body())
+		}
+		for h, v := range want {
+			if got := string(resp.Header.Peek(h)); got != v {
+				t.Errorf("%s: %s = %q, want %q", method, h, got, v)
+			}
+		}
+		fasthttp.ReleaseRequest(req)
+		fasthttp.ReleaseResponse(resp)
 	}
 }

@@ -250,7 +250,6 @@ func TestTrackingURLsRoundTrip(t *testing.T) {
 		}
 		wantMs := uint32(7250)
 		if typ == event.TypeProgress {
-			wantMs = 0 // filled below from the offset
 			off, _ := time.Parse("15:04:05.000", strings.TrimSpace(offsetOf(in.Creatives[0].Linear.Tracking, f.url)))
 			wantMs = uint32(off.Hour()*3600000 + off.Minute()*60000 + off.Second()*1000)
 		}

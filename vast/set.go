@@ -57,7 +57,7 @@ func (s *set) pick() uint64 {
 	if len(s.cum) == 0 {
 		return 0
 	}
-	r := rand.Uint64N(s.cum[len(s.cum)-1])
+	r := rand.Uint64N(s.cum[len(s.cum)-1]) //nolint:gosec // choosing an ad needs spread, not secrecy
 	i := sort.Search(len(s.cum), func(i int) bool { return s.cum[i] > r })
 	return s.ids[i]
 }
