@@ -60,7 +60,7 @@ func ivtSeed(t *testing.T, url string) []string {
 		"click none mobile iOS Safari NZ × 2",
 		"impression crawler other   NZ × 1",
 		"impression deny_ip mobile iOS Safari DE × 1",
-		"impression deny_user_agent desktop Windows Chrome NZ × 1",
+		"impression deny_user_agent other   NZ × 1", // the parser places no user agent that starts with an unknown product
 		"impression none desktop Windows Chrome US × 1",
 		"impression none mobile iOS Safari NZ × 3",
 		"impression prefetch desktop Windows Chrome  × 1",
