@@ -70,8 +70,9 @@ func apply(e *event.Event, v uint64) {
 // parse runs the parser; ok is false when it named a family this table does not know (a newer parser), which is then not cached
 // but still stored, as other.
 func (en *Enricher) parse(ua []byte) (uint64, bool) {
-	// The parser only reads its argument during the call, so the bytes need no copy into a string.
-	r := en.parser.Parse(unsafe.String(unsafe.SliceData(ua), len(ua)))
+	// The parser only reads its argument during the call (a walk of its trie), so the bytes need no copy into a string.
+	r := en.parser.Parse(unsafe.String(unsafe.SliceData(ua), len(ua))) //nolint:gosec // G103: read-only view for the call's duration; TestEnrichAllocatesNothing
+
 	d := event.DeviceOther
 	switch r.Device() {
 	case agents.DeviceDesktop:

@@ -22,11 +22,9 @@ func TestIPRangesMatchCIDRs(t *testing.T) {
 		var list []string
 		for i := r.IntN(12); i >= 0; i-- {
 			a := addr()
-			bits := r.IntN(a.BitLen() + 1)
+			bits := 16 + r.IntN(113)
 			if a.Is4() {
 				bits = 8 + r.IntN(25)
-			} else {
-				bits = 16 + r.IntN(113)
 			}
 			list = append(list, netip.PrefixFrom(a, bits).String())
 		}
