@@ -241,13 +241,11 @@ func TestVASTClientDrivesPixels(t *testing.T) {
 			t.Errorf("analytics %s = %v, the client fired %d", field, got[field], total[ty])
 		}
 	}
-	if v, ok := got["viewable_impressions"]; ok {
-		measurable := total["viewable"] + total["not_viewable"]
-		if v != float64(total["viewable"]) || got["measurable_impressions"] != float64(measurable) {
-			t.Errorf("analytics viewable_impressions %v, measurable_impressions %v; the client fired viewable on %d serves, notViewable on %d",
-				v, got["measurable_impressions"], total["viewable"], total["not_viewable"])
+	measurable := total["viewable"] + total["not_viewable"]
+	for field, v := range map[string]float64{"viewable_impressions": float64(total["viewable"]), "measurable_impressions": float64(measurable),
+		"viewability_rate": float64(total["viewable"]) / float64(measurable), "invalid_impressions": 0, "invalid_clicks": 0, "ivt_rate": 0} {
+		if g, ok := got[field]; !ok || g != v {
+			t.Errorf("analytics %s = %v (present: %v), want %v from what the client fired", field, g, ok, v)
 		}
-	} else {
-		t.Log("GET /ads/analytics has no viewable_impressions in this build: viewability compared in the rollup only")
 	}
 }
