@@ -93,6 +93,16 @@ type Config struct {
 	Catalog struct {
 		RefreshInterval time.Duration `mapstructure:"refresh_interval"`
 	} `mapstructure:"catalog"`
+	IVT struct {
+		Enabled         bool          `mapstructure:"enabled"`
+		DenyCIDRs       []string      `mapstructure:"deny_cidrs"`
+		DenyUserAgents  []string      `mapstructure:"deny_user_agents"`
+		ClickWindow     time.Duration `mapstructure:"click_window"`
+		ClickTableBytes int           `mapstructure:"click_table_bytes"`
+	} `mapstructure:"ivt"`
+	Geo struct {
+		MMDBPath string `mapstructure:"mmdb_path"`
+	} `mapstructure:"geo"`
 	Debug struct {
 		PprofAddr string `mapstructure:"pprof_addr"`
 	} `mapstructure:"debug"`
@@ -177,6 +187,12 @@ var Settings = []Setting{
 	{"query.max_range", "9600h", "longest analytics window (400 days); longer answers 400"},
 	{"query.timeout", "10s", "ClickHouse time per analytics request; past it 503"},
 	{"catalog.refresh_interval", "30s", "full reload of the ad catalogue snapshot (NOTIFY updates it in between)"},
+	{"ivt.enabled", true, "flag invalid traffic at ingest (crawlers, prefetches, deny lists, duplicate clicks; README, \"Invalid traffic and enrichment\"); flagged events are stored with their reason and left out of the figures"},
+	{"ivt.deny_cidrs", []string{}, "CIDRs or IPs whose events are flagged deny_ip, e.g. data centres (comma-separated in env)"},
+	{"ivt.deny_user_agents", []string{}, "user agents containing one of these (ASCII case-insensitive substrings) are flagged deny_user_agent (comma-separated in env)"},
+	{"ivt.click_window", "30m", "a client's further clicks on the same ad within this of its counted click are flagged duplicate_click (1 s resolution; 0 disables)"},
+	{"ivt.click_table_bytes", 8 << 20, "memory remembering counted clicks, per process: 64-byte buckets of 7 clicks (8 MiB = 917504 clicks); when a bucket is full its oldest click is forgotten"},
+	{"geo.mmdb_path", "", "MaxMind-format country or city database (.mmdb: GeoLite2, DB-IP Lite) for the country column; empty leaves country empty"},
 	{"debug.pprof_addr", "", "address for net/http/pprof profiles (e.g. 127.0.0.1:6060); empty disables"},
 	{"shutdown.timeout", "30s", "time to drain the ring on SIGTERM; what is left stays in the ring file"},
 }
@@ -266,6 +282,10 @@ func (c *Config) validate() error {
 		return fmt.Errorf("config: clickhouse.write_conns must not be negative (0 = ingest.inserters + 1)")
 	case c.ClickHouse.NodeID != "" && !nodeIDRE.MatchString(c.ClickHouse.NodeID):
 		return fmt.Errorf("config: clickhouse.node_id %q: use 1-64 letters, digits and underscores", c.ClickHouse.NodeID)
+	case c.IVT.ClickWindow < 0:
+		return fmt.Errorf("config: ivt.click_window must not be negative (0 disables the duplicate-click check)")
+	case c.IVT.ClickTableBytes < 64:
+		return fmt.Errorf("config: ivt.click_table_bytes must be at least 64 (one bucket)")
 	case c.Ingest.ReplayMaxAttempts < 0 || c.Ingest.ReplayMaxAge < 0:
 		return fmt.Errorf("config: ingest.replay_max_attempts and ingest.replay_max_age must not be negative (0 disables the bound)")
 	}

@@ -38,6 +38,8 @@ type Handlers struct {
 	Catalog Catalog
 	Proxies *httpx.Proxies
 	IDs     *event.IDs
+	// Screen flags invalid traffic and enriches each event after the catalogue check, right before Enqueue; nil: none.
+	Screen Screener
 	// RetryAfter is the Retry-After (seconds) sent with 503 when the queue refuses an event.
 	RetryAfter int
 }
@@ -122,7 +124,7 @@ func (h *Handlers) accept(ctx *fasthttp.RequestCtx, e *event.Event, ferr *decode
 		httpx.WriteError(ctx, ferr.Status, ferr.Msg, ferr.Field)
 		return false
 	}
-	if err := h.Queue.Enqueue(e); err != nil {
+	if err := h.enqueue(ctx, e); err != nil {
 		h.unavailable(ctx, err)
 		return false
 	}
@@ -203,7 +205,7 @@ func (h *Handlers) batch(ctx *fasthttp.RequestCtx) {
 			*errs = appendItemError(*errs, i, ferr)
 			return
 		}
-		if err := h.Queue.Enqueue(e); err != nil {
+		if err := h.enqueue(ctx, e); err != nil {
 			qerr, stopAt = err, i
 			return
 		}
@@ -337,7 +339,7 @@ func (h *Handlers) clickRedirect(ctx *fasthttp.RequestCtx) {
 		e.IP = h.Proxies.ClientIP(ctx)
 		decode.SetUserAgent(e, ctx.Request.Header.UserAgent())
 	}
-	if err := h.Queue.Enqueue(e); err != nil {
+	if err := h.enqueue(ctx, e); err != nil {
 		clicksUnrecorded.Inc()
 	} else {
 		accepted[event.TypeClick].Inc()

@@ -10,7 +10,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
+
+	"github.com/adtracker/adtracker/ingest/event"
 	"github.com/adtracker/adtracker/migrations"
+	chstore "github.com/adtracker/adtracker/storage/clickhouse"
 )
 
 // TestDocsQueries runs every analyst example under docs/queries/ on ClickHouse 18.16 over traffic in the last hours (the examples
@@ -104,9 +108,10 @@ func TestBackfill(t *testing.T) {
 	db := openMigrated(t, 1) // only 0001: an installation from before the rollups
 	evs, batches := gen{seed: 11, n: 60_000, ads: []float64{4, 3, 2, 1}, pools: []int{5000, 3000, 800, 100}, span: 30 * time.Hour}.build(10_000)
 	half := len(batches) / 2
-	insert(t, db, batches[:half])
+	insertLegacy(t, db, batches[:half]) // the 0001 columns: what that release's sink wrote
 	migrate(t, db, 0)
-	for i, stmt := range backfillStatements(t) {
+	stmts := append(backfillStatements(t, "backfill", 2), backfillStatements(t, "backfill-breakdown", 1)...)
+	for i, stmt := range stmts {
 		if err := db.Conn.Exec(context.Background(), stmt); err != nil {
 			t.Fatalf("docs/sql.md backfill statement %d: %v", i+1, err)
 		}
@@ -137,28 +142,68 @@ func TestBackfill(t *testing.T) {
 			checkMetrics(t, es, fmt.Sprintf("after backfill %s %v", iv, p.T), p.Metrics, expected[p.T.Unix()])
 		}
 	}
+	// The breakdown covers every event once per dimension: old ones (backfilled) under '' and 'none', new ones through the view.
+	perAd := map[uint64]uint64{}
+	for _, e := range evs {
+		perAd[e.ad]++
+	}
+	for ad, n := range perAd {
+		for _, dim := range []string{"device_type", "os", "browser", "country", "ivt"} {
+			var got uint64
+			if err := db.Conn.QueryRow(ctx, "SELECT sum(events) FROM ad_breakdown_hour WHERE ad_id = ? AND dimension = ?", ad, dim).Scan(&got); err != nil {
+				t.Fatal(err)
+			}
+			if got != n {
+				t.Errorf("after backfill: ad %d breakdown by %s counts %d events, want %d", ad, dim, got, n)
+			}
+		}
+	}
 }
 
-// backfillStatements returns the SQL between the backfill markers of docs/sql.md.
-func backfillStatements(t *testing.T) []string {
+// backfillStatements returns the n statements between the <!-- name:start --> and <!-- name:end --> markers of docs/sql.md.
+func backfillStatements(t *testing.T, name string, n int) []string {
 	t.Helper()
 	b, err := os.ReadFile("../docs/sql.md")
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, rest, ok1 := strings.Cut(string(b), "<!-- backfill:start -->")
-	block, _, ok2 := strings.Cut(rest, "<!-- backfill:end -->")
+	_, rest, ok1 := strings.Cut(string(b), "<!-- "+name+":start -->")
+	block, _, ok2 := strings.Cut(rest, "<!-- "+name+":end -->")
 	if !ok1 || !ok2 {
-		t.Fatal("docs/sql.md lost its backfill markers")
+		t.Fatalf("docs/sql.md lost its %s markers", name)
 	}
 	block = strings.TrimSpace(block)
 	block = strings.TrimPrefix(block, "```sql")
 	block = strings.TrimSuffix(block, "```")
 	stmts := migrations.Statements(block)
-	if len(stmts) != 2 {
-		t.Fatalf("docs/sql.md backfill: %d statements, want 2 (minute and hour)", len(stmts))
+	if len(stmts) != n {
+		t.Fatalf("docs/sql.md %s: %d statements, want %d", name, len(stmts), n)
 	}
 	return stmts
+}
+
+// insertLegacy stores batches with the columns of 0001 only, as a release before 0003 did.
+func insertLegacy(t *testing.T, db *chstore.DB, batches []*event.Batch) {
+	t.Helper()
+	ctx := context.Background()
+	for _, b := range batches {
+		ins, err := db.Conn.PrepareBatch(ctx, "INSERT INTO events (event_id, type, ad_id, event_time, receive_time, ip, user_agent, "+
+			"playback_ms, viewer_id, session_id)")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var e event.Event
+		err = b.Each(&e, func(e *event.Event) error {
+			return ins.Append(uuid.UUID(e.ID), int8(e.Type), e.AdID, time.Unix(e.EventTime, 0), time.Unix(e.ReceiveTime, 0),
+				string(e.IP[:]), string(e.UA()), e.PlaybackMs, string(e.ViewerID()), string(e.SessionID()))
+		})
+		if err == nil {
+			err = ins.Send()
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
 }
 
 func newOf(t reflect.Type) any { return reflect.New(t).Interface() }

@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // Runs everything the project ships for ClickHouse on a current engine (chdb, in-process),
-// because the tests' server is 18.16 and users run a current one: every migration, every query
+// because the tests' server is 18.16 and users run a current one: every migration (and 0003 over
+// a database that holds 0001/0002 data: metadata only, old rows valid), every query
 // under docs/queries/ and every file named on the command line (e.g. Grafana panel queries),
 // then the shipped users.d/config.d files, with the queries run again as the analyst profile.
 //
@@ -204,7 +205,81 @@ const SAMPLE_EVENTS = [
           concat('viewer-', toString(number % 97)),
           concat('session-', toString(number % 211))
    FROM numbers(3000)`,
+  // Screened and enriched traffic (0003): every IVT reason, device classes, countries, and the viewability events.
+  `INSERT INTO events (event_id, type, ad_id, event_time, receive_time, ip, user_agent, playback_ms, viewer_id, session_id,
+                      ivt, device_type, os, browser, country)
+   SELECT generateUUIDv4(),
+          ['impression', 'impression', 'click', 'start', 'complete', 'viewable', 'not_viewable', 'view_undetermined', 'progress'][number % 9 + 1],
+          number % 7 + 1,
+          now() - number * 211,
+          now() - number * 211 + 1,
+          toFixedString(unhex(concat('00000000000000000000ffff', lpad(hex(number % 65536), 8, '0'))), 16),
+          'Mozilla/5.0 (check)',
+          (number % 30) * 1000,
+          concat('viewer-', toString(number % 89)),
+          '',
+          ['none', 'none', 'none', 'none', 'crawler', 'prefetch', 'deny_ip', 'deny_user_agent', 'duplicate_click'][number % 9 + 1],
+          ['desktop', 'mobile', 'tablet', 'tv', 'other', ''][number % 6 + 1],
+          ['Windows', 'iOS', 'Android', ''][number % 4 + 1],
+          ['Chrome', 'Safari', 'Firefox', ''][number % 4 + 1],
+          ['DE', 'US', 'FR', ''][number % 4 + 1]
+   FROM numbers(3000)`,
 ];
+
+// upgradeCheck applies the migrations before 0003 to a database of its own, stores events, then applies the rest: the enum
+// extension and the new columns must be metadata only on the current engine too (every part keeps its name and modification time,
+// no mutation), old rows read as valid and not enriched, and 0003 runs a second time without error. Returns the failures.
+function upgradeCheck(session, files) {
+  const q = (sql) => session.query(sql, 'TSVRaw').trim();
+  const failures = [];
+  const at = files.findIndex((f) => /^0003_/.test(path.basename(f)));
+  if (at < 0) return ['migrations/clickhouse: no 0003 file'];
+  session.query('CREATE DATABASE upgrade_check');
+  session.query('USE upgrade_check');
+  try {
+    for (const f of files.slice(0, at)) {
+      const err = runFile(session, f);
+      if (err) return [`${rel(f)} (upgrade check): ${err}`];
+    }
+    for (let i = 0; i < 2; i++) {
+      session.query(`INSERT INTO events (event_id, type, ad_id, event_time, receive_time, ip, user_agent, playback_ms, viewer_id, session_id)
+        SELECT generateUUIDv4(), ['impression', 'click', 'start', 'complete'][number % 4 + 1], 1, now() - 86400 + number,
+               now() - 86400 + number, toFixedString(unhex('00000000000000000000ffff7f000001'), 16), 'old', 0, 'old', ''
+        FROM numbers(1000)`, 'Null');
+    }
+    const parts = () => q(`SELECT table, name, modification_time FROM system.parts
+      WHERE database = 'upgrade_check' AND active AND table != 'schema_migrations' ORDER BY table, name`);
+    const before = parts();
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 1100); // a rewritten part would show a later second
+    for (const f of files.slice(at)) {
+      const err = runFile(session, f);
+      if (err) return [`${rel(f)} (upgrade check, over stored events): ${err}`];
+    }
+    const after = parts();
+    if (after !== before) failures.push(`0003 rewrote parts on the current engine:\n${before}\n---\n${after}`);
+    const mutations = q("SELECT count() FROM system.mutations WHERE database = 'upgrade_check'");
+    if (mutations !== '0') failures.push(`0003 created ${mutations} mutations`);
+    const old = q("SELECT count() FROM events WHERE ivt = 'none' AND device_type = '' AND os = '' AND browser = '' AND country = ''");
+    if (old !== '2000') failures.push(`${old} of 2000 old rows read as valid and not enriched`);
+    const err = runFile(session, files[at]);
+    if (err) failures.push(`${rel(files[at])} run a second time: ${err}`);
+    session.query(`INSERT INTO events (event_id, type, ad_id, event_time, receive_time, ip, user_agent, playback_ms, viewer_id,
+        session_id, ivt, device_type, os, browser, country)
+      SELECT generateUUIDv4(), 'impression', 1, now(), now(), toFixedString(unhex('00000000000000000000ffff7f000001'), 16), 'new',
+             0, 'new', '', ['none', 'crawler'][number % 2 + 1], 'mobile', 'iOS', 'Safari', 'DE'
+      FROM numbers(10)`, 'Null');
+    const got = q(`SELECT sum(impressions), sum(invalid_impressions), sum(events_total) FROM ad_stats_hour WHERE ad_id = 1`);
+    if (got !== '505\t5\t10') failures.push(`rollups after the upgrade: impressions, invalid, events_total = ${got}, want 505 5 10`);
+    const split = q(`SELECT dimension, value, sum(impressions) FROM ad_breakdown_hour WHERE ad_id = 1 GROUP BY dimension, value
+      ORDER BY dimension, value FORMAT CSV`);
+    const want = '"browser","Safari",5\n"country","DE",5\n"device_type","mobile",5\n"ivt","crawler",5\n"ivt","none",5\n"os","iOS",5';
+    if (split !== want) failures.push(`breakdown after the upgrade:\n${split}\nwant\n${want}`);
+  } finally {
+    session.query('USE default');
+    session.query('DROP DATABASE upgrade_check');
+  }
+  return failures;
+}
 
 function mainCheck(extra) {
   const chdb = loadChdb();
@@ -215,6 +290,11 @@ function mainCheck(extra) {
     try {
       const version = session.query('SELECT version()', 'TSVRaw').trim();
       console.log(`chdb ClickHouse ${version}`);
+      const upgrade = upgradeCheck(session, migrationFiles());
+      for (const f of upgrade) console.error(`FAIL ${f}`);
+      if (upgrade.length) return 1;
+      console.log('OK   migrations/clickhouse/0003 over stored events (metadata only: parts unchanged, no mutation; old rows valid; runs twice)');
+
       session.query('CREATE DATABASE IF NOT EXISTS adtracker');
       session.query('USE adtracker');
 

@@ -18,6 +18,7 @@ import (
 	"github.com/adtracker/adtracker/internal/testenv"
 	"github.com/adtracker/adtracker/migrations"
 	"github.com/adtracker/adtracker/query"
+	chstore "github.com/adtracker/adtracker/storage/clickhouse"
 	"github.com/adtracker/adtracker/storage/postgres/pgtest"
 )
 
@@ -149,12 +150,14 @@ func TestClusterTwoIngestNodes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, f := range files {
-		for _, stmt := range migrations.Statements(f.SQL) {
-			if err := single.Exec(ctx, stmt); err != nil {
-				t.Fatal(err)
-			}
-		}
+	// Through the runner: 0003's ADD COLUMN IF NOT EXISTS does not parse on 18.16 as written, and the runner makes it idempotent.
+	singleStore, err := chstore.Open(ctx, chstore.Config{Addr: singleAddr, Database: singleDB}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer singleStore.Close()
+	if _, err := singleStore.Migrate(ctx, files); err != nil {
+		t.Fatal(err)
 	}
 	host, port, _ := strings.Cut(cl.Nodes["s2r1"], ":")
 	copyQ := fmt.Sprintf("INSERT INTO events SELECT * FROM remote('%s:%s', %s, events)", host, port, database)

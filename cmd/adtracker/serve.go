@@ -22,6 +22,7 @@ import (
 	"github.com/adtracker/adtracker/ingest/decode"
 	"github.com/adtracker/adtracker/ingest/event"
 	"github.com/adtracker/adtracker/ingest/pipeline"
+	"github.com/adtracker/adtracker/ingest/screen"
 	"github.com/adtracker/adtracker/internal/httpx"
 	"github.com/adtracker/adtracker/query"
 	"github.com/adtracker/adtracker/ratelimit"
@@ -48,6 +49,13 @@ func serve(args []string) error {
 	defer func() { _ = log.Sync() }()
 	applyMemoryLimit(cfg, log)
 	log.Info("starting adtracker", zap.Any("config", cfg.Redacted()))
+
+	scr, closeScreener, err := newScreener(cfg, log)
+	if err != nil {
+		log.Error("invalid configuration", zap.Error(err))
+		return errLogged
+	}
+	defer closeScreener()
 
 	ctx, stop := context.WithCancel(context.Background())
 	defer stop()
@@ -121,6 +129,7 @@ func serve(args []string) error {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	reg.MustRegister(pipe.Collectors()...)
 	reg.MustRegister(ingest.Collectors()...)
+	reg.MustRegister(screen.Collectors()...)
 	reg.MustRegister(server.CatalogCollectors(cat)...)
 	limiter, err := ratelimit.New(ratelimit.Config{
 		Ingest: ratelimit.Rule(cfg.RateLimit.Ingest), Query: ratelimit.Rule(cfg.RateLimit.Query), Admin: ratelimit.Rule(cfg.RateLimit.Admin),
@@ -150,6 +159,7 @@ func serve(args []string) error {
 			MaxBatchItems: cfg.Ingest.MaxBatchItems,
 		}},
 		Queue: pipe, Catalog: catalogAdapter{cat}, Proxies: proxies, IDs: event.NewIDs(),
+		Screen: scr,
 	}
 	h.Register(srv.Router)
 	vh, err := vast.New(vast.Config{Catalog: cat, PublicURL: cfg.HTTP.PublicURL, Proxies: proxies, IDs: h.IDs,

@@ -3,6 +3,8 @@ package clickhouse
 import (
 	"context"
 	"fmt"
+	"regexp"
+	"strings"
 	"time"
 
 	"github.com/adtracker/adtracker/migrations"
@@ -106,6 +108,13 @@ func (db *DB) Migrate(ctx context.Context, files []migrations.File) ([]Migration
 				sql = migrations.Expand(sql, cluster, db.Database)
 			}
 			for i, stmt := range migrations.Statements(sql) {
+				stmt, run, err := db.addColumnIfMissing(ctx, stmt)
+				if err != nil {
+					return out, fmt.Errorf("clickhouse migration %s, statement %d: %w", f.Name, i+1, err)
+				}
+				if !run {
+					continue
+				}
 				if err := db.Conn.Exec(ddlContext(ctx, cluster), stmt); err != nil {
 					return out, fmt.Errorf("clickhouse migration %s, statement %d: %w", f.Name, i+1, ddlError(err))
 				}
@@ -131,4 +140,34 @@ func (db *DB) record(ctx context.Context, f migrations.File, status, version str
 		return err
 	}
 	return b.Send()
+}
+
+// addColumnIf matches "ALTER TABLE [db.]table [ON CLUSTER c] ADD COLUMN IF NOT EXISTS name ..." after any leading comment lines;
+// the groups are the table, IF NOT EXISTS and the column. A statement adds one column only (TestShippedAddColumnStatementsAddOneColumn).
+var addColumnIf = regexp.MustCompile(`(?is)^(?:\s*--[^\n]*\n)*\s*ALTER\s+TABLE\s+(\S+)(?:\s+ON\s+CLUSTER\s+\S+)?\s+ADD\s+COLUMN\s+(IF\s+NOT\s+EXISTS\s+)(\S+)\s`)
+
+// addColumnIfMissing makes "ADD COLUMN IF NOT EXISTS" idempotent on servers that cannot parse it (18.16 cannot): it reports
+// run = false when the table already has the column, and otherwise returns the statement without IF NOT EXISTS, which every
+// server accepts. Other statements are returned as they are. The check reads the connected server's system.columns; in a cluster
+// ON CLUSTER DDL reaches every node through the DDL queue, so the connected node's table stands for all of them.
+func (db *DB) addColumnIfMissing(ctx context.Context, stmt string) (string, bool, error) {
+	m := addColumnIf.FindStringSubmatchIndex(stmt)
+	if m == nil {
+		return stmt, true, nil
+	}
+	table, column := stmt[m[2]:m[3]], stmt[m[6]:m[7]]
+	database := db.Database
+	if d, t, ok := strings.Cut(table, "."); ok {
+		database, table = d, t
+	}
+	unquote := func(s string) string { return strings.Trim(s, "`\"") }
+	var n uint64
+	if err := db.Conn.QueryRow(ctx, "SELECT count() FROM system.columns WHERE database = ? AND table = ? AND name = ?",
+		unquote(database), unquote(table), unquote(column)).Scan(&n); err != nil {
+		return "", false, fmt.Errorf("check column %s.%s: %w", table, column, err)
+	}
+	if n > 0 {
+		return "", false, nil
+	}
+	return stmt[:m[4]] + stmt[m[5]:], true, nil
 }

@@ -1,0 +1,106 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/adtracker/adtracker/internal/geotest"
+)
+
+const (
+	e2eIPhone  = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4 Mobile/15E148 Safari/604.1"
+	e2eChrome  = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36"
+	e2eGoogleb = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"
+)
+
+// ivtSeed sends the seeded run of issue 18 to a stack: valid traffic, and a bot, a prefetch, a deny-listed address, a deny-listed
+// user agent and repeated clicks, each through the real HTTP handlers. It returns the (type, ivt, device_type, os, browser,
+// country) rows ClickHouse must hold for ad 1, as "type ivt device os browser country × count" lines.
+func ivtSeed(t *testing.T, url string) []string {
+	t.Helper()
+	send := func(method, path, body string, hdr ...string) {
+		t.Helper()
+		req, err := http.NewRequest(method, url+path, strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := 0; i+1 < len(hdr); i += 2 {
+			req.Header.Set(hdr[i], hdr[i+1])
+		}
+		client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode >= 300 && resp.StatusCode != http.StatusFound {
+			t.Fatalf("%s %s %s: %d", method, path, body, resp.StatusCode)
+		}
+	}
+	ua := func(s string) []string { return []string{"User-Agent", s, "Content-Type", "application/json"} }
+	for i := 0; i < 3; i++ { // valid impressions from New Zealand
+		send("POST", "/ads/impression", fmt.Sprintf(`{"ad_id":1,"ip":"203.0.113.%d","viewer_id":"nz-%d"}`, 10+i, i), ua(e2eIPhone)...)
+	}
+	send("POST", "/ads/impression", `{"ad_id":1,"ip":"192.0.2.44"}`, ua(e2eChrome)...)                                              // valid, US desktop
+	send("POST", "/ads/impression", `{"ad_id":1,"ip":"203.0.113.50"}`, ua(e2eGoogleb)...)                                           // crawler
+	send("GET", "/t/impression?ad_id=1&vid=pre-1", "", "User-Agent", e2eChrome, "Sec-Purpose", "prefetch;prerender")                // prefetch (peer 127.0.0.1)
+	send("POST", "/ads/impression", `{"ad_id":1,"ip":"198.51.100.7"}`, ua(e2eIPhone)...)                                            // deny_ip
+	send("POST", "/ads/impression", `{"ad_id":1,"ip":"203.0.113.51","user_agent":"BadPlayer/2.1 `+e2eChrome+`"}`, ua(e2eIPhone)...) // deny_user_agent
+	// Clicks: viewer nz-0 clicks three times by three routes, nz-1 once; the first of each counts.
+	send("POST", "/ads/click", `{"ad_id":1,"ip":"203.0.113.10","viewer_id":"nz-0"}`, ua(e2eIPhone)...)
+	send("GET", "/c/1?vid=nz-0", "", "User-Agent", e2eIPhone)
+	send("GET", "/t/click?ad_id=1&vid=nz-0", "", "User-Agent", e2eIPhone)
+	send("POST", "/ads/click", `{"ad_id":1,"ip":"203.0.113.11","viewer_id":"nz-1"}`, ua(e2eIPhone)...)
+	return []string{
+		"click duplicate_click mobile iOS Safari  × 2", // /c/ and /t/ from 127.0.0.1: no country
+		"click none mobile iOS Safari NZ × 2",
+		"impression crawler other   NZ × 1",
+		"impression deny_ip mobile iOS Safari DE × 1",
+		"impression deny_user_agent other   NZ × 1", // the parser places no user agent that starts with an unknown product
+		"impression none desktop Windows Chrome US × 1",
+		"impression none mobile iOS Safari NZ × 3",
+		"impression prefetch desktop Windows Chrome  × 1",
+	}
+}
+
+// TestInvalidTrafficStored is the seeded run against the real binary, Postgres and ClickHouse: every flagged event is stored
+// with its reason and its enrichment columns, beside the valid ones.
+func TestInvalidTrafficStored(t *testing.T) {
+	mmdb := geotest.Countries(t, map[string]string{"203.0.113.0/24": "NZ", "192.0.2.0/24": "US", "198.51.100.0/24": "DE"})
+	s := newStack(t, "ADTRACKER_GEO_MMDB_PATH="+mmdb, "ADTRACKER_IVT_DENY_CIDRS=198.51.100.0/25",
+		"ADTRACKER_IVT_DENY_USER_AGENTS=badplayer/", "ADTRACKER_IVT_CLICK_WINDOW=1h")
+	s.start()
+	want := ivtSeed(t, s.url)
+	var got []string
+	c := s.conn()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		got = got[:0]
+		rows, err := c.Query(context.Background(), `SELECT toString(type), toString(ivt), device_type, os, browser, country, count()
+			FROM events WHERE ad_id = 1 GROUP BY type, ivt, device_type, os, browser, country
+			ORDER BY toString(type), toString(ivt), device_type, country`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for rows.Next() {
+			var typ, ivt, dev, os, br, country string
+			var n uint64
+			if err := rows.Scan(&typ, &ivt, &dev, &os, &br, &country, &n); err != nil {
+				t.Fatal(err)
+			}
+			got = append(got, fmt.Sprintf("%s %s %s %s %s %s × %d", typ, ivt, dev, os, br, country, n))
+		}
+		rows.Close()
+		if strings.Join(got, "\n") == strings.Join(want, "\n") {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("stored rows:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}

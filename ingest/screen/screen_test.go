@@ -1,0 +1,211 @@
+package screen
+
+import (
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	useragent "github.com/medama-io/go-useragent"
+	"github.com/valyala/fasthttp"
+
+	"github.com/adtracker/adtracker/ingest/event"
+	"github.com/adtracker/adtracker/internal/testenv"
+)
+
+const chrome = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36"
+
+var now = time.Date(2026, 12, 6, 9, 0, 0, 0, time.UTC).Unix()
+
+func newScreener(t testing.TB, cfg Config) *Screener {
+	t.Helper()
+	s, err := New(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func ev(typ event.Type, ad uint64, ip, ua string) *event.Event {
+	e := &event.Event{Type: typ, AdID: ad, ReceiveTime: now, EventTime: now}
+	e.IP = netip.MustParseAddr(ip).As16()
+	e.SetUserAgent([]byte(ua))
+	return e
+}
+
+func request(hdr ...string) *fasthttp.RequestCtx {
+	ctx := new(fasthttp.RequestCtx)
+	for i := 0; i+1 < len(hdr); i += 2 {
+		ctx.Request.Header.Add(hdr[i], hdr[i+1])
+	}
+	return ctx
+}
+
+func TestUserAgentTable(t *testing.T) {
+	s := newScreener(t, Config{})
+	for _, u := range userAgents {
+		for round := 0; round < 2; round++ { // computed, then from the cache
+			e := ev(event.TypeImpression, 1, "203.0.113.5", u.ua)
+			s.Screen(request(), e)
+			want := event.IVTNone
+			if u.crawler {
+				want = event.IVTCrawler
+			}
+			if e.IVT != want {
+				t.Errorf("%s (round %d): %s, want %s", u.name, round, e.IVT, want)
+			}
+		}
+	}
+}
+
+// The two candidate lists on the same table: crawlerdetect (a regular expression over ~1,400 maintained patterns) and the bot
+// device of go-useragent (a trie, already run for enrichment). They agree on browsers and named crawlers; go-useragent misses
+// HTTP libraries that do not say "bot" (Wget, okhttp, fasthttp), which is why the screen uses crawlerdetect.
+func TestCrawlerListsAgreement(t *testing.T) {
+	p := useragent.NewParser()
+	var missed []string
+	for _, u := range userAgents {
+		cd := newAgentVerdicts(nil, 16).compute([]byte(u.ua)) == agentCrawler
+		bot := p.Parse(u.ua).IsBot()
+		switch {
+		case cd != u.crawler:
+			t.Errorf("%s: crawlerdetect says %v", u.name, cd)
+		case bot && !cd:
+			t.Errorf("%s: go-useragent flags a bot crawlerdetect does not", u.name)
+		case cd && !bot:
+			missed = append(missed, u.name)
+		}
+	}
+	if strings.Join(missed, ",") != "wget,okhttp,fasthttp" {
+		t.Errorf("go-useragent's bot flag misses %v", missed)
+	}
+}
+
+func TestDenyUserAgents(t *testing.T) {
+	s := newScreener(t, Config{DenyUserAgents: []string{"  BadPlayer/ ", "", "scanner"}})
+	for ua, want := range map[string]event.IVT{
+		"badplayer/1.0":                     event.IVTDenyUserAgent,
+		"Mozilla/5.0 BADPLAYER/2 (Linux)":   event.IVTDenyUserAgent,
+		"Mozilla/5.0 (compatible; Scanner)": event.IVTDenyUserAgent,
+		"curl/8.0 scanner":                  event.IVTDenyUserAgent, // the operator's list wins over the crawler list
+		"BadPlayer 1.0":                     event.IVTNone,          // substring includes the slash
+		chrome:                              event.IVTNone,
+	} {
+		e := ev(event.TypeImpression, 1, "203.0.113.5", ua)
+		s.Screen(nil, e)
+		if e.IVT != want {
+			t.Errorf("%q: %s, want %s", ua, e.IVT, want)
+		}
+	}
+}
+
+func TestPrefetchHeaders(t *testing.T) {
+	s := newScreener(t, Config{})
+	f := func(want event.IVT, hdr ...string) {
+		t.Helper()
+		e := ev(event.TypeImpression, 1, "203.0.113.5", chrome)
+		s.Screen(request(hdr...), e)
+		if e.IVT != want {
+			t.Errorf("%q: %s, want %s", hdr, e.IVT, want)
+		}
+	}
+	f(event.IVTPrefetch, "Sec-Purpose", "prefetch")
+	f(event.IVTPrefetch, "Sec-Purpose", "prefetch;prerender")
+	f(event.IVTPrefetch, "sec-purpose", " Prefetch; anonymous-client-ip")
+	f(event.IVTPrefetch, "Purpose", "prefetch")
+	f(event.IVTPrefetch, "X-Moz", "prefetch")
+	f(event.IVTPrefetch, "X-Purpose", "preview")
+	f(event.IVTNone, "Purpose", "preview") // preview is X-Purpose's word only
+	f(event.IVTNone, "Sec-Purpose", "prefetched")
+	f(event.IVTNone, "X-Moz", "")
+	f(event.IVTNone, "Sec-Fetch-Dest", "image")
+	f(event.IVTNone)
+}
+
+func TestDenyCIDRs(t *testing.T) {
+	s := newScreener(t, Config{DenyCIDRs: []string{"198.51.100.0/24", "2001:db8:dc::/48", "192.0.2.77", "10.0.0.0/8", "10.1.0.0/16"}})
+	for ip, want := range map[string]event.IVT{
+		"198.51.100.1":     event.IVTDenyIP,
+		"198.51.100.255":   event.IVTDenyIP,
+		"198.51.101.0":     event.IVTNone,
+		"192.0.2.77":       event.IVTDenyIP,
+		"192.0.2.78":       event.IVTNone,
+		"10.200.3.4":       event.IVTDenyIP,
+		"2001:db8:dc:1::5": event.IVTDenyIP,
+		"2001:db8:dd::5":   event.IVTNone,
+		"203.0.113.5":      event.IVTNone,
+	} {
+		e := ev(event.TypeImpression, 1, ip, "curl/8.0") // a crawler too: deny_ip comes first
+		s.Screen(nil, e)
+		if want == event.IVTNone {
+			want = event.IVTCrawler
+		}
+		if e.IVT != want {
+			t.Errorf("%s: %s, want %s", ip, e.IVT, want)
+		}
+	}
+	if _, err := New(Config{DenyCIDRs: []string{"10.0.0.0/33"}}, nil); err == nil || !strings.Contains(err.Error(), "ivt.deny_cidrs") {
+		t.Fatalf("bad CIDR: %v", err)
+	}
+}
+
+// One reason per event, in the documented order.
+func TestPrecedence(t *testing.T) {
+	s := newScreener(t, Config{DenyCIDRs: []string{"198.51.100.0/24"}, DenyUserAgents: []string{"evil"}, ClickWindow: time.Hour, ClickTableBytes: 4096})
+	pre := []string{"Sec-Purpose", "prefetch"}
+	f := func(ip, ua string, hdr []string, want event.IVT) {
+		t.Helper()
+		e := ev(event.TypeClick, 9, ip, ua)
+		e.SetViewerID([]byte("same-viewer"))
+		s.Screen(request(hdr...), e)
+		if e.IVT != want {
+			t.Errorf("%s %q %q: %s, want %s", ip, ua, hdr, e.IVT, want)
+		}
+	}
+	f("203.0.113.1", chrome, nil, event.IVTNone) // the viewer's counted click
+	f("198.51.100.1", "evil curl/8.0", pre, event.IVTDenyIP)
+	f("203.0.113.1", "evil curl/8.0", pre, event.IVTDenyUserAgent)
+	f("203.0.113.1", "curl/8.0", pre, event.IVTCrawler)
+	f("203.0.113.1", chrome, pre, event.IVTPrefetch)
+	f("203.0.113.1", chrome, nil, event.IVTDuplicateClick)
+}
+
+func TestDisabledOnlyEnriches(t *testing.T) {
+	en := &countingEnricher{}
+	s, err := New(Config{Disabled: true, DenyCIDRs: []string{"0.0.0.0/0"}, ClickWindow: time.Hour, ClickTableBytes: 64}, en)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 3; i++ {
+		e := ev(event.TypeClick, 1, "203.0.113.1", "curl/8.0")
+		e.IVT = event.IVTCrawler
+		s.Screen(request("Sec-Purpose", "prefetch"), e)
+		if e.IVT != event.IVTNone {
+			t.Fatalf("disabled screen flagged %s", e.IVT)
+		}
+	}
+	if en.n != 3 {
+		t.Fatalf("enriched %d of 3", en.n)
+	}
+}
+
+type countingEnricher struct{ n int }
+
+func (c *countingEnricher) Enrich(e *event.Event) { c.n++; e.Device = event.DeviceDesktop }
+
+// Only stored invalid events are counted, once each, under their reason.
+func TestSettleCountsStoredInvalid(t *testing.T) {
+	s := newScreener(t, Config{})
+	before := testenv.CounterValue(t, invalid[event.IVTCrawler])
+	for _, stored := range []bool{true, false, true} {
+		e := ev(event.TypeImpression, 1, "203.0.113.5", "curl/8.0")
+		s.Screen(nil, e)
+		s.Settle(e, stored)
+	}
+	e := ev(event.TypeImpression, 1, "203.0.113.5", chrome)
+	s.Screen(nil, e)
+	s.Settle(e, true)
+	if got := testenv.CounterValue(t, invalid[event.IVTCrawler]) - before; got != 2 {
+		t.Fatalf("crawler counter moved by %v, want 2", got)
+	}
+}

@@ -1,0 +1,28 @@
+package ingest
+
+import (
+	"github.com/valyala/fasthttp"
+
+	"github.com/adtracker/adtracker/ingest/event"
+)
+
+// Screener judges an event right before it is enqueued (package ingest/screen implements it): it sets the invalid-traffic
+// reason (event.IVT) and the enrichment fields (device, OS, browser, country). It sees the filled event — the viewer's address
+// and user agent after trusted proxies and SSAI headers — and the request, whose headers say whether it is a prefetch.
+type Screener interface {
+	Screen(ctx *fasthttp.RequestCtx, e *event.Event)
+	// Settle tells the screener whether the queue took e: a click refused with 503 is retried by its client, so the screener
+	// must forget it rather than count the retry as a duplicate.
+	Settle(e *event.Event, stored bool)
+}
+
+// enqueue screens e (when Handlers.Screen is set) and hands it to the queue.
+func (h *Handlers) enqueue(ctx *fasthttp.RequestCtx, e *event.Event) error {
+	if h.Screen == nil {
+		return h.Queue.Enqueue(e)
+	}
+	h.Screen.Screen(ctx, e)
+	err := h.Queue.Enqueue(e)
+	h.Screen.Settle(e, err == nil)
+	return err
+}
