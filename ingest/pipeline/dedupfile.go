@@ -70,7 +70,7 @@ func unmarshalWindow(w *dupWindow, data []byte) (int, error) {
 const DefaultDedupCheckpoint = 10 * time.Second
 
 // dedupCheckpoint hands copies of the window from the batcher, its only user, to a writer goroutine, so the batcher never waits for
-// the disk. At most one copy waits; a checkpoint due while the previous one is still being written is skipped.
+// the disk. At most one copy waits and one is being written.
 type dedupCheckpoint struct {
 	every     time.Duration
 	last      time.Time
@@ -113,14 +113,11 @@ func (p *Pipeline) stopDedupCheckpoints() {
 // checkpointDedup copies the window for the writer when a checkpoint is due and the window changed. Batcher goroutine only.
 func (p *Pipeline) checkpointDedup(now time.Time) {
 	cp := &p.dedupCP
-	if cp.ch == nil || now.Sub(cp.last) < cp.every || p.dedup.added == cp.lastAdded {
-		return
+	if cp.ch == nil || now.Sub(cp.last) < cp.every || p.dedup.added == cp.lastAdded || len(cp.ch) > 0 {
+		return // not due, nothing new, or the previous copy still waits for the writer (tried again at the next call)
 	}
 	cp.last, cp.lastAdded = now, p.dedup.added
-	select {
-	case cp.ch <- marshalWindow(p.dedup):
-	default: // the previous copy is still waiting: this one is skipped, the next is due after another interval
-	}
+	cp.ch <- marshalWindow(p.dedup) // never blocks: the batcher is the only sender and the channel was empty
 }
 
 // loadDedup fills the window from the file a clean stop (or the last checkpoint before a crash) wrote.
