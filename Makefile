@@ -47,7 +47,9 @@ test: services cluster vet fmt-check lint ## vet, gofmt, golangci-lint, go test 
 	@command -v promtool >/dev/null || bash -c 'source scripts/lib.sh && apt_install prometheus'
 	@# Debian's chromium drives the dashboard's browser test (web/browser_test.go); no browser is downloaded at test time.
 	@test -x /usr/bin/chromium || bash -c 'source scripts/lib.sh && apt_install chromium'
-	ADTRACKER_TEST_PG_DSN='$(TEST_PG_DSN)' ADTRACKER_TEST_CH_ADDR='$(TEST_CH_ADDR)' ADTRACKER_REQUIRE_PROMTOOL=1 ADTRACKER_REQUIRE_CHROMIUM=1 \
+	@# The real web VAST client (npm, into .tools/vast-client) and ffmpeg, for cmd/adtracker/vast_*_test.go; quick when present.
+	@scripts/vast-client/install.sh
+	ADTRACKER_TEST_PG_DSN='$(TEST_PG_DSN)' ADTRACKER_TEST_CH_ADDR='$(TEST_CH_ADDR)' ADTRACKER_REQUIRE_PROMTOOL=1 ADTRACKER_REQUIRE_CHROMIUM=1 ADTRACKER_REQUIRE_VAST_CLIENT=1 \
 	ADTRACKER_TEST_CLUSTER_ADDRS="$$(scripts/cluster.sh env | sed -n 's/^CLUSTER_CH_ADDRS=//p')" \
 		go test -race -count=1 -timeout 12m ./...
 	scripts/chdb-check.sh

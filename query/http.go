@@ -18,9 +18,12 @@ import (
 // Register adds GET /ads/analytics and GET /ads/{id}/timeseries. Both take fields (ParseFields: which figures to return;
 // DefaultFields when absent). fasthttp/router prefers the static /ads/analytics over the
 // catalogue's /ads/{id}, and /ads/{id}/timeseries is one segment deeper, so the three coexist (router_test.go checks it).
+//
+// GET /ads/{id}/breakdown splits one ad's traffic by a dimension (by), and by= on /ads/analytics adds each listed ad's breakdown.
 func (s *Service) Register(r *router.Router) {
 	r.GET("/ads/analytics", s.handleAnalytics)
 	r.GET("/ads/{id}/timeseries", s.handleTimeseries)
+	r.GET("/ads/{id}/breakdown", s.handleBreakdown)
 }
 
 // errUnavailable is the 503 body when ClickHouse cannot answer.
@@ -56,6 +59,18 @@ func (s *Service) handleAnalytics(ctx *fasthttp.RequestCtx) {
 		s.fail(ctx, err)
 		return
 	}
+	var by Dimension
+	byLimit := DefaultTopBreakdownValues
+	if args.Has("by") {
+		if by, err = ParseDimension(string(args.Peek("by"))); err != nil {
+			s.fail(ctx, err)
+			return
+		}
+		if byLimit, err = parseLimit(args, "by_limit", DefaultTopBreakdownValues); err != nil {
+			s.fail(ctx, err)
+			return
+		}
+	}
 	qctx, cancel := context.WithTimeout(context.Background(), s.timeout())
 	defer cancel()
 	if args.Has("ad_id") {
@@ -69,7 +84,17 @@ func (s *Service) handleAnalytics(ctx *fasthttp.RequestCtx) {
 			s.fail(ctx, err)
 			return
 		}
-		writeJSON(ctx, statsView(&st, fields))
+		v := statsView(&st, fields)
+		if by != "" {
+			bds, err := s.TopBreakdowns(qctx, []uint64{id}, r, by, byLimit)
+			if err != nil {
+				s.fail(ctx, err)
+				return
+			}
+			bd := breakdownView(bds[id])
+			v.Breakdown = &bd
+		}
+		writeJSON(ctx, v)
 		return
 	}
 	// A list shows the figure it is sorted by, asked for or not.
@@ -83,7 +108,69 @@ func (s *Service) handleAnalytics(ctx *fasthttp.RequestCtx) {
 	for i := range top {
 		out[i] = statsView(&top[i], fields)
 	}
+	if by != "" {
+		ids := make([]uint64, len(top))
+		for i := range top {
+			ids[i] = top[i].AdID
+		}
+		bds, err := s.TopBreakdowns(qctx, ids, r, by, byLimit)
+		if err != nil {
+			s.fail(ctx, err)
+			return
+		}
+		for i := range out {
+			bd := breakdownView(bds[out[i].AdID])
+			out[i].Breakdown = &bd
+		}
+	}
 	writeJSON(ctx, out)
+}
+
+// parseLimit reads an optional integer parameter between 1 and MaxBreakdownValues.
+func parseLimit(args *fasthttp.Args, name string, def int) (int, error) {
+	if !args.Has(name) {
+		return def, nil
+	}
+	n, err := strconv.Atoi(string(args.Peek(name)))
+	if err != nil || n < 1 || n > MaxBreakdownValues {
+		return 0, errValues(name)
+	}
+	return n, nil
+}
+
+// handleBreakdown answers GET /ads/{id}/breakdown?by=…&start=&end=&limit=: the ad's traffic over whole hours split by one
+// dimension, at most limit values (DefaultBreakdownValues) and the rest summed in other, so values and other add up to totals.
+func (s *Service) handleBreakdown(ctx *fasthttp.RequestCtx) {
+	raw, _ := ctx.UserValue("id").(string)
+	id, perr := parseID([]byte(raw), "id")
+	if perr != nil {
+		s.fail(ctx, perr)
+		return
+	}
+	args := ctx.QueryArgs()
+	by, err := ParseDimension(string(args.Peek("by")))
+	if err != nil {
+		s.fail(ctx, err)
+		return
+	}
+	r, err := s.parseRange(args)
+	if err != nil {
+		s.fail(ctx, err)
+		return
+	}
+	limit, err := parseLimit(args, "limit", DefaultBreakdownValues)
+	if err != nil {
+		s.fail(ctx, err)
+		return
+	}
+	qctx, cancel := context.WithTimeout(context.Background(), s.timeout())
+	defer cancel()
+	bd, err := s.BreakdownOf(qctx, id, r, by, limit)
+	if err != nil {
+		s.fail(ctx, err)
+		return
+	}
+	writeJSON(ctx, breakdownView(bd))
 }
 
 func (s *Service) handleTimeseries(ctx *fasthttp.RequestCtx) {
@@ -140,25 +227,65 @@ func parseFields(args *fasthttp.Args) (Fields, error) {
 // never reads a zero that was not measured; a figure asked for is present even when it is 0.
 type (
 	metricsJSON struct {
-		Impressions        *uint64  `json:"impressions,omitempty"`
-		Clicks             *uint64  `json:"clicks,omitempty"`
-		CTR                *float64 `json:"ctr,omitempty"`
-		UniqueViewers      *uint64  `json:"unique_viewers,omitempty"`
-		Starts             *uint64  `json:"starts,omitempty"`
-		FirstQuartile      *uint64  `json:"first_quartile,omitempty"`
-		Midpoint           *uint64  `json:"midpoint,omitempty"`
-		ThirdQuartile      *uint64  `json:"third_quartile,omitempty"`
-		Completes          *uint64  `json:"completes,omitempty"`
-		CompletionRate     *float64 `json:"completion_rate,omitempty"`
-		AvgPlaybackSeconds *float64 `json:"avg_playback_seconds,omitempty"`
-		P50PlaybackSeconds *float64 `json:"p50_playback_seconds,omitempty"`
-		P95PlaybackSeconds *float64 `json:"p95_playback_seconds,omitempty"`
+		Impressions           *uint64  `json:"impressions,omitempty"`
+		Clicks                *uint64  `json:"clicks,omitempty"`
+		CTR                   *float64 `json:"ctr,omitempty"`
+		UniqueViewers         *uint64  `json:"unique_viewers,omitempty"`
+		Starts                *uint64  `json:"starts,omitempty"`
+		FirstQuartile         *uint64  `json:"first_quartile,omitempty"`
+		Midpoint              *uint64  `json:"midpoint,omitempty"`
+		ThirdQuartile         *uint64  `json:"third_quartile,omitempty"`
+		Completes             *uint64  `json:"completes,omitempty"`
+		CompletionRate        *float64 `json:"completion_rate,omitempty"`
+		AvgPlaybackSeconds    *float64 `json:"avg_playback_seconds,omitempty"`
+		P50PlaybackSeconds    *float64 `json:"p50_playback_seconds,omitempty"`
+		P95PlaybackSeconds    *float64 `json:"p95_playback_seconds,omitempty"`
+		ViewableImpressions   *uint64  `json:"viewable_impressions,omitempty"`
+		MeasurableImpressions *uint64  `json:"measurable_impressions,omitempty"`
+		// The two rates are null when their denominator is 0 (nothing measured, no impression): a rate that was not measured
+		// is not 0 %. RawMessage tells absent (nil) from null.
+		ViewabilityRate    json.RawMessage `json:"viewability_rate,omitempty"`
+		InvalidImpressions *uint64         `json:"invalid_impressions,omitempty"`
+		InvalidClicks      *uint64         `json:"invalid_clicks,omitempty"`
+		IVTRate            json.RawMessage `json:"ivt_rate,omitempty"`
 	}
 	statsJSON struct {
 		AdID uint64    `json:"ad_id"`
 		From time.Time `json:"from"`
 		To   time.Time `json:"to"`
 		metricsJSON
+		// Breakdown is there when the request has by.
+		Breakdown *breakdownJSON `json:"breakdown,omitempty"`
+	}
+	// countsJSON are a breakdown value's figures: every one always present.
+	countsJSON struct {
+		Events                uint64          `json:"events"`
+		Impressions           uint64          `json:"impressions"`
+		Clicks                uint64          `json:"clicks"`
+		CTR                   float64         `json:"ctr"`
+		Starts                uint64          `json:"starts"`
+		Completes             uint64          `json:"completes"`
+		CompletionRate        float64         `json:"completion_rate"`
+		ViewableImpressions   uint64          `json:"viewable_impressions"`
+		MeasurableImpressions uint64          `json:"measurable_impressions"`
+		ViewabilityRate       json.RawMessage `json:"viewability_rate"`
+	}
+	valueJSON struct {
+		Value string `json:"value"`
+		countsJSON
+	}
+	otherJSON struct {
+		Values int `json:"values"`
+		countsJSON
+	}
+	breakdownJSON struct {
+		AdID   uint64      `json:"ad_id"`
+		By     Dimension   `json:"by"`
+		From   time.Time   `json:"from"`
+		To     time.Time   `json:"to"`
+		Totals countsJSON  `json:"totals"`
+		Values []valueJSON `json:"values"`
+		Other  *otherJSON  `json:"other,omitempty"`
 	}
 	pointJSON struct {
 		T time.Time `json:"t"`
@@ -194,7 +321,44 @@ func metricsView(m *Metrics, f Fields) metricsJSON {
 	v.Completes, v.CompletionRate = u(8, &m.Completes), fl(9, &m.CompletionRate)
 	v.AvgPlaybackSeconds, v.P50PlaybackSeconds, v.P95PlaybackSeconds = fl(10, &m.AvgPlaybackSeconds), fl(11, &m.P50PlaybackSeconds),
 		fl(12, &m.P95PlaybackSeconds)
+	v.ViewableImpressions, v.MeasurableImpressions = u(13, &m.ViewableImpressions), u(14, &m.MeasurableImpressions)
+	v.InvalidImpressions, v.InvalidClicks = u(16, &m.InvalidImpressions), u(17, &m.InvalidClicks)
+	measured, impressed := m.RatesDefined()
+	if f&(1<<15) != 0 {
+		v.ViewabilityRate = rate(m.ViewabilityRate, measured)
+	}
+	if f&(1<<18) != 0 {
+		v.IVTRate = rate(m.IVTRate, impressed)
+	}
 	return v
+}
+
+// rate is r as JSON, or null when it has no denominator.
+func rate(r float64, defined bool) json.RawMessage {
+	if !defined {
+		return json.RawMessage("null")
+	}
+	b, _ := json.Marshal(r)
+	return b
+}
+
+func countsView(c Counts) countsJSON {
+	measurable := c.Viewables + c.NotViewables
+	return countsJSON{Events: c.Events, Impressions: c.Impressions, Clicks: c.Clicks, CTR: ratio(c.Clicks, c.Impressions),
+		Starts: c.Starts, Completes: c.Completes, CompletionRate: ratio(c.Completes, c.Starts), ViewableImpressions: c.Viewables,
+		MeasurableImpressions: measurable, ViewabilityRate: rate(ratio(c.Viewables, measurable), measurable > 0)}
+}
+
+func breakdownView(bd Breakdown) breakdownJSON {
+	out := breakdownJSON{AdID: bd.AdID, By: bd.By, From: bd.From, To: bd.To, Totals: countsView(bd.Totals),
+		Values: make([]valueJSON, len(bd.Values))}
+	for i, v := range bd.Values {
+		out.Values[i] = valueJSON{Value: v.Value, countsJSON: countsView(v.Counts)}
+	}
+	if bd.Other != nil {
+		out.Other = &otherJSON{Values: bd.Other.Values, countsJSON: countsView(bd.Other.Counts)}
+	}
+	return out
 }
 
 func statsView(st *Stats, f Fields) statsJSON {

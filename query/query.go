@@ -109,7 +109,9 @@ func orDefault(d, def time.Duration) time.Duration {
 
 // Metrics are the figures of one ad over a window or one bucket. Counts are exact; UniqueViewers is approximate (ClickHouse uniq:
 // exact up to ~65k distinct viewers, about 1-2 % error above); the playback percentiles come from a t-digest (see docs/sql.md).
-// A figure outside the Fields a query asked for is zero here (and absent from the API's JSON).
+// A figure outside the Fields a query asked for is zero here (and absent from the API's JSON). Every figure but the invalid
+// ones counts valid traffic only (events with ivt = 'none'); rollup rows written before migration 0003 count every event, which
+// was all valid then.
 type Metrics struct {
 	Impressions   uint64  `json:"impressions"`
 	Clicks        uint64  `json:"clicks"`
@@ -126,16 +128,35 @@ type Metrics struct {
 	AvgPlaybackSeconds float64 `json:"avg_playback_seconds"`
 	P50PlaybackSeconds float64 `json:"p50_playback_seconds"`
 	P95PlaybackSeconds float64 `json:"p95_playback_seconds"`
+	// Viewability (VAST ViewableImpression, valid traffic): viewable and not viewable outcomes; view_undetermined is not measured.
+	ViewableImpressions   uint64 `json:"viewable_impressions"`
+	MeasurableImpressions uint64 `json:"measurable_impressions"`
+	// ViewabilityRate is viewable / measurable: 0 when nothing was measured, which RatesDefined tells apart (the API's JSON
+	// says null then: an unmeasured rate is not 0 %).
+	ViewabilityRate float64 `json:"viewability_rate"`
+	// Invalid traffic (ivt != 'none'): counted apart, never in the figures above.
+	InvalidImpressions uint64 `json:"invalid_impressions"`
+	InvalidClicks      uint64 `json:"invalid_clicks"`
+	// IVTRate is invalid impressions / all impressions (valid + invalid): 0 without any impression (JSON null, see RatesDefined).
+	IVTRate float64 `json:"ivt_rate"`
+	// measured and impressed say whether the two rates have a denominator; kept apart from the figures so that a query for
+	// the rates alone still knows.
+	measured, impressed bool
 }
+
+// RatesDefined reports whether ViewabilityRate (something was measured) and IVTRate (there were impressions) have a
+// denominator; false for a rate outside the fields asked for.
+func (m Metrics) RatesDefined() (viewability, ivt bool) { return m.measured, m.impressed }
 
 // Fields is a set of Metrics figures, one bit per figure in the JSON order of Metrics. A query reads the uniq states only for
 // unique_viewers and the t-digest states only for the percentiles: those states are what an analytics query spends its time on
 // (docs/sql.md has the figures), so the API returns them only when asked. Every other figure comes from the plain count columns.
-type Fields uint16
+type Fields uint32
 
 // fieldNames are the figures' JSON names; a figure's bit is 1 << its index.
 var fieldNames = [...]string{"impressions", "clicks", "ctr", "unique_viewers", "starts", "first_quartile", "midpoint",
-	"third_quartile", "completes", "completion_rate", "avg_playback_seconds", "p50_playback_seconds", "p95_playback_seconds"}
+	"third_quartile", "completes", "completion_rate", "avg_playback_seconds", "p50_playback_seconds", "p95_playback_seconds",
+	"viewable_impressions", "measurable_impressions", "viewability_rate", "invalid_impressions", "invalid_clicks", "ivt_rate"}
 
 // The field sets with a name, and the figures that need states.
 const (
@@ -235,6 +256,16 @@ func (m Metrics) mask(f Fields) Metrics {
 	keepF(10, &m.AvgPlaybackSeconds)
 	keepF(11, &m.P50PlaybackSeconds)
 	keepF(12, &m.P95PlaybackSeconds)
+	keep(13, &m.ViewableImpressions)
+	keep(14, &m.MeasurableImpressions)
+	if f&(1<<15) == 0 {
+		m.ViewabilityRate, m.measured = 0, false
+	}
+	keep(16, &m.InvalidImpressions)
+	keep(17, &m.InvalidClicks)
+	if f&(1<<18) == 0 {
+		m.IVTRate, m.impressed = 0, false
+	}
 	return m
 }
 
@@ -287,25 +318,32 @@ func (i Interval) Duration() time.Duration {
 // Sort orders are the Metrics fields a top list can be sorted by (descending, ties by ad_id ascending). Each maps to a fixed SQL
 // expression over the aggregate aliases below; the request's text never reaches the SQL.
 var sortExprs = map[string]string{
-	"impressions":          "n_impressions",
-	"clicks":               "n_clicks",
-	"ctr":                  "if(n_impressions = 0, 0, n_clicks / n_impressions)",
-	"unique_viewers":       "n_viewers",
-	"starts":               "n_starts",
-	"first_quartile":       "n_first_quartiles",
-	"midpoint":             "n_midpoints",
-	"third_quartile":       "n_third_quartiles",
-	"completes":            "n_completes",
-	"completion_rate":      "if(n_starts = 0, 0, n_completes / n_starts)",
-	"avg_playback_seconds": "if(n_playback = 0, 0, n_playback_ms_sum / n_playback)",
-	"p50_playback_seconds": "if(n_playback = 0, 0, q_playback[1])",
-	"p95_playback_seconds": "if(n_playback = 0, 0, q_playback[2])",
+	"impressions":            "n_impressions",
+	"clicks":                 "n_clicks",
+	"ctr":                    "if(n_impressions = 0, 0, n_clicks / n_impressions)",
+	"unique_viewers":         "n_viewers",
+	"starts":                 "n_starts",
+	"first_quartile":         "n_first_quartiles",
+	"midpoint":               "n_midpoints",
+	"third_quartile":         "n_third_quartiles",
+	"completes":              "n_completes",
+	"completion_rate":        "if(n_starts = 0, 0, n_completes / n_starts)",
+	"avg_playback_seconds":   "if(n_playback = 0, 0, n_playback_ms_sum / n_playback)",
+	"p50_playback_seconds":   "if(n_playback = 0, 0, q_playback[1])",
+	"p95_playback_seconds":   "if(n_playback = 0, 0, q_playback[2])",
+	"viewable_impressions":   "n_viewables",
+	"measurable_impressions": "n_viewables + n_not_viewables",
+	"viewability_rate":       "if(n_viewables + n_not_viewables = 0, 0, n_viewables / (n_viewables + n_not_viewables))",
+	"invalid_impressions":    "n_invalid_impressions",
+	"invalid_clicks":         "n_invalid_clicks",
+	"ivt_rate":               "if(n_impressions + n_invalid_impressions = 0, 0, n_invalid_impressions / (n_impressions + n_invalid_impressions))",
 }
 
 // SortKeys lists the accepted sort values.
 func SortKeys() []string {
 	return []string{"clicks", "impressions", "ctr", "unique_viewers", "starts", "first_quartile", "midpoint", "third_quartile",
-		"completes", "completion_rate", "avg_playback_seconds", "p50_playback_seconds", "p95_playback_seconds"}
+		"completes", "completion_rate", "avg_playback_seconds", "p50_playback_seconds", "p95_playback_seconds",
+		"viewable_impressions", "measurable_impressions", "viewability_rate", "invalid_impressions", "invalid_clicks", "ivt_rate"}
 }
 
 // DefaultSort is the top list's order when the request names none.
@@ -394,7 +432,9 @@ func planRange(r Range, useHours bool) plan {
 // differ from the column names because ClickHouse substitutes an alias that equals a column name inside the aggregate itself.
 const countAggregates = `sum(impressions) AS n_impressions, sum(clicks) AS n_clicks, sum(starts) AS n_starts,
  sum(first_quartiles) AS n_first_quartiles, sum(midpoints) AS n_midpoints, sum(third_quartiles) AS n_third_quartiles,
- sum(completes) AS n_completes, sum(playback_ms_sum) AS n_playback_ms_sum, sum(playback_count) AS n_playback`
+ sum(completes) AS n_completes, sum(playback_ms_sum) AS n_playback_ms_sum, sum(playback_count) AS n_playback,
+ sum(viewables) AS n_viewables, sum(not_viewables) AS n_not_viewables, sum(invalid_impressions) AS n_invalid_impressions,
+ sum(invalid_clicks) AS n_invalid_clicks`
 
 // The state aggregates follow the counts when their figures are asked for.
 const (
@@ -415,15 +455,14 @@ func aggregates(f Fields) string {
 }
 
 const countColumns = `ad_id, impressions, clicks, starts, first_quartiles, midpoints, third_quartiles, completes, playback_ms_sum,
- playback_count`
+ playback_count, viewables, not_viewables, invalid_impressions, invalid_clicks`
 
 // stateSorts need the uniq or t-digest states to rank ads.
 var stateSorts = map[string]bool{"unique_viewers": true, "p50_playback_seconds": true, "p95_playback_seconds": true}
 
 // rollupColumns are read from either rollup inside the UNION ALL when f needs both kinds of state; the time column is added per
 // table.
-const rollupColumns = `ad_id, impressions, clicks, starts, first_quartiles, midpoints, third_quartiles, completes,
- playback_ms_sum, playback_count, viewers, playback_ms_quantiles`
+const rollupColumns = countColumns + ", viewers, playback_ms_quantiles"
 
 // columns returns the rollup columns a query for f reads: a state column is never named unless a figure of f needs it, so
 // ClickHouse does not read it from disk at all.
@@ -507,14 +546,16 @@ func (s *Service) source(b *builder, p plan, adID uint64, bucket func(col string
 type row struct {
 	impressions, clicks, starts, q1, mid, q3, completes uint64
 	playbackSum, playbackCount, viewers                 uint64
+	viewables, notViewables, invImpressions, invClicks  uint64
 	quantiles                                           []float64
 }
 
 // dest returns the scan destinations of aggregates(f), after the first columns given.
 func (r *row) dest(f Fields, first ...any) []any {
-	d := make([]any, 0, len(first)+11)
+	d := make([]any, 0, len(first)+15)
 	d = append(d, first...)
-	d = append(d, &r.impressions, &r.clicks, &r.starts, &r.q1, &r.mid, &r.q3, &r.completes, &r.playbackSum, &r.playbackCount)
+	d = append(d, &r.impressions, &r.clicks, &r.starts, &r.q1, &r.mid, &r.q3, &r.completes, &r.playbackSum, &r.playbackCount,
+		&r.viewables, &r.notViewables, &r.invImpressions, &r.invClicks)
 	if f.uniques() {
 		d = append(d, &r.viewers)
 	}
@@ -536,6 +577,10 @@ func (r *row) all() Metrics {
 	}
 	m.CTR = ratio(r.clicks, r.impressions)
 	m.CompletionRate = ratio(r.completes, r.starts)
+	m.ViewableImpressions, m.MeasurableImpressions = r.viewables, r.viewables+r.notViewables
+	m.ViewabilityRate, m.measured = ratio(m.ViewableImpressions, m.MeasurableImpressions), m.MeasurableImpressions > 0
+	m.InvalidImpressions, m.InvalidClicks = r.invImpressions, r.invClicks
+	m.IVTRate, m.impressed = ratio(r.invImpressions, r.impressions+r.invImpressions), r.impressions+r.invImpressions > 0
 	if r.playbackCount > 0 {
 		m.AvgPlaybackSeconds = float64(r.playbackSum) / float64(r.playbackCount) / 1000
 		if len(r.quantiles) == 2 {

@@ -228,6 +228,8 @@ func TestAPIQueriesCommitted(t *testing.T) {
 		}},
 		{"timeseries-hour.sql", func() error { _, err := s.Timeseries(ctx, 1, r, Hour); return err }},
 		{"timeseries-day.sql", func() error { _, err := s.Timeseries(ctx, 1, r, Day); return err }},
+		{"breakdown-country.sql", func() error { _, err := s.BreakdownOf(ctx, 1, r, Country, 0); return err }},
+		{"top-breakdowns-ivt.sql", func() error { _, err := s.TopBreakdowns(ctx, []uint64{1, 2, 3}, r, IVT, 0); return err }},
 	}
 	want := map[string]string{}
 	for _, tc := range cases {
@@ -240,7 +242,11 @@ func TestAPIQueriesCommitted(t *testing.T) {
 			i := 0
 			for _, ch := range q {
 				if ch == '?' {
-					fmt.Fprint(&sql, args[i])
+					if str, ok := args[i].(string); ok { // the driver binds strings quoted
+						fmt.Fprintf(&sql, "'%s'", strings.ReplaceAll(str, "'", "\\'"))
+					} else {
+						fmt.Fprint(&sql, args[i])
+					}
 					i++
 					continue
 				}
@@ -309,7 +315,8 @@ func TestParseFields(t *testing.T) {
 	bad("viewers", "viewers")
 	bad("Clicks", "Clicks")
 	bad("clicks, ctr", " ctr")
-	if DefaultFields.String() != "impressions,clicks,ctr,starts,first_quartile,midpoint,third_quartile,completes,completion_rate,avg_playback_seconds" {
+	if DefaultFields.String() != "impressions,clicks,ctr,starts,first_quartile,midpoint,third_quartile,completes,completion_rate,avg_playback_seconds,"+
+		"viewable_impressions,measurable_impressions,viewability_rate,invalid_impressions,invalid_clicks,ivt_rate" {
 		t.Fatalf("DefaultFields = %s", DefaultFields)
 	}
 	if len(FieldNames()) != len(SortKeys()) {
@@ -384,7 +391,8 @@ func TestFieldsSQL(t *testing.T) {
 func TestFieldsJSON(t *testing.T) {
 	st := Stats{AdID: 9, From: at("2025-04-21T10:00:00Z"), To: at("2025-04-21T11:00:00Z"), Metrics: Metrics{
 		Impressions: 1, Clicks: 2, CTR: 3, UniqueViewers: 4, Starts: 5, FirstQuartile: 6, Midpoint: 7, ThirdQuartile: 8, Completes: 9,
-		CompletionRate: 10, AvgPlaybackSeconds: 11, P50PlaybackSeconds: 12, P95PlaybackSeconds: 13}}
+		CompletionRate: 10, AvgPlaybackSeconds: 11, P50PlaybackSeconds: 12, P95PlaybackSeconds: 13, ViewableImpressions: 14,
+		MeasurableImpressions: 15, ViewabilityRate: 16, InvalidImpressions: 17, InvalidClicks: 18, IVTRate: 19, measured: true, impressed: true}}
 	full, _ := json.Marshal(st)
 	got, _ := json.Marshal(statsView(&st, AllFields))
 	if string(got) != string(full) {
@@ -408,5 +416,10 @@ func TestFieldsJSON(t *testing.T) {
 	}
 	if (Metrics{Clicks: 5, UniqueViewers: 6, P50PlaybackSeconds: 1}).mask(1<<1) != (Metrics{Clicks: 5}) {
 		t.Fatal("mask")
+	}
+	// A rate without a denominator is null, not 0, when asked for.
+	b, _ = json.Marshal(statsView(&zero, Fields(1<<15|1<<18)))
+	if !strings.HasSuffix(string(b), `"viewability_rate":null,"ivt_rate":null}`) {
+		t.Fatalf("rates without a denominator: %s", b)
 	}
 }

@@ -92,6 +92,11 @@ func checkMetrics(t *testing.T, es *errStats, label string, got Metrics, w *want
 	}
 	g := got
 	g.UniqueViewers, g.P50PlaybackSeconds, g.P95PlaybackSeconds = 0, 0, 0
+	// The generated traffic is valid and has no viewability events: no viewability rate, an IVT rate of 0 with impressions.
+	if measured, impressed := g.RatesDefined(); measured || impressed && c[1] == 0 {
+		t.Fatalf("%s: rates defined (viewability %v, ivt %v) for valid traffic without viewability events", label, measured, impressed)
+	}
+	g.measured, g.impressed = false, false
 	if g != exact {
 		t.Fatalf("%s: exact figures differ\n got  %+v\n want %+v", label, g, exact)
 	}

@@ -12,6 +12,7 @@
 #   profile     perf record of adtracker during one more single-event run, not used for any figure (when perf is installed)
 #   micro       go test -bench for ./ingest/... and ./loadgen
 #   analytics   only when GET /ads/analytics exists: BENCH_ANALYTICS_EVENTS generated events, API vs raw scan
+#   vast        only when GET /vast/{id} exists: GET /vast/{id} and GET /vast, open loop at BENCH_VAST_RATE (5000) req/s
 #
 # Hand-written analysis between the "analysis" markers of BENCHMARKS.md survives a re-run; everything else is regenerated.
 # `scripts/bench.sh --report` rewrites BENCHMARKS.md from the raw results of the last run (.data/bench/results) without measuring.
@@ -319,6 +320,17 @@ measure() {
 		raw_time timeseries_all_raw "SELECT toStartOfHour(event_time) AS h, $agg, $states FROM events WHERE ad_id = $TOP_AD AND $win GROUP BY h ORDER BY h"
 	fi
 
+	# VAST serving (issue 17), only when this build has GET /vast/{id}: GET /vast/{id} and GET /vast (weighted pick), open loop at
+	# BENCH_VAST_RATE (5,000) req/s each, every answer 200. Target: p99 ≤ 2 ms.
+	local vrate="${BENCH_VAST_RATE:-5000}" vcode
+	vcode=$(curl -s -o /dev/null -w '%{http_code}' "$URL/vast/${ADS%%,*}" || true)
+	echo "{\"rate\": $vrate, \"code\": \"$vcode\", \"ad\": ${ADS%%,*}}" >"$RES/vast_meta.json"
+	if [ "$vcode" = 200 ]; then
+		step "VAST serving: open loop at $vrate req/s"
+		run_lg vast_ad "$SERVER_PID" --url "$URL" --mode get --rate "$vrate" --duration "$DUR" --path "/vast/${ADS%%,*}"
+		run_lg vast_pick "$SERVER_PID" --url "$URL" --mode get --rate "$vrate" --duration "$DUR" --path "/vast"
+	fi
+
 	step "durability: the ring file without msync, and the in-memory ring (ADTRACKER_INGEST_DURABLE=false)"
 	# The ring file survives SIGKILL through the page cache alone; the periodic msync (ingest.fsync_interval) is what bounds loss
 	# on a machine crash. This run prices that msync separately from the file itself.
@@ -588,6 +600,28 @@ report() {
 			echo "Not measured: GET /ads/analytics answered $code in this build (the query routes are issue 5). When they exist, \`make bench\`"
 			echo "generates the events and fills this section."
 		fi
+		# VAST serving (issue 17): the open-loop runs of GET /vast/{id} and GET /vast, when measure found the route.
+		echo
+		echo "## VAST serving (issue 17)"
+		echo
+		if [ -f "$RES/vast_ad.json" ]; then
+			echo "Open loop at $(num "$(j vast_meta .rate)") req/s for $DUR each (latency from the scheduled send time), $CONNS connections;"
+			echo "every answer must be 200. Target: p99 ≤ 2 ms."
+			echo
+			echo "| request | achieved req/s | answered 200 | p50 ms | p99 ms | p99.9 ms | max ms | p99 ≤ 2 ms |"
+			echo "|---|---:|---:|---:|---:|---:|---:|---|"
+			for r in vast_ad vast_pick; do
+				label="GET /vast (weighted pick)"
+				[ "$r" = vast_ad ] && label="GET /vast/$(j vast_meta .ad)"
+				printf '| %s | %s | %s of %s | %s | %s | %s | %s | %s |\n' "$label" "$(num "$(j "$r" .requests_per_sec)")" \
+					"$(num "$(j "$r" '.status["200"] // 0')")" "$(num "$(j "$r" .requests)")" "$(ms "$(j "$r" .latency.p50_ms)")" \
+					"$(ms "$(j "$r" .latency.p99_ms)")" "$(ms "$(j "$r" .latency.p999_ms)")" "$(ms "$(j "$r" .latency.max_ms)")" \
+					"$(meets "$(j "$r" .latency.p99_ms)" 2 "<=")"
+			done
+		else
+			echo "Not measured: GET /vast/{id} answered $(j vast_meta .code) in this build."
+		fi
+
 		cat <<-EOF
 
 	## Go microbenchmarks

@@ -3,7 +3,9 @@
 SELECT t, sum(impressions) AS n_impressions, sum(clicks) AS n_clicks, sum(starts) AS n_starts,
  sum(first_quartiles) AS n_first_quartiles, sum(midpoints) AS n_midpoints, sum(third_quartiles) AS n_third_quartiles,
  sum(completes) AS n_completes, sum(playback_ms_sum) AS n_playback_ms_sum, sum(playback_count) AS n_playback,
+ sum(viewables) AS n_viewables, sum(not_viewables) AS n_not_viewables, sum(invalid_impressions) AS n_invalid_impressions,
+ sum(invalid_clicks) AS n_invalid_clicks,
  uniqMerge(viewers) AS n_viewers,
- arrayMap(x -> toFloat64(x), quantilesTDigestIfMerge(0.5, 0.95)(playback_ms_quantiles)) AS q_playback FROM (SELECT ad_id, impressions, clicks, starts, first_quartiles, midpoints, third_quartiles, completes,
- playback_ms_sum, playback_count, viewers, playback_ms_quantiles, hour AS t FROM ad_stats_hour PREWHERE ad_id = 1 AND ((hour >= toDateTime(1710039600) AND hour < toDateTime(1710136800))) UNION ALL SELECT ad_id, impressions, clicks, starts, first_quartiles, midpoints, third_quartiles, completes,
- playback_ms_sum, playback_count, viewers, playback_ms_quantiles, toStartOfHour(minute) AS t FROM ad_stats_minute PREWHERE ad_id = 1 AND ((minute >= toDateTime(1710037020) AND minute < toDateTime(1710039600)) OR (minute >= toDateTime(1710136800) AND minute < toDateTime(1710139380)))) GROUP BY t ORDER BY t;
+ arrayMap(x -> toFloat64(x), quantilesTDigestIfMerge(0.5, 0.95)(playback_ms_quantiles)) AS q_playback FROM (SELECT ad_id, impressions, clicks, starts, first_quartiles, midpoints, third_quartiles, completes, playback_ms_sum,
+ playback_count, viewables, not_viewables, invalid_impressions, invalid_clicks, viewers, playback_ms_quantiles, hour AS t FROM ad_stats_hour PREWHERE ad_id = 1 AND ((hour >= toDateTime(1710039600) AND hour < toDateTime(1710136800))) UNION ALL SELECT ad_id, impressions, clicks, starts, first_quartiles, midpoints, third_quartiles, completes, playback_ms_sum,
+ playback_count, viewables, not_viewables, invalid_impressions, invalid_clicks, viewers, playback_ms_quantiles, toStartOfHour(minute) AS t FROM ad_stats_minute PREWHERE ad_id = 1 AND ((minute >= toDateTime(1710037020) AND minute < toDateTime(1710039600)) OR (minute >= toDateTime(1710136800) AND minute < toDateTime(1710139380)))) GROUP BY t ORDER BY t;

@@ -2,13 +2,17 @@
 -- go test ./query -run TestAPIQueriesCommitted -update rewrites it.
 SELECT ad_id FROM (SELECT ad_id, sum(impressions) AS n_impressions, sum(clicks) AS n_clicks, sum(starts) AS n_starts,
  sum(first_quartiles) AS n_first_quartiles, sum(midpoints) AS n_midpoints, sum(third_quartiles) AS n_third_quartiles,
- sum(completes) AS n_completes, sum(playback_ms_sum) AS n_playback_ms_sum, sum(playback_count) AS n_playback FROM (SELECT ad_id, impressions, clicks, starts, first_quartiles, midpoints, third_quartiles, completes, playback_ms_sum,
- playback_count FROM ad_stats_hour PREWHERE ((hour >= toDateTime(1710039600) AND hour < toDateTime(1710136800))) UNION ALL SELECT ad_id, impressions, clicks, starts, first_quartiles, midpoints, third_quartiles, completes, playback_ms_sum,
- playback_count FROM ad_stats_minute PREWHERE ((minute >= toDateTime(1710037020) AND minute < toDateTime(1710039600)) OR (minute >= toDateTime(1710136800) AND minute < toDateTime(1710139380)))) GROUP BY ad_id ORDER BY n_clicks DESC, ad_id ASC LIMIT 100);
+ sum(completes) AS n_completes, sum(playback_ms_sum) AS n_playback_ms_sum, sum(playback_count) AS n_playback,
+ sum(viewables) AS n_viewables, sum(not_viewables) AS n_not_viewables, sum(invalid_impressions) AS n_invalid_impressions,
+ sum(invalid_clicks) AS n_invalid_clicks FROM (SELECT ad_id, impressions, clicks, starts, first_quartiles, midpoints, third_quartiles, completes, playback_ms_sum,
+ playback_count, viewables, not_viewables, invalid_impressions, invalid_clicks FROM ad_stats_hour PREWHERE ((hour >= toDateTime(1710039600) AND hour < toDateTime(1710136800))) UNION ALL SELECT ad_id, impressions, clicks, starts, first_quartiles, midpoints, third_quartiles, completes, playback_ms_sum,
+ playback_count, viewables, not_viewables, invalid_impressions, invalid_clicks FROM ad_stats_minute PREWHERE ((minute >= toDateTime(1710037020) AND minute < toDateTime(1710039600)) OR (minute >= toDateTime(1710136800) AND minute < toDateTime(1710139380)))) GROUP BY ad_id ORDER BY n_clicks DESC, ad_id ASC LIMIT 100);
 SELECT ad_id, sum(impressions) AS n_impressions, sum(clicks) AS n_clicks, sum(starts) AS n_starts,
  sum(first_quartiles) AS n_first_quartiles, sum(midpoints) AS n_midpoints, sum(third_quartiles) AS n_third_quartiles,
  sum(completes) AS n_completes, sum(playback_ms_sum) AS n_playback_ms_sum, sum(playback_count) AS n_playback,
+ sum(viewables) AS n_viewables, sum(not_viewables) AS n_not_viewables, sum(invalid_impressions) AS n_invalid_impressions,
+ sum(invalid_clicks) AS n_invalid_clicks,
  uniqMerge(viewers) AS n_viewers,
- arrayMap(x -> toFloat64(x), quantilesTDigestIfMerge(0.5, 0.95)(playback_ms_quantiles)) AS q_playback FROM (SELECT ad_id, impressions, clicks, starts, first_quartiles, midpoints, third_quartiles, completes,
- playback_ms_sum, playback_count, viewers, playback_ms_quantiles FROM ad_stats_hour PREWHERE ((hour >= toDateTime(1710039600) AND hour < toDateTime(1710136800))) AND ad_id IN (1, 2, 3) UNION ALL SELECT ad_id, impressions, clicks, starts, first_quartiles, midpoints, third_quartiles, completes,
- playback_ms_sum, playback_count, viewers, playback_ms_quantiles FROM ad_stats_minute PREWHERE ((minute >= toDateTime(1710037020) AND minute < toDateTime(1710039600)) OR (minute >= toDateTime(1710136800) AND minute < toDateTime(1710139380))) AND ad_id IN (1, 2, 3)) GROUP BY ad_id ORDER BY n_clicks DESC, ad_id ASC LIMIT 100;
+ arrayMap(x -> toFloat64(x), quantilesTDigestIfMerge(0.5, 0.95)(playback_ms_quantiles)) AS q_playback FROM (SELECT ad_id, impressions, clicks, starts, first_quartiles, midpoints, third_quartiles, completes, playback_ms_sum,
+ playback_count, viewables, not_viewables, invalid_impressions, invalid_clicks, viewers, playback_ms_quantiles FROM ad_stats_hour PREWHERE ((hour >= toDateTime(1710039600) AND hour < toDateTime(1710136800))) AND ad_id IN (1, 2, 3) UNION ALL SELECT ad_id, impressions, clicks, starts, first_quartiles, midpoints, third_quartiles, completes, playback_ms_sum,
+ playback_count, viewables, not_viewables, invalid_impressions, invalid_clicks, viewers, playback_ms_quantiles FROM ad_stats_minute PREWHERE ((minute >= toDateTime(1710037020) AND minute < toDateTime(1710039600)) OR (minute >= toDateTime(1710136800) AND minute < toDateTime(1710139380))) AND ad_id IN (1, 2, 3)) GROUP BY ad_id ORDER BY n_clicks DESC, ad_id ASC LIMIT 100;
