@@ -3,9 +3,13 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"sort"
 	"strings"
 	"testing"
@@ -188,5 +192,33 @@ func getJSON(t *testing.T, url string, v any) {
 	}
 	if err := json.Unmarshal(body, v); err != nil {
 		t.Fatalf("GET %s: %v in %s", url, err, body)
+	}
+}
+
+// A bad deny list or country database stops serve before it opens anything, with one log line naming the setting.
+func TestInvalidTrafficConfigStopsServe(t *testing.T) {
+	bin := adtrackerBin(t)
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "bad.mmdb")
+	if err := os.WriteFile(bad, []byte("not a database"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct{ env, want string }{
+		{"ADTRACKER_IVT_DENY_CIDRS=10.0.0.0/8,not-a-net", `ivt.deny_cidrs: \"not-a-net\"`},
+		{"ADTRACKER_GEO_MMDB_PATH=" + filepath.Join(dir, "missing.mmdb"), "geo.mmdb_path"},
+		{"ADTRACKER_GEO_MMDB_PATH=" + bad, "geo.mmdb_path"},
+		{"ADTRACKER_IVT_CLICK_WINDOW=-1m", "ivt.click_window"},
+	} {
+		cmd := exec.Command(bin, "serve")
+		cmd.Env = append(os.Environ(), "ADTRACKER_HTTP_ADDR=127.0.0.1:0", "ADTRACKER_INGEST_DATA_DIR="+dir, c.env)
+		out, err := cmd.CombinedOutput()
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() == 0 {
+			t.Fatalf("%s: exit %v, want non-zero\n%s", c.env, err, out)
+		}
+		lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+		if last := lines[len(lines)-1]; !strings.Contains(last, c.want) {
+			t.Fatalf("%s: last log line %q does not name %s", c.env, last, c.want)
+		}
 	}
 }
