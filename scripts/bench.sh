@@ -286,7 +286,7 @@ measure() {
 	started=$(date -u +%FT%TZ)
 	t_start=$(date +%s)
 	loadavg=$(cut -d' ' -f1-3 /proc/loadavg)
-	rm -rf "$RES" "$BDIR/ingest" "$BDIR/ingest-nosync" "$BDIR/ingest-mem" "$BDIR"/*.perf "$BDIR/chref.native"
+	rm -rf "$RES" "$BDIR/ingest" "$BDIR/ingest-nosync" "$BDIR/ingest-mem" "$BDIR"/*.perf "$BDIR/chref.native" "$BDIR"/hostile-*.ndjson
 	mkdir -p "$RES"
 	# --- setup -------------------------------------------------------------------------------------------------------------------------
 	step "services and build"
@@ -628,6 +628,10 @@ goroutine scheduling|^runtime\.schedule$'
 				"$(comp "$1" "$re")" "$(comp_us "$1" "$re")"
 		done <<<"$COMPONENTS"
 	}
+	fasthttp_own() { # PROFILE HANDLER_US: fasthttp's serving minus the handler and the socket reads and writes
+		sub_ "$(sub_ "$(sub_ "$(cu "$1" "HTTP server, all of it (fasthttp)")" "$2")" "$(cu "$1" "socket writes (responses)")")" \
+			"$(cu "$1" "socket reads (requests)")"
+	}
 	# in_the_way PROFILE: the components adtracker has and the no-op has not, from the profile, largest first.
 	in_the_way() {
 		[ -s "$RES/$1.children.txt" ] || { echo "no profile (perf not installed or BENCH_PROFILE=0)"; return; }
@@ -645,8 +649,8 @@ goroutine scheduling|^runtime\.schedule$'
 				for l in "goroutine scheduling" "socket writes (responses)" "socket reads (requests)"; do
 					echo "$l, beyond the no-op's $(sub_ "$(cu "$1" "$l")" "$(cu profiled_noop "$l")")"
 				done
-				echo "fasthttp's own work outside the handler, beyond the no-op's $(sub_ "$(sub_ "$(cu "$1" "HTTP server, all of it (fasthttp)")" "$serve")" \
-					"$(sub_ "$(cu profiled_noop "HTTP server, all of it (fasthttp)")" "$(comp_us profiled_noop 'noop\.Handler$')")")"
+				echo "fasthttp's own work (parsing and writing, without the handler and the socket calls), beyond the no-op's" \
+					"$(sub_ "$(fasthttp_own "$1" "$serve")" "$(fasthttp_own profiled_noop "$(comp_us profiled_noop 'noop\.Handler$')")")"
 			else
 				echo "goroutine scheduling $(cu "$1" "goroutine scheduling")"
 			fi
