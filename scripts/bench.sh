@@ -491,6 +491,7 @@ report() {
 	CONNS=$(m .conns)
 	RATE=$(m .rate)
 	DUR=$(m .duration)
+	ROUNDS=$(m '.rounds // 1')
 	NADS=$(m .nads)
 	AEVENTS=$(m .analytics_events)
 	ANALYTICS=$(m .analytics)
@@ -563,8 +564,8 @@ report() {
 	div() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "n/a" || b == "n/a" || a == "" || b == "" || b == 0) print "n/a"; else printf "%.4f", a / b }'; }
 	sub_() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "n/a" || b == "n/a" || a == "" || b == "") print "n/a"; else printf "%.3f", a - b }'; }
 	# series FN RUN: FN of RUN.r1 … RUN.rROUNDS, one per line; pair OP FNA A FNB B: OP(FNA(A.rR), FNB(B.rR)) per round.
-	series() { local r; for ((r = 1; r <= ROUNDS; r++)); do "$1" "$2.r$r"; done; }
-	pair() { local r; for ((r = 1; r <= ROUNDS; r++)); do "$1" "$("$2" "$3.r$r")" "$("$4" "$5.r$r")"; done; }
+	series() { local r; for ((r = 1; r <= ROUNDS; r++)); do "$1" "$2.r$r"; echo; done; }
+	pair() { local r; for ((r = 1; r <= ROUNDS; r++)); do "$1" "$("$2" "$3.r$r")" "$("$4" "$5.r$r")"; echo; done; }
 	# agg FORMAT: stdin values (n/a ignored) → "median (min–max)" with printf FORMAT; med: the median alone.
 	agg() { awk -v f="$1" '$1 != "n/a" && $1 != "" {v[++n] = $1 + 0} END { if (!n) { print "n/a"; exit }
 		for (i = 1; i <= n; i++) for (k = i + 1; k <= n; k++) if (v[k] < v[i]) { t = v[i]; v[i] = v[k]; v[k] = t }
@@ -676,6 +677,11 @@ goroutine scheduling|^runtime\.schedule$'
 		analysis=$(awk '/<!-- analysis:begin -->/ {on = 1; next} /<!-- analysis:end -->/ {on = 0} on' "$OUT")
 	fi
 	[ -n "$analysis" ] || analysis="_(No analysis written yet. Add it here; \`make bench\` keeps this section.)_"
+	# scripts/bench-cluster.sh's section (between its markers) is kept as it is until that script rewrites it.
+	cluster=""
+	if [ -f "$OUT" ]; then
+		cluster=$(awk '/<!-- cluster:begin -->/ {on = 1} on {print} /<!-- cluster:end -->/ {on = 0}' "$OUT")
+	fi
 
 	t_thr=$(pair div e2e single rps noop_single | med)
 	t_bcpu=$(series srv_us batch1000 | med)
@@ -913,6 +919,10 @@ goroutine scheduling|^runtime\.schedule$'
 	$analysis
 	<!-- analysis:end -->
 	EOF
+		if [ -n "$cluster" ]; then
+			echo
+			printf '%s\n' "$cluster"
+		fi
 	} >"$OUT"
 	log "wrote $OUT; raw results in $RES"
 }
