@@ -21,7 +21,7 @@
 # `scripts/bench.sh --report` rewrites BENCHMARKS.md from the raw results of the last run (.data/bench/results) without measuring.
 #
 # Environment: BENCH_QUICK (0; 1 = the rounds, hostile run and profiles only, 3 s runs: for iterating) BENCH_DURATION (8s; 3s when
-# quick) BENCH_ROUNDS (3) BENCH_HOSTILE_CONNS (16) BENCH_CONNS (64) BENCH_RATE (50000) BENCH_PORT, BENCH_NOOP_PORT (default: free ports from 38080)
+# quick) BENCH_ROUNDS (3) BENCH_HOSTILE_CONNS (16) BENCH_CONNS (64) BENCH_BATCH_CONNS (16) BENCH_RATE (50000) BENCH_PORT, BENCH_NOOP_PORT (default: free ports from 38080)
 # BENCH_DATABASE (adtracker_bench) BENCH_OUT (BENCHMARKS.md) BENCH_ADS (1000) BENCH_ANALYTICS_EVENTS (10000000; 0 when quick)
 # BENCH_MICRO (1; 0 when quick) BENCH_PROFILE (1), BENCH_CLICKHOUSE (private: a ClickHouse server of its own in
 # .data/bench/clickhouse, started and stopped by this script, so the ClickHouse CPU it reports is the benchmark's alone and nothing
@@ -43,6 +43,10 @@ DUR_S="${DUR%s}"
 ROUNDS="${BENCH_ROUNDS:-3}"
 # Hostile bodies in flight at once during the hostile run; 16 is chaos scenario 12's (cmd/adtracker/chaos_hostile_test.go).
 HOSTILE_CONNS="${BENCH_HOSTILE_CONNS:-16}"
+# Connections of the batch runs. 16 × 1000 events in flight is what the default ring takes by the README's rule (slots ≥ 4 × (events in
+# flight + batch_size × (inserters + 1))); with 64 × 1000 a closed loop gets most batches refused (503), and decoding them is CPU
+# spent on nothing, which is not the sustained rate the batch targets are about.
+BATCH_CONNS="${BENCH_BATCH_CONNS:-16}"
 case "$ROUNDS" in *[!0-9]* | '' | 0) die "BENCH_ROUNDS must be a positive number" ;; esac
 CONNS="${BENCH_CONNS:-64}"
 RATE="${BENCH_RATE:-50000}"
@@ -200,7 +204,7 @@ kind_args() {
 	single) echo --mode single ;;
 	pixel) echo --mode pixel ;;
 	open) echo --mode single --rate "$RATE" ;;
-	batch1000) echo --mode batch --batch 1000 ;;
+	batch1000) echo --mode batch --batch 1000 --conns "$BATCH_CONNS" ;;
 	esac
 }
 run_noop() {
@@ -369,14 +373,14 @@ measure() {
 		while [ "$(date +%s)" -lt "$end" ]; do curl "${args[@]}" 2>/dev/null || true; done >"$RES/hostile_codes.txt"
 	) &
 	local hpid=$!
-	run_lg hostile "$SERVER_PID" --url "$URL" --mode batch --batch 1000 --duration "$DUR" "${ADS_ARG[@]}" "${verify_args[@]}"
+	run_lg hostile "$SERVER_PID" --url "$URL" $(kind_args batch1000) --duration "$DUR" "${ADS_ARG[@]}" "${verify_args[@]}"
 	wait "$hpid" || true
 	log "hostile bodies answered: $(sort "$RES/hostile_codes.txt" | uniq -c | tr '\n' ' ')"
 
 	if [ "$FULL" = 1 ]; then
 		step "batch 100 (one run, not in the targets)"
 		fresh
-		run_lg batch100 "$SERVER_PID" --url "$URL" --mode batch --batch 100 --duration "$DUR" "${ADS_ARG[@]}" "${verify_args[@]}"
+		run_lg batch100 "$SERVER_PID" --url "$URL" --mode batch --batch 100 --conns "$BATCH_CONNS" --duration "$DUR" "${ADS_ARG[@]}" "${verify_args[@]}"
 	fi
 
 	# The profile has a run of its own: perf's sampling costs CPU on a box where every core is contended, and the no-op run it is
@@ -451,7 +455,7 @@ measure() {
 	fresh
 	run_lg single_mem "$SERVER_PID" --url "$URL" --mode single --duration "$DUR" "${ADS_ARG[@]}" "${verify_args[@]}"
 	fresh
-	run_lg batch1000_mem "$SERVER_PID" --url "$URL" --mode batch --batch 1000 --duration "$DUR" "${ADS_ARG[@]}" "${verify_args[@]}"
+	run_lg batch1000_mem "$SERVER_PID" --url "$URL" $(kind_args batch1000) --duration "$DUR" "${ADS_ARG[@]}" "${verify_args[@]}"
 	fi
 	stop_server
 	stop_pid "$NOOP_PID" "noop server"
@@ -472,9 +476,9 @@ measure() {
 			grep -E '^ +[0-9.]+%' | sed -E 's/[[:space:]]+-[[:space:]]+-[[:space:]]*$//' >"$RES/$prof.children.txt" || true
 	done
 	jq -n --arg started "$started" --argjson t_start "$t_start" --argjson t_end "$(date +%s)" --arg loadavg "$loadavg" \
-		--arg dur "$DUR" --argjson rounds "$ROUNDS" --argjson hconns "$HOSTILE_CONNS" --argjson conns "$CONNS" --argjson rate "$RATE" --argjson nads "$NADS" --argjson aevents "$AEVENTS" \
+		--arg dur "$DUR" --argjson rounds "$ROUNDS" --argjson hconns "$HOSTILE_CONNS" --argjson bconns "$BATCH_CONNS" --argjson conns "$CONNS" --argjson rate "$RATE" --argjson nads "$NADS" --argjson aevents "$AEVENTS" \
 		--argjson analytics "$ANALYTICS" --arg code "$code" --arg chmode "$CH_MODE" --arg chversion "$($CH -q 'SELECT version()' 2>/dev/null || echo '?')" \
-		'{started: $started, t_start: $t_start, t_end: $t_end, loadavg: $loadavg, duration: $dur, rounds: $rounds, hostile_conns: $hconns, conns: $conns, rate: $rate,
+		'{started: $started, t_start: $t_start, t_end: $t_end, loadavg: $loadavg, duration: $dur, rounds: $rounds, hostile_conns: $hconns, batch_conns: $bconns, conns: $conns, rate: $rate,
 		nads: $nads, analytics_events: $aevents, analytics: $analytics, analytics_code: $code, clickhouse_version: $chversion,
 		clickhouse_mode: $chmode}' \
 		>"$RES/meta.json"
@@ -714,8 +718,8 @@ goroutine scheduling|^runtime\.schedule$'
 	| ClickHouse | $(m .clickhouse_version), $(m '.clickhouse_mode // "shared"') server on the same machine (loopback) |
 	| load average before the run | $(m .loadavg) (other work on the machine shows in the "busy" column) |
 
-	Load generator: \`adtracker loadgen\` on the same machine (fasthttp client, $CONNS connections, closed loop unless a rate is
-	given), so generator, server and ClickHouse share the $(nproc) cores. Events: Zipf-distributed over $NADS ads, per view
+	Load generator: \`adtracker loadgen\` on the same machine (fasthttp client, $CONNS connections, $(m '.batch_conns // 64') for the batch
+	runs — 1000 events each in flight is what the default ring takes —, closed loop unless a rate is given), so generator, server and ClickHouse share the $(nproc) cores. Events: Zipf-distributed over $NADS ads, per view
 	impression 1 : start 0.9 : quartiles 0.8/0.7/0.6 : complete 0.5 : click 0.02 (single mode: impressions and clicks), each with a
 	client event_id. "End to end" is events found in ClickHouse by event_id after the pipeline drained, per second of run + drain;
 	\`--verify\` checked that every event answered 2xx is stored exactly once.
