@@ -463,7 +463,7 @@ measure() {
 
 	if [ "${BENCH_MICRO:-$FULL}" = 1 ]; then
 		step "Go microbenchmarks"
-		go test -run '^$' -bench . -benchmem -benchtime 1s -timeout 5m ./ingest/... ./loadgen >"$RES/micro.txt" 2>&1 ||
+		go test -run '^$' -bench . -benchmem -benchtime 1s -timeout 5m ./ingest/... ./loadgen ./server >"$RES/micro.txt" 2>&1 ||
 			log "some microbenchmarks failed; see $RES/micro.txt"
 	fi
 
@@ -880,7 +880,7 @@ goroutine scheduling|^runtime\.schedule$'
 
 	## Go microbenchmarks
 
-	\`go test -run '^\$' -bench . -benchmem ./ingest/... ./loadgen\` (ns/op, B/op and allocs/op per operation; parallel benchmarks
+	\`go test -run '^\$' -bench . -benchmem ./ingest/... ./loadgen ./server\` (ns/op, B/op and allocs/op per operation; parallel benchmarks
 	use both cores):
 
 	\`\`\`
