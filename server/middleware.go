@@ -111,7 +111,7 @@ func (s *Server) instrument(rt *route, class ratelimit.Class, h fasthttp.Request
 // metric updates. No lock (the rate limiter's per-shard mutex aside) and no allocation.
 func (s *Server) serve(ctx *fasthttp.RequestCtx, inner fasthttp.RequestHandler) {
 	start := ctx.Time() // fasthttp read the clock right before calling us; a clock read is not free on a VM clock
-	s.metrics.inFlight.Inc()
+	s.metrics.inFlight.Add(1)
 	s.rid.set(ctx)
 	inner(ctx)
 	rt, _ := ctx.UserValue(routeKey).(*route)
@@ -121,8 +121,8 @@ func (s *Server) serve(ctx *fasthttp.RequestCtx, inner fasthttp.RequestHandler) 
 	s.decorate(ctx, rt)
 	code := ctx.Response.StatusCode()
 	d := time.Since(start)
-	rt.observe(code, d)
-	s.metrics.inFlight.Dec()
+	rt.observe(code, d, ctx.ConnID())
+	s.metrics.inFlight.Add(-1)
 	if code >= 500 {
 		s.logFailure(ctx, rt, code, d)
 	} else if code >= 400 {
