@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"fmt"
 	"sort"
-	"strings"
 	"sync/atomic"
 	"time"
 
@@ -221,49 +220,19 @@ const (
 	corsMaxAge        = "7200" // Chrome's cap; Firefox allows a day
 )
 
-type corsPolicy struct {
-	any     bool
-	origins [][]byte
-}
+type corsPolicy struct{ httpx.Origins }
 
-func newCORS(list []string) corsPolicy {
-	var c corsPolicy
-	for _, o := range list {
-		o = strings.TrimSuffix(strings.TrimSpace(o), "/")
-		switch o {
-		case "":
-		case "*":
-			c.any = true
-		default:
-			c.origins = append(c.origins, []byte(o))
-		}
-	}
-	return c
-}
-
-func (c *corsPolicy) enabled() bool { return c.any || len(c.origins) > 0 }
-
-func (c *corsPolicy) allows(origin []byte) bool {
-	if c.any {
-		return true
-	}
-	for _, o := range c.origins {
-		if bytes.EqualFold(o, origin) {
-			return true
-		}
-	}
-	return false
-}
+func newCORS(list []string) corsPolicy { return corsPolicy{httpx.ParseOrigins(list)} }
 
 func (c *corsPolicy) apply(ctx *fasthttp.RequestCtx) {
-	if !c.enabled() {
+	if !c.Enabled() {
 		return
 	}
 	h := &ctx.Response.Header
 	if len(h.PeekBytes(hdrAllowOrigin)) > 0 {
 		return // the route answered CORS itself (GET /vast: an echoed origin with credentials, which "*" would break)
 	}
-	if !c.any {
+	if !c.Any() {
 		// The answer depends on Origin: a shared cache must not hand one origin's answer to another.
 		if len(h.Peek("Vary")) == 0 {
 			h.SetCanonical(hdrVary, valOrigin)
@@ -272,10 +241,10 @@ func (c *corsPolicy) apply(ctx *fasthttp.RequestCtx) {
 		}
 	}
 	origin := ctx.Request.Header.Peek("Origin")
-	if len(origin) == 0 || !c.allows(origin) {
+	if len(origin) == 0 || !c.Allows(origin) {
 		return
 	}
-	if c.any {
+	if c.Any() {
 		// No credentials are involved (the admin token is a header, not a cookie), so "*" exposes nothing a page could not send itself.
 		h.SetCanonical(hdrAllowOrigin, valStar)
 	} else {
@@ -300,7 +269,7 @@ func (s *Server) options(ctx *fasthttp.RequestCtx) {
 		policy, setting = &s.readCORS, "http.read_cors_origins"
 		ctx.SetUserValue(routeKey, s.preflightRead.of(ctx)) // so decorate applies the same policy
 	}
-	if !policy.allows(origin) {
+	if !policy.Allows(origin) {
 		httpx.WriteError(ctx, fasthttp.StatusForbidden, "origin not allowed by "+setting, "Origin")
 		return
 	}
