@@ -64,7 +64,7 @@ compose-check: ## validate docker-compose.yml (installs Debian's docker-compose 
 	docker-compose -f docker-compose.cluster.yml config -q
 	@echo "docker-compose.yml and docker-compose.cluster.yml OK"
 
-bench: ## benchmarks (scripts/bench.sh, then the cluster line: scripts/bench-cluster.sh) into BENCHMARKS.md, ~7 min
+bench: ## benchmarks (scripts/bench.sh, then the cluster line: scripts/bench-cluster.sh) into BENCHMARKS.md, ~20 min (BENCH_QUICK=1: ~7)
 	scripts/bench.sh
 	scripts/bench-cluster.sh
 

@@ -1,4 +1,4 @@
-// Package catalog keeps an in-memory snapshot of the ad catalogue for ingest validation and the click redirect, and serves the /ads API.
+// Package catalog keeps an in-memory snapshot of the ad catalogue for ingest validation, the click redirect and VAST rendering, and serves the /ads API.
 //
 // Lookups never touch Postgres: the snapshot is an immutable map swapped atomically, loaded at
 // start, refreshed when the ads trigger sends NOTIFY, and fully reloaded every RefreshInterval

@@ -34,6 +34,9 @@ func ParseDimension(s string) (Dimension, error) {
 	for _, d := range Dimensions() {
 		names = append(names, string(d))
 	}
+	if s == "" {
+		return "", &ParamError{Field: "by", Msg: "by is required: one of " + strings.Join(names, ", ")}
+	}
 	return "", &ParamError{Field: "by", Msg: fmt.Sprintf("unknown dimension %q: by must be one of %s", s, strings.Join(names, ", "))}
 }
 

@@ -75,4 +75,8 @@ func TestUnknownAdIs404(t *testing.T) {
 	f("/ads/"+unknown+"/timeseries", 404, "id")
 	f("/ads/"+unknown+"/timeseries?interval=year", 400, "interval") // a malformed request is a 400 whatever the ad
 	f("/ads/analytics?ad_id="+unknown+"&sort=nope", 400, "sort")
+	f("/ads/"+strconv.FormatInt(archived.ID, 10)+"/breakdown?by=os", 200, "")
+	f("/ads/"+unknown+"/breakdown?by=os", 404, "id")
+	f("/ads/"+unknown+"/breakdown?by=city", 400, "by") // a malformed request is a 400 whatever the ad
+	f("/ads/analytics?ad_id="+unknown+"&by=os", 404, "ad_id")
 }

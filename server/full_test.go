@@ -491,7 +491,7 @@ func TestRouteClasses(t *testing.T) {
 		"GET /vast": ratelimit.Ingest, "GET /vast/{ad_id}": ratelimit.Ingest,
 		"OPTIONS /vast": ratelimit.Ingest, "OPTIONS /vast/{ad_id}": ratelimit.Ingest,
 		"GET /ads": ratelimit.Query, "GET /ads/{id}": ratelimit.Query,
-		"GET /ads/analytics": ratelimit.Query, "GET /ads/{id}/timeseries": ratelimit.Query,
+		"GET /ads/analytics": ratelimit.Query, "GET /ads/{id}/timeseries": ratelimit.Query, "GET /ads/{id}/breakdown": ratelimit.Query,
 		"POST /ads": ratelimit.Admin, "PUT /ads/{id}": ratelimit.Admin, "PATCH /ads/{id}": ratelimit.Admin, "DELETE /ads/{id}": ratelimit.Admin,
 		// The dashboard's page and files are open (they hold no data); its status feed is a read.
 		"GET /": ratelimit.None, "GET /assets/{file}": ratelimit.None, "GET /status": ratelimit.Query,

@@ -2,6 +2,7 @@ package server
 
 import (
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -44,8 +45,8 @@ func methodIndex(m []byte) int {
 // registries.
 type httpMetrics struct {
 	requests *prometheus.CounterVec
-	duration *prometheus.HistogramVec
-	inFlight prometheus.Gauge
+	duration *latencyCollector
+	inFlight atomic.Int64 // exported by a GaugeFunc: one atomic add per change instead of a float compare-and-swap loop
 }
 
 func newHTTPMetrics() *httpMetrics {
@@ -54,20 +55,14 @@ func newHTTPMetrics() *httpMetrics {
 			Name: "adtracker_http_requests_total",
 			Help: "HTTP requests answered, by route pattern (or unmatched/preflight/rejected), method and status code.",
 		}, []string{"route", "method", "code"}),
-		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name: "adtracker_http_request_duration_seconds",
-			Help: "Time from routing to the handler's return (not the network write), by route pattern.",
-			// Ingest answers in microseconds and a query in milliseconds to seconds; the default buckets start at 5 ms.
-			Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
-		}, []string{"route"}),
-		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "adtracker_http_requests_in_flight", Help: "Requests being handled now.",
-		}),
+		duration: newLatencyCollector(),
 	}
 }
 
 func (m *httpMetrics) collectors() []prometheus.Collector {
-	return []prometheus.Collector{m.requests, m.duration, m.inFlight}
+	return []prometheus.Collector{m.requests, m.duration, prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "adtracker_http_requests_in_flight", Help: "Requests being handled now.",
+	}, func() float64 { return float64(m.inFlight.Load()) })}
 }
 
 // counterRef boxes a resolved counter so it can sit behind an atomic pointer.
@@ -79,13 +74,13 @@ type route struct {
 	vec      *prometheus.CounterVec
 	pattern  string
 	method   string
-	duration prometheus.Observer
+	duration *latency
 	readCORS bool                            // answers carry the read-route CORS policy (http.read_cors_origins), not the ingest one
 	codes    [600]atomic.Pointer[counterRef] // index = status code; 0 holds codes outside 100–599
 }
 
 func (m *httpMetrics) route(pattern, method string) *route {
-	return &route{vec: m.requests, pattern: pattern, method: method, duration: m.duration.WithLabelValues(pattern)}
+	return &route{vec: m.requests, pattern: pattern, method: method, duration: m.duration.route(pattern)}
 }
 
 func (r *route) counter(code int) prometheus.Counter {
@@ -106,9 +101,11 @@ func (r *route) counter(code int) prometheus.Counter {
 	return ref.c
 }
 
-func (r *route) observe(code int, d time.Duration) {
+// observe counts one answer. shard spreads the duration's atomic adds over latencyShards cache lines (the connection id: one
+// connection's requests are sequential, different connections run on different cores).
+func (r *route) observe(code int, d time.Duration, shard uint64) {
 	r.counter(code).Inc()
-	r.duration.Observe(d.Seconds())
+	r.duration.observe(d, shard)
 }
 
 // fallbackRoutes are the non-pattern labels, one per method label.
@@ -140,5 +137,96 @@ func CatalogCollectors(c CatalogStats) []prometheus.Collector {
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "adtracker_catalog_snapshot_ads", Help: "Ads in the catalogue snapshot, archived included.",
 		}, func() float64 { return float64(c.Size()) }),
+	}
+}
+
+// latencyBounds are the duration histogram's upper bounds (le). Ingest answers in microseconds and a query in milliseconds to
+// seconds; the Prometheus default buckets start at 5 ms.
+var latencyBounds = [...]time.Duration{100 * time.Microsecond, 250 * time.Microsecond, 500 * time.Microsecond, time.Millisecond,
+	2500 * time.Microsecond, 5 * time.Millisecond, 10 * time.Millisecond, 25 * time.Millisecond, 50 * time.Millisecond,
+	100 * time.Millisecond, 250 * time.Millisecond, 500 * time.Millisecond, time.Second, 2500 * time.Millisecond, 5 * time.Second,
+	10 * time.Second}
+
+const latencyShards = 4 // a power of two
+
+// latencyShard is one cache-line-aligned set of counters: per bucket (not cumulative; the last is above every bound) and the sum.
+type latencyShard struct {
+	counts [len(latencyBounds) + 1]atomic.Uint64
+	sumNs  atomic.Uint64
+	_      [64 - (len(latencyBounds)+2)*8%64]byte
+}
+
+// latency is one route pattern's request-duration histogram. Recording is a short scan and two atomic adds on one shard, where a
+// client_golang histogram does a bucket search, four atomic operations and a float compare-and-swap loop on lines every core
+// shares; the collector adds the shards up at scrape time.
+type latency struct {
+	pattern string
+	shards  [latencyShards]latencyShard
+}
+
+func (l *latency) observe(d time.Duration, shard uint64) {
+	d = max(d, 0)
+	sh := &l.shards[shard&(latencyShards-1)]
+	i := 0
+	for i < len(latencyBounds) && d > latencyBounds[i] {
+		i++
+	}
+	sh.counts[i].Add(1)
+	sh.sumNs.Add(uint64(d))
+}
+
+// latencyCollector exports adtracker_http_request_duration_seconds{route} from every route's latency.
+type latencyCollector struct {
+	desc   *prometheus.Desc
+	mu     sync.Mutex
+	routes map[string]*latency
+}
+
+func newLatencyCollector() *latencyCollector {
+	return &latencyCollector{
+		desc: prometheus.NewDesc("adtracker_http_request_duration_seconds",
+			"Time from routing to the handler's return (not the network write), by route pattern.", []string{"route"}, nil),
+		routes: map[string]*latency{},
+	}
+}
+
+// route returns the pattern's histogram, shared by every method of the pattern. Called when routes are built, not per request.
+func (c *latencyCollector) route(pattern string) *latency {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	l := c.routes[pattern]
+	if l == nil {
+		l = &latency{pattern: pattern}
+		c.routes[pattern] = l
+	}
+	return l
+}
+
+func (c *latencyCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+
+func (c *latencyCollector) Collect(ch chan<- prometheus.Metric) {
+	c.mu.Lock()
+	list := make([]*latency, 0, len(c.routes))
+	for _, l := range c.routes {
+		list = append(list, l)
+	}
+	c.mu.Unlock()
+	for _, l := range list {
+		var counts [len(latencyBounds) + 1]uint64
+		var sum uint64
+		for i := range l.shards {
+			sh := &l.shards[i]
+			for b := range counts {
+				counts[b] += sh.counts[b].Load()
+			}
+			sum += sh.sumNs.Load()
+		}
+		buckets := make(map[float64]uint64, len(latencyBounds))
+		var cum uint64
+		for b, bound := range latencyBounds {
+			cum += counts[b]
+			buckets[bound.Seconds()] = cum
+		}
+		ch <- prometheus.MustNewConstHistogram(c.desc, cum+counts[len(latencyBounds)], float64(sum)/1e9, buckets, l.pattern)
 	}
 }

@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"fmt"
 	"sort"
-	"strings"
 	"sync/atomic"
 	"time"
 
@@ -111,7 +110,7 @@ func (s *Server) instrument(rt *route, class ratelimit.Class, h fasthttp.Request
 // metric updates. No lock (the rate limiter's per-shard mutex aside) and no allocation.
 func (s *Server) serve(ctx *fasthttp.RequestCtx, inner fasthttp.RequestHandler) {
 	start := ctx.Time() // fasthttp read the clock right before calling us; a clock read is not free on a VM clock
-	s.metrics.inFlight.Inc()
+	s.metrics.inFlight.Add(1)
 	s.rid.set(ctx)
 	inner(ctx)
 	rt, _ := ctx.UserValue(routeKey).(*route)
@@ -121,8 +120,8 @@ func (s *Server) serve(ctx *fasthttp.RequestCtx, inner fasthttp.RequestHandler) 
 	s.decorate(ctx, rt)
 	code := ctx.Response.StatusCode()
 	d := time.Since(start)
-	rt.observe(code, d)
-	s.metrics.inFlight.Dec()
+	rt.observe(code, d, ctx.ConnID())
+	s.metrics.inFlight.Add(-1)
 	if code >= 500 {
 		s.logFailure(ctx, rt, code, d)
 	} else if code >= 400 {
@@ -221,49 +220,19 @@ const (
 	corsMaxAge        = "7200" // Chrome's cap; Firefox allows a day
 )
 
-type corsPolicy struct {
-	any     bool
-	origins [][]byte
-}
+type corsPolicy struct{ httpx.Origins }
 
-func newCORS(list []string) corsPolicy {
-	var c corsPolicy
-	for _, o := range list {
-		o = strings.TrimSuffix(strings.TrimSpace(o), "/")
-		switch o {
-		case "":
-		case "*":
-			c.any = true
-		default:
-			c.origins = append(c.origins, []byte(o))
-		}
-	}
-	return c
-}
-
-func (c *corsPolicy) enabled() bool { return c.any || len(c.origins) > 0 }
-
-func (c *corsPolicy) allows(origin []byte) bool {
-	if c.any {
-		return true
-	}
-	for _, o := range c.origins {
-		if bytes.EqualFold(o, origin) {
-			return true
-		}
-	}
-	return false
-}
+func newCORS(list []string) corsPolicy { return corsPolicy{httpx.ParseOrigins(list)} }
 
 func (c *corsPolicy) apply(ctx *fasthttp.RequestCtx) {
-	if !c.enabled() {
+	if !c.Enabled() {
 		return
 	}
 	h := &ctx.Response.Header
 	if len(h.PeekBytes(hdrAllowOrigin)) > 0 {
 		return // the route answered CORS itself (GET /vast: an echoed origin with credentials, which "*" would break)
 	}
-	if !c.any {
+	if !c.Any() {
 		// The answer depends on Origin: a shared cache must not hand one origin's answer to another.
 		if len(h.Peek("Vary")) == 0 {
 			h.SetCanonical(hdrVary, valOrigin)
@@ -272,10 +241,10 @@ func (c *corsPolicy) apply(ctx *fasthttp.RequestCtx) {
 		}
 	}
 	origin := ctx.Request.Header.Peek("Origin")
-	if len(origin) == 0 || !c.allows(origin) {
+	if len(origin) == 0 || !c.Allows(origin) {
 		return
 	}
-	if c.any {
+	if c.Any() {
 		// No credentials are involved (the admin token is a header, not a cookie), so "*" exposes nothing a page could not send itself.
 		h.SetCanonical(hdrAllowOrigin, valStar)
 	} else {
@@ -300,7 +269,7 @@ func (s *Server) options(ctx *fasthttp.RequestCtx) {
 		policy, setting = &s.readCORS, "http.read_cors_origins"
 		ctx.SetUserValue(routeKey, s.preflightRead.of(ctx)) // so decorate applies the same policy
 	}
-	if !policy.allows(origin) {
+	if !policy.Allows(origin) {
 		httpx.WriteError(ctx, fasthttp.StatusForbidden, "origin not allowed by "+setting, "Origin")
 		return
 	}

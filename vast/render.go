@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/adtracker/adtracker/catalog"
 	"github.com/adtracker/adtracker/ingest/event"
@@ -143,7 +144,7 @@ func Render(base string, id uint64, e catalog.Entry) *Template {
 		fmt.Fprintf(&b, ` bitrate="%d"`, c.BitrateKbps)
 	}
 	b.WriteString(">")
-	cdata(&b, c.VideoURL)
+	cdata(&b, xmlChars(c.VideoURL)) // the other URLs are built from the checked base and constants
 	b.WriteString("</MediaFile>\n")
 	b.WriteString("      </MediaFiles>\n")
 	b.WriteString("     </Linear>\n    </Creative>\n   </Creatives>\n  </InLine>\n </Ad>\n</VAST>\n")
@@ -161,7 +162,8 @@ func clock(s int) string {
 	return fmt.Sprintf("%02d:%02d:%02d", s/3600, s/60%60, s%60)
 }
 
-// cdata writes s as CDATA; a "]]>" inside is split across two sections, the only thing CDATA cannot hold.
+// cdata writes s as CDATA; a "]]>" inside is split across two sections, the only thing CDATA cannot hold. s must hold only
+// characters XML can carry (xmlChars), apart from serveMark.
 func cdata(b *strings.Builder, s string) {
 	b.WriteString("<![CDATA[")
 	b.WriteString(strings.ReplaceAll(s, "]]>", "]]]]><![CDATA[>"))
@@ -170,4 +172,19 @@ func cdata(b *strings.Builder, s string) {
 
 var xmlEscaper = strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;", `"`, "&quot;", "'", "&apos;")
 
-func xmlEscape(b *strings.Builder, s string) { _, _ = xmlEscaper.WriteString(b, s) } // a strings.Builder never fails
+func xmlEscape(b *strings.Builder, s string) { _, _ = xmlEscaper.WriteString(b, xmlChars(s)) } // a strings.Builder never fails
+
+// xmlChars replaces what XML 1.0 cannot carry at all — control characters other than tab and newlines, U+FFFE/U+FFFF, invalid
+// UTF-8 — with U+FFFD. The API refuses control characters, but a row written directly into Postgres could hold one, and one such
+// character would make the whole document unparseable for the player.
+func xmlChars(s string) string {
+	return strings.Map(func(r rune) rune {
+		switch {
+		case r == '\t' || r == '\n' || r == '\r':
+			return r
+		case r < 0x20, r == 0xFFFE, r == 0xFFFF, r == utf8.RuneError:
+			return utf8.RuneError
+		}
+		return r
+	}, s)
+}

@@ -291,3 +291,17 @@ func BenchmarkAppend(b *testing.B) {
 		buf = t.AppendTo(buf[:0], serve)
 	}
 }
+
+// Characters XML 1.0 cannot carry (a row written straight into Postgres could hold them) become U+FFFD; the document still parses.
+func TestRenderInvalidXMLCharacters(t *testing.T) {
+	e := testEntry()
+	e.Creative.Name = "bad\x01name\xff"
+	e.Creative.VideoURL = "https://cdn.example.com/v\x02.mp4"
+	d := parse(t, render(t, e))
+	if got := d.Ads[0].InLine.AdTitle; got != "bad\uFFFDname\uFFFD" {
+		t.Errorf("AdTitle %q", got)
+	}
+	if got := d.Ads[0].InLine.Creatives[0].Linear.MediaFiles[0].URL; got != "https://cdn.example.com/v\uFFFD.mp4" {
+		t.Errorf("MediaFile %q", got)
+	}
+}

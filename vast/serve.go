@@ -55,8 +55,7 @@ type Config struct {
 type Handler struct {
 	cfg     Config
 	base    string
-	anyOrig bool
-	origins [][]byte
+	origins httpx.Origins
 
 	mu  sync.Mutex // serialises set builds; readers never take it
 	cur atomic.Pointer[set]
@@ -78,16 +77,7 @@ func New(cfg Config) (*Handler, error) {
 	if h.cfg.IDs == nil {
 		h.cfg.IDs = event.NewIDs()
 	}
-	for _, o := range cfg.CORSOrigins {
-		o = strings.TrimSuffix(strings.TrimSpace(o), "/")
-		switch o {
-		case "":
-		case "*":
-			h.anyOrig = true
-		default:
-			h.origins = append(h.origins, []byte(o))
-		}
-	}
+	h.origins = httpx.ParseOrigins(cfg.CORSOrigins)
 	return h, nil
 }
 
@@ -217,26 +207,14 @@ func validHost(h []byte) bool {
 	return true
 }
 
-func (h *Handler) allowed(origin []byte) bool {
-	if h.anyOrig {
-		return true
-	}
-	for _, o := range h.origins {
-		if bytes.EqualFold(o, origin) {
-			return true
-		}
-	}
-	return false
-}
-
 // cors lets an allowed origin's XHR read the answer with credentials (cookies): the origin is echoed and the answer varies by it.
 func (h *Handler) cors(ctx *fasthttp.RequestCtx) {
-	if !h.anyOrig && len(h.origins) == 0 {
+	if !h.origins.Enabled() {
 		return
 	}
 	ctx.Response.Header.Set("Vary", "Origin")
 	origin := ctx.Request.Header.Peek("Origin")
-	if len(origin) == 0 || !h.allowed(origin) {
+	if len(origin) == 0 || !h.origins.Allows(origin) {
 		return
 	}
 	ctx.Response.Header.SetBytesV("Access-Control-Allow-Origin", origin)
@@ -252,7 +230,7 @@ func (h *Handler) preflight(ctx *fasthttp.RequestCtx) {
 		ctx.SetStatusCode(fasthttp.StatusNoContent)
 		return
 	}
-	if !h.allowed(origin) {
+	if !h.origins.Allows(origin) {
 		httpx.WriteError(ctx, fasthttp.StatusForbidden, "origin not allowed by http.cors_origins", "Origin")
 		return
 	}

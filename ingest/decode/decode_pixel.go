@@ -92,11 +92,7 @@ func (d *Decoder) DecodePixel(args *fasthttp.Args, typ event.Type, e *event.Even
 			if pixelAbsent(v) {
 				break
 			}
-			ms, ok := parsePlayhead(v)
-			st := numOK
-			if !ok {
-				ms, st = pixelSeconds(v)
-			}
+			ms, st := pixelPlayhead(v)
 			if st == numBad {
 				err = badField("pt", "pt must be seconds or hh:mm:ss.mmm")
 				break
@@ -141,11 +137,7 @@ func (d *Decoder) DecodePixel(args *fasthttp.Args, typ event.Type, e *event.Even
 			if pixelAbsent(v) {
 				break
 			}
-			ms, ok := parsePlayhead(v)
-			st := numOK
-			if !ok {
-				ms, st = pixelSeconds(v)
-			}
+			ms, st := pixelPlayhead(v)
 			if st == numBad {
 				err = badField("po", "po must be seconds or hh:mm:ss.mmm")
 				break
@@ -169,6 +161,14 @@ func (d *Decoder) DecodePixel(args *fasthttp.Args, typ event.Type, e *event.Even
 	}
 	finishServe(e, serve)
 	return nil
+}
+
+// pixelPlayhead reads a playback position in milliseconds: the playhead form hh:mm:ss.mmm that [ADPLAYHEAD] expands to, or seconds.
+func pixelPlayhead(v []byte) (uint64, numStatus) {
+	if ms, ok := parsePlayhead(v); ok {
+		return ms, numOK
+	}
+	return pixelSeconds(v)
 }
 
 // pixelAbsent reports a value the player left empty, unexpanded, or marked unknown.

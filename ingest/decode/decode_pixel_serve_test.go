@@ -101,3 +101,12 @@ func TestValidServeID(t *testing.T) {
 		}
 	}
 }
+
+// The cost a serve id adds to a pixel: one SHA-1 over ~80 bytes.
+func BenchmarkServeEventID(b *testing.B) {
+	serve := []byte(testServe)
+	b.ReportAllocs()
+	for b.Loop() {
+		ServeEventID(serve, event.TypeProgress, 15000)
+	}
+}

@@ -16,6 +16,7 @@ const idleFlushNaps = 10
 func (p *Pipeline) batcher() {
 	defer p.wg.Done()
 	defer close(p.jobs)
+	defer p.stopDedupCheckpoints() // the batcher owns the window: no copy of it can be taken after this
 	var j *job
 	var started time.Time
 	lastFlush := time.Now() // a process that just started has not inserted for a while, but a small batch still waits its turn
@@ -27,6 +28,7 @@ func (p *Pipeline) batcher() {
 		p.jobs <- j
 		j = nil
 		lastFlush = time.Now()
+		p.checkpointDedup(lastFlush)
 	}
 	for {
 		from, to, data, ok := p.ring.Next()
@@ -74,6 +76,10 @@ func (p *Pipeline) batcher() {
 		default:
 		}
 		idle++
+		if idle%100 == 0 {
+			// Input paused: the last ids before a lull reach a checkpoint too, not only those followed by another flush.
+			p.checkpointDedup(time.Now())
+		}
 		// Nothing to read. Nobody waits on the batcher — a batch leaves at most every FlushInterval and the ring holds
 		// seconds of traffic — so a millisecond nap costs no latency, and saves the context switches of a tight poll, which
 		// showed in profiles as scheduling (BENCHMARKS.md, "Design measurements").

@@ -22,6 +22,7 @@ type dupWindow struct {
 	seed  maphash.Seed
 	fifo  []event.UUID
 	next  int
+	added uint64 // ids remembered so far; a checkpoint is due only when it moved
 }
 
 func newDupWindow(n int) *dupWindow {
@@ -83,6 +84,7 @@ func (w *dupWindow) seenID(idp *event.UUID) bool {
 		}
 	}
 	w.table[i] = uint64(h)<<32 | uint64(pos+1)
+	w.added++
 	return false
 }
 

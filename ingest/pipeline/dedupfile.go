@@ -14,8 +14,9 @@ import (
 )
 
 // The duplicate window survives a clean stop: Close writes it to DIR/dedup and Open reads it back, before the ids recovered from the
-// ring, so a client's retry after a SIGTERM or a deploy is still dropped. A SIGKILL or a machine crash leaves the file of the last
-// clean stop (older ids, still true) plus the ring's ids.
+// ring, so a client's retry after a SIGTERM or a deploy is still dropped. While running, the batcher also writes it every
+// Config.DedupCheckpoint (when it changed), so a SIGKILL or a machine crash leaves a file at most that old plus the ring's ids: a
+// retry of an event accepted in the last interval before the crash, and already inserted, can be stored twice.
 //
 // Format: magic "ADTDDUP1" | count u32 | count × 16-byte ids, oldest first | CRC-32C (Castagnoli) u32 of everything before it.
 // Any mismatch — magic, length, checksum — is logged and the window starts empty: a lost window costs duplicates, never events.
@@ -65,7 +66,61 @@ func unmarshalWindow(w *dupWindow, data []byte) (int, error) {
 	return n - skip, nil
 }
 
-// loadDedup fills the window from the file a clean stop wrote.
+// DefaultDedupCheckpoint is the period of the running pipeline's window checkpoints.
+const DefaultDedupCheckpoint = 10 * time.Second
+
+// dedupCheckpoint hands copies of the window from the batcher, its only user, to a writer goroutine, so the batcher never waits for
+// the disk. At most one copy waits and one is being written.
+type dedupCheckpoint struct {
+	every     time.Duration
+	last      time.Time
+	lastAdded uint64
+	ch        chan []byte
+	done      chan struct{}
+}
+
+// startDedupCheckpoints starts the writer; stopDedupCheckpoints (the batcher, when it exits) stops it and waits for its last write,
+// so Close's own save, which comes after, is the one that stays.
+func (p *Pipeline) startDedupCheckpoints() {
+	if p.dedup == nil {
+		return
+	}
+	cp := &p.dedupCP
+	cp.every = p.cfg.DedupCheckpoint
+	if cp.every <= 0 {
+		cp.every = DefaultDedupCheckpoint
+	}
+	cp.last = time.Now()
+	cp.ch, cp.done = make(chan []byte, 1), make(chan struct{})
+	go func() {
+		defer close(cp.done)
+		for data := range cp.ch {
+			if err := writeFileAtomic(p.dedupAt, data); err != nil {
+				p.log.Warn("duplicate window checkpoint not written; a crash now would forget more ids", zap.String("file", p.dedupAt), zap.Error(err))
+			}
+		}
+	}()
+}
+
+func (p *Pipeline) stopDedupCheckpoints() {
+	if p.dedupCP.ch == nil {
+		return
+	}
+	close(p.dedupCP.ch)
+	<-p.dedupCP.done
+}
+
+// checkpointDedup copies the window for the writer when a checkpoint is due and the window changed. Batcher goroutine only.
+func (p *Pipeline) checkpointDedup(now time.Time) {
+	cp := &p.dedupCP
+	if cp.ch == nil || now.Sub(cp.last) < cp.every || p.dedup.added == cp.lastAdded || len(cp.ch) > 0 {
+		return // not due, nothing new, or the previous copy still waits for the writer (tried again at the next call)
+	}
+	cp.last, cp.lastAdded = now, p.dedup.added
+	cp.ch <- marshalWindow(p.dedup) // never blocks: the batcher is the only sender and the channel was empty
+}
+
+// loadDedup fills the window from the file a clean stop (or the last checkpoint before a crash) wrote.
 func (p *Pipeline) loadDedup() {
 	if p.dedup == nil {
 		return

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
@@ -162,5 +163,42 @@ func BenchmarkDedupSaveFullWindow(b *testing.B) {
 		if err := writeFileAtomic(path, marshalWindow(w)); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// A killed process (no Close, so no save at stop) still leaves the window of its last checkpoint: retries of events it had
+// already stored are dropped after the restart.
+func TestDedupCheckpointSurvivesCrash(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.DedupCheckpoint = 20 * time.Millisecond
+	sink := newFake()
+	p, err := Open(cfg, sink, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	enqueueN(t, p, 0, 50, true)
+	waitFor(t, "stored", func() bool { n, _ := sink.count(); return n == 50 })
+	path := filepath.Join(cfg.Dir, dedupFile)
+	waitFor(t, "a checkpoint with every id", func() bool {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return false
+		}
+		n, err := unmarshalWindow(newDupWindow(100), data)
+		return err == nil && n == 50
+	})
+	crash(t, p)
+
+	p2, err := Open(cfg, sink, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	enqueueN(t, p2, 0, 50, true) // the retries
+	waitFor(t, "retries dropped", func() bool { return p2.Duplicates.Load() == 50 })
+	if err := p2.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if n, d := sink.count(); n != 50 || d != 0 {
+		t.Fatalf("stored %d, %d twice", n, d)
 	}
 }

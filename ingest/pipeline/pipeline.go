@@ -85,7 +85,10 @@ type Config struct {
 	SpillSegment  int64
 	FsyncInterval time.Duration // ring msync and spill fsync period; bounds what a machine crash can lose
 	DedupWindow   int           // client event_ids remembered for duplicate detection
-	ReplayBackoff time.Duration // first wait after a failed replay; doubles up to 10 s
+	// DedupCheckpoint is how often the running pipeline writes the duplicate window to disk (0: DefaultDedupCheckpoint), so a
+	// killed process forgets at most that much of it; Close writes it anyway.
+	DedupCheckpoint time.Duration
+	ReplayBackoff   time.Duration // first wait after a failed replay; doubles up to 10 s
 	// A spill record ClickHouse keeps refusing while it answers Ping is quarantined to the dead-letter directory after
 	// ReplayMaxAttempts such failures or ReplayMaxAge since the first one, whichever comes first (0 disables that bound).
 	ReplayMaxAttempts int
@@ -139,7 +142,8 @@ type Pipeline struct {
 	jobs     chan *job
 	freeJobs chan *job // batches between uses; see newJob
 	dedup    *dupWindow
-	dedupAt  string // where Close persists the window and Open loads it
+	dedupAt  string          // where Close persists the window and Open loads it
+	dedupCP  dedupCheckpoint // the batcher's periodic copies of the window (dedupfile.go)
 	wg       sync.WaitGroup
 	stopOnce sync.Once
 	stopCh   chan struct{} // closes: batcher drains and exits
@@ -237,6 +241,7 @@ func Open(cfg Config, sink Sink, log *zap.Logger) (*Pipeline, error) {
 	}
 	r.Reset()
 	p.updateQuota()
+	p.startDedupCheckpoints()
 	p.wg.Add(2 + cfg.Inserters)
 	go p.batcher()
 	for i := 0; i < cfg.Inserters; i++ {

@@ -91,3 +91,18 @@ func TestScreenEnrichAllocatesNothing(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkScreenEnrichNewViewers is the same with a new address on every event: no address cache hit, the country
+// database's search tree walked each time (its record still cached).
+func BenchmarkScreenEnrichNewViewers(b *testing.B) {
+	s, ctx, evs := benchSetup(b, event.TypeImpression)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		e := &evs[i&255]
+		e.IP = netip.AddrFrom4([4]byte{203, 0, 113, byte(i)}).As16()
+		e.IP[12] = byte(i >> 16) // 203.x.x.x: a distinct address per event over the run, all outside the database but for 203.0.113/24
+		e.IP[13] = byte(i >> 8)
+		s.Screen(ctx, e)
+	}
+}

@@ -1,4 +1,4 @@
-// Package uacache remembers verdicts computed from a user agent in a fixed-size, lock-free table keyed by the user agent's hash.
+// Package uacache remembers verdicts computed from a key such as a user agent in a fixed-size, lock-free table keyed by its hash.
 package uacache
 
 import (
@@ -7,18 +7,26 @@ import (
 	"sync/atomic"
 )
 
-// Cache maps a user agent's 64-bit hash to a 64-bit verdict. It is direct-mapped: each hash has one slot, a newer user agent
-// overwrites an older one in it, so the table never grows and a miss only costs recomputing the verdict.
+// Cache maps a key's 64-bit hash to a 64-bit verdict. It is 4-way set-associative: a hash picks a bucket of Ways slots (one
+// cache line) and may sit in any of them, so two hot keys that share a bucket both stay (with one slot each, two hot user
+// agents on one slot would evict each other on every event, and a crawler-list match costs ~100 µs). A full bucket replaces a
+// slot chosen round-robin. The table never grows; a miss only costs recomputing the verdict.
 //
 // Lock-free without torn reads: a slot holds the verdict and check = hash ^ verdict, each one atomic word. A reader that sees
 // a verdict and a check from two different writers finds check ^ verdict ≠ its hash and treats the slot as a miss. The hash is
-// seeded per process (hash/maphash), so nobody outside can craft two user agents that share a slot and a hash; a 64-bit
-// collision between honest user agents is ~n²/2⁶⁵ over n distinct agents.
+// seeded per process (hash/maphash), so nobody outside can aim keys at one bucket or craft a collision; a 64-bit collision
+// between honest keys is ~n²/2⁶⁵ over n distinct keys.
 type Cache struct {
-	seed  maphash.Seed
-	mask  uint64
-	slots []slot
+	seed    maphash.Seed
+	mask    uint64
+	buckets []bucket
+	next    atomic.Uint32 // round-robin victim among a full bucket's slots
 }
+
+// Ways is the number of slots per bucket.
+const Ways = 4
+
+type bucket [Ways]slot
 
 type slot struct {
 	check, val atomic.Uint64
@@ -27,21 +35,22 @@ type slot struct {
 // SlotBytes is the memory of one slot.
 const SlotBytes = 16
 
-// New returns a cache of at least entries slots (rounded up to a power of two, at least 1).
+// New returns a cache of at least entries slots (rounded up to a power of two, at least Ways).
 func New(entries int) *Cache {
-	if entries < 1 {
-		entries = 1
+	n := (entries + Ways - 1) / Ways
+	if n < 1 {
+		n = 1
 	}
-	n := 1 << bits.Len(uint(entries-1))
-	return &Cache{seed: maphash.MakeSeed(), mask: uint64(n - 1), slots: make([]slot, n)}
+	n = 1 << bits.Len(uint(n-1))
+	return &Cache{seed: maphash.MakeSeed(), mask: uint64(n - 1), buckets: make([]bucket, n)}
 }
 
 // Len is the number of slots.
-func (c *Cache) Len() int { return len(c.slots) }
+func (c *Cache) Len() int { return len(c.buckets) * Ways }
 
-// Hash returns the key of ua; it is never 0, so an empty slot (0, 0) never matches. No allocation.
-func (c *Cache) Hash(ua []byte) uint64 {
-	h := maphash.Bytes(c.seed, ua)
+// Hash returns the key of b; it is never 0, so an empty slot (0, 0) never matches. No allocation.
+func (c *Cache) Hash(b []byte) uint64 {
+	h := maphash.Bytes(c.seed, b)
 	if h == 0 {
 		h = 1
 	}
@@ -50,17 +59,36 @@ func (c *Cache) Hash(ua []byte) uint64 {
 
 // Get returns the verdict stored for hash h.
 func (c *Cache) Get(h uint64) (uint64, bool) {
-	s := &c.slots[h&c.mask]
-	v := s.val.Load()
-	if s.check.Load()^v != h {
-		return 0, false
+	b := &c.buckets[h&c.mask]
+	for i := range b {
+		s := &b[i]
+		v := s.val.Load()
+		if s.check.Load()^v == h {
+			return v, true
+		}
 	}
-	return v, true
+	return 0, false
 }
 
-// Put stores verdict v for hash h, replacing whatever held the slot.
+// Put stores verdict v for hash h: in the slot that holds h, else an empty one, else one replaced round-robin.
 func (c *Cache) Put(h, v uint64) {
-	s := &c.slots[h&c.mask]
+	b := &c.buckets[h&c.mask]
+	victim := -1
+	for i := range b {
+		s := &b[i]
+		val, chk := s.val.Load(), s.check.Load()
+		if chk^val == h {
+			victim = i
+			break
+		}
+		if victim < 0 && chk == 0 && val == 0 {
+			victim = i
+		}
+	}
+	if victim < 0 {
+		victim = int(c.next.Add(1) % Ways)
+	}
+	s := &b[victim]
 	s.val.Store(v)
 	s.check.Store(h ^ v)
 }

@@ -26,21 +26,59 @@ func TestGetPut(t *testing.T) {
 	if v, ok := c.Get(b); !ok || v != 0 {
 		t.Fatalf("zero verdict: %d %v", v, ok)
 	}
-	// Direct-mapped: another hash on the same slot replaces the entry.
-	other := a ^ (c.mask + 1)
-	c.Put(other, 9)
-	if _, ok := c.Get(a); ok {
-		t.Fatal("evicted entry still answered")
+	// Keys sharing a bucket: Ways of them stay; one more replaces one of them.
+	c = New(Ways) // one bucket
+	var hs []uint64
+	for i := 0; i <= Ways; i++ {
+		hs = append(hs, c.Hash([]byte{byte(i)}))
 	}
-	if v, ok := c.Get(other); !ok || v != 9 {
-		t.Fatalf("replacing entry: %d %v", v, ok)
+	for i, h := range hs[:Ways] {
+		c.Put(h, uint64(i))
+	}
+	for i, h := range hs[:Ways] {
+		if v, ok := c.Get(h); !ok || v != uint64(i) {
+			t.Fatalf("key %d of %d in one bucket: %d %v", i, Ways, v, ok)
+		}
+	}
+	c.Put(hs[Ways], 99)
+	kept := 0
+	for _, h := range hs[:Ways] {
+		if _, ok := c.Get(h); ok {
+			kept++
+		}
+	}
+	if v, ok := c.Get(hs[Ways]); !ok || v != 99 || kept != Ways-1 {
+		t.Fatalf("after one more key: new %d %v, %d old kept", v, ok, kept)
+	}
+	c.Put(hs[Ways], 100) // an update stays in its slot
+	if v, _ := c.Get(hs[Ways]); v != 100 {
+		t.Fatalf("updated to %d", v)
 	}
 }
 
-// Writers racing on one slot never make a reader see one hash's verdict under another hash.
+// Two keys that share a bucket never evict each other (the direct-mapped form thrashed: a crawler-list match per event).
+func TestSharedBucketNoThrash(t *testing.T) {
+	c := New(1) // the smallest table: every key on one bucket
+	a, b := c.Hash([]byte("ua a")), c.Hash([]byte("ua b"))
+	c.Put(a, 1)
+	c.Put(b, 2)
+	for i := 0; i < 100; i++ {
+		if _, ok := c.Get(a); !ok {
+			t.Fatal("a evicted")
+		}
+		if _, ok := c.Get(b); !ok {
+			t.Fatal("b evicted")
+		}
+	}
+}
+
+// Writers racing on one bucket, with more keys than slots, never make a reader see one key's verdict under another key.
 func TestNoTornReads(t *testing.T) {
 	c := New(1)
-	hs := [2]uint64{c.Hash([]byte("ua one")), c.Hash([]byte("ua two"))} // one slot: both share it
+	var hs [2 * Ways]uint64
+	for i := range hs {
+		hs[i] = c.Hash([]byte{'k', byte(i)})
+	}
 	var wg sync.WaitGroup
 	stop := make(chan struct{})
 	for w := 0; w < 2; w++ {
@@ -53,14 +91,15 @@ func TestNoTornReads(t *testing.T) {
 					return
 				default:
 				}
-				c.Put(hs[w], uint64(w)<<32|uint64(i%1000))
+				k := (i + w*Ways) % len(hs)
+				c.Put(hs[k], uint64(k)<<32|uint64(i%1000))
 			}
 		}(w)
 	}
 	for i := 0; i < 200000; i++ {
-		for w, h := range hs {
-			if v, ok := c.Get(h); ok && v>>32 != uint64(w) {
-				t.Fatalf("hash of writer %d answered verdict %x", w, v)
+		for k, h := range hs {
+			if v, ok := c.Get(h); ok && v>>32 != uint64(k) {
+				t.Fatalf("key %d answered verdict %x", k, v)
 			}
 		}
 	}

@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# Interleaved price of the ring's durability: adtracker with the durable ring (ring file + msync every ingest.fsync_interval), the
+# ring file without msync (fsync_interval=0) and the in-memory ring, in turn, BENCH_DUR_ROUNDS rounds (order reversed every other
+# round), each serving batch 1000 (16 connections) and single events (64 connections) for BENCH_DURATION, verified end to end.
+# Prints one line per run: end-to-end events/s, adtracker's and ClickHouse's CPU-µs per stored event, 503 answers.
+#
+# Needs a finished `make bench` (or BENCH_QUICK=1 scripts/bench.sh): it reuses its binary, its private ClickHouse data directory
+# (.data/bench/clickhouse, started here on free ports and stopped at exit) and its database BENCH_DATABASE (adtracker_bench).
+set -euo pipefail
+
+# shellcheck source=scripts/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+cd "$ADT_REPO"
+DATA_DIR="${DATA_DIR:-$ADT_REPO/.data}"
+BDIR="$DATA_DIR/bench"
+DB="${BENCH_DATABASE:-adtracker_bench}"
+DUR="${BENCH_DURATION:-8s}"
+ROUNDS="${BENCH_DUR_ROUNDS:-3}"
+PG_PORT="${PG_PORT:-5432}"
+[ -x "$BDIR/adtracker" ] && [ -d "$BDIR/clickhouse" ] || die "run make bench (or BENCH_QUICK=1 scripts/bench.sh) first"
+case "$DB" in *[!a-z0-9_]* | '' | adtracker) die "BENCH_DATABASE must be [a-z0-9_]+ and not the development database" ;; esac
+
+CHP=$(free_port 39100)
+CHH=$(free_port $((CHP + 1)))
+SP=""
+cleanup() {
+	if [ -n "$SP" ]; then stop_pid "$SP" adtracker; fi
+	ch_stop "$BDIR/clickhouse"
+}
+trap cleanup EXIT
+ch_start "$BDIR/clickhouse" "$CHP" "$CHH"
+CH_PID=$(ch_pid "$BDIR/clickhouse")
+CH="clickhouse-client --host 127.0.0.1 --port $CHP"
+PORT=$(free_port 38200)
+URL="http://127.0.0.1:$PORT"
+TCK=$(getconf CLK_TCK)
+cpu() { sed 's/^.*) //' "/proc/$1/stat" | awk -v t="$TCK" '{printf "%.3f", ($12 + $13) / t}'; }
+fresh() { # as in bench.sh: empty tables, no merge running
+	local t i
+	for t in $($CH -q "SELECT name FROM system.tables WHERE database = '$DB' AND engine LIKE '%MergeTree' AND name != 'schema_migrations'"); do
+		$CH -q "TRUNCATE TABLE $DB.$t"
+	done
+	for ((i = 0; i < 120; i++)); do
+		[ "$($CH -q 'SELECT count() FROM system.merges')" = 0 ] && return 0
+		sleep 0.5
+	done
+}
+
+OUT="$BDIR/durability"
+rm -rf "$OUT"
+mkdir -p "$OUT"
+ADS=""
+for ((r = 1; r <= ROUNDS; r++)); do
+	order="durable nosync mem"
+	[ $((r % 2)) = 0 ] && order="mem nosync durable"
+	for cfg in $order; do
+		case $cfg in durable) d=true f=1s ;; nosync) d=true f=0s ;; mem) d=false f=1s ;; esac
+		rm -rf "$BDIR/dur-$cfg"
+		env ADTRACKER_HTTP_ADDR="127.0.0.1:$PORT" \
+			ADTRACKER_POSTGRES_DSN="postgres://adtracker:adtracker@127.0.0.1:$PG_PORT/$DB?sslmode=disable" \
+			ADTRACKER_CLICKHOUSE_ADDR="127.0.0.1:$CHP" ADTRACKER_CLICKHOUSE_DATABASE="$DB" ADTRACKER_INGEST_DATA_DIR="$BDIR/dur-$cfg" \
+			ADTRACKER_INGEST_DURABLE=$d ADTRACKER_INGEST_FSYNC_INTERVAL=$f ADTRACKER_HTTP_TRUSTED_PROXIES=127.0.0.1 ADTRACKER_LOG_LEVEL=warn \
+			"$BDIR/adtracker" serve >"$OUT/adtracker-$cfg.log" 2>&1 &
+		SP=$!
+		wait_http "$URL/healthz" "$SP" "$OUT/adtracker-$cfg.log"
+		[ -n "$ADS" ] || ADS=$(curl -fsS "$URL/ads?limit=1000" | jq -r 'map(.id) | join(",")')
+		for kind in batch single; do
+			fresh
+			args=(--mode single --conns 64)
+			[ $kind = batch ] && args=(--mode batch --batch 1000 --conns 16)
+			c0=$(cpu "$SP")
+			h0=$(cpu "$CH_PID")
+			"$BDIR/adtracker" loadgen --json --seed 1 "${args[@]}" --url "$URL" --duration "$DUR" --ads "$ADS" \
+				--verify --clickhouse "127.0.0.1:$CHP" --database "$DB" >"$OUT/$kind-$cfg-r$r.json" 2>"$OUT/$kind-$cfg-r$r.log" || true
+			c1=$(cpu "$SP")
+			h1=$(cpu "$CH_PID")
+			jq -r --arg k "$kind" --arg c "$cfg" --arg r "$r" \
+				--argjson cpu "$(awk -v a="$c0" -v b="$c1" 'BEGIN {print b - a}')" --argjson ch "$(awk -v a="$h0" -v b="$h1" 'BEGIN {print b - a}')" \
+				'"\($k) \($c) round \($r): e2e \(.verify.end_to_end_events_per_sec | floor) ev/s, verify \(.verify.ok), adtracker \($cpu / .verify.stored_acked * 1e6 * 100 | floor / 100) µs/ev, ClickHouse \($ch / .verify.stored_acked * 1e6 * 100 | floor / 100) µs/ev, 503 answers \(.status["503"] // 0)"' \
+				"$OUT/$kind-$cfg-r$r.json"
+		done
+		stop_pid "$SP" adtracker
+		SP=""
+	done
+done
