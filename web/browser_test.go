@@ -24,13 +24,8 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/adtracker/adtracker/internal/testenv"
+	"github.com/adtracker/adtracker/internal/testenv/chromium"
 )
-
-// chromiumPath is Debian's chromium; the test never downloads a browser.
-const chromiumPath = "/usr/bin/chromium"
-
-// EnvRequireChromium makes a missing chromium a failure instead of a skip (make test sets it).
-const EnvRequireChromium = "ADTRACKER_REQUIRE_CHROMIUM"
 
 // EnvUpdateScreenshot rewrites docs/dashboard.png from the overview screenshot.
 const EnvUpdateScreenshot = "ADTRACKER_UPDATE_DASHBOARD_PNG"
@@ -44,25 +39,13 @@ type browser struct {
 
 func newBrowser(t *testing.T) *browser {
 	t.Helper()
-	if _, err := os.Stat(chromiumPath); err != nil {
-		if os.Getenv(EnvRequireChromium) != "" {
-			t.Fatalf("%s is missing and %s is set: apt-get install chromium (make test installs it)", chromiumPath, EnvRequireChromium)
-		}
-		t.Skipf("%s is missing: apt-get install chromium, or run make test (it installs it); set %s to fail instead", chromiumPath, EnvRequireChromium)
-	}
-	opts := []chromedp.ExecAllocatorOption{
-		chromedp.ExecPath(chromiumPath), chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU, chromedp.NoFirstRun,
-		chromedp.NoDefaultBrowserCheck, chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-extensions", true),
-		chromedp.Flag("disable-sync", true), chromedp.Flag("disable-dev-shm-usage", true), chromedp.Flag("mute-audio", true),
-		chromedp.UserDataDir(t.TempDir()), chromedp.WindowSize(1280, 900),
-	}
-	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	actx := chromium.Allocator(t, chromedp.WindowSize(1280, 900))
 	// One bound for the whole browser: a hung page fails the test instead of the package's timeout.
 	tctx, cancelTimeout := context.WithTimeout(actx, 120*time.Second)
 	b := &browser{}
 	ctx, cancelCtx := chromedp.NewContext(tctx, chromedp.WithListener(b.listen))
 	b.ctx = ctx
-	t.Cleanup(func() { cancelCtx(); cancelTimeout(); cancelAlloc() })
+	t.Cleanup(func() { cancelCtx(); cancelTimeout() })
 	if err := chromedp.Do(ctx, chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
 		if _, err := cdp.Call(ctx, tg, network.Enable, network.EnableParams{}); err != nil {
 			return err

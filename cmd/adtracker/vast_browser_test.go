@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -14,18 +13,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/adtracker/adtracker/internal/testenv/chromium"
 	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 )
-
-// vastChromium is Debian's chromium; the test never downloads a browser.
-const vastChromium = "/usr/bin/chromium"
-
-// envRequireChromium makes a missing chromium (or ffmpeg, which makes the test's video) a failure instead of a skip; make test sets
-// it, as for the dashboard's browser test (web/browser_test.go).
-const envRequireChromium = "ADTRACKER_REQUIRE_CHROMIUM"
 
 // playerPage is the test's web player, served from an origin of its own: it loads the VAST with a cross-origin XHR with
 // credentials, plays the MediaFile this browser can play in a <video>, and fires the tracking URLs from the element's own events
@@ -155,10 +148,7 @@ func makeVASTVideo(t *testing.T) string {
 	t.Helper()
 	ffmpeg, err := exec.LookPath("ffmpeg")
 	if err != nil {
-		if os.Getenv(envRequireChromium) != "" {
-			t.Fatalf("ffmpeg is missing and %s is set: run scripts/vast-client/install.sh (make test runs it)", envRequireChromium)
-		}
-		t.Skipf("ffmpeg is missing: apt-get install ffmpeg, or run make test (it installs it); set %s to fail instead", envRequireChromium)
+		chromium.Require(t, "ffmpeg", "apt-get install ffmpeg (scripts/vast-client/install.sh)")
 	}
 	out := filepath.Join(t.TempDir(), "ad.webm")
 	cmd := exec.Command(ffmpeg, "-hide_banner", "-loglevel", "error", "-nostdin", "-f", "lavfi", "-i", "testsrc=duration=4:size=320x240:rate=25",
@@ -180,27 +170,15 @@ type vastBrowser struct {
 
 func newVASTBrowser(t *testing.T) *vastBrowser {
 	t.Helper()
-	if _, err := os.Stat(vastChromium); err != nil {
-		if os.Getenv(envRequireChromium) != "" {
-			t.Fatalf("%s is missing and %s is set: apt-get install chromium (make test installs it)", vastChromium, envRequireChromium)
-		}
-		t.Skipf("%s is missing: apt-get install chromium, or run make test (it installs it); set %s to fail instead", vastChromium, envRequireChromium)
-	}
-	opts := []chromedp.ExecAllocatorOption{
-		chromedp.ExecPath(vastChromium), chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU, chromedp.NoFirstRun,
-		chromedp.NoDefaultBrowserCheck, chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-extensions", true),
-		chromedp.Flag("disable-sync", true), chromedp.Flag("disable-dev-shm-usage", true), chromedp.Flag("mute-audio", true),
-		chromedp.Flag("autoplay-policy", "no-user-gesture-required"), chromedp.UserDataDir(t.TempDir()), chromedp.WindowSize(800, 600),
+	actx := chromium.Allocator(t, chromedp.Flag("autoplay-policy", "no-user-gesture-required"), chromedp.WindowSize(800, 600),
 		// A viewer's browser: headless chromium's own User-Agent says HeadlessChrome, which invalid-traffic screening rightly takes
 		// for a robot.
-		chromedp.UserAgent(vastBrowserUA),
-	}
-	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+		chromedp.UserAgent(vastBrowserUA))
 	tctx, cancelTimeout := context.WithTimeout(actx, 90*time.Second) // a hung page fails the test, not the package's timeout
 	b := &vastBrowser{}
 	ctx, cancelCtx := chromedp.NewContext(tctx, chromedp.WithListener(b.listen))
 	b.ctx = ctx
-	t.Cleanup(func() { cancelCtx(); cancelTimeout(); cancelAlloc() })
+	t.Cleanup(func() { cancelCtx(); cancelTimeout() })
 	if err := chromedp.Do(ctx, chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
 		_, err := cdp.Call(ctx, tg, network.Enable, network.EnableParams{})
 		return err
