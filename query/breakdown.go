@@ -147,15 +147,9 @@ func (s *Service) breakdowns(ctx context.Context, ids []uint64, r Range, by Dime
 	b.sql.WriteString(" FROM ")
 	b.sql.WriteString(s.table("ad_breakdown_hour"))
 	// PREWHERE on the primary key (ad_id, hour, dimension, value), as source() does for the other rollups.
-	b.sql.WriteString(" PREWHERE ad_id IN (")
-	for i, id := range ids {
-		if i > 0 {
-			b.sql.WriteString(", ")
-		}
-		b.sql.WriteString("?")
-		b.args = append(b.args, id)
-	}
-	b.sql.WriteString(") AND hour >= toDateTime(?) AND hour < toDateTime(?) AND dimension = ?")
+	b.sql.WriteString(" PREWHERE ")
+	b.adIDsIn(ids)
+	b.sql.WriteString(" AND hour >= toDateTime(?) AND hour < toDateTime(?) AND dimension = ?")
 	b.args = append(b.args, r.From.Unix(), r.To.Unix(), string(by))
 	b.sql.WriteString(" GROUP BY ad_id, value ORDER BY ad_id, n_impressions DESC, n_events DESC, value")
 	rows, err := s.DB.Query(ctx, b.sql.String(), b.args...)

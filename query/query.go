@@ -485,6 +485,19 @@ type builder struct {
 	args []any
 }
 
+// adIDsIn writes "ad_id IN (?, ...)" with one bound argument per id.
+func (b *builder) adIDsIn(ids []uint64) {
+	b.sql.WriteString("ad_id IN (")
+	for i, id := range ids {
+		if i > 0 {
+			b.sql.WriteString(", ")
+		}
+		b.sql.WriteString("?")
+		b.args = append(b.args, id)
+	}
+	b.sql.WriteString(")")
+}
+
 func (s *Service) table(name string) string {
 	if s.Database == "" {
 		return name
@@ -690,17 +703,7 @@ func (s *Service) TopFields(ctx context.Context, r Range, sort string, limit int
 		if len(ids) == 0 {
 			return []Stats{}, nil
 		}
-		only = func(b *builder) {
-			b.sql.WriteString("ad_id IN (")
-			for i, id := range ids {
-				if i > 0 {
-					b.sql.WriteString(", ")
-				}
-				b.sql.WriteString("?")
-				b.args = append(b.args, id)
-			}
-			b.sql.WriteString(")")
-		}
+		only = func(b *builder) { b.adIDsIn(ids) }
 	}
 	var b builder
 	b.sql.WriteString("SELECT ad_id, ")

@@ -35,16 +35,6 @@ PORT=$(free_port 38200)
 URL="http://127.0.0.1:$PORT"
 TCK=$(getconf CLK_TCK)
 cpu() { sed 's/^.*) //' "/proc/$1/stat" | awk -v t="$TCK" '{printf "%.3f", ($12 + $13) / t}'; }
-fresh() { # as in bench.sh: empty tables, no merge running
-	local t i
-	for t in $($CH -q "SELECT name FROM system.tables WHERE database = '$DB' AND engine LIKE '%MergeTree' AND name != 'schema_migrations'"); do
-		$CH -q "TRUNCATE TABLE $DB.$t"
-	done
-	for ((i = 0; i < 120; i++)); do
-		[ "$($CH -q 'SELECT count() FROM system.merges')" = 0 ] && return 0
-		sleep 0.5
-	done
-}
 
 OUT="$BDIR/durability"
 rm -rf "$OUT"
@@ -65,7 +55,7 @@ for ((r = 1; r <= ROUNDS; r++)); do
 		wait_http "$URL/healthz" "$SP" "$OUT/adtracker-$cfg.log"
 		[ -n "$ADS" ] || ADS=$(curl -fsS "$URL/ads?limit=1000" | jq -r 'map(.id) | join(",")')
 		for kind in batch single; do
-			fresh
+			ch_fresh
 			args=(--mode single --conns 64)
 			[ $kind = batch ] && args=(--mode batch --batch 1000 --conns 16)
 			c0=$(cpu "$SP")

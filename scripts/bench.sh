@@ -184,19 +184,6 @@ run_lg() {
 	log "$name: $summary"
 }
 
-# fresh empties the bench database's tables (never the development database: DB is checked above) and waits, at most 60 s, until
-# ClickHouse runs no merge.
-fresh() {
-	local t i
-	for t in $($CH -q "SELECT name FROM system.tables WHERE database = '$DB' AND engine LIKE '%MergeTree' AND name != 'schema_migrations'"); do
-		$CH -q "TRUNCATE TABLE $DB.$t"
-	done
-	for ((i = 0; i < 120; i++)); do
-		[ "$($CH -q 'SELECT count() FROM system.merges')" = 0 ] && return 0
-		sleep 0.5
-	done
-	log "ClickHouse still merging after 60 s; measuring anyway"
-}
 
 # run_noop KIND ROUND / run_adt KIND ROUND: one run of the no-op server or of adtracker (checked with --verify) for KIND: single
 # (POST /ads/*), pixel (GET /t/{event}), open (single at a fixed rate) or batch1000 (POST /events, 1000 per request).
@@ -213,7 +200,7 @@ run_noop() {
 	run_lg "noop_$1.r$2" "$NOOP_PID" --url "$NOOP_URL" $(kind_args "$1") --duration "$DUR" "${ADS_ARG[@]}"
 }
 run_adt() {
-	fresh
+	ch_fresh
 	# shellcheck disable=SC2046
 	run_lg "$1.r$2" "$SERVER_PID" --url "$URL" $(kind_args "$1") --duration "$DUR" "${ADS_ARG[@]}" "${verify_args[@]}"
 }
@@ -237,7 +224,7 @@ run_chref() {
 		log "$name: nothing to insert (the batch run stored no events)"
 		return 0
 	fi
-	fresh
+	ch_fresh
 	local ch0 ch1 t0 t1 c0 c1 rc=0
 	ch0=$(proc_cpu "$CH_PID")
 	c0=$(children_ticks)
@@ -274,7 +261,7 @@ profile_run() {
 	if [ "${3:-}" = noop ]; then
 		pid="$NOOP_PID" url="$NOOP_URL" v=()
 	else
-		fresh
+		ch_fresh
 	fi
 	perf record -F 499 -g -p "$pid" -o "$BDIR/$1.perf" >"$BDIR/$1.perf.log" 2>&1 &
 	PERF_PID=$!
@@ -359,7 +346,7 @@ measure() {
 	done
 
 	step "hostile batches: batch 1000 traffic while 1 MiB junk bodies and long-field batches arrive, $HOSTILE_CONNS at a time"
-	fresh
+	ch_fresh
 	hostile_bodies
 	(
 		# HOSTILE_CONNS requests in flight at once, half of each body; curl reports each answer's status on a line.
@@ -380,7 +367,7 @@ measure() {
 
 	if [ "$FULL" = 1 ]; then
 		step "batch 100 (one run, not in the targets)"
-		fresh
+		ch_fresh
 		run_lg batch100 "$SERVER_PID" --url "$URL" --mode batch --batch 100 --conns "$BATCH_CONNS" --duration "$DUR" "${ADS_ARG[@]}" "${verify_args[@]}"
 	fi
 
@@ -400,7 +387,7 @@ measure() {
 	if [ "$code" = 200 ] && [ "$AEVENTS" -gt 0 ]; then
 		ANALYTICS=1
 		step "analytics over $AEVENTS generated events"
-		fresh
+		ch_fresh
 		# Generated straight into events so the materialized views fire as on ingest; ratios follow the loader's mix, ads are skewed
 		# (cube of a uniform), times spread over the last 24 hours: the API's default range, so every question covers all events.
 		t0=$(date +%s.%N)
@@ -460,13 +447,13 @@ measure() {
 	# on a machine crash. This run prices that msync separately from the file itself.
 	stop_server
 	start_server ingest-nosync true 0s
-	fresh
+	ch_fresh
 	run_lg single_nosync "$SERVER_PID" --url "$URL" --mode single --duration "$DUR" "${ADS_ARG[@]}" "${verify_args[@]}"
 	stop_server
 	start_server ingest-mem false
-	fresh
+	ch_fresh
 	run_lg single_mem "$SERVER_PID" --url "$URL" --mode single --duration "$DUR" "${ADS_ARG[@]}" "${verify_args[@]}"
-	fresh
+	ch_fresh
 	run_lg batch1000_mem "$SERVER_PID" --url "$URL" $(kind_args batch1000) --duration "$DUR" "${ADS_ARG[@]}" "${verify_args[@]}"
 	fi
 	stop_server

@@ -327,6 +327,20 @@ ch_wait() {
 	die "clickhouse-server ($dir, pid $pid) did not answer on 127.0.0.1:$tcp within ${ADT_START_TIMEOUT}s"
 }
 
+# ch_fresh empties the MergeTree tables of database $DB (schema_migrations kept) through the client command $CH, then waits, at
+# most 60 s, until ClickHouse runs no merge, so a benchmark run's CPU and latency are its own. Only for benchmark databases.
+ch_fresh() {
+	local t i
+	for t in $($CH -q "SELECT name FROM system.tables WHERE database = '$DB' AND engine LIKE '%MergeTree' AND name != 'schema_migrations'"); do
+		$CH -q "TRUNCATE TABLE $DB.$t"
+	done
+	for ((i = 0; i < 120; i++)); do
+		[ "$($CH -q 'SELECT count() FROM system.merges')" = 0 ] && return 0
+		sleep 0.5
+	done
+	log "ClickHouse still merging after 60 s; measuring anyway"
+}
+
 ch_start() {
 	local dir="$1" tcp="$2" http="$3" pid port off
 	ensure_clickhouse

@@ -7,6 +7,7 @@ import (
 
 	"github.com/oschwald/maxminddb-golang/v2"
 
+	"github.com/adtracker/adtracker/ingest/event"
 	"github.com/adtracker/adtracker/internal/uacache"
 )
 
@@ -77,11 +78,11 @@ func (g *Geo) lookup(ip [16]byte) [2]byte {
 func decodeCountry(res maxminddb.Result) [2]byte {
 	for _, path := range [...]string{"country", "registered_country"} {
 		var iso string
-		if err := res.DecodePath(&iso, path, "iso_code"); err == nil && len(iso) == 2 && isLetter(iso[0]) && isLetter(iso[1]) {
-			return [2]byte{iso[0] &^ 0x20, iso[1] &^ 0x20}
+		if err := res.DecodePath(&iso, path, "iso_code"); err == nil {
+			if code := event.ParseCountry(iso); code != ([2]byte{}) {
+				return code
+			}
 		}
 	}
 	return [2]byte{}
 }
-
-func isLetter(c byte) bool { return c|0x20 >= 'a' && c|0x20 <= 'z' }

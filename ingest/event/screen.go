@@ -92,12 +92,15 @@ func (e *Event) SetOS(s string) { e.OSLen = uint8(copy(e.OS[:], s)) }
 func (e *Event) SetBrowser(s string) { e.BrowserLen = uint8(copy(e.Browser[:], s)) }
 
 // SetCountry stores an ISO 3166-1 alpha-2 code; anything that is not two ASCII letters clears it. Letters are stored upper case.
-func (e *Event) SetCountry(s string) {
-	e.Country = [2]byte{}
+func (e *Event) SetCountry(s string) { e.Country = ParseCountry(s) }
+
+// ParseCountry returns an ISO 3166-1 alpha-2 code in the form Event.Country holds (upper case), or zero when s is not two ASCII
+// letters.
+func ParseCountry(s string) [2]byte {
 	if len(s) != 2 || !isLetter(s[0]) || !isLetter(s[1]) {
-		return
+		return [2]byte{}
 	}
-	e.Country = [2]byte{s[0] &^ 0x20, s[1] &^ 0x20}
+	return [2]byte{s[0] &^ 0x20, s[1] &^ 0x20}
 }
 
 func isLetter(c byte) bool { return c|0x20 >= 'a' && c|0x20 <= 'z' }
