@@ -175,7 +175,6 @@ func (h *Handlers) batch(ctx *fasthttp.RequestCtx) {
 		errs              *[]byte // JSON array items, taken from errsPool when something fails
 		qerr              error
 		stopAt            = -1
-		items             int
 	)
 	defer func() {
 		if errs != nil {
@@ -183,11 +182,9 @@ func (h *Handlers) batch(ctx *fasthttp.RequestCtx) {
 			errsPool.Put(errs)
 		}
 	}()
-	top := h.Decoder.DecodeBatch(ctx.PostBody(), ndjson, e, func(i int, e *event.Event, ferr *decode.FieldError) {
-		items++
-		if qerr != nil {
-			return
-		}
+	// The decoding stops at the first event the queue refuses: the client resends from there (retry_from_index), and the pipeline
+	// refuses for a while once it does, so decoding the rest would only burn the CPU the backlog needs.
+	items, top := h.Decoder.DecodeBatchWhile(ctx.PostBody(), ndjson, e, func(i int, e *event.Event, ferr *decode.FieldError) bool {
 		reason := reasonInvalid
 		if ferr == nil {
 			ferr, reason = h.complete(ctx, e)
@@ -197,20 +194,21 @@ func (h *Handlers) batch(ctx *fasthttp.RequestCtx) {
 			rejected[reason].Inc()
 			if i >= decode.MaxItemErrors {
 				omitted++
-				return
+				return true
 			}
 			if errs == nil {
 				errs = errsPool.Get().(*[]byte)
 			}
 			*errs = appendItemError(*errs, i, ferr)
-			return
+			return true
 		}
 		if err := h.enqueue(ctx, e); err != nil {
 			qerr, stopAt = err, i
-			return
+			return false
 		}
 		accepted[e.Type].Inc()
 		acc++
+		return true
 	})
 	if top != nil {
 		rejected[reasonInvalid].Inc()

@@ -14,6 +14,7 @@ import (
 	"github.com/adtracker/adtracker/ingest/decode"
 	"github.com/adtracker/adtracker/ingest/event"
 	"github.com/adtracker/adtracker/internal/httpx"
+	"github.com/adtracker/adtracker/internal/testenv"
 	"github.com/fasthttp/router"
 	"github.com/valyala/fasthttp"
 )
@@ -23,10 +24,11 @@ var update = flag.Bool("update", false, "rewrite golden files")
 type fakeQueue struct {
 	events []event.Event
 	err    error
+	room   int // > 0: refuse with err once this many events are queued
 }
 
 func (q *fakeQueue) Enqueue(e *event.Event) error {
-	if q.err != nil {
+	if q.err != nil && (q.room == 0 || len(q.events) >= q.room) {
 		return q.err
 	}
 	q.events = append(q.events, *e)
@@ -180,6 +182,30 @@ func TestOverloadAnswers503WithRetryAfter(t *testing.T) {
 	rep = do(r, "GET", "/c/1", "", "")
 	if rep.status != 302 || string(rep.header.Peek("Location")) != "https://example.com/landing?x=1" {
 		t.Fatalf("redirect under overload: %d %q", rep.status, rep.header.Peek("Location"))
+	}
+}
+
+// A batch the queue refuses part-way: the items before the refusal are accepted, the answer names the first item to resend, the
+// overload metric counts that one and every item after it, and the items after it are neither decoded nor judged (the invalid
+// last item is not reported: the client resends it and hears about it then).
+func TestBatchRefusedPartWay(t *testing.T) {
+	q := &fakeQueue{err: errors.New("ingest queue full"), room: 2}
+	r := newTestHandlers(q)
+	before := testenv.CounterValue(t, rejected[reasonOverload])
+	rep := do(r, "POST", "/events", "", `[{"type":"start","ad_id":1},{"type":"start","ad_id":2},
+		{"type":"start","ad_id":1},{"type":"start","ad_id":2},{"type":"start","ad_id":0}]`)
+	if rep.status != 503 || rep.body != `{"error":"ingest queue full","retry_from_index":2,"accepted":2,"rejected":0,"errors_omitted":0,"errors":[]}` {
+		t.Fatalf("%d %s", rep.status, rep.body)
+	}
+	if got := testenv.CounterValue(t, rejected[reasonOverload]) - before; got != 3 || len(q.events) != 2 {
+		t.Fatalf("overload metric +%v, queued %d; want +3, 2", got, len(q.events))
+	}
+	q.room, q.events = 1, nil
+	before = testenv.CounterValue(t, rejected[reasonOverload])
+	rep = do(r, "POST", "/events", "application/x-ndjson", "{\"type\":\"start\",\"ad_id\":1}\n\n{\"type\":\"start\",\"ad_id\":2}\n{\"type\":\"start\"}\n")
+	if rep.status != 503 || !strings.Contains(rep.body, `"retry_from_index":1,"accepted":1,"rejected":0`) ||
+		testenv.CounterValue(t, rejected[reasonOverload])-before != 2 {
+		t.Fatalf("ndjson: %d %s", rep.status, rep.body)
 	}
 }
 

@@ -779,43 +779,57 @@ func (d *Decoder) DecodeJSON(body []byte, typ event.Type, e *event.Event) *Field
 // error. Nothing is kept per item: a request's memory is the body (http.max_body_bytes) and
 // e, whatever its item count.
 func (d *Decoder) DecodeBatch(body []byte, ndjson bool, e *event.Event, fn func(i int, e *event.Event, err *FieldError)) *FieldError {
+	_, top := d.DecodeBatchWhile(body, ndjson, e, func(i int, e *event.Event, err *FieldError) bool {
+		fn(i, e, err)
+		return true
+	})
+	return top
+}
+
+// DecodeBatchWhile is DecodeBatch that stops when fn returns false: the items after that one are not decoded. It returns the
+// batch's item count, known before the first call (the count that refuses an oversized batch), so a caller that stops early
+// still knows how many it left. The handler stops at the first item the queue refuses: a refused batch costs its framing check
+// and one item's decoding instead of every item's (under overload most batches end that way).
+func (d *Decoder) DecodeBatchWhile(body []byte, ndjson bool, e *event.Event, fn func(i int, e *event.Event, err *FieldError) bool) (int, *FieldError) {
 	w := d.windowFor(event.TypeUnknown)
 	maxItems := d.Limits.MaxBatchItems
 	if maxItems <= 0 {
 		maxItems = DefaultLimits().MaxBatchItems
 	}
 	if ndjson {
-		if countLines(body, maxItems+1) > maxItems {
-			return tooManyItems(maxItems)
+		n := countLines(body, maxItems+1)
+		if n > maxItems {
+			return n, tooManyItems(maxItems)
 		}
 		d.lines(body, &w, e, fn)
-		return nil
+		return n, nil
 	}
 	s := jsonScanner{buf: body, maxItems: maxItems}
 	s.skipWS()
 	if s.pos >= len(s.buf) {
-		return badField("body", "body is empty")
+		return 0, badField("body", "body is empty")
 	}
 	if s.buf[s.pos] != '[' {
-		return badField("body", "body must be a json array")
+		return 0, badField("body", "body must be a json array")
 	}
 	start := s.pos
 	if !s.skipContainer('[', ']') {
 		if s.tooMany {
-			return tooManyItems(maxItems)
+			return s.items, tooManyItems(maxItems)
 		}
-		return s.syntaxError()
+		return 0, s.syntaxError()
 	}
 	s.skipWS()
 	if s.pos != len(s.buf) {
 		s.fail("unexpected data after the array")
-		return s.syntaxError()
+		return 0, s.syntaxError()
 	}
+	n := s.items
 	s.pos = start + 1
 	for i := 0; ; i++ {
 		s.skipWS()
 		if s.buf[s.pos] == ']' {
-			return nil
+			return n, nil
 		}
 		e.Reset()
 		s.quiet = i >= MaxItemErrors
@@ -830,12 +844,16 @@ func (d *Decoder) DecodeBatch(body []byte, ndjson bool, e *event.Event, fn func(
 		if s.errMsg != "" {
 			// Unreachable after the check above; kept so a scanner bug cannot loop or misreport.
 			s.quiet = false
-			return s.syntaxError()
+			return n, s.syntaxError()
 		}
+		var more bool
 		if err != nil {
-			fn(i, nil, err)
+			more = fn(i, nil, err)
 		} else {
-			fn(i, e, nil)
+			more = fn(i, e, nil)
+		}
+		if !more {
+			return n, nil
 		}
 		s.skipWS()
 		if s.buf[s.pos] == ',' {
@@ -876,7 +894,7 @@ func blankLine(line []byte) bool {
 	return true
 }
 
-func (d *Decoder) lines(body []byte, w *acceptWindow, e *event.Event, fn func(i int, e *event.Event, err *FieldError)) {
+func (d *Decoder) lines(body []byte, w *acceptWindow, e *event.Event, fn func(i int, e *event.Event, err *FieldError) bool) {
 	i := 0
 	for len(body) > 0 {
 		line := body
@@ -890,10 +908,14 @@ func (d *Decoder) lines(body []byte, w *acceptWindow, e *event.Event, fn func(i 
 		}
 		e.Reset()
 		s := jsonScanner{buf: line, quiet: i >= MaxItemErrors}
+		var more bool
 		if err := d.document(&s, w, e); err != nil {
-			fn(i, nil, err)
+			more = fn(i, nil, err)
 		} else {
-			fn(i, e, nil)
+			more = fn(i, e, nil)
+		}
+		if !more {
+			return
 		}
 		i++
 	}

@@ -541,26 +541,42 @@ func TestDecodeBatch(t *testing.T) {
 		t.Helper()
 		var e event.Event
 		var got []item
-		top := d.DecodeBatch([]byte(body), ndjson, &e, func(i int, ev *event.Event, err *FieldError) {
+		n, top := d.DecodeBatchWhile([]byte(body), ndjson, &e, func(i int, ev *event.Event, err *FieldError) bool {
 			if i != len(got) {
 				t.Errorf("%q: index %d, want %d", body, i, len(got))
 			}
 			if (ev == nil) == (err == nil) {
 				t.Errorf("%q item %d: want exactly one of event and error, got %v %v", body, i, ev, err)
-				return
+				return true
 			}
 			if err != nil {
 				got = append(got, item{field: err.Field})
-				return
+				return true
 			}
 			if ev.ReceiveTime != testNow.Unix() {
 				t.Errorf("%q item %d: receive time %d", body, i, ev.ReceiveTime)
 			}
 			got = append(got, item{ad: ev.AdID, typ: ev.Type})
+			return true
 		})
 		if top != nil {
 			t.Errorf("%q: top-level error %+v", body, top)
 			return
+		}
+		if n != len(want) {
+			t.Errorf("%q: item count %d, want %d", body, n, len(want))
+		}
+		// Stopped at each item in turn: nothing after it is decoded, and the count is still the whole batch's.
+		for stop := range want {
+			calls := 0
+			n, top := d.DecodeBatchWhile([]byte(body), ndjson, &e, func(i int, _ *event.Event, _ *FieldError) bool {
+				calls++
+				return i != stop
+			})
+			if top != nil || n != len(want) || calls != stop+1 {
+				t.Errorf("%q stopped at %d: %d calls, count %d, top %v; want %d calls, count %d", body, stop, calls, n, top,
+					stop+1, len(want))
+			}
 		}
 		if fmt.Sprint(got) != fmt.Sprint(want) {
 			t.Errorf("%q:\n got %v\nwant %v", body, got, want)
