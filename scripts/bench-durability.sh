@@ -1,8 +1,16 @@
 #!/usr/bin/env bash
-# Interleaved price of the ring's durability: adtracker with the durable ring (ring file + msync every ingest.fsync_interval), the
-# ring file without msync (fsync_interval=0) and the in-memory ring, in turn, BENCH_DUR_ROUNDS rounds (order reversed every other
+# Interleaved price of the ring's durability: adtracker with the durable ring (ring file + its mirror written every
+# ingest.fsync_interval), the ring file without the mirror (fsync_interval=0) and the in-memory ring, in turn, BENCH_DUR_ROUNDS rounds (order reversed every other
 # round), each serving batch 1000 (16 connections) and single events (64 connections) for BENCH_DURATION, verified end to end.
 # Prints one line per run: end-to-end events/s, adtracker's and ClickHouse's CPU-µs per stored event, 503 answers.
+#
+# The same loop pairs two builds (a change's before/after figure): BENCH_BASE_BINARY=/path/to/old/adtracker adds the configuration
+# "base" (that binary, durable ring); BENCH_DUR_CONFIGS picks and orders the configurations (default "durable nosync mem") and
+# BENCH_DUR_KINDS the traffic (default "batch single"). E.g. before/after of the working tree against HEAD~1:
+#   git worktree add /tmp/base HEAD~1 && (cd /tmp/base && go build -o /tmp/adtracker-base ./cmd/adtracker)
+#   go build -o /tmp/adtracker-new ./cmd/adtracker
+#   BENCH_BINARY=/tmp/adtracker-new BENCH_BASE_BINARY=/tmp/adtracker-base BENCH_DUR_CONFIGS="base durable" scripts/bench-durability.sh
+# (BENCH_BINARY: the binary of the other configurations; default the one `make bench` built, .data/bench/adtracker.)
 #
 # Needs a finished `make bench` (or BENCH_QUICK=1 scripts/bench.sh): it reuses its binary, its private ClickHouse data directory
 # (.data/bench/clickhouse, started here on free ports and stopped at exit) and its database BENCH_DATABASE (adtracker_bench).
@@ -16,6 +24,9 @@ BDIR="$DATA_DIR/bench"
 DB="${BENCH_DATABASE:-adtracker_bench}"
 DUR="${BENCH_DURATION:-8s}"
 ROUNDS="${BENCH_DUR_ROUNDS:-3}"
+CONFIGS="${BENCH_DUR_CONFIGS:-durable nosync mem}"
+KINDS="${BENCH_DUR_KINDS:-batch single}"
+BASE="${BENCH_BASE_BINARY:-}"
 PG_PORT="${PG_PORT:-5432}"
 [ -x "$BDIR/adtracker" ] && [ -d "$BDIR/clickhouse" ] || die "run make bench (or BENCH_QUICK=1 scripts/bench.sh) first"
 case "$DB" in *[!a-z0-9_]* | '' | adtracker) die "BENCH_DATABASE must be [a-z0-9_]+ and not the development database" ;; esac
@@ -41,20 +52,30 @@ rm -rf "$OUT"
 mkdir -p "$OUT"
 ADS=""
 for ((r = 1; r <= ROUNDS; r++)); do
-	order="durable nosync mem"
-	[ $((r % 2)) = 0 ] && order="mem nosync durable"
+	order="$CONFIGS"
+	[ $((r % 2)) = 0 ] && order=$(echo "$CONFIGS" | tr ' ' '\n' | tac | tr '\n' ' ')
 	for cfg in $order; do
-		case $cfg in durable) d=true f=1s ;; nosync) d=true f=0s ;; mem) d=false f=1s ;; esac
+		bin="${BENCH_BINARY:-$BDIR/adtracker}"
+		case $cfg in
+		durable) d=true f=1s ;;
+		nosync) d=true f=0s ;;
+		mem) d=false f=1s ;;
+		base)
+			[ -x "$BASE" ] || die "configuration base needs BENCH_BASE_BINARY (an adtracker binary)"
+			d=true f=1s bin="$BASE"
+			;;
+		*) die "unknown configuration $cfg (durable, nosync, mem, base)" ;;
+		esac
 		rm -rf "$BDIR/dur-$cfg"
 		env ADTRACKER_HTTP_ADDR="127.0.0.1:$PORT" \
 			ADTRACKER_POSTGRES_DSN="postgres://adtracker:adtracker@127.0.0.1:$PG_PORT/$DB?sslmode=disable" \
 			ADTRACKER_CLICKHOUSE_ADDR="127.0.0.1:$CHP" ADTRACKER_CLICKHOUSE_DATABASE="$DB" ADTRACKER_INGEST_DATA_DIR="$BDIR/dur-$cfg" \
 			ADTRACKER_INGEST_DURABLE=$d ADTRACKER_INGEST_FSYNC_INTERVAL=$f ADTRACKER_HTTP_TRUSTED_PROXIES=127.0.0.1 ADTRACKER_LOG_LEVEL=warn \
-			"$BDIR/adtracker" serve >"$OUT/adtracker-$cfg.log" 2>&1 &
+			"$bin" serve >"$OUT/adtracker-$cfg.log" 2>&1 &
 		SP=$!
 		wait_http "$URL/healthz" "$SP" "$OUT/adtracker-$cfg.log"
 		[ -n "$ADS" ] || ADS=$(curl -fsS "$URL/ads?limit=1000" | jq -r 'map(.id) | join(",")')
-		for kind in batch single; do
+		for kind in $KINDS; do
 			ch_fresh
 			args=(--mode single --conns 64)
 			[ $kind = batch ] && args=(--mode batch --batch 1000 --conns 16)

@@ -442,9 +442,9 @@ measure() {
 	fi
 
 	if [ "$FULL" = 1 ]; then
-	step "durability: the ring file without msync, and the in-memory ring (ADTRACKER_INGEST_DURABLE=false)"
-	# The ring file survives SIGKILL through the page cache alone; the periodic msync (ingest.fsync_interval) is what bounds loss
-	# on a machine crash. This run prices that msync separately from the file itself.
+	step "durability: the ring file without its mirror, and the in-memory ring (ADTRACKER_INGEST_DURABLE=false)"
+	# The ring file survives SIGKILL through the page cache alone; the mirror written every ingest.fsync_interval is what bounds
+	# loss on a machine crash. This run prices the mirror separately from the file itself.
 	stop_server
 	start_server ingest-nosync true 0s
 	ch_fresh
@@ -613,13 +613,13 @@ route wrapper (rate limit + handler; serve minus this is router + middleware)|se
 ingest handler, single event|ingest\.\(\*Handlers\)\.Register\.\(\*Handlers\)\.single\.func[0-9]+$
 ingest handler, batch|ingest\.\(\*Handlers\)\.batch$
 JSON decode, single|decode\.\(\*Decoder\)\.DecodeJSON$
-JSON decode, batch|decode\.\(\*Decoder\)\.DecodeBatch$
+JSON decode, batch|decode\.\(\*Decoder\)\.DecodeBatchWhile$
 enqueue: encode + ring record|pipeline\.\(\*Pipeline\)\.Enqueue$
 batcher (ring → batch)|pipeline\.\(\*Pipeline\)\.batcher$
 duplicate window|pipeline\.\(\*dupWindow\)\.seen$
 inserter (ClickHouse client)|pipeline\.\(\*Pipeline\)\.inserter$
 LZ4 compression|lz4block\.\(\*Compressor\)\.CompressBlock$
-ring file msync|pipeline\.\(\*Pipeline\)\.syncer$
+ring sync (mirror)|pipeline\.\(\*Pipeline\)\.syncer$
 garbage collector|^runtime\.gcBgMarkWorker$
 allocation|^runtime\.mallocgc$
 goroutine scheduling|^runtime\.schedule$'
@@ -646,7 +646,7 @@ goroutine scheduling|^runtime\.schedule$'
 		{
 			echo "router + middleware $(sub_ "$serve" "$wrap")"
 			for l in "ingest handler, single event" "ingest handler, batch" "batcher (ring → batch)" "inserter (ClickHouse client)" \
-				"ring file msync" "garbage collector"; do
+				"ring sync (mirror)" "garbage collector"; do
 				echo "$l $(cu "$1" "$l")"
 			done
 			# Parts the no-op has too: only what adtracker spends beyond it per event.
@@ -823,7 +823,7 @@ goroutine scheduling|^runtime\.schedule$'
 		if [ -f "$RES/single_mem.json" ]; then
 			cat <<-EOF
 
-	Durability, one run each: single events end to end with the ring file but no msync / durable ring (round 1):
+	Durability, one run each: single events end to end with the ring file but no mirror / durable ring (round 1):
 	$(ratio "$(e2e single_nosync)" "$(e2e single.r1)"); with the in-memory ring / durable: $(ratio "$(e2e single_mem)" "$(e2e single.r1)");
 	batch 1000 in-memory / durable (round 1): $(ratio "$(e2e batch1000_mem)" "$(e2e batch1000.r1)").
 	EOF

@@ -83,7 +83,7 @@ type Config struct {
 	InsertTimeout time.Duration // an insert slower than this is abandoned and the batch spilled
 	SpillMaxBytes int64         // spill quota; at it, Enqueue returns ErrOverload
 	SpillSegment  int64
-	FsyncInterval time.Duration // ring msync and spill fsync period; bounds what a machine crash can lose
+	FsyncInterval time.Duration // ring mirror and spill fsync period; bounds what a machine crash can lose (0: no mirror)
 	DedupWindow   int           // client event_ids remembered for duplicate detection
 	// DedupCheckpoint is how often the running pipeline writes the duplicate window to disk (0: DefaultDedupCheckpoint), so a
 	// killed process forgets at most that much of it; Close writes it anyway.
@@ -194,7 +194,8 @@ func Open(cfg Config, sink Sink, log *zap.Logger) (*Pipeline, error) {
 	if err != nil {
 		return nil, fmt.Errorf("spill: %w", err)
 	}
-	ropt := ring.Options{Capacity: cfg.RingCapacity, SlotSize: cfg.SlotSize}
+	// The mirror is what the syncer writes every FsyncInterval; without a sync interval there is nothing to keep it current.
+	ropt := ring.Options{Capacity: cfg.RingCapacity, SlotSize: cfg.SlotSize, Mirror: cfg.FsyncInterval > 0}
 	var r *ring.Ring
 	var recs []ring.Record
 	var rst ring.RecoverStats
@@ -239,7 +240,14 @@ func Open(cfg Config, sink Sink, log *zap.Logger) (*Pipeline, error) {
 			zap.Uint64("corrupt_regions", st.CorruptRegions), zap.Uint64("corrupt_bytes", st.CorruptBytes),
 			zap.Uint64("torn_tails", st.TornTails), zap.Uint64("missing_segments", st.MissingSegments), zap.Uint64("bad_ack", st.BadAck))
 	}
-	r.Reset()
+	if len(recs) > 0 {
+		// Open left the file as it found it until its records were safe; they are now (Open resets a ring with none).
+		if err := r.Reset(); err != nil {
+			_ = r.Close()
+			_ = sq.Close()
+			return nil, err
+		}
+	}
 	p.updateQuota()
 	p.startDedupCheckpoints()
 	p.wg.Add(2 + cfg.Inserters)

@@ -6,8 +6,8 @@ import (
 	"go.uber.org/zap"
 )
 
-// syncer msyncs the ring file every FsyncInterval, which bounds what a machine crash (not a process crash: the page cache keeps
-// the mapping) can lose. The spill fsyncs on its own schedule.
+// syncer writes the ring's mirror every FsyncInterval (ring.Sync), which bounds what a machine crash (not a process crash: the
+// page cache keeps the mapping) can lose. The spill fsyncs on its own schedule.
 func (p *Pipeline) syncer() {
 	defer p.wg.Done()
 	t := time.NewTicker(p.cfg.FsyncInterval)
@@ -16,7 +16,7 @@ func (p *Pipeline) syncer() {
 		select {
 		case <-t.C:
 			if err := p.ring.Sync(); err != nil {
-				p.log.Error("ring msync", zap.Error(err))
+				p.log.Error("ring sync", zap.Error(err))
 			}
 		case <-p.replayCh:
 			return

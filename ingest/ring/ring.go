@@ -22,7 +22,8 @@
 //
 // Producers never lock, never wait and never allocate: a full ring makes Enqueue return false at once (the handler answers 503).
 // When the file is a MAP_SHARED mapping, the kernel owns the pages; a killed process loses nothing it stored. Only a machine crash
-// can lose pages not yet written back, which Sync (msync) bounds; the checksums find records such a crash tore.
+// can lose pages not yet written back, which Sync bounds (it writes the mirror, a copy in the same format: mirror.go); the checksums
+// find records such a crash tore.
 package ring
 
 import (
@@ -61,6 +62,9 @@ var ErrTooLarge = errors.New("ring: record larger than MaxRecord")
 type Options struct {
 	Capacity int // slots, a power of two
 	SlotSize int // data bytes per slot, a multiple of 8 in [16, 4096]; a record takes ceil((8+len)/SlotSize) slots
+	// Mirror keeps <path>.mirror, a copy Sync writes with pwrite and fdatasync, for machine crashes (mirror.go). Without it
+	// Sync is an msync of the mapping.
+	Mirror bool
 }
 
 // Bytes is the size of the ring file for o.
@@ -92,6 +96,9 @@ type Ring struct {
 	data      []byte   // capacity × slotSize bytes inside mem
 	file      *os.File
 	mapped    bool
+	path      string
+	useMirror bool
+	mirror    *mirror // open while useMirror; written by Reset and Sync
 }
 
 // Record is a published claim found by Open.
@@ -125,14 +132,10 @@ func New(opt Options) (*Ring, error) {
 // the first Enqueue. A file with another geometry or the previous layout is read as it was written, kept intact until Reset (so a
 // process killed before Reset recovers the same records again), and rewritten with opt's geometry by Reset.
 func Open(path string, opt Options) (*Ring, []Record, RecoverStats, error) {
-	var st RecoverStats
 	if err := opt.check(); err != nil {
-		return nil, nil, st, err
+		return nil, nil, RecoverStats{}, err
 	}
-	var recs []Record
-	if old, err := os.ReadFile(path); err == nil {
-		recs, st = scan(old)
-	}
+	recs, st := recoverRecords(path)
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, nil, st, err
@@ -161,13 +164,37 @@ func Open(path string, opt Options) (*Ring, []Record, RecoverStats, error) {
 		_ = f.Close()
 		return nil, nil, st, fmt.Errorf("ring: mmap %s: %w", path, err)
 	}
-	r := &Ring{mem: mem, file: f, mapped: true}
+	r := &Ring{mem: mem, file: f, mapped: true, path: path, useMirror: opt.Mirror}
 	r.init(opt)
 	if len(recs) == 0 {
 		// Nothing to hand over: start clean now so a caller that forgets Reset is still correct.
-		r.reset()
+		if err := r.Reset(); err != nil {
+			_ = r.Close()
+			return nil, nil, st, err
+		}
 	}
 	return r, recs, st, nil
+}
+
+// recoverRecords reads the published, unreleased records of the ring file at path and, unless the file was reset during this
+// boot, of its mirror too (mirror.go says why).
+func recoverRecords(path string) ([]Record, RecoverStats) {
+	img, err := os.ReadFile(path)
+	if err != nil {
+		img = nil
+	}
+	recs, st := scan(img)
+	if sameBoot(img, bootID()) {
+		return recs, st
+	}
+	mimg, err := os.ReadFile(path + mirrorSuffix)
+	if err != nil {
+		return recs, st
+	}
+	mrecs, mst := scan(mimg)
+	recs = union(mrecs, recs)
+	// A claim torn in one copy may be whole in the other, so the copies' counts do not add up; the larger is the closer bound.
+	return recs, RecoverStats{Pending: len(recs), Corrupt: max(st.Corrupt, mst.Corrupt)}
 }
 
 func (o Options) check() error {
@@ -193,8 +220,33 @@ func (r *Ring) init(opt Options) {
 	r.data = r.mem[off : off+int64(r.capacity*r.slotSize)]
 }
 
-// Reset frees every slot and writes the header. Call it after the records from Open are safe.
-func (r *Ring) Reset() { r.reset() }
+// Reset frees every slot and writes the header. Call it after the records from Open are safe. A file-backed ring is then written
+// back once, and its mirror rewritten whole (or removed when Options.Mirror is off): neither copy may still hold the records
+// just made safe, nor a previous geometry.
+func (r *Ring) Reset() error {
+	r.reset()
+	if !r.mapped {
+		return nil
+	}
+	if err := unix.Msync(r.mem, unix.MS_SYNC); err != nil {
+		return fmt.Errorf("ring: msync %s: %w", r.path, err)
+	}
+	if !r.useMirror {
+		if err := os.Remove(r.path + mirrorSuffix); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+		return nil
+	}
+	if r.mirror == nil {
+		m, err := openMirror(r.path+mirrorSuffix, int64(len(r.mem)))
+		if err != nil {
+			return err
+		}
+		r.mirror = m
+	}
+	clear(r.mirror.sums)
+	return r.Sync()
+}
 
 func (r *Ring) reset() {
 	// Invalidate first: a process killed half way through leaves a file that recovers nothing (the records are safe already)
@@ -205,6 +257,10 @@ func (r *Ring) reset() {
 	}
 	binary.LittleEndian.PutUint64(r.mem[8:], r.capacity)
 	binary.LittleEndian.PutUint64(r.mem[16:], r.slotSize)
+	clear(r.mem[bootIDOffset : bootIDOffset+bootIDLen])
+	if r.mapped {
+		copy(r.mem[bootIDOffset:], bootID())
+	}
 	copy(r.mem[:8], magic)
 	if r.file != nil {
 		// Drops what an older, larger file kept past our geometry (Open did not shrink it while it held records).
@@ -329,20 +385,33 @@ func (r *Ring) Release(from, to uint64) {
 	r.released.Add(to - from)
 }
 
-// Sync flushes the mapping to disk (msync) so a machine crash loses at most what was published since the last Sync.
+// Sync makes what was published so far survive a machine crash: it writes the mirror (Options.Mirror) or msyncs the mapping. One
+// goroutine at a time.
 func (r *Ring) Sync() error {
 	if !r.mapped {
 		return nil
 	}
+	if r.mirror != nil {
+		return r.mirror.sync(r.mem, int(dataOffset(r.capacity)/8))
+	}
 	return unix.Msync(r.mem, unix.MS_SYNC)
 }
 
-// Close syncs and unmaps. Records still unreleased stay in the file for the next Open.
+// Close syncs (both the mirror and the ring file itself) and unmaps. Records still unreleased stay in the file for the next Open.
 func (r *Ring) Close() error {
 	if !r.mapped {
 		return nil
 	}
 	err := r.Sync()
+	if r.mirror != nil {
+		if e := unix.Msync(r.mem, unix.MS_SYNC); err == nil {
+			err = e
+		}
+		if e := r.mirror.close(); err == nil {
+			err = e
+		}
+		r.mirror = nil
+	}
 	if e := unix.Munmap(r.mem); err == nil {
 		err = e
 	}

@@ -104,7 +104,9 @@ func TestSizesAroundSlotBoundaries(t *testing.T) {
 	}
 	f := func(n int, slots uint64) {
 		t.Helper()
-		r.Reset()
+		if err := r.Reset(); err != nil {
+			t.Fatal(err)
+		}
 		p := rec(uint64(n), max(n, 16))[:n]
 		mustEnqueue(t, r, p)
 		from, to, data, ok := r.Next()
@@ -346,7 +348,9 @@ func TestRecoverFromFile(t *testing.T) {
 	if fmt.Sprint(ids) != "[2 3 5 7]" || st.Corrupt != 2 || st.Pending != 4 {
 		t.Fatalf("recovered %v, stats %+v; want [2 3 5 7] with 2 corrupt (the torn claim is not counted)", ids, st)
 	}
-	r2.Reset()
+	if err := r2.Reset(); err != nil {
+		t.Fatal(err)
+	}
 	if r2.Cap() != 64 || r2.Len() != 0 {
 		t.Fatalf("after reset: cap %d len %d", r2.Cap(), r2.Len())
 	}
@@ -432,7 +436,9 @@ func TestRecoverV1File(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := f()
-	r.Reset()
+	if err := r.Reset(); err != nil {
+		t.Fatal(err)
+	}
 	mustEnqueue(t, r, rec(1, 100))
 	r.Close()
 	fi, _ := os.Stat(path)
@@ -462,7 +468,9 @@ func TestShrinkKeepsRecordsUntilReset(t *testing.T) {
 		r.Close()
 	}
 	r, _, _, _ = Open(path, small)
-	r.Reset()
+	if err := r.Reset(); err != nil {
+		t.Fatal(err)
+	}
 	r.Close()
 	if fi, _ := os.Stat(path); fi.Size() != small.Bytes() {
 		t.Fatalf("file is %d bytes after Reset, want %d", fi.Size(), small.Bytes())
