@@ -277,8 +277,15 @@ var errsPool = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b
 // gif is the smallest transparent 1×1 GIF.
 var gif = []byte("GIF89a\x01\x00\x01\x00\x80\x00\x00\x00\x00\x00\x00\x00\x00!\xf9\x04\x01\x00\x00\x00\x00,\x00\x00\x00\x00\x01\x00\x01\x00\x00\x02\x02D\x01\x00;")
 
+// The pixel's caching header, in fasthttp's canonical form for SetCanonical: Set would normalise and check the name on every
+// pixel.
+var (
+	hdrCacheControl = []byte("Cache-Control")
+	valPixelCache   = []byte("no-store, no-cache, must-revalidate")
+)
+
 func (h *Handlers) pixel(ctx *fasthttp.RequestCtx) {
-	ctx.Response.Header.Set("Cache-Control", "no-store, no-cache, must-revalidate")
+	ctx.Response.Header.SetCanonical(hdrCacheControl, valPixelCache)
 	name, _ := ctx.UserValue("event").(string)
 	typ := event.ParseType([]byte(name))
 	if !typ.Valid() {
