@@ -6,7 +6,8 @@
 #
 # The same loop pairs two builds (a change's before/after figure): BENCH_BASE_BINARY=/path/to/old/adtracker adds the configuration
 # "base" (that binary, durable ring); BENCH_DUR_CONFIGS picks and orders the configurations (default "durable nosync mem") and
-# BENCH_DUR_KINDS the traffic (default "batch single"). E.g. before/after of the working tree against HEAD~1:
+# BENCH_DUR_KINDS the traffic (default "batch single"; "open" is single events at a fixed BENCH_DUR_RATE, default 20000/s, for
+# the tail latency). E.g. before/after of the working tree against HEAD~1:
 #   git worktree add /tmp/base HEAD~1 && (cd /tmp/base && go build -o /tmp/adtracker-base ./cmd/adtracker)
 #   go build -o /tmp/adtracker-new ./cmd/adtracker
 #   BENCH_BINARY=/tmp/adtracker-new BENCH_BASE_BINARY=/tmp/adtracker-base BENCH_DUR_CONFIGS="base durable" scripts/bench-durability.sh
@@ -77,8 +78,12 @@ for ((r = 1; r <= ROUNDS; r++)); do
 		[ -n "$ADS" ] || ADS=$(curl -fsS "$URL/ads?limit=1000" | jq -r 'map(.id) | join(",")')
 		for kind in $KINDS; do
 			ch_fresh
-			args=(--mode single --conns 64)
-			[ $kind = batch ] && args=(--mode batch --batch 1000 --conns 16)
+			case $kind in
+			single) args=(--mode single --conns 64) ;;
+			batch) args=(--mode batch --batch 1000 --conns 16) ;;
+			open) args=(--mode single --conns 64 --rate "${BENCH_DUR_RATE:-20000}") ;;
+			*) die "unknown traffic $kind (single, batch, open)" ;;
+			esac
 			c0=$(cpu "$SP")
 			h0=$(cpu "$CH_PID")
 			"$BDIR/adtracker" loadgen --json --seed 1 "${args[@]}" --url "$URL" --duration "$DUR" --ads "$ADS" \
@@ -87,7 +92,7 @@ for ((r = 1; r <= ROUNDS; r++)); do
 			h1=$(cpu "$CH_PID")
 			jq -r --arg k "$kind" --arg c "$cfg" --arg r "$r" \
 				--argjson cpu "$(awk -v a="$c0" -v b="$c1" 'BEGIN {print b - a}')" --argjson ch "$(awk -v a="$h0" -v b="$h1" 'BEGIN {print b - a}')" \
-				'"\($k) \($c) round \($r): e2e \(.verify.end_to_end_events_per_sec | floor) ev/s, verify \(.verify.ok), adtracker \($cpu / .verify.stored_acked * 1e6 * 100 | floor / 100) µs/ev, ClickHouse \($ch / .verify.stored_acked * 1e6 * 100 | floor / 100) µs/ev, 503 answers \(.status["503"] // 0)"' \
+				'"\($k) \($c) round \($r): e2e \(.verify.end_to_end_events_per_sec | floor) ev/s, verify \(.verify.ok), adtracker \($cpu / .verify.stored_acked * 1e6 * 100 | floor / 100) µs/ev, ClickHouse \($ch / .verify.stored_acked * 1e6 * 100 | floor / 100) µs/ev, 503 answers \(.status["503"] // 0), p99 \(.latency.p99_ms * 100 | floor / 100) ms"' \
 				"$OUT/$kind-$cfg-r$r.json"
 		done
 		stop_pid "$SP" adtracker

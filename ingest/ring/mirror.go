@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"hash/maphash"
 	"os"
+	"runtime"
 	"sync/atomic"
 	"unsafe"
 
@@ -16,12 +17,13 @@ import (
 // The ring file is a shared mapping, so a killed process loses nothing: the page cache holds its pages. A machine crash loses the
 // pages the kernel had not written back, and msync used to bound that. But msync write-protects every page it writes back, and the
 // next store into each faults; on the virtual machines this runs on, that cycle cost ~19 CPU-µs per 4 KiB page, about 1.2 µs per
-// event at 100,000 events/s (BenchmarkEnqueueMappedSynced; BENCHMARKS.md, "The ring file's durability").
+// 200-byte event (BenchmarkEnqueueMappedSynced; BENCHMARKS.md, "Design measurements").
 //
 // So the syncer copies the mapping into a second file, the mirror (<ring>.mirror), with pwrite and fdatasync: the same bytes at the
 // same offsets, so it has the ring file's format and the same scan reads it. A page is written only when its contents changed since
-// the last sync (a 64-bit hash per page), and writing from the mapping through pwrite never touches the mapping's page tables.
-// Copying the same bytes that way cost ~0.15 µs per record in the same experiment.
+// the last sync (a 64-bit hash per page), and writing from the mapping through pwrite never touches the mapping's page tables: in
+// the same benchmark the mirror costs next to nothing over no sync at all. The ring file itself is msynced only at Reset and Close;
+// the kernel writes it back on its own schedule, which is no longer what bounds a loss.
 //
 // Which copy Open trusts: the ring header records the boot (Linux's boot_id) of the process that last reset it. Same boot — the
 // process died but the machine did not — the ring file is complete and current, and the mirror, older, is not read. Another boot:
@@ -40,6 +42,9 @@ const mirrorSuffix = ".mirror"
 
 // mirrorPage is the unit of change detection and of the writes.
 const mirrorPage = 4096
+
+// yieldPages is how many pages sync hashes between yields to other goroutines: 256 KiB, ~35 µs.
+const yieldPages = 64
 
 // scratchPages bounds the copy of the sequence array the mirror writes from: 16 pages (64 KiB) at a time.
 const scratchPages = 16
@@ -107,6 +112,11 @@ func (m *mirror) writeChanged(b []byte, first int) error {
 		return nil
 	}
 	for i := range pages {
+		if i%yieldPages == yieldPages-1 {
+			// Hashing the default ring takes ~2.3 ms (BenchmarkMirrorSyncUnchanged); in one stretch it would hold one of the
+			// process's few CPUs from the request handlers that long, once a second, which shows in their tail latency.
+			runtime.Gosched()
+		}
 		page := b[i*mirrorPage : min((i+1)*mirrorPage, len(b))]
 		h := maphash.Bytes(m.seed, page) | 1 // never 0: 0 means "unknown, write it"
 		if h == m.sums[first+i] {

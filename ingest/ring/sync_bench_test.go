@@ -22,7 +22,7 @@ func processCPU(b *testing.B) time.Duration {
 // (mirror.go) — against no Sync at all. Every msync write-protects the pages it writes back, so the next write to each faults;
 // that price is per page dirtied between two syncs, not per msync call, and it lands mostly on the producers. The wall time per
 // op is mostly the pacing: read cpu-ns/op, the process's CPU per record, and compare the sub-benchmarks of one run
-// (BENCHMARKS.md, "The ring file's durability").
+// (BENCHMARKS.md, "Design measurements").
 func BenchmarkEnqueueMappedSynced(b *testing.B) {
 	for _, bc := range []struct {
 		name     string
