@@ -44,6 +44,24 @@ func recIDs(t *testing.T, recs []Record) string {
 	return fmt.Sprint(ids)
 }
 
+// enqueueIDs enqueues the records rec(from) … rec(to-1).
+func enqueueIDs(t *testing.T, r *Ring, from, to uint64) {
+	t.Helper()
+	for i := from; i < to; i++ {
+		mustEnqueue(t, r, rec(i, sizeOf(i)))
+	}
+}
+
+// reopen opens the ring at path again, with its mirror, as the next start would.
+func reopen(t *testing.T, path string) (*Ring, []Record, RecoverStats) {
+	t.Helper()
+	r, recs, st, err := Open(path, Options{Capacity: 64, SlotSize: 32, Mirror: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r, recs, st
+}
+
 func openMirrored(t *testing.T, path string) *Ring {
 	t.Helper()
 	if bootID() == nil {
@@ -94,26 +112,19 @@ func TestMirrorRecoversAfterMachineCrash(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for i := range uint64(6) {
-		mustEnqueue(t, r, rec(i, sizeOf(i)))
-	}
+	enqueueIDs(t, r, 0, 6)
 	r.Next()
 	r.Release(0, r.head) // record 0 stored before the sync
 	if err := r.Sync(); err != nil {
 		t.Fatal(err)
 	}
-	for i := uint64(6); i < 9; i++ {
-		mustEnqueue(t, r, rec(i, sizeOf(i)))
-	}
+	enqueueIDs(t, r, 6, 9)
 	crash(t, r)
 	if err := os.WriteFile(path, onDisk, 0o600); err != nil { // the page cache is gone
 		t.Fatal(err)
 	}
 	otherBoot(t)
-	r2, recs, st, err := Open(path, Options{Capacity: 64, SlotSize: 32, Mirror: true})
-	if err != nil {
-		t.Fatal(err)
-	}
+	r2, recs, st := reopen(t, path)
 	defer r2.Close()
 	if got := recIDs(t, recs); got != "[1 2 3 4 5]" || st.Pending != 5 || st.Corrupt != 0 {
 		t.Fatalf("recovered %s %+v; want [1 2 3 4 5]", got, st)
@@ -125,21 +136,14 @@ func TestMirrorRecoversAfterMachineCrash(t *testing.T) {
 func TestMirrorAndRingFileUnion(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "ring")
 	r := openMirrored(t, path)
-	for i := range uint64(4) {
-		mustEnqueue(t, r, rec(i, sizeOf(i)))
-	}
+	enqueueIDs(t, r, 0, 4)
 	if err := r.Sync(); err != nil {
 		t.Fatal(err)
 	}
-	for i := uint64(4); i < 7; i++ {
-		mustEnqueue(t, r, rec(i, sizeOf(i)))
-	}
+	enqueueIDs(t, r, 4, 7)
 	crash(t, r) // the ring file keeps everything (the page cache of a test process survives it)
 	otherBoot(t)
-	r2, recs, st, err := Open(path, Options{Capacity: 64, SlotSize: 32, Mirror: true})
-	if err != nil {
-		t.Fatal(err)
-	}
+	r2, recs, st := reopen(t, path)
 	defer r2.Close()
 	if got := recIDs(t, recs); got != "[0 1 2 3 4 5 6]" || st.Pending != 7 {
 		t.Fatalf("recovered %s %+v; want [0 1 2 3 4 5 6]", got, st)
@@ -151,31 +155,21 @@ func TestMirrorAndRingFileUnion(t *testing.T) {
 func TestMirrorIgnoredAfterProcessCrash(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "ring")
 	r := openMirrored(t, path)
-	for i := range uint64(4) {
-		mustEnqueue(t, r, rec(i, sizeOf(i)))
-	}
+	enqueueIDs(t, r, 0, 4)
 	if err := r.Sync(); err != nil {
 		t.Fatal(err)
 	}
 	r.drainAll() // 0..3 stored after the sync
-	for i := uint64(4); i < 6; i++ {
-		mustEnqueue(t, r, rec(i, sizeOf(i)))
-	}
+	enqueueIDs(t, r, 4, 6)
 	crash(t, r)
-	r2, recs, _, err := Open(path, Options{Capacity: 64, SlotSize: 32, Mirror: true})
-	if err != nil {
-		t.Fatal(err)
-	}
+	r2, recs, _ := reopen(t, path)
 	if got := recIDs(t, recs); got != "[4 5]" {
 		t.Fatalf("same boot recovered %s; want [4 5]", got)
 	}
 	crash(t, r2) // before Reset: both files stay as they were
 	// Had the machine crashed instead, the stale mirror's records come back as well (replayed as maybe stored).
 	otherBoot(t)
-	r3, recs, _, err := Open(path, Options{Capacity: 64, SlotSize: 32, Mirror: true})
-	if err != nil {
-		t.Fatal(err)
-	}
+	r3, recs, _ := reopen(t, path)
 	if got := recIDs(t, recs); got != "[0 1 2 3 4 5]" {
 		t.Fatalf("other boot recovered %s; want [0 1 2 3 4 5]", got)
 	}
@@ -184,9 +178,8 @@ func TestMirrorIgnoredAfterProcessCrash(t *testing.T) {
 		t.Fatal(err)
 	}
 	crash(t, r3)
-	_, recs, _, err = Open(path, Options{Capacity: 64, SlotSize: 32, Mirror: true})
-	if err != nil || len(recs) != 0 {
-		t.Fatalf("after Reset: %v %s", err, recIDs(t, recs))
+	if _, recs, _ = reopen(t, path); len(recs) != 0 {
+		t.Fatalf("after Reset: %s", recIDs(t, recs))
 	}
 }
 
@@ -213,10 +206,7 @@ func TestMirrorDamageByByte(t *testing.T) {
 			t.Fatal(err)
 		}
 		otherBoot(t)
-		r2, recs, st, err := Open(path, Options{Capacity: 64, SlotSize: 32, Mirror: true})
-		if err != nil {
-			t.Fatal(err)
-		}
+		r2, recs, st := reopen(t, path)
 		if got := recIDs(t, recs); got != "[0 1 3 4]" || st.Corrupt != 1 {
 			t.Fatalf("byte %d flipped: recovered %s %+v; want [0 1 3 4], 1 corrupt", b, got, st)
 		}
