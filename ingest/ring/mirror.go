@@ -76,6 +76,15 @@ func openMirror(path string, size int64) (*mirror, error) {
 // publication the copy of its sequence word shows has its bytes in place when its data page is read. Only one goroutine may call
 // it (the pipeline's syncer, or Close).
 func (m *mirror) sync(mem []byte, words int) error {
+	if err := m.copyChanged(mem, words); err != nil {
+		// Some pages were hashed but not written, or written but not known durable: rewrite everything next time.
+		clear(m.sums)
+		return err
+	}
+	return nil
+}
+
+func (m *mirror) copyChanged(mem []byte, words int) error {
 	seqEnd := words * 8 / mirrorPage
 	for first := 0; first < seqEnd; first += scratchPages {
 		n := min(scratchPages, seqEnd-first)
@@ -92,7 +101,10 @@ func (m *mirror) sync(mem []byte, words int) error {
 	if err := m.writeChanged(mem[seqEnd*mirrorPage:], seqEnd); err != nil {
 		return err
 	}
-	return unix.Fdatasync(int(m.f.Fd()))
+	if err := unix.Fdatasync(int(m.f.Fd())); err != nil {
+		return fmt.Errorf("ring: fdatasync mirror: %w", err)
+	}
+	return nil
 }
 
 // writeChanged writes the pages of b (page first of the file onwards) whose hash differs from the last written, one pwrite per

@@ -103,6 +103,32 @@ func TestMirrorEqualsMappingAfterSync(t *testing.T) {
 	}
 }
 
+// A sync that fails part-way (here: the mirror's descriptor refuses writes) leaves no page believed written: the next sync that
+// can write makes the mirror whole again.
+func TestMirrorRewrittenAfterFailedSync(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "ring")
+	r := openMirrored(t, path)
+	defer r.Close()
+	good := r.mirror.f
+	ro, err := os.Open(path + mirrorSuffix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ro.Close()
+	enqueueIDs(t, r, 0, 5)
+	r.mirror.f = ro
+	if err := r.Sync(); err == nil {
+		t.Fatal("sync through a read-only descriptor succeeded")
+	}
+	r.mirror.f = good
+	if err := r.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	if img, _ := os.ReadFile(path + mirrorSuffix); !bytes.Equal(img, r.mem) {
+		t.Fatal("the mirror differs from the mapping after a failed sync and a good one")
+	}
+}
+
 // A machine crash: the ring file on disk is whatever the kernel wrote back — here nothing since Reset — and the next boot
 // recovers from the mirror everything published before the last Sync. What came after it is the documented loss.
 func TestMirrorRecoversAfterMachineCrash(t *testing.T) {
