@@ -339,6 +339,24 @@ func TestCloseSpillsAndNextStartReplays(t *testing.T) {
 	}
 }
 
+// restartAndStore starts the pipeline again after a crash and checks that it recovers n events from the ring and that the sink
+// then holds n events, none twice.
+func restartAndStore(t *testing.T, cfg Config, sink *fakeSink, n int) {
+	t.Helper()
+	p, err := Open(cfg, sink, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := p.Recovered.Load(); got != int64(n) {
+		t.Fatalf("recovered %d, want %d", got, n)
+	}
+	waitFor(t, "recovered events stored", func() bool { stored, _ := sink.count(); return stored == n })
+	p.Close(context.Background())
+	if stored, d := sink.count(); stored != n || d != 0 {
+		t.Fatalf("%d stored, %d duplicates after recovery; want %d, none", stored, d, n)
+	}
+}
+
 // A process that dies with events in the ring (simulated: the ring file is left unreleased because Close is never called and the
 // sink never answered) hands them to the next start, which stores each exactly once even when some were already stored.
 func TestRecoverFromRingFile(t *testing.T) {
@@ -358,18 +376,7 @@ func TestRecoverFromRingFile(t *testing.T) {
 	// "Crash": stop the goroutines without storing or releasing, then unmap; the ring file keeps all 700 published.
 	crash(t, p)
 
-	p2, err := Open(cfg, sink, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if p2.Recovered.Load() != 700 {
-		t.Fatalf("recovered %d, want 700", p2.Recovered.Load())
-	}
-	waitFor(t, "recovered events stored", func() bool { n, _ := sink.count(); return n == 700 })
-	p2.Close(context.Background())
-	if _, d := sink.count(); d != 0 {
-		t.Fatalf("%d duplicates after recovery", d)
-	}
+	restartAndStore(t, cfg, sink, 700)
 }
 
 // A machine crash: the disk holds the ring file as the start left it (empty) and the mirror as of the last sync (ring.Sync, what
@@ -420,18 +427,7 @@ func TestMachineCrashRecoversFromMirror(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	p2, err := Open(cfg, sink, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if p2.Recovered.Load() != 500 {
-		t.Fatalf("recovered %d, want the 500 published before the sync", p2.Recovered.Load())
-	}
-	waitFor(t, "recovered events stored", func() bool { n, _ := sink.count(); return n == 500 })
-	p2.Close(context.Background())
-	if n, d := sink.count(); n != 500 || d != 0 {
-		t.Fatalf("%d stored, %d duplicates", n, d)
-	}
+	restartAndStore(t, cfg, sink, 500) // the events published before the sync
 	for i := 0; i < 500; i++ {
 		if sink.stored[mkEvent(i, false).ID] != 1 {
 			t.Fatalf("event %d stored %d times", i, sink.stored[mkEvent(i, false).ID])
