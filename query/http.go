@@ -84,17 +84,12 @@ func (s *Service) handleAnalytics(ctx *fasthttp.RequestCtx) {
 			s.fail(ctx, err)
 			return
 		}
-		v := statsView(&st, fields)
-		if by != "" {
-			bds, err := s.TopBreakdowns(qctx, []uint64{id}, r, by, byLimit)
-			if err != nil {
-				s.fail(ctx, err)
-				return
-			}
-			bd := breakdownView(bds[id])
-			v.Breakdown = &bd
+		v := []statsJSON{statsView(&st, fields)}
+		if err := s.attachBreakdowns(qctx, v, r, by, byLimit); err != nil {
+			s.fail(ctx, err)
+			return
 		}
-		writeJSON(ctx, v)
+		writeJSON(ctx, v[0])
 		return
 	}
 	// A list shows the figure it is sorted by, asked for or not.
@@ -108,22 +103,31 @@ func (s *Service) handleAnalytics(ctx *fasthttp.RequestCtx) {
 	for i := range top {
 		out[i] = statsView(&top[i], fields)
 	}
-	if by != "" {
-		ids := make([]uint64, len(top))
-		for i := range top {
-			ids[i] = top[i].AdID
-		}
-		bds, err := s.TopBreakdowns(qctx, ids, r, by, byLimit)
-		if err != nil {
-			s.fail(ctx, err)
-			return
-		}
-		for i := range out {
-			bd := breakdownView(bds[out[i].AdID])
-			out[i].Breakdown = &bd
-		}
+	if err := s.attachBreakdowns(qctx, out, r, by, byLimit); err != nil {
+		s.fail(ctx, err)
+		return
 	}
 	writeJSON(ctx, out)
+}
+
+// attachBreakdowns gives each ad of out its top values of dimension by (one query for all of them); nothing when by is empty.
+func (s *Service) attachBreakdowns(ctx context.Context, out []statsJSON, r Range, by Dimension, limit int) error {
+	if by == "" {
+		return nil
+	}
+	ids := make([]uint64, len(out))
+	for i := range out {
+		ids[i] = out[i].AdID
+	}
+	bds, err := s.TopBreakdowns(ctx, ids, r, by, limit)
+	if err != nil {
+		return err
+	}
+	for i := range out {
+		bd := breakdownView(bds[out[i].AdID])
+		out[i].Breakdown = &bd
+	}
+	return nil
 }
 
 // parseLimit reads an optional integer parameter between 1 and MaxBreakdownValues.

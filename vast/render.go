@@ -45,11 +45,8 @@ var trackedEvents = func() []event.Type {
 // give the answer. It is immutable once built and shared by every request for the ad until the ad's version (or the base URL)
 // changes.
 type Template struct {
-	AdID    uint64
 	Version int64
-	Base    string
 	parts   [][]byte
-	size    int
 }
 
 // AppendTo appends the document for one serve to dst.
@@ -62,9 +59,6 @@ func (t *Template) AppendTo(dst []byte, serve []byte) []byte {
 	}
 	return dst
 }
-
-// Size is the length of the document for a serve id of n bytes.
-func (t *Template) Size(n int) int { return t.size + n*(len(t.parts)-1) }
 
 // serveMark stands for the serve id while a template is built; NUL cannot occur in any catalogue field or URL (the API refuses
 // control characters), so splitting on it is exact.
@@ -150,11 +144,7 @@ func Render(base string, id uint64, e catalog.Entry) *Template {
 	b.WriteString("     </Linear>\n    </Creative>\n   </Creatives>\n  </InLine>\n </Ad>\n</VAST>\n")
 
 	doc := []byte(b.String())
-	t := &Template{AdID: id, Version: c.Version, Base: base, parts: bytes.Split(doc, []byte(serveMark))}
-	for _, p := range t.parts {
-		t.size += len(p)
-	}
-	return t
+	return &Template{Version: c.Version, parts: bytes.Split(doc, []byte(serveMark))}
 }
 
 // clock formats seconds as HH:MM:SS, the VAST time format.

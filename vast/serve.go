@@ -139,13 +139,8 @@ func (h *Handler) serve(ctx *fasthttp.RequestCtx, id uint64) {
 	}
 	var buf [36]byte
 	serve := h.cfg.IDs.Next().AppendString(buf[:0])
-	ctx.Response.ResetBody()
-	for i, p := range t.parts {
-		if i > 0 {
-			ctx.Response.AppendBody(serve)
-		}
-		ctx.Response.AppendBody(p)
-	}
+	// The response's own buffer, swapped out and back: the document is written once, without a copy or an allocation.
+	ctx.Response.SwapBody(t.AppendTo(ctx.Response.SwapBody(nil)[:0], serve))
 }
 
 // current returns the set for the current snapshot, building it when the snapshot changed since the last build.

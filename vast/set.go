@@ -24,6 +24,8 @@ func buildSet(snap *catalog.Snapshot, base string, prev *set) *set {
 	if snap == nil {
 		return s
 	}
+	type idWeight struct{ id, weight uint64 }
+	var weighted []idWeight
 	for id, e := range snap.All() {
 		if !Eligible(e) {
 			continue
@@ -39,14 +41,14 @@ func buildSet(snap *catalog.Snapshot, base string, prev *set) *set {
 		}
 		s.ads[id] = t
 		if e.Creative.Weight > 0 {
-			s.ids = append(s.ids, id)
+			weighted = append(weighted, idWeight{id, uint64(e.Creative.Weight)})
 		}
 	}
-	sort.Slice(s.ids, func(i, j int) bool { return s.ids[i] < s.ids[j] })
+	sort.Slice(weighted, func(i, j int) bool { return weighted[i].id < weighted[j].id })
 	var total uint64
-	for _, id := range s.ids {
-		e, _ := snap.Lookup(id)
-		total += uint64(e.Creative.Weight)
+	for _, w := range weighted {
+		total += w.weight
+		s.ids = append(s.ids, w.id)
 		s.cum = append(s.cum, total)
 	}
 	return s

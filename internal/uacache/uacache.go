@@ -32,9 +32,6 @@ type slot struct {
 	check, val atomic.Uint64
 }
 
-// SlotBytes is the memory of one slot.
-const SlotBytes = 16
-
 // New returns a cache of at least entries slots (rounded up to a power of two, at least Ways).
 func New(entries int) *Cache {
 	n := (entries + Ways - 1) / Ways
