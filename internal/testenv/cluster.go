@@ -6,10 +6,12 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	ch "github.com/ClickHouse/clickhouse-go/v2"
+	"golang.org/x/sys/unix"
 )
 
 // Cluster is the loopback ClickHouse cluster of scripts/cluster.sh (2 shards x 2 replicas of 18.16 and ZooKeeper), which `make
@@ -28,6 +30,7 @@ func ClusterEnv(t testing.TB) Cluster {
 	if v == "" {
 		t.Skip("set ADTRACKER_TEST_CLUSTER_ADDRS (make test does, after scripts/cluster.sh up) to run against the loopback cluster")
 	}
+	lockCluster(t)
 	c := Cluster{Name: "adtracker", Addrs: strings.Split(v, ","), Nodes: map[string]string{}}
 	if n := os.Getenv("ADTRACKER_TEST_CLUSTER"); n != "" {
 		c.Name = n
@@ -38,6 +41,43 @@ func ClusterEnv(t testing.TB) Cluster {
 		}
 	}
 	return c
+}
+
+// clusterLock is this process's hold on the cluster: go test runs packages as parallel processes, and some cluster tests stop and
+// restart nodes (cmd/adtracker, storage/clickhouse) while others run ON CLUSTER migrations (query), which 18.16 cannot finish while
+// a node is down ("distributed_ddl_task_timeout ... 1 unfinished hosts"). Tests of one process share the hold, as before; tests of
+// different packages take turns.
+var clusterLock struct {
+	sync.Mutex
+	holders int
+	f       *os.File
+}
+
+// lockCluster holds the cross-process cluster lock (an flock on a file in the temporary directory) until t ends.
+func lockCluster(t testing.TB) {
+	t.Helper()
+	clusterLock.Lock()
+	defer clusterLock.Unlock()
+	if clusterLock.holders == 0 {
+		f, err := os.OpenFile(filepath.Join(os.TempDir(), "adtracker-test-cluster.lock"), os.O_RDWR|os.O_CREATE, 0o600)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
+			_ = f.Close()
+			t.Fatal(err)
+		}
+		clusterLock.f = f
+	}
+	clusterLock.holders++
+	t.Cleanup(func() { // registered first, so it runs after the test's other cleanups (the database drop)
+		clusterLock.Lock()
+		defer clusterLock.Unlock()
+		if clusterLock.holders--; clusterLock.holders == 0 {
+			_ = clusterLock.f.Close() // closing the only descriptor releases the flock
+			clusterLock.f = nil
+		}
+	})
 }
 
 // Database returns a fresh database name for the test and drops it on every node when the test ends (replicated tables are dropped
