@@ -44,7 +44,7 @@ func newScreenedHandlers(t testing.TB, q Enqueuer, trusted ...string) *router.Ro
 	}
 	t.Cleanup(func() { _ = geo.Close() })
 	s, err := screen.New(screen.Config{DenyCIDRs: []string{"198.51.100.0/24"}, DenyUserAgents: []string{"badplayer"},
-		ClickWindow: 30 * time.Minute, ClickTableBytes: 1 << 16}, enrich.New(geo, 0))
+		ClickWindow: 30 * time.Minute, ClickTableBytes: 1 << 16}, enrich.New(geo))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -163,7 +163,7 @@ func screenedSingle(t testing.TB) (fasthttp.RequestHandler, *fasthttp.RequestCtx
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = geo.Close() })
-	s, err := screen.New(screen.Config{DenyCIDRs: []string{"198.51.100.0/24"}, ClickWindow: time.Hour, ClickTableBytes: 8 << 20}, enrich.New(geo, 0))
+	s, err := screen.New(screen.Config{DenyCIDRs: []string{"198.51.100.0/24"}, ClickWindow: time.Hour, ClickTableBytes: 8 << 20}, enrich.New(geo))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -23,7 +23,7 @@ func newScreener(cfg *config.Config, log *zap.Logger) (s *screen.Screener, done 
 	s, err = screen.New(screen.Config{
 		Disabled: !cfg.IVT.Enabled, DenyCIDRs: cfg.IVT.DenyCIDRs, DenyUserAgents: cfg.IVT.DenyUserAgents,
 		ClickWindow: cfg.IVT.ClickWindow, ClickTableBytes: cfg.IVT.ClickTableBytes,
-	}, enrich.New(geo, 0))
+	}, enrich.New(geo))
 	if err != nil {
 		done()
 		return nil, nil, err

@@ -9,54 +9,50 @@ import (
 	"github.com/medama-io/go-useragent/agents"
 
 	"github.com/adtracker/adtracker/ingest/event"
-	"github.com/adtracker/adtracker/internal/uacache"
 )
 
-// DefaultUACacheEntries is the size of the parsed user-agent cache: 16 bytes each, 256 KiB.
-const DefaultUACacheEntries = 16384
-
-// Enricher fills Device, OS, Browser and Country of events. It is safe for concurrent use and allocates nothing per event.
+// Enricher fills Device, OS and Browser of events from their user agent and Country from their address. It is safe for
+// concurrent use and allocates nothing per event.
 //
-// The user agent is parsed by github.com/medama-io/go-useragent (a trie, ~0.4 µs and no allocation per user agent) and the
-// result kept in a cache keyed by the user agent's hash, so a known user agent costs one hash and one load. Families are the
-// parser's names ("Chrome", "Safari", "Android", "iOS", "MacOS", "Windows"); the device class is desktop, mobile, tablet or tv,
-// and other for a user agent the parser does not place (bots, HTTP libraries, media frameworks). An empty user agent leaves
-// all three unknown (stored "").
+// The user agent is parsed by github.com/medama-io/go-useragent (a trie, ~0.4 µs and no allocation per user agent) into an
+// Agent word; the screener keeps that word in its user-agent cache next to its own verdict (ingest/screen), so a known user
+// agent costs one hash and one cache probe for both. Families are the parser's names ("Chrome", "Safari", "Android", "iOS",
+// "MacOS", "Windows"); the device class is desktop, mobile, tablet or tv, and other for a user agent the parser does not place
+// (bots, HTTP libraries, media frameworks) or whose family this table does not know (a newer parser). An empty user agent
+// leaves all three unknown (stored "").
 type Enricher struct {
 	parser *useragent.Parser
-	cache  *uacache.Cache
 	geo    *Geo
 }
 
-// New returns an enricher; geo may be nil (country left empty). entries sizes the user-agent cache (0: DefaultUACacheEntries).
-func New(geo *Geo, entries int) *Enricher {
-	if entries <= 0 {
-		entries = DefaultUACacheEntries
-	}
-	return &Enricher{parser: useragent.NewParser(), cache: uacache.New(entries), geo: geo}
+// New returns an enricher; geo may be nil (country left empty).
+func New(geo *Geo) *Enricher {
+	return &Enricher{parser: useragent.NewParser(), geo: geo}
 }
 
-// Enrich sets e's device class, OS and browser families from its user agent and its country from its address.
-func (en *Enricher) Enrich(e *event.Event) {
-	e.Device, e.OSLen, e.BrowserLen = event.DeviceUnknown, 0, 0
-	if ua := e.UA(); len(ua) > 0 {
-		h := en.cache.Hash(ua)
-		v, ok := en.cache.Get(h)
-		if !ok {
-			v, ok = en.parse(ua)
-			if ok {
-				en.cache.Put(h, v)
-			}
-		}
-		apply(e, v)
+// Enrich sets e's device class, OS and browser families from its user agent and its country from its address, parsing the user
+// agent every time: Agent and Apply are the pair for a caller that caches Agent's word.
+func (en *Enricher) Enrich(e *event.Event) { en.Apply(e, en.Agent(e.UA())) }
+
+// Agent parses ua into a word for Apply; the same user agent always gives the same word, and an empty one 0 (nothing known).
+// The word uses its low 24 bits only and Apply reads only those, so a cache may keep its own bits above them.
+func (en *Enricher) Agent(ua []byte) uint64 {
+	if len(ua) == 0 {
+		return 0
 	}
+	return en.parse(ua)
+}
+
+// Apply sets e's device class and families from agent (Agent's word for e's user agent) and its country from its address.
+func (en *Enricher) Apply(e *event.Event, agent uint64) {
+	apply(e, agent)
 	e.Country = [2]byte{}
 	if en.geo != nil {
 		e.Country = en.geo.Country(e.IP)
 	}
 }
 
-// A parsed user agent packs into a cache word: device | os index << 8 | browser index << 16.
+// A parsed user agent packs into a word: device | os index << 8 | browser index << 16.
 func pack(d event.Device, os, browser int) uint64 {
 	return uint64(d) | uint64(os)<<8 | uint64(browser)<<16
 }
@@ -67,9 +63,8 @@ func apply(e *event.Event, v uint64) {
 	e.SetBrowser(browserNames[(v>>16)&0xff])
 }
 
-// parse runs the parser; ok is false when it named a family this table does not know (a newer parser), which is then not cached
-// but still stored, as other.
-func (en *Enricher) parse(ua []byte) (uint64, bool) {
+// parse runs the parser. A family this table does not know (a newer parser) is stored as unknown ("").
+func (en *Enricher) parse(ua []byte) uint64 {
 	// The parser only reads its argument during the call (a walk of its trie), so the bytes need no copy into a string.
 	r := en.parser.Parse(unsafe.String(unsafe.SliceData(ua), len(ua))) //nolint:gosec // G103: read-only view for the call's duration; TestEnrichAllocatesNothing
 
@@ -84,18 +79,17 @@ func (en *Enricher) parse(ua []byte) (uint64, bool) {
 	case agents.DeviceTV:
 		d = event.DeviceTV
 	}
-	os, okOS := index(osNames, string(r.OS()))
-	br, okBr := index(browserNames, string(r.Browser()))
-	return pack(d, os, br), okOS && okBr
+	return pack(d, index(osNames, string(r.OS())), index(browserNames, string(r.Browser())))
 }
 
-func index(names []string, s string) (int, bool) {
+// index is s's position in names; 0 (unknown) when it is not there.
+func index(names []string, s string) int {
 	for i, n := range names {
 		if n == s {
-			return i, true
+			return i
 		}
 	}
-	return 0, false
+	return 0
 }
 
 // The parser's families (agents constants); index 0 is unknown.

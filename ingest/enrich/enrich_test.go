@@ -35,17 +35,26 @@ var userAgents = []struct {
 }
 
 func TestUserAgentTable(t *testing.T) {
-	en := New(nil, 0)
+	en := New(nil)
 	for _, u := range userAgents {
-		for round := 0; round < 2; round++ { // parsed, then from the cache
-			e := &event.Event{}
-			e.SetUserAgent([]byte(u.ua))
-			e.SetOS("stale") // a reused event's old values never survive
-			e.Device = event.DeviceTV
-			en.Enrich(e)
-			if e.Device != u.device || string(e.OSFamily()) != u.os || string(e.BrowserFamily()) != u.browser || e.CountryCode() != nil {
-				t.Errorf("%s (round %d): device %q os %q browser %q country %q; want %q %q %q", u.name, round,
-					e.Device, e.OSFamily(), e.BrowserFamily(), e.CountryCode(), u.device, u.os, u.browser)
+		e := &event.Event{}
+		e.SetUserAgent([]byte(u.ua))
+		e.SetOS("stale") // a reused event's old values never survive
+		e.Device = event.DeviceTV
+		en.Enrich(e)
+		if e.Device != u.device || string(e.OSFamily()) != u.os || string(e.BrowserFamily()) != u.browser || e.CountryCode() != nil {
+			t.Errorf("%s: device %q os %q browser %q country %q; want %q %q %q", u.name,
+				e.Device, e.OSFamily(), e.BrowserFamily(), e.CountryCode(), u.device, u.os, u.browser)
+		}
+		// A cache may keep its own bits above the word's 24: Apply ignores them.
+		if w := en.Agent(e.UA()); w>>24 != 0 {
+			t.Errorf("%s: Agent word %#x uses more than 24 bits", u.name, w)
+		} else {
+			f := &event.Event{}
+			f.SetUserAgent([]byte(u.ua))
+			en.Apply(f, w|0xff<<24|3<<32)
+			if f.Device != e.Device || string(f.OSFamily()) != string(e.OSFamily()) || string(f.BrowserFamily()) != string(e.BrowserFamily()) {
+				t.Errorf("%s: Apply with high bits set gives %q %q %q", u.name, f.Device, f.OSFamily(), f.BrowserFamily())
 			}
 		}
 	}
@@ -86,7 +95,7 @@ func TestCountryFromMMDB(t *testing.T) {
 	if geo.DatabaseType() != "Test-Country" {
 		t.Fatalf("type %q", geo.DatabaseType())
 	}
-	en := New(geo, 0)
+	en := New(geo)
 	for ip, want := range map[string]string{
 		"203.0.113.7":        "NZ",
 		"::ffff:203.0.113.8": "NZ",
@@ -118,24 +127,25 @@ func TestCountryFromMMDB(t *testing.T) {
 	}
 }
 
-// Whatever bytes the user agent holds, enrichment stays within the event's fields and answers the same from the cache.
+// Whatever bytes the user agent holds, enrichment stays within the event's fields, and Agent's word (what the screener caches)
+// is the same every time.
 func FuzzEnrich(f *testing.F) {
 	for _, u := range userAgents {
 		f.Add([]byte(u.ua))
 	}
 	f.Add([]byte("\xff\xfe(((((;;;;Mobile/Android))))"))
-	en := New(nil, 64)
+	en := New(nil)
 	f.Fuzz(func(t *testing.T, ua []byte) {
 		var a, b event.Event
 		a.SetUserAgent(ua)
 		b.SetUserAgent(ua)
 		en.Enrich(&a)
-		en.Enrich(&b)
+		en.Apply(&b, en.Agent(b.UA()))
 		if a.Device >= event.NumDevices || (len(a.UA()) == 0) != (a.Device == event.DeviceUnknown) {
 			t.Fatalf("%q: device %d", ua, a.Device)
 		}
 		if a.Device != b.Device || string(a.OSFamily()) != string(b.OSFamily()) || string(a.BrowserFamily()) != string(b.BrowserFamily()) {
-			t.Fatalf("%q: cached answer differs", ua)
+			t.Fatalf("%q: the word's answer differs", ua)
 		}
 	})
 }

@@ -27,7 +27,7 @@ func benchSetup(t testing.TB, typ event.Type) (*Screener, *fasthttp.RequestCtx, 
 	}
 	t.Cleanup(func() { _ = geo.Close() })
 	s, err := New(Config{DenyCIDRs: deny, DenyUserAgents: []string{"badplayer", "scanner", "monitor"}, ClickWindow: time.Hour,
-		ClickTableBytes: 8 << 20}, enrich.New(geo, 0))
+		ClickTableBytes: 8 << 20}, enrich.New(geo))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -74,7 +74,7 @@ func BenchmarkScreenEnrichClick(b *testing.B) {
 
 // BenchmarkCrawlerListMiss is the cost of a user agent the cache does not hold: the crawler list's regular expression.
 func BenchmarkCrawlerListMiss(b *testing.B) {
-	a := newAgentVerdicts(nil, 16)
+	a := newAgentVerdicts(nil, 16, nil, true)
 	ua := []byte(chrome)
 	b.ReportAllocs()
 	for i := 0; i < b.N; i++ {

@@ -25,16 +25,19 @@ type Config struct {
 	ClickWindow time.Duration
 	// ClickTableBytes (ivt.click_table_bytes) bounds the memory that remembers clicks (ClickTableSize says what it holds).
 	ClickTableBytes int
-	// UACacheEntries bounds the user-agent verdict cache; 0 means DefaultUACacheEntries.
-	UACacheEntries int
 }
 
-// DefaultUACacheEntries is the size of the user-agent verdict cache: 16 bytes each, 256 KiB.
-const DefaultUACacheEntries = 16384
+// uaCacheEntries is the size of the user-agent cache: 16 bytes each, 256 KiB.
+const uaCacheEntries = 16384
 
-// Enricher fills the enrichment fields of an event (device, OS, browser, country); package enrich implements it.
+// Enricher fills the enrichment fields of an event (device, OS, browser, country); package enrich implements it. The screener
+// caches Agent's word per user agent, next to its own verdict, so a user agent is hashed and looked up once per event.
 type Enricher interface {
-	Enrich(e *event.Event)
+	// Agent is what a non-empty user agent says (device class, families) in the low 32 bits of a word; the same user agent
+	// must always give the same word. An empty user agent's word is 0, without a call.
+	Agent(ua []byte) uint64
+	// Apply sets e's enrichment fields from agent, Agent's word for e's user agent, and from e's address.
+	Apply(e *event.Event, agent uint64)
 }
 
 // Screener decides each event's IVT reason; it is safe for concurrent use and allocates nothing per event once a user agent is
@@ -68,11 +71,8 @@ func New(cfg Config, en Enricher) (*Screener, error) {
 	if cfg.ClickWindow < 0 {
 		return nil, fmt.Errorf("ivt.click_window must not be negative")
 	}
-	entries := cfg.UACacheEntries
-	if entries <= 0 {
-		entries = DefaultUACacheEntries
-	}
-	s := &Screener{off: cfg.Disabled, deny: newIPRanges(nets), agents: newAgentVerdicts(cfg.DenyUserAgents, entries), enrich: en}
+	s := &Screener{off: cfg.Disabled, deny: newIPRanges(nets), agents: newAgentVerdicts(cfg.DenyUserAgents, uaCacheEntries, en, !cfg.Disabled),
+		enrich: en}
 	if cfg.ClickWindow > 0 {
 		s.clicks = newClickTable(cfg.ClickWindow, cfg.ClickTableBytes)
 	}
@@ -89,21 +89,24 @@ func (s *Screener) ClickTableSize() (clicks, bytes int) {
 
 // Screen enriches e and sets e.IVT. ctx may be nil (no request headers to read).
 func (s *Screener) Screen(ctx *fasthttp.RequestCtx, e *event.Event) {
-	if s.enrich != nil {
-		s.enrich.Enrich(e)
-	}
 	e.IVT = event.IVTNone
-	if s.off {
+	if s.off && s.enrich == nil {
 		return
 	}
-	e.IVT = s.reason(ctx, e)
+	verdict, agent := s.agents.lookup(e.UA())
+	if s.enrich != nil {
+		s.enrich.Apply(e, agent)
+	}
+	if !s.off {
+		e.IVT = s.reason(ctx, e, verdict)
+	}
 }
 
-func (s *Screener) reason(ctx *fasthttp.RequestCtx, e *event.Event) event.IVT {
+func (s *Screener) reason(ctx *fasthttp.RequestCtx, e *event.Event, agent uint64) event.IVT {
 	if s.deny.contains(e.IP) {
 		return event.IVTDenyIP
 	}
-	switch s.agents.verdict(e.UA()) {
+	switch agent {
 	case agentDenied:
 		return event.IVTDenyUserAgent
 	case agentCrawler:

@@ -65,7 +65,7 @@ func TestCrawlerListsAgreement(t *testing.T) {
 	p := useragent.NewParser()
 	var missed []string
 	for _, u := range userAgents {
-		cd := newAgentVerdicts(nil, 16).compute([]byte(u.ua)) == agentCrawler
+		cd := newAgentVerdicts(nil, 16, nil, true).compute([]byte(u.ua)) == agentCrawler
 		bot := p.Parse(u.ua).IsBot()
 		switch {
 		case cd != u.crawler:
@@ -184,14 +184,10 @@ func TestDisabledOnlyEnriches(t *testing.T) {
 			t.Fatalf("disabled screen flagged %s", e.IVT)
 		}
 	}
-	if en.n != 3 {
-		t.Fatalf("enriched %d of 3", en.n)
+	if en.applies != 3 {
+		t.Fatalf("enriched %d of 3", en.applies)
 	}
 }
-
-type countingEnricher struct{ n int }
-
-func (c *countingEnricher) Enrich(e *event.Event) { c.n++; e.Device = event.DeviceDesktop }
 
 // Only stored invalid events are counted, once each, under their reason.
 func TestSettleCountsStoredInvalid(t *testing.T) {
@@ -207,5 +203,55 @@ func TestSettleCountsStoredInvalid(t *testing.T) {
 	s.Settle(e, true)
 	if got := testenv.CounterValue(t, invalid[event.IVTCrawler]) - before; got != 2 {
 		t.Fatalf("crawler counter moved by %v, want 2", got)
+	}
+}
+
+// countingEnricher is an Enricher whose word is the user agent's length (Apply stores it in PlaybackMs), counting the parses
+// the screener asks for and the events it enriches.
+type countingEnricher struct{ parses, applies int }
+
+func (c *countingEnricher) Agent(ua []byte) uint64 {
+	if len(ua) == 0 {
+		panic("Agent called for an empty user agent")
+	}
+	c.parses++
+	return uint64(len(ua))
+}
+
+func (c *countingEnricher) Apply(e *event.Event, agent uint64) {
+	c.applies++
+	e.PlaybackMs = uint32(agent)
+}
+
+// One cache holds both the list verdict and the enricher's word: a user agent is matched and parsed once, and every later event
+// with it gets both answers from that entry — with screening off too, where enrichment still runs and nothing is flagged.
+func TestVerdictAndEnrichmentShareOneCacheEntry(t *testing.T) {
+	const bot = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"
+	for _, off := range []bool{false, true} {
+		en := &countingEnricher{}
+		s, err := New(Config{Disabled: off, DenyUserAgents: []string{"badplayer"}}, en)
+		if err != nil {
+			t.Fatal(err)
+		}
+		misses := testenv.CounterValue(t, cacheMisses)
+		for round := 0; round < 3; round++ {
+			for _, c := range []struct {
+				ua   string
+				want event.IVT
+			}{{chrome, event.IVTNone}, {bot, event.IVTCrawler}, {"BadPlayer/2", event.IVTDenyUserAgent}, {"", event.IVTNone}} {
+				e := ev(event.TypeImpression, 1, "203.0.113.5", c.ua)
+				s.Screen(request(), e)
+				if off {
+					c.want = event.IVTNone
+				}
+				if e.IVT != c.want || e.PlaybackMs != uint32(len(c.ua)) {
+					t.Errorf("off=%v round %d %q: %s and word %d, want %s and %d", off, round, c.ua, e.IVT, e.PlaybackMs, c.want, len(c.ua))
+				}
+			}
+		}
+		// Three distinct user agents; the empty one needs neither an entry nor a parse (its word is 0).
+		if en.parses != 3 || testenv.CounterValue(t, cacheMisses)-misses != 3 {
+			t.Errorf("off=%v: %d parses and %v cache misses over three rounds, want 3 and 3", off, en.parses, testenv.CounterValue(t, cacheMisses)-misses)
+		}
 	}
 }
