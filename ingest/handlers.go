@@ -66,8 +66,9 @@ func methodNotAllowed(allow string) fasthttp.RequestHandler {
 }
 
 // complete fills what the client may leave out — id, address, user agent — and checks the ad against the catalogue.
-func (h *Handlers) complete(ctx *fasthttp.RequestCtx, e *event.Event) (*decode.FieldError, string) {
-	if !h.fill(ctx, e) {
+// v keeps what the request's headers say for its next items (batches); nil for one event.
+func (h *Handlers) complete(ctx *fasthttp.RequestCtx, e *event.Event, v *requestViewer) (*decode.FieldError, string) {
+	if !h.fill(ctx, e, v) {
 		return &decode.FieldError{Status: fasthttp.StatusBadRequest, Field: httpx.HeaderDeviceIP,
 			Msg: httpx.HeaderDeviceIP + " is not an IP address"}, reasonInvalid
 	}
@@ -81,43 +82,12 @@ func (h *Handlers) complete(ctx *fasthttp.RequestCtx, e *event.Event) (*decode.F
 	return nil, ""
 }
 
-// fill sets the id, address and user agent the client left out. Server-side ad insertion: when the TCP peer is a trusted proxy
-// (http.trusted_proxies), X-Device-IP and X-Device-User-Agent name the viewer a stitching server fires the pixel for, and take the
-// place of the request's own address and User-Agent (fields the event itself carries still win: they are more specific). It reports
-// false, having set nothing from the headers, when a trusted peer's X-Device-IP is not an address: recording the stitcher's own
-// address as the viewer's would be silently wrong.
-func (h *Handlers) fill(ctx *fasthttp.RequestCtx, e *event.Event) bool {
-	if e.ID.IsZero() {
-		e.ID = h.IDs.Next()
-	}
-	if e.IP == ([16]byte{}) {
-		ip, ok, bad := h.Proxies.DeviceIP(ctx)
-		switch {
-		case bad:
-			return false
-		case ok:
-			e.IP = ip
-		default:
-			e.IP = h.Proxies.ClientIP(ctx)
-		}
-	}
-	if e.UALen == 0 {
-		ua, ok := h.Proxies.DeviceUserAgent(ctx)
-		if !ok {
-			ua = ctx.Request.Header.UserAgent()
-		}
-		// Cleaned exactly as the JSON user_agent field is: valid UTF-8 cut on a rune boundary, control characters blanked.
-		decode.SetUserAgent(e, ua)
-	}
-	return true
-}
-
 // accept is the shared tail of the one-event routes: given the decoder's verdict on e, it checks the catalogue and enqueues. On
 // false the error answer (4xx, or 503 + Retry-After) is written and nothing was stored.
 func (h *Handlers) accept(ctx *fasthttp.RequestCtx, e *event.Event, ferr *decode.FieldError) bool {
 	reason := reasonInvalid
 	if ferr == nil {
-		ferr, reason = h.complete(ctx, e)
+		ferr, reason = h.complete(ctx, e, nil)
 	}
 	if ferr != nil {
 		rejected[reason].Inc()
@@ -175,6 +145,7 @@ func (h *Handlers) batch(ctx *fasthttp.RequestCtx) {
 		errs              *[]byte // JSON array items, taken from errsPool when something fails
 		qerr              error
 		stopAt            = -1
+		viewer            requestViewer // the request's address and user agent, read once for all items
 	)
 	defer func() {
 		if errs != nil {
@@ -187,7 +158,7 @@ func (h *Handlers) batch(ctx *fasthttp.RequestCtx) {
 	items, top := h.Decoder.DecodeBatchWhile(ctx.PostBody(), ndjson, e, func(i int, e *event.Event, ferr *decode.FieldError) bool {
 		reason := reasonInvalid
 		if ferr == nil {
-			ferr, reason = h.complete(ctx, e)
+			ferr, reason = h.complete(ctx, e, &viewer)
 		}
 		if ferr != nil {
 			rej++
@@ -340,7 +311,7 @@ func (h *Handlers) clickRedirect(ctx *fasthttp.RequestCtx) {
 		e.ID = decode.ServeEventID(v, event.TypeClick, 0)
 		e.Flags |= event.FlagClientID
 	}
-	if !h.fill(ctx, e) { // the catalogue was checked above
+	if !h.fill(ctx, e, nil) { // the catalogue was checked above
 		e.IP = h.Proxies.ClientIP(ctx)
 		decode.SetUserAgent(e, ctx.Request.Header.UserAgent())
 	}

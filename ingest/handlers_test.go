@@ -15,6 +15,7 @@ import (
 	"github.com/adtracker/adtracker/ingest/event"
 	"github.com/adtracker/adtracker/internal/httpx"
 	"github.com/adtracker/adtracker/internal/testenv"
+	"github.com/adtracker/adtracker/loadgen"
 	"github.com/fasthttp/router"
 	"github.com/valyala/fasthttp"
 )
@@ -346,5 +347,36 @@ func TestForgedFirstForwardedLineNotStored(t *testing.T) {
 	rep := do(r, "POST", "/ads/impression", "", `{"ad_id":1}`, "X-Forwarded-For", "6.6.6.6", "X-Forwarded-For", "203.0.113.77")
 	if rep.status != 202 || len(q.events) != 1 || q.events[0].IPString() != "203.0.113.77" {
 		t.Fatalf("%d %s: stored %v", rep.status, rep.body, q.events)
+	}
+}
+
+// BenchmarkBatchHandler is a batch of 1,000 as the load generator sends it (loadgen.AppendBatch, NDJSON): every item carries its
+// own event_id and address and leaves the user agent to the request's header, which a browser SDK's batches do too. ns/op is
+// per batch.
+func BenchmarkBatchHandler(b *testing.B) {
+	h := &Handlers{Decoder: &decode.Decoder{Now: func() time.Time { return hNow }}, Queue: nopQueue{}, Catalog: fakeCatalog{1: {Accepts: true}},
+		Proxies: &httpx.Proxies{}, IDs: event.NewIDs()}
+	evs := make([]loadgen.Event, 1000)
+	tr := loadgen.NewTraffic(loadgen.TrafficConfig{Ads: []uint64{1}}, loadgen.NewIDs([6]byte{1}, 0))
+	for i := range evs {
+		tr.Next(&evs[i])
+	}
+	var ctx fasthttp.RequestCtx
+	var req fasthttp.Request
+	req.Header.SetMethod("POST")
+	req.SetRequestURI("/events")
+	req.Header.SetContentType("application/x-ndjson")
+	req.Header.SetUserAgent(evs[0].UserAgent())
+	req.SetBody(loadgen.AppendBatch(nil, evs, true, []byte(hNow.Format(time.RFC3339Nano))))
+	ctx.Init(&req, &net.TCPAddr{IP: net.ParseIP("192.0.2.10")}, nil)
+	h.batch(&ctx)
+	if ctx.Response.StatusCode() != fasthttp.StatusAccepted {
+		b.Fatalf("%d %s", ctx.Response.StatusCode(), ctx.Response.Body())
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		ctx.Response.Reset()
+		h.batch(&ctx)
 	}
 }

@@ -95,3 +95,35 @@ func TestClickRedirectServeID(t *testing.T) {
 		t.Errorf("clicks without a serve id: %s/%d %s/%d", a.ID, a.Flags, b.ID, b.Flags)
 	}
 }
+
+// In a batch the request's headers are read once and given to every item that leaves the address or user agent out (the
+// handler keeps them for the request); an item's own fields still win, before and after such items, and a trusted stitcher's
+// bad X-Device-IP refuses exactly the items that need it.
+func TestBatchItemsShareTheRequestsViewer(t *testing.T) {
+	q := &fakeQueue{}
+	r := newTestHandlers(q, "192.0.2.0/24")
+	body := `{"type":"impression","ad_id":1,"ip":"203.0.113.5","user_agent":"own one"}
+{"type":"impression","ad_id":1}
+{"type":"impression","ad_id":1,"user_agent":"own two"}
+{"type":"impression","ad_id":1,"ip":"203.0.113.6"}
+`
+	rep := do(r, "POST", "/events", "application/x-ndjson", body, "X-Device-IP", "198.51.100.23",
+		"X-Device-User-Agent", "viewer\x7f tv")
+	if rep.status != 202 || len(q.events) != 4 {
+		t.Fatalf("%d %s, %d stored", rep.status, rep.body, len(q.events))
+	}
+	want := [][2]string{{"203.0.113.5", "own one"}, {"198.51.100.23", "viewer  tv"}, {"198.51.100.23", "own two"}, {"203.0.113.6", "viewer  tv"}}
+	for i, e := range q.events {
+		if e.IPString() != want[i][0] || string(e.UA()) != want[i][1] {
+			t.Errorf("item %d: %s %q, want %s %q", i, e.IPString(), e.UA(), want[i][0], want[i][1])
+		}
+	}
+	q.events = nil
+	rep = do(r, "POST", "/events", "application/x-ndjson", body, "X-Device-IP", "not-an-ip", "User-Agent", "sdk/1")
+	if rep.status != 202 || len(q.events) != 2 || !strings.Contains(rep.body, `{"index":1,"error":"X-Device-IP is not an IP address","field":"X-Device-IP"},{"index":2,`) {
+		t.Fatalf("bad X-Device-IP: %d %s, %d stored", rep.status, rep.body, len(q.events))
+	}
+	if a, b := q.events[0], q.events[1]; a.IPString() != "203.0.113.5" || b.IPString() != "203.0.113.6" || string(b.UA()) != "sdk/1" {
+		t.Errorf("bad X-Device-IP: stored %s %q and %s %q", a.IPString(), a.UA(), b.IPString(), b.UA())
+	}
+}
