@@ -6,8 +6,8 @@
 #
 # The same loop pairs two builds (a change's before/after figure): BENCH_BASE_BINARY=/path/to/old/adtracker adds the configuration
 # "base" (that binary, durable ring); BENCH_DUR_CONFIGS picks and orders the configurations (default "durable nosync mem") and
-# BENCH_DUR_KINDS the traffic (default "batch single"; "open" is single events at a fixed BENCH_DUR_RATE, default 20000/s, for
-# the tail latency). E.g. before/after of the working tree against HEAD~1:
+# BENCH_DUR_KINDS the traffic (default "batch single"; "pixel" is GET /t/{event}; "open" is single events at a fixed
+# BENCH_DUR_RATE, default 20000/s, for the tail latency). E.g. before/after of the working tree against HEAD~1:
 #   git worktree add /tmp/base HEAD~1 && (cd /tmp/base && go build -o /tmp/adtracker-base ./cmd/adtracker)
 #   go build -o /tmp/adtracker-new ./cmd/adtracker
 #   BENCH_BINARY=/tmp/adtracker-new BENCH_BASE_BINARY=/tmp/adtracker-base BENCH_DUR_CONFIGS="base durable" scripts/bench-durability.sh
@@ -82,7 +82,8 @@ for ((r = 1; r <= ROUNDS; r++)); do
 			single) args=(--mode single --conns 64) ;;
 			batch) args=(--mode batch --batch 1000 --conns 16) ;;
 			open) args=(--mode single --conns 64 --rate "${BENCH_DUR_RATE:-20000}") ;;
-			*) die "unknown traffic $kind (single, batch, open)" ;;
+			pixel) args=(--mode pixel --conns 64) ;;
+			*) die "unknown traffic $kind (single, pixel, batch, open)" ;;
 			esac
 			c0=$(cpu "$SP")
 			h0=$(cpu "$CH_PID")
