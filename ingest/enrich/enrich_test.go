@@ -34,6 +34,9 @@ var userAgents = []struct {
 	{"empty", "", event.DeviceUnknown, "", ""},
 }
 
+// enrichOnce is what the screener does on a cache miss: parse, then apply.
+func enrichOnce(en *Enricher, e *event.Event) { en.Apply(e, en.Agent(e.UA())) }
+
 func TestUserAgentTable(t *testing.T) {
 	en := New(nil)
 	for _, u := range userAgents {
@@ -41,7 +44,7 @@ func TestUserAgentTable(t *testing.T) {
 		e.SetUserAgent([]byte(u.ua))
 		e.SetOS("stale") // a reused event's old values never survive
 		e.Device = event.DeviceTV
-		en.Enrich(e)
+		enrichOnce(en, e)
 		if e.Device != u.device || string(e.OSFamily()) != u.os || string(e.BrowserFamily()) != u.browser || e.CountryCode() != nil {
 			t.Errorf("%s: device %q os %q browser %q country %q; want %q %q %q", u.name,
 				e.Device, e.OSFamily(), e.BrowserFamily(), e.CountryCode(), u.device, u.os, u.browser)
@@ -109,7 +112,7 @@ func TestCountryFromMMDB(t *testing.T) {
 	} {
 		for round := 0; round < 2; round++ { // decoded, then from the record cache
 			e := &event.Event{IP: netip.MustParseAddr(ip).As16(), Country: [2]byte{'Z', 'Z'}}
-			en.Enrich(e)
+			enrichOnce(en, e)
 			if string(e.CountryCode()) != want {
 				t.Errorf("%s (round %d): country %q, want %q", ip, round, e.CountryCode(), want)
 			}
@@ -139,7 +142,7 @@ func FuzzEnrich(f *testing.F) {
 		var a, b event.Event
 		a.SetUserAgent(ua)
 		b.SetUserAgent(ua)
-		en.Enrich(&a)
+		enrichOnce(en, &a)
 		en.Apply(&b, en.Agent(b.UA()))
 		if a.Device >= event.NumDevices || (len(a.UA()) == 0) != (a.Device == event.DeviceUnknown) {
 			t.Fatalf("%q: device %d", ua, a.Device)

@@ -10,9 +10,11 @@ import (
 	"github.com/adtracker/adtracker/internal/uacache"
 )
 
-// What a user agent alone says about an event; the deny list wins over the crawler list.
+// What a user agent alone says about an event; the deny list wins over the crawler list. agentUnmatched: the lists have not
+// been run for it yet — its first events came from a denied address, whose reason needs no lists, or screening is off.
 const (
-	agentValid uint64 = iota
+	agentUnmatched uint64 = iota
+	agentValid
 	agentCrawler
 	agentDenied
 )
@@ -23,19 +25,24 @@ const (
 	agentMask    = 1<<verdictShift - 1
 )
 
-// agentVerdicts answers, per user agent, the deny list + crawler list verdict and the enricher's parse, from one cache: the
-// crawler list is one large regular expression (~100 µs and a few allocations per user agent) and the parse ~0.4 µs, so each
-// distinct user agent is matched and parsed once while it stays in the cache, and a known one costs one hash and one probe
-// for both.
+// agentVerdicts answers, per user agent, the enricher's parse and the deny list + crawler list verdict, from one cache: the
+// parse costs ~0.4 µs and the crawler list, one large regular expression, ~100 µs and a few allocations, so each distinct user
+// agent is parsed once and matched at most once while it stays in the cache, and a known one costs one hash and one probe for
+// both. The lists run only when a verdict is asked for, so a flood from a denied address pays parses, not list matches.
 type agentVerdicts struct {
-	deny     [][]byte // lower case
-	cache    *uacache.Cache
-	enrich   Enricher // nil: no Agent word (0)
-	screened bool     // false (ivt.enabled = false): the lists are not matched and every verdict is agentValid
+	deny   [][]byte // lower case
+	cache  *uacache.Cache
+	enrich Enricher // nil: no Agent word (0)
 }
 
-func newAgentVerdicts(deny []string, entries int, en Enricher, screened bool) *agentVerdicts {
-	a := &agentVerdicts{cache: uacache.New(entries), enrich: en, screened: screened}
+// agentEntry is one user agent's cache entry as lookup found or made it.
+type agentEntry struct {
+	hash uint64 // 0: an empty user agent, which has no entry
+	word uint64
+}
+
+func newAgentVerdicts(deny []string, entries int, en Enricher) *agentVerdicts {
+	a := &agentVerdicts{cache: uacache.New(entries), enrich: en}
 	for _, d := range deny {
 		if d = strings.TrimSpace(d); d != "" {
 			a.deny = append(a.deny, lowerASCII(nil, []byte(d)))
@@ -44,26 +51,37 @@ func newAgentVerdicts(deny []string, entries int, en Enricher, screened bool) *a
 	return a
 }
 
-// lookup returns the verdict for ua and the enricher's Agent word. An empty user agent is valid and its word 0, without a probe.
-func (a *agentVerdicts) lookup(ua []byte) (verdict, agent uint64) {
+// lookup returns ua's entry, parsing ua into a new one when the cache does not hold it. An empty user agent needs no entry:
+// its Agent word is 0 and it is valid.
+func (a *agentVerdicts) lookup(ua []byte) agentEntry {
 	if len(ua) == 0 {
-		return agentValid, 0
+		return agentEntry{word: agentValid << verdictShift}
 	}
 	h := a.cache.Hash(ua)
-	v, ok := a.cache.Get(h)
+	w, ok := a.cache.Get(h)
 	if !ok {
-		cacheMisses.Inc()
-		v = agentValid
-		if a.screened {
-			v = a.compute(ua)
-		}
-		v <<= verdictShift
+		w = agentUnmatched << verdictShift
 		if a.enrich != nil {
-			v |= a.enrich.Agent(ua) & agentMask
+			w |= a.enrich.Agent(ua) & agentMask
 		}
-		a.cache.Put(h, v)
+		a.cache.Put(h, w)
 	}
-	return v >> verdictShift, v & agentMask
+	return agentEntry{hash: h, word: w}
+}
+
+// agent is the entry's Agent word.
+func (en agentEntry) agent() uint64 { return en.word & agentMask }
+
+// verdict returns the lists' verdict for ua (whose entry lookup returned), matching them and keeping the answer in the entry
+// the first time.
+func (a *agentVerdicts) verdict(ua []byte, en agentEntry) uint64 {
+	if v := en.word >> verdictShift; v != agentUnmatched {
+		return v
+	}
+	cacheMisses.Inc()
+	v := a.compute(ua)
+	a.cache.Put(en.hash, en.agent()|v<<verdictShift)
+	return v
 }
 
 func (a *agentVerdicts) compute(ua []byte) uint64 {

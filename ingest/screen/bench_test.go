@@ -74,7 +74,7 @@ func BenchmarkScreenEnrichClick(b *testing.B) {
 
 // BenchmarkCrawlerListMiss is the cost of a user agent the cache does not hold: the crawler list's regular expression.
 func BenchmarkCrawlerListMiss(b *testing.B) {
-	a := newAgentVerdicts(nil, 16, nil, true)
+	a := newAgentVerdicts(nil, 16, nil)
 	ua := []byte(chrome)
 	b.ReportAllocs()
 	for i := 0; i < b.N; i++ {

@@ -32,7 +32,7 @@ func FuzzDenyUserAgent(f *testing.F) {
 		if len(ua) > 256 || strings.TrimSpace(pattern) == "" {
 			return
 		}
-		a := newAgentVerdicts([]string{pattern}, 16, nil, true)
+		a := newAgentVerdicts([]string{pattern}, 16, nil)
 		got := a.compute(ua) == agentDenied
 		want := bytes.Contains([]byte(asciiLower(string(ua))), []byte(asciiLower(strings.TrimSpace(pattern))))
 		if got != want {

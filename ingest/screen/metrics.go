@@ -17,7 +17,7 @@ var (
 	})
 	cacheMisses = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "adtracker_ivt_user_agent_misses_total",
-		Help: "User agents matched against the crawler and deny lists because they were not in the verdict cache (~100 µs each).",
+		Help: "User agents matched against the crawler and deny lists (~100 µs each): once per user agent while it stays in the user-agent cache, and only when a verdict is needed (screening on, address not denied).",
 	})
 
 	// Resolved once: a label lookup per event would hash and may allocate.

@@ -71,8 +71,7 @@ func New(cfg Config, en Enricher) (*Screener, error) {
 	if cfg.ClickWindow < 0 {
 		return nil, fmt.Errorf("ivt.click_window must not be negative")
 	}
-	s := &Screener{off: cfg.Disabled, deny: newIPRanges(nets), agents: newAgentVerdicts(cfg.DenyUserAgents, uaCacheEntries, en, !cfg.Disabled),
-		enrich: en}
+	s := &Screener{off: cfg.Disabled, deny: newIPRanges(nets), agents: newAgentVerdicts(cfg.DenyUserAgents, uaCacheEntries, en), enrich: en}
 	if cfg.ClickWindow > 0 {
 		s.clicks = newClickTable(cfg.ClickWindow, cfg.ClickTableBytes)
 	}
@@ -93,20 +92,20 @@ func (s *Screener) Screen(ctx *fasthttp.RequestCtx, e *event.Event) {
 	if s.off && s.enrich == nil {
 		return
 	}
-	verdict, agent := s.agents.lookup(e.UA())
+	entry := s.agents.lookup(e.UA())
 	if s.enrich != nil {
-		s.enrich.Apply(e, agent)
+		s.enrich.Apply(e, entry.agent())
 	}
 	if !s.off {
-		e.IVT = s.reason(ctx, e, verdict)
+		e.IVT = s.reason(ctx, e, entry)
 	}
 }
 
-func (s *Screener) reason(ctx *fasthttp.RequestCtx, e *event.Event, agent uint64) event.IVT {
+func (s *Screener) reason(ctx *fasthttp.RequestCtx, e *event.Event, entry agentEntry) event.IVT {
 	if s.deny.contains(e.IP) {
 		return event.IVTDenyIP
 	}
-	switch agent {
+	switch s.agents.verdict(e.UA(), entry) {
 	case agentDenied:
 		return event.IVTDenyUserAgent
 	case agentCrawler:

@@ -65,7 +65,7 @@ func TestCrawlerListsAgreement(t *testing.T) {
 	p := useragent.NewParser()
 	var missed []string
 	for _, u := range userAgents {
-		cd := newAgentVerdicts(nil, 16, nil, true).compute([]byte(u.ua)) == agentCrawler
+		cd := newAgentVerdicts(nil, 16, nil).compute([]byte(u.ua)) == agentCrawler
 		bot := p.Parse(u.ua).IsBot()
 		switch {
 		case cd != u.crawler:
@@ -223,35 +223,53 @@ func (c *countingEnricher) Apply(e *event.Event, agent uint64) {
 	e.PlaybackMs = uint32(agent)
 }
 
-// One cache holds both the list verdict and the enricher's word: a user agent is matched and parsed once, and every later event
-// with it gets both answers from that entry — with screening off too, where enrichment still runs and nothing is flagged.
+// One cache holds both the list verdict and the enricher's word: a user agent is parsed once and matched against the lists at
+// most once, and every later event with it gets both answers from that entry. The lists run only when a verdict is needed: not
+// with screening off (enrichment still runs, nothing is flagged), and not for events from a denied address (deny_ip needs no
+// user agent), so a flood from a denied range with ever new user agents costs parses, not list matches.
 func TestVerdictAndEnrichmentShareOneCacheEntry(t *testing.T) {
 	const bot = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"
+	cases := []struct {
+		ua   string
+		want event.IVT
+	}{{chrome, event.IVTNone}, {bot, event.IVTCrawler}, {"BadPlayer/2", event.IVTDenyUserAgent}, {"", event.IVTNone}}
 	for _, off := range []bool{false, true} {
 		en := &countingEnricher{}
-		s, err := New(Config{Disabled: off, DenyUserAgents: []string{"badplayer"}}, en)
+		s, err := New(Config{Disabled: off, DenyUserAgents: []string{"badplayer"}, DenyCIDRs: []string{"198.51.100.0/24"}}, en)
 		if err != nil {
 			t.Fatal(err)
 		}
-		misses := testenv.CounterValue(t, cacheMisses)
+		matched := testenv.CounterValue(t, cacheMisses)
 		for round := 0; round < 3; round++ {
-			for _, c := range []struct {
-				ua   string
-				want event.IVT
-			}{{chrome, event.IVTNone}, {bot, event.IVTCrawler}, {"BadPlayer/2", event.IVTDenyUserAgent}, {"", event.IVTNone}} {
-				e := ev(event.TypeImpression, 1, "203.0.113.5", c.ua)
-				s.Screen(request(), e)
-				if off {
-					c.want = event.IVTNone
+			// From a denied address first: flagged deny_ip (with screening on) and enriched, the lists not run.
+			for _, ip := range []string{"198.51.100.7", "203.0.113.5"} {
+				for _, c := range cases {
+					e := ev(event.TypeImpression, 1, ip, c.ua)
+					s.Screen(request(), e)
+					want := c.want
+					switch {
+					case off:
+						want = event.IVTNone
+					case ip == "198.51.100.7":
+						want = event.IVTDenyIP
+					}
+					if e.IVT != want || e.PlaybackMs != uint32(len(c.ua)) {
+						t.Errorf("off=%v round %d %s %q: %s and word %d, want %s and %d", off, round, ip, c.ua, e.IVT, e.PlaybackMs, want, len(c.ua))
+					}
 				}
-				if e.IVT != c.want || e.PlaybackMs != uint32(len(c.ua)) {
-					t.Errorf("off=%v round %d %q: %s and word %d, want %s and %d", off, round, c.ua, e.IVT, e.PlaybackMs, c.want, len(c.ua))
+				if got := testenv.CounterValue(t, cacheMisses) - matched; round == 0 && ip == "198.51.100.7" && got != 0 {
+					t.Errorf("off=%v: %v list matches for a denied address", off, got)
 				}
 			}
 		}
-		// Three distinct user agents; the empty one needs neither an entry nor a parse (its word is 0).
-		if en.parses != 3 || testenv.CounterValue(t, cacheMisses)-misses != 3 {
-			t.Errorf("off=%v: %d parses and %v cache misses over three rounds, want 3 and 3", off, en.parses, testenv.CounterValue(t, cacheMisses)-misses)
+		// Three distinct user agents, parsed once each (the empty one needs neither an entry nor a parse: its word is 0) and
+		// matched once each with screening on, never with it off.
+		wantMatched := 3.0
+		if off {
+			wantMatched = 0
+		}
+		if got := testenv.CounterValue(t, cacheMisses) - matched; en.parses != 3 || got != wantMatched {
+			t.Errorf("off=%v: %d parses and %v list matches over three rounds, want 3 and %v", off, en.parses, got, wantMatched)
 		}
 	}
 }

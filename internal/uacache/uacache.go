@@ -13,7 +13,9 @@ import (
 // slot chosen round-robin. The table never grows; a miss only costs recomputing the verdict.
 //
 // Lock-free without torn reads: a slot holds the verdict and check = hash ^ verdict, each one atomic word. A reader that sees
-// a verdict and a check from two different writers finds check ^ verdict ≠ its hash and treats the slot as a miss. The hash is
+// a verdict and a check from two writers of different keys finds check ^ verdict ≠ its hash, and treats the slot as a miss,
+// unless the two hashes differ exactly by the two verdicts' difference: for verdicts of a few dozen bits, as the callers store,
+// odds below 2⁻³⁰ per torn read (two writers of the same key write the same verdict). The hash is
 // seeded per process (hash/maphash), so nobody outside can aim keys at one bucket or craft a collision; a 64-bit collision
 // between honest keys is ~n²/2⁶⁵ over n distinct keys.
 type Cache struct {
