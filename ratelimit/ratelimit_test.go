@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/valyala/fasthttp"
+	"github.com/valyala/fasthttp/fasthttputil"
 
 	"github.com/adtracker/adtracker/internal/httpx"
 	"github.com/adtracker/adtracker/internal/testenv"
@@ -328,4 +329,69 @@ func BenchmarkAllowParallel(b *testing.B) {
 			i++
 		}
 	})
+}
+
+// A request is limited at its own time, the one fasthttp read before calling the handlers, not at a fresh clock reading: at one
+// request time the bucket does not refill however long the wall clock runs, and through a real fasthttp server (which sets that
+// time) the burst, the refusal and the refill come out as configured.
+func TestCheckUsesTheRequestTime(t *testing.T) {
+	l, err := New(Config{Ingest: Rule{RPS: 1000, Burst: 2}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, at := ip("192.0.2.1"), time.Now()
+	for i, want := range []bool{true, true, false} {
+		if ok, _ := l.allowAt(Ingest, a, at); ok != want {
+			t.Fatalf("take %d at one time: %v, want %v", i, ok, want)
+		}
+	}
+	time.Sleep(20 * time.Millisecond) // 20 tokens' worth of wall clock
+	if ok, _ := l.allowAt(Ingest, a, at); ok {
+		t.Fatal("refilled from the wall clock although the request's time did not move")
+	}
+	if ok, _ := l.allowAt(Ingest, a, at.Add(5*time.Millisecond)); !ok {
+		t.Fatal("not refilled 5 ms later in request time")
+	}
+
+	l, err = New(Config{Ingest: Rule{RPS: 2, Burst: 1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln := fasthttputil.NewInmemoryListener()
+	srv := &fasthttp.Server{Handler: l.Wrap(Ingest, func(ctx *fasthttp.RequestCtx) { ctx.SetStatusCode(fasthttp.StatusAccepted) })}
+	go func() { _ = srv.Serve(ln) }() // returns at Shutdown
+	defer func() { _ = srv.Shutdown() }()
+	c := &fasthttp.Client{Dial: func(string) (net.Conn, error) { return ln.Dial() }}
+	// One token, refused at once, refilled 500 ms later: the requests' times must move with the requests.
+	for i, want := range []int{202, 429, 0, 202} {
+		if want == 0 {
+			time.Sleep(600 * time.Millisecond)
+			continue
+		}
+		req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+		req.SetRequestURI("http://adtracker/ads/impression")
+		req.Header.SetMethod("POST")
+		if err := c.Do(req, resp); err != nil {
+			t.Fatal(err)
+		}
+		if resp.StatusCode() != want || (want == 429 && len(resp.Header.Peek("Retry-After")) == 0) {
+			t.Errorf("request %d: %d (Retry-After %q), want %d", i, resp.StatusCode(), resp.Header.Peek("Retry-After"), want)
+		}
+		fasthttp.ReleaseRequest(req)
+		fasthttp.ReleaseResponse(resp)
+	}
+}
+
+// BenchmarkAllowAtRequestTime is BenchmarkAllowKnownClient with the request's time given, as Check passes fasthttp's: the
+// difference between the two is the clock read a request no longer makes.
+func BenchmarkAllowAtRequestTime(b *testing.B) {
+	l, err := New(Config{Ingest: Rule{RPS: 1e9, Burst: 1e9}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	a, at := ip("192.0.2.1"), time.Now()
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		l.allowAt(Ingest, a, at)
+	}
 }
