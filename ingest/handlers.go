@@ -82,6 +82,15 @@ func (h *Handlers) complete(ctx *fasthttp.RequestCtx, e *event.Event, v *request
 	return nil, ""
 }
 
+// stampReceived gives the decoder the request's receive time (see decode.Decoder): the time fasthttp read right before calling
+// the handlers, so the decoder need not read the clock again. Outside a served request (a RequestCtx built by hand) it is zero
+// and the decoder reads its clock.
+func stampReceived(ctx *fasthttp.RequestCtx, e *event.Event) {
+	if t := ctx.Time(); !t.IsZero() {
+		e.ReceiveTime = t.Unix()
+	}
+}
+
 // accept is the shared tail of the one-event routes: given the decoder's verdict on e, it checks the catalogue and enqueues. On
 // false the error answer (4xx, or 503 + Retry-After) is written and nothing was stored.
 func (h *Handlers) accept(ctx *fasthttp.RequestCtx, e *event.Event, ferr *decode.FieldError) bool {
@@ -107,6 +116,7 @@ func (h *Handlers) single(typ event.Type) fasthttp.RequestHandler {
 		e := eventPool.Get().(*event.Event)
 		defer eventPool.Put(e)
 		e.Reset()
+		stampReceived(ctx, e)
 		if !h.accept(ctx, e, h.Decoder.DecodeJSON(ctx.PostBody(), typ, e)) {
 			return
 		}
@@ -139,6 +149,7 @@ func (h *Handlers) batch(ctx *fasthttp.RequestCtx) {
 	e := eventPool.Get().(*event.Event)
 	defer eventPool.Put(e)
 	e.Reset()
+	stampReceived(ctx, e)
 	ndjson := bytes.HasPrefix(ctx.Request.Header.ContentType(), []byte("application/x-ndjson"))
 	var (
 		acc, rej, omitted int
@@ -267,6 +278,7 @@ func (h *Handlers) pixel(ctx *fasthttp.RequestCtx) {
 	e := eventPool.Get().(*event.Event)
 	defer eventPool.Put(e)
 	e.Reset()
+	stampReceived(ctx, e)
 	if !h.accept(ctx, e, h.Decoder.DecodePixel(ctx.QueryArgs(), typ, e)) {
 		return
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/adtracker/adtracker/loadgen"
 	"github.com/fasthttp/router"
 	"github.com/valyala/fasthttp"
+	"github.com/valyala/fasthttp/fasthttputil"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
@@ -378,5 +379,52 @@ func BenchmarkBatchHandler(b *testing.B) {
 	for i := 0; i < b.N; i++ {
 		ctx.Response.Reset()
 		h.batch(&ctx)
+	}
+}
+
+// Through a real fasthttp server, which reads the clock before calling the handlers: the handlers give that time to the decoder
+// (stampReceived) instead of letting it read the clock again, and what is stored is that second, on every route that decodes.
+func TestServedRequestsKeepTheirReceiveTime(t *testing.T) {
+	q := &fakeQueue{}
+	h := &Handlers{Decoder: &decode.Decoder{}, Queue: q, Catalog: fakeCatalog{1: {Accepts: true}}, Proxies: &httpx.Proxies{},
+		IDs: event.NewIDs()} // the decoder's clock is not pinned: the request's time is what counts
+	r := router.New()
+	h.Register(r)
+	ln := fasthttputil.NewInmemoryListener()
+	srv := &fasthttp.Server{Handler: r.Handler}
+	go func() { _ = srv.Serve(ln) }() // returns at Shutdown
+	defer func() { _ = srv.Shutdown() }()
+	c := &fasthttp.Client{Dial: func(string) (net.Conn, error) { return ln.Dial() }}
+	hourAgo := time.Now().Add(-time.Hour).UTC().Format(time.RFC3339)
+	before := time.Now().Unix()
+	for _, r := range []struct{ method, uri, ctype, body string }{
+		{"POST", "/ads/impression", "application/json", `{"ad_id":1,"timestamp":"` + hourAgo + `"}`},
+		{"GET", "/t/start?ad_id=1&t=" + hourAgo, "", ""},
+		{"POST", "/events", "application/x-ndjson", `{"type":"complete","ad_id":1,"timestamp":"` + hourAgo + `"}` + "\n"},
+	} {
+		req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+		req.Header.SetMethod(r.method)
+		req.SetRequestURI("http://adtracker" + r.uri)
+		if r.ctype != "" {
+			req.Header.SetContentType(r.ctype)
+		}
+		req.SetBodyString(r.body)
+		if err := c.Do(req, resp); err != nil {
+			t.Fatal(err)
+		}
+		if resp.StatusCode() >= 300 {
+			t.Fatalf("%s %s: %d %s", r.method, r.uri, resp.StatusCode(), resp.Body())
+		}
+		fasthttp.ReleaseRequest(req)
+		fasthttp.ReleaseResponse(resp)
+	}
+	after := time.Now().Unix()
+	if len(q.events) != 3 {
+		t.Fatalf("%d events stored", len(q.events))
+	}
+	for i, e := range q.events {
+		if e.ReceiveTime < before || e.ReceiveTime > after || e.EventTime > e.ReceiveTime-3500 {
+			t.Errorf("event %d: receive %d, event %d; want receive in [%d, %d] and the event an hour earlier", i, e.ReceiveTime, e.EventTime, before, after)
+		}
 	}
 }

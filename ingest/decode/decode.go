@@ -48,6 +48,10 @@ const MaxItemErrors = 100
 
 // Decoder turns request bodies and pixel queries into events. It has no mutable state, so one
 // value serves every connection.
+//
+// The request's receive time: when the caller has set e.ReceiveTime (unix seconds) before a decode call, that is the time the
+// acceptance window is computed from and every decoded event keeps; zero means the decoder reads its clock (Now). The handlers
+// pass the time fasthttp read right before calling them, which saves a clock read per request.
 type Decoder struct {
 	Limits Limits
 	Now    func() time.Time // nil means time.Now; tests pin it
@@ -64,7 +68,8 @@ type acceptWindow struct {
 	typeFromRq bool // typ came from the route, so a "type" key must agree with it
 }
 
-func (d *Decoder) windowFor(typ event.Type) acceptWindow {
+// windowFor computes the window of one decode call; received is the caller's e.ReceiveTime (0: read the clock).
+func (d *Decoder) windowFor(typ event.Type, received int64) acceptWindow {
 	def := DefaultLimits()
 	l := d.Limits
 	if l.MaxFutureSkew <= 0 {
@@ -76,13 +81,15 @@ func (d *Decoder) windowFor(typ event.Type) acceptWindow {
 	if l.MaxPlayback <= 0 {
 		l.MaxPlayback = def.MaxPlayback
 	}
-	var now time.Time
-	if d.Now != nil {
-		now = d.Now()
-	} else {
-		now = time.Now()
+	var sec int64
+	switch {
+	case d.Now != nil:
+		sec = d.Now().Unix() // a pinned clock (tests) wins
+	case received > 0:
+		sec = received
+	default:
+		sec = time.Now().Unix()
 	}
-	sec := now.Unix()
 	maxPlay := uint64(l.MaxPlayback.Milliseconds())
 	if maxPlay > math.MaxUint32 {
 		maxPlay = math.MaxUint32 // Event.PlaybackMs is 32 bits (~49 days)

@@ -754,7 +754,7 @@ func (d *Decoder) document(s *jsonScanner, w *acceptWindow, e *event.Event) *Fie
 // <= 64 bytes), user_agent (truncated to 256 bytes on a rune boundary), type. Unknown keys are
 // skipped. See the comment at the top of this file for the edge cases.
 func (d *Decoder) DecodeJSON(body []byte, typ event.Type, e *event.Event) *FieldError {
-	w := d.windowFor(typ)
+	w := d.windowFor(typ, e.ReceiveTime)
 	s := jsonScanner{buf: body}
 	return d.document(&s, &w, e)
 }
@@ -791,7 +791,7 @@ func (d *Decoder) DecodeBatch(body []byte, ndjson bool, e *event.Event, fn func(
 // still knows how many it left. The handler stops at the first item the queue refuses: a refused batch costs its framing check
 // and one item's decoding instead of every item's (under overload most batches end that way).
 func (d *Decoder) DecodeBatchWhile(body []byte, ndjson bool, e *event.Event, fn func(i int, e *event.Event, err *FieldError) bool) (int, *FieldError) {
-	w := d.windowFor(event.TypeUnknown)
+	w := d.windowFor(event.TypeUnknown, e.ReceiveTime)
 	maxItems := d.Limits.MaxBatchItems
 	if maxItems <= 0 {
 		maxItems = DefaultLimits().MaxBatchItems

@@ -13,6 +13,8 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/valyala/fasthttp"
+
 	"github.com/adtracker/adtracker/ingest/event"
 )
 
@@ -776,4 +778,76 @@ func FuzzDecodeBatch(f *testing.F) {
 			t.Fatalf("accepted invalid JSON array %q", body)
 		}
 	})
+}
+
+// A receive time the caller set on the event is the decode call's "now": the acceptance window is computed from it and every
+// decoded event keeps it, in all three decoders (a batch resets the event per item and still uses it). The time here is two
+// years back, so a window computed from the wall clock would refuse every timestamp below as too old.
+func TestCallersReceiveTimeIsNow(t *testing.T) {
+	var d Decoder // no pinned clock
+	recv := time.Date(2024, 12, 6, 12, 0, 0, 0, time.UTC)
+	hourAgo := recv.Add(-time.Hour).Format(time.RFC3339)
+	check := func(name string, e *event.Event, err *FieldError, wantEvent time.Time) {
+		t.Helper()
+		if err != nil {
+			t.Fatalf("%s: %s (%s)", name, err.Msg, err.Field)
+		}
+		if e.ReceiveTime != recv.Unix() || e.EventTime != wantEvent.Unix() {
+			t.Errorf("%s: receive %d event %d, want %d and %d", name, e.ReceiveTime, e.EventTime, recv.Unix(), wantEvent.Unix())
+		}
+	}
+	var e event.Event
+	e.ReceiveTime = recv.Unix()
+	check("json, no timestamp", &e, d.DecodeJSON([]byte(`{"ad_id":1}`), event.TypeImpression, &e), recv)
+	e = event.Event{ReceiveTime: recv.Unix()}
+	check("json", &e, d.DecodeJSON([]byte(`{"ad_id":1,"timestamp":"`+hourAgo+`"}`), event.TypeImpression, &e), recv.Add(-time.Hour))
+	e = event.Event{ReceiveTime: recv.Unix()}
+	var args fasthttp.Args
+	args.Parse("ad_id=1&t=" + hourAgo)
+	check("pixel", &e, d.DecodePixel(&args, event.TypeStart, &e), recv.Add(-time.Hour))
+	e = event.Event{ReceiveTime: recv.Unix()}
+	body := `{"type":"start","ad_id":1,"timestamp":"` + hourAgo + `"}` + "\n" + `{"type":"complete","ad_id":1}` + "\n"
+	n, top := d.DecodeBatchWhile([]byte(body), true, &e, func(i int, ev *event.Event, err *FieldError) bool {
+		want := recv
+		if i == 0 {
+			want = recv.Add(-time.Hour)
+		}
+		check(fmt.Sprintf("batch item %d", i), ev, err, want)
+		return true
+	})
+	if top != nil || n != 2 {
+		t.Fatalf("batch: %d items, %v", n, top)
+	}
+	// Without one, the decoder reads its clock: the same timestamp is two years old and refused.
+	e = event.Event{}
+	if err := d.DecodeJSON([]byte(`{"ad_id":1,"timestamp":"`+hourAgo+`"}`), event.TypeImpression, &e); err == nil || err.Field != "timestamp" {
+		t.Fatalf("no receive time given: %v, want the timestamp refused as too old", err)
+	}
+}
+
+// BenchmarkDecodeJSONReceiveTime is DecodeJSON with the decoder's own clock (no pinned Now, as in production) against the same
+// call given the request's receive time, as the handlers give it: the difference is the clock read a request no longer makes.
+func BenchmarkDecodeJSONReceiveTime(b *testing.B) {
+	body := []byte(`{"ad_id":1,"event_id":"0190d0b4-7a1c-7cc1-8a3e-5f0e6a7b8c9d","viewer_id":"v0123456789abcdef"}`)
+	for _, given := range []bool{false, true} {
+		name := "clock"
+		if given {
+			name = "given"
+		}
+		b.Run(name, func(b *testing.B) {
+			var d Decoder
+			var e event.Event
+			recv := time.Now().Unix()
+			b.ReportAllocs()
+			for b.Loop() {
+				e.Reset()
+				if given {
+					e.ReceiveTime = recv
+				}
+				if err := d.DecodeJSON(body, event.TypeClick, &e); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
 }

@@ -45,7 +45,7 @@ func (d *Decoder) DecodePixel(args *fasthttp.Args, typ event.Type, e *event.Even
 		// The route's {event} named nothing we track ("creativeView", "close", ...).
 		return badField("type", "type is not a known event type")
 	}
-	w := d.windowFor(typ)
+	w := d.windowFor(typ, e.ReceiveTime)
 	var (
 		ferr     *FieldError
 		seen     uint8
