@@ -311,9 +311,13 @@ func (h *Handlers) clickRedirect(ctx *fasthttp.RequestCtx) {
 	e.Reset()
 	e.Type = event.TypeClick
 	e.AdID = id
-	now := time.Now()
-	if h.Decoder.Now != nil {
+	// The request's time, as the decoder takes it on the other routes (stampReceived); a pinned decoder clock wins in tests.
+	now := ctx.Time()
+	switch {
+	case h.Decoder.Now != nil:
 		now = h.Decoder.Now()
+	case now.IsZero():
+		now = time.Now()
 	}
 	e.EventTime, e.ReceiveTime = now.Unix(), now.Unix()
 	if v := ctx.QueryArgs().Peek("vid"); decode.ValidID(v) {

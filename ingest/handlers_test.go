@@ -383,24 +383,33 @@ func BenchmarkBatchHandler(b *testing.B) {
 }
 
 // Through a real fasthttp server, which reads the clock before calling the handlers: the handlers give that time to the decoder
-// (stampReceived) instead of letting it read the clock again, and what is stored is that second, on every route that decodes.
+// (stampReceived) instead of letting it read the clock again, and what is stored is that second, on every route that decodes
+// and on the click redirect. Each request waits 1.1 s between fasthttp's clock read and the handler, so a handler or decoder
+// that read the clock itself would store a later second.
 func TestServedRequestsKeepTheirReceiveTime(t *testing.T) {
 	q := &fakeQueue{}
-	h := &Handlers{Decoder: &decode.Decoder{}, Queue: q, Catalog: fakeCatalog{1: {Accepts: true}}, Proxies: &httpx.Proxies{},
-		IDs: event.NewIDs()} // the decoder's clock is not pinned: the request's time is what counts
+	h := &Handlers{Decoder: &decode.Decoder{}, Queue: q, Catalog: fakeCatalog{1: {Accepts: true, TargetURL: "https://example.com/"}},
+		Proxies: &httpx.Proxies{}, IDs: event.NewIDs()} // the decoder's clock is not pinned: the request's time is what counts
 	r := router.New()
 	h.Register(r)
+	var served []int64 // the second fasthttp read for each request
 	ln := fasthttputil.NewInmemoryListener()
-	srv := &fasthttp.Server{Handler: r.Handler}
+	srv := &fasthttp.Server{Handler: func(ctx *fasthttp.RequestCtx) {
+		served = append(served, ctx.Time().Unix())
+		time.Sleep(1100 * time.Millisecond)
+		r.Handler(ctx)
+	}}
 	go func() { _ = srv.Serve(ln) }() // returns at Shutdown
 	defer func() { _ = srv.Shutdown() }()
 	c := &fasthttp.Client{Dial: func(string) (net.Conn, error) { return ln.Dial() }}
-	hourAgo := time.Now().Add(-time.Hour).UTC().Format(time.RFC3339)
+	hourAgoT := time.Now().Add(-time.Hour).UTC().Truncate(time.Second)
+	hourAgo := hourAgoT.Format(time.RFC3339)
 	before := time.Now().Unix()
 	for _, r := range []struct{ method, uri, ctype, body string }{
 		{"POST", "/ads/impression", "application/json", `{"ad_id":1,"timestamp":"` + hourAgo + `"}`},
 		{"GET", "/t/start?ad_id=1&t=" + hourAgo, "", ""},
 		{"POST", "/events", "application/x-ndjson", `{"type":"complete","ad_id":1,"timestamp":"` + hourAgo + `"}` + "\n"},
+		{"GET", "/c/1", "", ""},
 	} {
 		req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
 		req.Header.SetMethod(r.method)
@@ -412,19 +421,23 @@ func TestServedRequestsKeepTheirReceiveTime(t *testing.T) {
 		if err := c.Do(req, resp); err != nil {
 			t.Fatal(err)
 		}
-		if resp.StatusCode() >= 300 {
+		if resp.StatusCode() >= 400 {
 			t.Fatalf("%s %s: %d %s", r.method, r.uri, resp.StatusCode(), resp.Body())
 		}
 		fasthttp.ReleaseRequest(req)
 		fasthttp.ReleaseResponse(resp)
 	}
-	after := time.Now().Unix()
-	if len(q.events) != 3 {
-		t.Fatalf("%d events stored", len(q.events))
+	if len(q.events) != 4 || len(served) != 4 {
+		t.Fatalf("%d events stored, %d requests served", len(q.events), len(served))
 	}
 	for i, e := range q.events {
-		if e.ReceiveTime < before || e.ReceiveTime > after || e.EventTime > e.ReceiveTime-3500 {
-			t.Errorf("event %d: receive %d, event %d; want receive in [%d, %d] and the event an hour earlier", i, e.ReceiveTime, e.EventTime, before, after)
+		wantEvent := hourAgoT.Unix()
+		if i == 3 {
+			wantEvent = e.ReceiveTime // the click is now
+		}
+		if e.ReceiveTime != served[i] || e.ReceiveTime < before || e.EventTime != wantEvent {
+			t.Errorf("event %d: receive %d, event %d; want receive %d (the served second, not before %d) and event %d", i,
+				e.ReceiveTime, e.EventTime, served[i], before, wantEvent)
 		}
 	}
 }

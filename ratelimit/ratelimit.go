@@ -77,7 +77,8 @@ type Config struct {
 	// keeps real players served when a flood of distinct addresses fills the table — and counted in
 	// adtracker_ratelimit_untracked_total.
 	MaxTracked int
-	// Now is the clock (tests); nil is time.Now.
+	// Now pins the clock (tests): every reading comes from it. Nil: Check takes the request's time (fasthttp's RequestCtx.Time),
+	// Allow and the sweeps read time.Now.
 	Now func() time.Time
 }
 

@@ -49,16 +49,17 @@ const MaxItemErrors = 100
 // Decoder turns request bodies and pixel queries into events. It has no mutable state, so one
 // value serves every connection.
 //
-// The request's receive time: when the caller has set e.ReceiveTime (unix seconds) before a decode call, that is the time the
-// acceptance window is computed from and every decoded event keeps; zero means the decoder reads its clock (Now). The handlers
-// pass the time fasthttp read right before calling them, which saves a clock read per request.
+// The request's receive time is an input of every decode call: when the caller has set e.ReceiveTime (unix seconds) after
+// resetting e, that is the time the acceptance window is computed from and every decoded event keeps. Zero means the decoder's
+// clock. The handlers set the time fasthttp read right before calling them, which saves a clock read per request.
 type Decoder struct {
 	Limits Limits
-	Now    func() time.Time // nil means time.Now; tests pin it
+	// Now pins the clock (tests): when set it wins over a receive time on the event, which it overwrites. Nil: the event's
+	// receive time, else time.Now.
+	Now func() time.Time
 }
 
-// acceptWindow is what one decode call checks against, computed once per call (one clock read per
-// batch rather than per item).
+// acceptWindow is what one decode call checks against, computed once per call (for a batch, once rather than per item).
 type acceptWindow struct {
 	now        int64 // unix seconds
 	minTime    int64

@@ -746,13 +746,12 @@ func (d *Decoder) document(s *jsonScanner, w *acceptWindow, e *event.Event) *Fie
 	return ferr
 }
 
-// DecodeJSON decodes one JSON object into e, which the caller has Reset. typ is the route's
-// type, or TypeUnknown when the object must name it in "type"; when both are given they must
-// agree. Fields: ad_id (required), timestamp (RFC 3339, absent = now), ip (absent = left zero
-// for the handler to fill from the peer), video_playback_time (seconds, rounded to ms),
-// event_id (UUID, marks the event retryable), viewer_id and session_id (printable ASCII,
-// <= 64 bytes), user_agent (truncated to 256 bytes on a rune boundary), type. Unknown keys are
-// skipped. See the comment at the top of this file for the edge cases.
+// DecodeJSON decodes one JSON object into e, which the caller has Reset (and may have given the request's receive time: see
+// Decoder). typ is the route's type, or TypeUnknown when the object must name it in "type"; when both are given they must
+// agree. Fields: ad_id (required), timestamp (RFC 3339, absent = now), ip (absent = left zero for the handler to fill from the
+// peer), video_playback_time (seconds, rounded to ms), event_id (UUID, marks the event retryable), viewer_id and session_id
+// (printable ASCII, <= 64 bytes), user_agent (truncated to 256 bytes on a rune boundary), type. Unknown keys are skipped. See
+// the comment at the top of this file for the edge cases.
 func (d *Decoder) DecodeJSON(body []byte, typ event.Type, e *event.Event) *FieldError {
 	w := d.windowFor(typ, e.ReceiveTime)
 	s := jsonScanner{buf: body}

@@ -6,7 +6,8 @@ import (
 	"github.com/adtracker/adtracker/ingest/event"
 )
 
-// DecodePixel decodes a VAST tracking pixel's query into e (which the caller has Reset); typ
+// DecodePixel decodes a VAST tracking pixel's query into e (which the caller has Reset, and may have given the request's
+// receive time: see Decoder); typ
 // comes from the route's {event} segment, VAST camelCase allowed ("firstQuartile").
 //
 // # Tracking URL templates
