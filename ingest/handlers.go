@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"strconv"
 	"sync"
-	"time"
 
 	"github.com/adtracker/adtracker/ingest/decode"
 	"github.com/adtracker/adtracker/ingest/event"
@@ -311,15 +310,9 @@ func (h *Handlers) clickRedirect(ctx *fasthttp.RequestCtx) {
 	e.Reset()
 	e.Type = event.TypeClick
 	e.AdID = id
-	// The request's time, as the decoder takes it on the other routes (stampReceived); a pinned decoder clock wins in tests.
-	now := ctx.Time()
-	switch {
-	case h.Decoder.Now != nil:
-		now = h.Decoder.Now()
-	case now.IsZero():
-		now = time.Now()
-	}
-	e.EventTime, e.ReceiveTime = now.Unix(), now.Unix()
+	stampReceived(ctx, e)
+	now := h.Decoder.Received(e.ReceiveTime) // the request's time, as on the routes that decode
+	e.EventTime, e.ReceiveTime = now, now
 	if v := ctx.QueryArgs().Peek("vid"); decode.ValidID(v) {
 		e.SetViewerID(v)
 	}

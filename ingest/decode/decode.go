@@ -69,6 +69,20 @@ type acceptWindow struct {
 	typeFromRq bool // typ came from the route, so a "type" key must agree with it
 }
 
+// Received is the receive time (unix seconds) of a request whose handler stamped stamped on its event (0: not stamped): a pinned
+// clock (Now) wins, else the stamp, else the clock. Every decode call takes its "now" from it; so does the click redirect, which
+// decodes nothing.
+func (d *Decoder) Received(stamped int64) int64 {
+	switch {
+	case d.Now != nil:
+		return d.Now().Unix()
+	case stamped > 0:
+		return stamped
+	default:
+		return time.Now().Unix()
+	}
+}
+
 // windowFor computes the window of one decode call; received is the caller's e.ReceiveTime (0: read the clock).
 func (d *Decoder) windowFor(typ event.Type, received int64) acceptWindow {
 	def := DefaultLimits()
@@ -82,15 +96,7 @@ func (d *Decoder) windowFor(typ event.Type, received int64) acceptWindow {
 	if l.MaxPlayback <= 0 {
 		l.MaxPlayback = def.MaxPlayback
 	}
-	var sec int64
-	switch {
-	case d.Now != nil:
-		sec = d.Now().Unix() // a pinned clock (tests) wins
-	case received > 0:
-		sec = received
-	default:
-		sec = time.Now().Unix()
-	}
+	sec := d.Received(received)
 	maxPlay := uint64(l.MaxPlayback.Milliseconds())
 	if maxPlay > math.MaxUint32 {
 		maxPlay = math.MaxUint32 // Event.PlaybackMs is 32 bits (~49 days)

@@ -59,7 +59,6 @@ type Screener struct {
 	deny   ipRanges
 	agents *agentVerdicts
 	clicks *clickTable // nil: no duplicate-click check
-	enrich Enricher
 }
 
 // New builds a screener; en may be nil. An invalid deny list is an error naming its key.
@@ -71,7 +70,7 @@ func New(cfg Config, en Enricher) (*Screener, error) {
 	if cfg.ClickWindow < 0 {
 		return nil, fmt.Errorf("ivt.click_window must not be negative")
 	}
-	s := &Screener{off: cfg.Disabled, deny: newIPRanges(nets), agents: newAgentVerdicts(cfg.DenyUserAgents, uaCacheEntries, en), enrich: en}
+	s := &Screener{off: cfg.Disabled, deny: newIPRanges(nets), agents: newAgentVerdicts(cfg.DenyUserAgents, uaCacheEntries, en)}
 	if cfg.ClickWindow > 0 {
 		s.clicks = newClickTable(cfg.ClickWindow, cfg.ClickTableBytes)
 	}
@@ -89,12 +88,13 @@ func (s *Screener) ClickTableSize() (clicks, bytes int) {
 // Screen enriches e and sets e.IVT. ctx may be nil (no request headers to read).
 func (s *Screener) Screen(ctx *fasthttp.RequestCtx, e *event.Event) {
 	e.IVT = event.IVTNone
-	if s.off && s.enrich == nil {
+	en := s.agents.enrich
+	if s.off && en == nil {
 		return
 	}
 	entry := s.agents.lookup(e.UA())
-	if s.enrich != nil {
-		s.enrich.Apply(e, entry.agent())
+	if en != nil {
+		en.Apply(e, entry.agent())
 	}
 	if !s.off {
 		e.IVT = s.reason(ctx, e, entry)
