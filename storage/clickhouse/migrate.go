@@ -7,6 +7,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+
 	"github.com/adtracker/adtracker/migrations"
 )
 
@@ -108,15 +110,8 @@ func (db *DB) Migrate(ctx context.Context, files []migrations.File) ([]Migration
 				sql = migrations.Expand(sql, cluster, db.Database)
 			}
 			for i, stmt := range migrations.Statements(sql) {
-				stmt, run, err := db.addColumnIfMissing(ctx, stmt)
-				if err != nil {
+				if err := db.execDDL(ctx, stmt); err != nil {
 					return out, fmt.Errorf("clickhouse migration %s, statement %d: %w", f.Name, i+1, err)
-				}
-				if !run {
-					continue
-				}
-				if err := db.Conn.Exec(ddlContext(ctx, cluster), stmt); err != nil {
-					return out, fmt.Errorf("clickhouse migration %s, statement %d: %w", f.Name, i+1, ddlError(err))
 				}
 			}
 		}
@@ -148,21 +143,22 @@ var addColumnIf = regexp.MustCompile(`(?is)^(?:\s*--[^\n]*\n)*\s*ALTER\s+TABLE\s
 
 // addColumnIfMissing makes "ADD COLUMN IF NOT EXISTS" idempotent on servers that cannot parse it (18.16 cannot): it reports
 // run = false when the table already has the column, and otherwise returns the statement without IF NOT EXISTS, which every
-// server accepts. Other statements are returned as they are. The check reads the connected server's system.columns; in a cluster
-// ON CLUSTER DDL reaches every node through the DDL queue, so the connected node's table stands for all of them.
-func (db *DB) addColumnIfMissing(ctx context.Context, stmt string) (string, bool, error) {
+// server accepts. Other statements are returned as they are. The check reads system.columns of conn, the server that runs the
+// statement: the one migrate connects to, or in a cluster the replica a replicated table's ALTER goes to (cluster_alter.go);
+// other ON CLUSTER DDL reaches every node through the DDL queue, so the connected node's table stands for all of them.
+// database names the table's database when the statement does not.
+func addColumnIfMissing(ctx context.Context, conn driver.Conn, database, stmt string) (string, bool, error) {
 	m := addColumnIf.FindStringSubmatchIndex(stmt)
 	if m == nil {
 		return stmt, true, nil
 	}
 	table, column := stmt[m[2]:m[3]], stmt[m[6]:m[7]]
-	database := db.Database
 	if d, t, ok := strings.Cut(table, "."); ok {
 		database, table = d, t
 	}
 	unquote := func(s string) string { return strings.Trim(s, "`\"") }
 	var n uint64
-	if err := db.Conn.QueryRow(ctx, "SELECT count() FROM system.columns WHERE database = ? AND table = ? AND name = ?",
+	if err := conn.QueryRow(ctx, "SELECT count() FROM system.columns WHERE database = ? AND table = ? AND name = ?",
 		unquote(database), unquote(table), unquote(column)).Scan(&n); err != nil {
 		return "", false, fmt.Errorf("check column %s.%s: %w", table, column, err)
 	}

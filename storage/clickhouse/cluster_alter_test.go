@@ -1,0 +1,193 @@
+package clickhouse
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	ch "github.com/ClickHouse/clickhouse-go/v2"
+
+	"github.com/adtracker/adtracker/internal/testenv"
+	"github.com/adtracker/adtracker/migrations"
+)
+
+// ddlQueue is the distributed_ddl path scripts/cluster.sh configures: every ON CLUSTER statement leaves an entry there.
+const ddlQueue = "/clickhouse/task_queue/ddl"
+
+// The migrations' ALTERs of replicated tables go to one replica per shard, not through the DDL queue whose 18.16 worker can crash on
+// them (cluster_alter.go): the queue holds the database's CREATE statements and none of its ALTERs, and every node has the columns.
+func TestClusterReplicatedAltersBypassTheDDLQueue(t *testing.T) {
+	cl, db := migratedCluster(t)
+	c := nodeConn(t, cl.Addrs[0], db.Database)
+	queued := func(verb string) uint64 {
+		var n uint64
+		q := "SELECT count() FROM system.zookeeper WHERE path = '" + ddlQueue + "' AND position(value, 'query: " + verb + " ') > 0 AND position(value, ' " + db.Database + ".') > 0"
+		if err := c.QueryRow(context.Background(), q).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	if n := queued("CREATE"); n == 0 {
+		t.Fatalf("no CREATE of %s in %s: the test does not see the DDL queue", db.Database, ddlQueue)
+	}
+	if n := queued("ALTER"); n != 0 {
+		t.Fatalf("%d ALTER statements of %s went through the DDL queue", n, db.Database)
+	}
+	sameColumns(t, cl, db.Database, "events_local", "ad_stats_minute_local", "ad_stats_hour_local")
+}
+
+// A run interrupted between the shards of an ADD COLUMN leaves shard 1 with the column and shard 2 without; the next migrate checks
+// each shard's own replica, so it skips shard 1 and still adds the column on shard 2.
+func TestClusterAlterChecksEachShardsReplica(t *testing.T) {
+	cl := testenv.ClusterEnv(t)
+	db := openCluster(t, cl, cl.Database(t))
+	files := clusterFiles(t, db)
+	migrateCluster(t, db, files[:2])
+	var addIVT string
+	for _, stmt := range migrations.Statements(migrations.Expand(files[2].SQL, cl.Name, db.Database)) {
+		if strings.Contains(stmt, "ADD COLUMN IF NOT EXISTS ivt ") {
+			addIVT = stmt
+		}
+	}
+	m := alterOnCluster.FindStringSubmatch(addIVT)
+	if m == nil {
+		t.Fatalf("no ALTER … ON CLUSTER adds ivt in %s", files[2].Name)
+	}
+	s1 := nodeConn(t, cl.Nodes["s1r1"], db.Database)
+	stmt, run, err := addColumnIfMissing(context.Background(), s1, db.Database, m[1]+m[3])
+	if err != nil || !run {
+		t.Fatalf("ivt on s1r1 before the migration: run %v, %v", run, err)
+	}
+	if err := s1.Exec(context.Background(), stmt); err != nil {
+		t.Fatal(err)
+	}
+	migrateCluster(t, db, files)
+	sameColumns(t, cl, db.Database, "events_local")
+}
+
+// A replica that does not answer: the ALTER goes to the next replica of its shard, migrate fails naming the replica it could not
+// see take the change, and a later migrate finishes the file. A shard none of whose replicas answers fails the statement.
+func TestClusterAlterWithUnreachableReplicas(t *testing.T) {
+	cl := testenv.ClusterEnv(t)
+	db := openCluster(t, cl, cl.Database(t))
+	files := clusterFiles(t, db)
+	migrateCluster(t, db, files[:2])
+	saved := alterWait
+	alterWait = 2 * time.Second
+	t.Cleanup(func() { alterWait = saved })
+
+	replicas := func() []replica {
+		r, err := db.replicaConns(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	dead := deadReplica(t, 1)
+	// The file's first statement is a replicated ALTER (MODIFY COLUMN type, adding the VAST event types).
+	changed := func(node string) bool {
+		return len(queryStrings(t, nodeConn(t, cl.Nodes[node], db.Database),
+			"SELECT name FROM system.columns WHERE database = currentDatabase() AND table = 'events_local' AND name = 'type' AND position(type, 'verification_not_executed') > 0")) == 1
+	}
+	if changed("s1r1") {
+		t.Fatal("events_local.type has the VAST types before the migration that adds them")
+	}
+
+	// Shard 1 has only the dead replica: nothing answers for it.
+	db.replicas.conns = append([]replica{dead}, shardReplicas(replicas(), 2)...)
+	_, err := db.Migrate(context.Background(), files)
+	if err == nil || !strings.Contains(err.Error(), "no replica of shard 1 answered") || !strings.Contains(err.Error(), dead.addr) {
+		t.Fatalf("shard 1 unreachable: migrate returned %v", err)
+	}
+	if changed("s1r1") || changed("s1r2") {
+		t.Fatal("shard 1 got the change although none of its replicas was asked")
+	}
+
+	// The dead replica first in shard 1: the change goes to s1r1 and s1r2, and migrate fails waiting for the dead one. (The
+	// failure above closed every pool of the set, so the set is listed again.)
+	dead = deadReplica(t, 1)
+	db.replicas.conns = append([]replica{dead}, replicas()...)
+	_, err = db.Migrate(context.Background(), files)
+	if err == nil || !strings.Contains(err.Error(), "replica "+dead.addr+" (shard 1) did not show the change") || !strings.Contains(err.Error(), "run migrate again") {
+		t.Fatalf("one replica unreachable: migrate returned %v", err)
+	}
+	if !changed("s1r1") || !changed("s1r2") {
+		t.Fatal("the ALTER did not reach shard 1 through its answering replica")
+	}
+
+	// Every replica back: migrate finishes the file, and the history records it once.
+	db.replicas.closeAll()
+	res := migrateCluster(t, db, files)
+	if res[2].Status != "applied" {
+		t.Fatalf("migrate after the replica came back: %+v", res)
+	}
+	sameColumns(t, cl, db.Database, "events_local", "ad_stats_minute_local", "ad_stats_hour_local")
+}
+
+func clusterFiles(t *testing.T, db *DB) []migrations.File {
+	t.Helper()
+	files, err := db.MigrationFiles()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(files) < 3 {
+		t.Fatalf("%d cluster migrations, want at least 3", len(files))
+	}
+	return files
+}
+
+func migrateCluster(t *testing.T, db *DB, files []migrations.File) []MigrationResult {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	res, err := db.Migrate(ctx, files)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res
+}
+
+// sameColumns fails unless every node's tables have the columns of the single-node schema's table of the same name.
+func sameColumns(t *testing.T, cl testenv.Cluster, database string, tables ...string) {
+	t.Helper()
+	single := migrated(t)
+	singleConn := nodeConn(t, single.cfg.Addr, single.Database)
+	for _, table := range tables {
+		want := queryStrings(t, singleConn, "DESCRIBE TABLE "+strings.TrimSuffix(table, "_local"))
+		for node, addr := range cl.Nodes {
+			if got := queryStrings(t, nodeConn(t, addr, database), "DESCRIBE TABLE "+table); fmt.Sprint(got) != fmt.Sprint(want) {
+				t.Errorf("%s: DESCRIBE %s\n%v\nsingle-node\n%v", node, table, got, want)
+			}
+		}
+	}
+}
+
+// deadReplica is a replica of shard whose address refuses connections.
+func deadReplica(t *testing.T, shard uint32) replica {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	conn, err := ch.Open(&ch.Options{Addr: []string{addr}, DialTimeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return replica{addr: addr, shard: shard, conn: conn}
+}
+
+func shardReplicas(all []replica, shard uint32) []replica {
+	var out []replica
+	for _, r := range all {
+		if r.shard == shard {
+			out = append(out, r)
+		}
+	}
+	return out
+}
