@@ -136,7 +136,7 @@ func (db *DB) waitColumns(ctx context.Context, replicas []replica, ran map[uint3
 				if err == nil {
 					err = fmt.Errorf("its columns are still %s", cols)
 				}
-				return fmt.Errorf("replica %s (shard %d) did not show the change of %s.%s within %v (%v): it applies it from ZooKeeper when it is up; run migrate again then",
+				return fmt.Errorf("replica %s (shard %d) did not show the change of %s.%s within %v (%w): it applies it from ZooKeeper when it is up; run migrate again then",
 					r.addr, r.shard, database, table, alterWait, err)
 			}
 			select {
