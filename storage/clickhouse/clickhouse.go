@@ -54,6 +54,7 @@ type DB struct {
 	version  string
 	cfg      Config
 	replicas *replicaSet // cluster mode only: every replica's pool, opened on first use by the stored-event check
+	ddl      *replicaSet // cluster mode only: the pools cluster migrate sends replicated ALTERs through (cluster_alter.go)
 }
 
 // Cluster returns the configured cluster name, empty for a single server.
@@ -213,7 +214,7 @@ func Open(ctx context.Context, c Config, create bool) (*DB, error) {
 		conn.Close()
 		return nil, fmt.Errorf("clickhouse %s: %w", c.Addr, err)
 	}
-	db := &DB{Conn: conn, write: write, Database: c.Database, cfg: c, replicas: &replicaSet{}}
+	db := &DB{Conn: conn, write: write, Database: c.Database, cfg: c, replicas: &replicaSet{}, ddl: &replicaSet{}}
 	if err := db.Ping(ctx); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("clickhouse %s: %w", c.Addr, err)
@@ -241,9 +242,10 @@ func createDatabase(ctx context.Context, boot driver.Conn, c Config) error {
 // Ping checks that the server answers, through the read pool. (Readiness pings through Sink.Ping, on the write pool.)
 func (db *DB) Ping(ctx context.Context) error { return db.Conn.Ping(ctx) }
 
-// Close closes both pools (and the replicas' pools the cluster check opened).
+// Close closes both pools (and the replicas' pools the cluster check or migrate opened).
 func (db *DB) Close() error {
 	db.replicas.closeAll()
+	db.ddl.closeAll()
 	werr := db.write.Close()
 	if err := db.Conn.Close(); err != nil {
 		return err

@@ -122,9 +122,10 @@ func (r *replicaSet) closeAll() {
 	r.conns = nil
 }
 
-// replicaConns returns a pool per replica, opening them on first use: only batches whose fate is unknown take this path.
-func (db *DB) replicaConns(ctx context.Context) ([]replica, error) {
-	rs := db.replicas
+// replicaConns returns a pool per replica in rs, opening them on first use from system.clusters (in shard, then replica order). Two
+// sets use it: db.replicas, for the stored-event check and settle (only batches whose fate is unknown take those paths), and
+// db.ddl, cluster migrate's, closed when Migrate returns.
+func (db *DB) replicaConns(ctx context.Context, rs *replicaSet) ([]replica, error) {
 	rs.mu.Lock()
 	defer rs.mu.Unlock()
 	if len(rs.conns) > 0 {
@@ -174,7 +175,7 @@ func (db *DB) replicaConns(ctx context.Context) ([]replica, error) {
 // A replica that cannot answer is tolerated only when another replica of its shard provably holds everything the shard
 // acknowledged (caughtUp); otherwise the check fails, retryably, naming the replica — the batch waits rather than risk a duplicate.
 func (db *DB) storedOnCluster(ctx context.Context, queries []string, out map[event.UUID]struct{}) error {
-	targets, err := db.replicaConns(ctx)
+	targets, err := db.replicaConns(ctx, db.replicas)
 	if err != nil {
 		return err
 	}

@@ -39,6 +39,29 @@ func TestClusterReplicatedAltersBypassTheDDLQueue(t *testing.T) {
 	sameColumns(t, cl, db.Database, "events_local", "ad_stats_minute_local", "ad_stats_hour_local")
 }
 
+// Which statements skip the DDL queue: column changes of a table ON CLUSTER, after any comments; nothing else.
+func TestAlterColumnsOnClusterStatements(t *testing.T) {
+	for _, tc := range []struct{ stmt, table, sent string }{
+		{"ALTER TABLE db.t ON CLUSTER c ADD COLUMN IF NOT EXISTS x UInt8", "db.t", "ALTER TABLE db.t ADD COLUMN IF NOT EXISTS x UInt8"},
+		{"-- why\n-- more\nalter table `db`.`t` on cluster c\n  modify column x String", "`db`.`t`", "-- why\n-- more\nalter table `db`.`t`\n  modify column x String"},
+		{"/* a\nb */ ALTER TABLE t ON CLUSTER c DROP COLUMN x", "t", "/* a\nb */ ALTER TABLE t DROP COLUMN x"},
+		{"ALTER TABLE db.t ON CLUSTER c DELETE WHERE x = 1", "", ""},
+		{"ALTER TABLE db.t ON CLUSTER c FREEZE", "", ""},
+		{"ALTER TABLE db.t ADD COLUMN x UInt8", "", ""},
+		{"CREATE TABLE db.t ON CLUSTER c AS db.u", "", ""},
+	} {
+		m := alterColumnsOnCluster.FindStringSubmatch(tc.stmt)
+		switch {
+		case m == nil && tc.table != "":
+			t.Errorf("%q: not recognised as a column change ON CLUSTER", tc.stmt)
+		case m != nil && tc.table == "":
+			t.Errorf("%q: taken for a column change ON CLUSTER of %s", tc.stmt, m[2])
+		case len(m) == 4 && (m[2] != tc.table || m[1]+m[3] != tc.sent):
+			t.Errorf("%q: table %q, sent as %q; want %q, %q", tc.stmt, m[2], m[1]+m[3], tc.table, tc.sent)
+		}
+	}
+}
+
 // A run interrupted between the shards of an ADD COLUMN leaves shard 1 with the column and shard 2 without; the next migrate checks
 // each shard's own replica, so it skips shard 1 and still adds the column on shard 2.
 func TestClusterAlterChecksEachShardsReplica(t *testing.T) {
@@ -52,7 +75,7 @@ func TestClusterAlterChecksEachShardsReplica(t *testing.T) {
 			addIVT = stmt
 		}
 	}
-	m := alterOnCluster.FindStringSubmatch(addIVT)
+	m := alterColumnsOnCluster.FindStringSubmatch(addIVT)
 	if m == nil {
 		t.Fatalf("no ALTER … ON CLUSTER adds ivt in %s", files[2].Name)
 	}
@@ -68,8 +91,9 @@ func TestClusterAlterChecksEachShardsReplica(t *testing.T) {
 	sameColumns(t, cl, db.Database, "events_local")
 }
 
-// A replica that does not answer: the ALTER goes to the next replica of its shard, migrate fails naming the replica it could not
-// see take the change, and a later migrate finishes the file. A shard none of whose replicas answers fails the statement.
+// A replica that does not answer. With no other replica of its shard, the statement fails before any shard ran it. With one, the
+// ALTER goes to the next replica, and migrate fails naming the replica it could not see take the change; a later migrate finishes
+// the file and records it once.
 func TestClusterAlterWithUnreachableReplicas(t *testing.T) {
 	cl := testenv.ClusterEnv(t)
 	db := openCluster(t, cl, cl.Database(t))
@@ -79,14 +103,6 @@ func TestClusterAlterWithUnreachableReplicas(t *testing.T) {
 	alterWait = 2 * time.Second
 	t.Cleanup(func() { alterWait = saved })
 
-	replicas := func() []replica {
-		r, err := db.replicaConns(context.Background())
-		if err != nil {
-			t.Fatal(err)
-		}
-		return r
-	}
-	dead := deadReplica(t, 1)
 	// The file's first statement is a replicated ALTER (MODIFY COLUMN type, adding the VAST event types).
 	changed := func(node string) bool {
 		return len(queryStrings(t, nodeConn(t, cl.Nodes[node], db.Database),
@@ -96,35 +112,63 @@ func TestClusterAlterWithUnreachableReplicas(t *testing.T) {
 		t.Fatal("events_local.type has the VAST types before the migration that adds them")
 	}
 
-	// Shard 1 has only the dead replica: nothing answers for it.
-	db.replicas.conns = append([]replica{dead}, shardReplicas(replicas(), 2)...)
+	// Shard 1 has only the dead replica: nothing can take the change there, so no shard runs it.
+	dead := deadReplica(t, 1)
+	useDDLReplicas(db, append([]replica{dead}, shardReplicas(listReplicas(t, db), 2)...))
 	_, err := db.Migrate(context.Background(), files)
-	if err == nil || !strings.Contains(err.Error(), "no replica of shard 1 answered") || !strings.Contains(err.Error(), dead.addr) {
+	if err == nil || !strings.Contains(err.Error(), "no replica of shard 1 can take the change") || !strings.Contains(err.Error(), dead.addr) {
 		t.Fatalf("shard 1 unreachable: migrate returned %v", err)
 	}
-	if changed("s1r1") || changed("s1r2") {
-		t.Fatal("shard 1 got the change although none of its replicas was asked")
+	for _, node := range []string{"s1r1", "s1r2", "s2r1", "s2r2"} {
+		if changed(node) {
+			t.Fatalf("%s got the change although shard 1 could not take it", node)
+		}
 	}
 
-	// The dead replica first in shard 1: the change goes to s1r1 and s1r2, and migrate fails waiting for the dead one. (The
-	// failure above closed every pool of the set, so the set is listed again.)
+	// The dead replica first in shard 1: the change goes to s1r1 (and on to s1r2) and to shard 2, and migrate fails waiting for the
+	// dead one.
 	dead = deadReplica(t, 1)
-	db.replicas.conns = append([]replica{dead}, replicas()...)
+	useDDLReplicas(db, append([]replica{dead}, listReplicas(t, db)...))
 	_, err = db.Migrate(context.Background(), files)
 	if err == nil || !strings.Contains(err.Error(), "replica "+dead.addr+" (shard 1) did not show the change") || !strings.Contains(err.Error(), "run migrate again") {
 		t.Fatalf("one replica unreachable: migrate returned %v", err)
 	}
-	if !changed("s1r1") || !changed("s1r2") {
-		t.Fatal("the ALTER did not reach shard 1 through its answering replica")
+	for _, node := range []string{"s1r1", "s1r2", "s2r1", "s2r2"} {
+		if !changed(node) {
+			t.Fatalf("%s lacks the change the answering replicas took", node)
+		}
 	}
 
-	// Every replica back: migrate finishes the file, and the history records it once.
-	db.replicas.closeAll()
+	// Every replica back (migrate lists them again): migrate finishes the file, and the history records it once.
 	res := migrateCluster(t, db, files)
 	if res[2].Status != "applied" {
 		t.Fatalf("migrate after the replica came back: %+v", res)
 	}
+	var n uint64
+	if err := db.Conn.QueryRow(context.Background(), "SELECT count() FROM schema_migrations WHERE version = ?", uint32(files[2].Version)).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if n != 1 {
+		t.Fatalf("%s recorded %d times, want once", files[2].Name, n)
+	}
 	sameColumns(t, cl, db.Database, "events_local", "ad_stats_minute_local", "ad_stats_hour_local")
+}
+
+// listReplicas opens a pool per replica of the cluster; the Migrate they are handed to closes them.
+func listReplicas(t *testing.T, db *DB) []replica {
+	t.Helper()
+	r, err := db.replicaConns(context.Background(), &replicaSet{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// useDDLReplicas makes the next Migrate send replicated ALTERs through rs instead of the replicas system.clusters lists.
+func useDDLReplicas(db *DB, rs []replica) {
+	db.ddl.mu.Lock()
+	defer db.ddl.mu.Unlock()
+	db.ddl.conns = rs
 }
 
 func clusterFiles(t *testing.T, db *DB) []migrations.File {

@@ -118,7 +118,7 @@ func (s *Sink) settle(ctx context.Context) error {
 	seqs, floor := s.late.snapshot()
 	hosts := []replica{{addr: s.db.cfg.Addr, conn: s.db.Conn}}
 	if s.db.cfg.Cluster != "" {
-		rs, err := s.db.replicaConns(ctx)
+		rs, err := s.db.replicaConns(ctx, s.db.replicas)
 		if err != nil {
 			return err
 		}

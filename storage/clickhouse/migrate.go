@@ -2,6 +2,8 @@ package clickhouse
 
 import (
 	"context"
+	"database/sql"
+	"errors"
 	"fmt"
 	"regexp"
 	"strings"
@@ -60,6 +62,7 @@ func (db *DB) Migrate(ctx context.Context, files []migrations.File) ([]Migration
 	create := createMigrations
 	if cluster != "" {
 		create = migrations.Expand(createClusterMigrations, cluster, db.Database)
+		defer db.ddl.closeAll() // the next Migrate lists the replicas again
 	}
 	if err := db.Conn.Exec(ddlContext(ctx, cluster), create); err != nil {
 		return nil, classify("create schema_migrations", ddlError(err), false)
@@ -137,6 +140,41 @@ func (db *DB) record(ctx context.Context, f migrations.File, status, version str
 	return b.Send()
 }
 
+// execDDL runs one migration statement. In a cluster, a column change of a Replicated* table goes to one replica per shard
+// (cluster_alter.go); everything else is sent as written, ON CLUSTER statements through the DDL queue. ADD COLUMN IF NOT EXISTS is
+// made idempotent on the server that runs it (addColumnIfMissing).
+func (db *DB) execDDL(ctx context.Context, stmt string) error {
+	if db.cfg.Cluster != "" {
+		if m := alterColumnsOnCluster.FindStringSubmatch(stmt); m != nil {
+			database, table := splitTable(m[2], db.Database)
+			var engine string
+			err := db.Conn.QueryRow(ctx, "SELECT engine FROM system.tables WHERE database = ? AND name = ?", database, table).Scan(&engine)
+			if err != nil && !errors.Is(err, sql.ErrNoRows) {
+				return fmt.Errorf("engine of %s.%s: %w", database, table, err)
+			}
+			// The cluster schema creates every table ON CLUSTER, so the connected node's engine stands for every node's.
+			if strings.HasPrefix(engine, "Replicated") {
+				return db.alterReplicated(ctx, database, table, m[1]+m[3])
+			}
+		}
+	}
+	stmt, run, err := addColumnIfMissing(ctx, db.Conn, db.Database, stmt)
+	if err != nil || !run {
+		return err
+	}
+	return ddlError(db.Conn.Exec(ddlContext(ctx, db.cfg.Cluster), stmt))
+}
+
+// splitTable splits "[db.]table", either part possibly quoted, into the database (database when the name has none) and the table.
+func splitTable(name, database string) (string, string) {
+	table := name
+	if d, t, ok := strings.Cut(name, "."); ok {
+		database, table = d, t
+	}
+	unquote := func(s string) string { return strings.Trim(s, "`\"") }
+	return unquote(database), unquote(table)
+}
+
 // addColumnIf matches "ALTER TABLE [db.]table [ON CLUSTER c] ADD COLUMN IF NOT EXISTS name ..." after any leading comment lines;
 // the groups are the table, IF NOT EXISTS and the column. A statement adds one column only (TestShippedAddColumnStatementsAddOneColumn).
 var addColumnIf = regexp.MustCompile(`(?is)^(?:\s*--[^\n]*\n)*\s*ALTER\s+TABLE\s+(\S+)(?:\s+ON\s+CLUSTER\s+\S+)?\s+ADD\s+COLUMN\s+(IF\s+NOT\s+EXISTS\s+)(\S+)\s`)
@@ -152,14 +190,11 @@ func addColumnIfMissing(ctx context.Context, conn driver.Conn, database, stmt st
 	if m == nil {
 		return stmt, true, nil
 	}
-	table, column := stmt[m[2]:m[3]], stmt[m[6]:m[7]]
-	if d, t, ok := strings.Cut(table, "."); ok {
-		database, table = d, t
-	}
-	unquote := func(s string) string { return strings.Trim(s, "`\"") }
+	database, table := splitTable(stmt[m[2]:m[3]], database)
+	column := strings.Trim(stmt[m[6]:m[7]], "`\"")
 	var n uint64
 	if err := conn.QueryRow(ctx, "SELECT count() FROM system.columns WHERE database = ? AND table = ? AND name = ?",
-		unquote(database), unquote(table), unquote(column)).Scan(&n); err != nil {
+		database, table, column).Scan(&n); err != nil {
 		return "", false, fmt.Errorf("check column %s.%s: %w", table, column, err)
 	}
 	if n > 0 {
