@@ -71,15 +71,8 @@ bench: ## benchmarks (scripts/bench.sh, then the cluster line: scripts/bench-clu
 lint: ## golangci-lint with .golangci.yml (installs v2.15.0 into .tools/bin on first use)
 	scripts/lint.sh
 
-fuzz: ## run every fuzz target for FUZZTIME each (default 10s)
-	@# `go test -list` prints a package's target names, then its "ok  <pkg>" line.
-	@targets="$$(go test -list '^Fuzz' ./... | awk '/^Fuzz/ {names = names " " $$1; next} \
-		/^ok / {n = split(names, a, " "); for (i = 1; i <= n; i++) print $$2, a[i]; names = ""}')"; \
-	if [ -z "$$targets" ]; then echo "no fuzz targets"; exit 0; fi; \
-	while read -r pkg name; do \
-		echo "== $$pkg $$name ($(FUZZTIME))"; \
-		go test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) "$$pkg" </dev/null; \
-	done <<< "$$targets"
+fuzz: ## run every fuzz target for FUZZTIME each (default 10s; scripts/fuzz.sh)
+	scripts/fuzz.sh $(FUZZTIME)
 
 SOAK ?=
 chaos: services ## fault-injection suite (≤15 min): ClickHouse killed/frozen/committing late, SIGTERM/SIGKILL, quotas, Postgres down, disk full, corrupt spill, hostile clients and bodies, network faults (Toxiproxy), slow reads; SOAK=10m soaks
