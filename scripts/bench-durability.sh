@@ -12,6 +12,8 @@
 #   go build -o /tmp/adtracker-new ./cmd/adtracker
 #   BENCH_BINARY=/tmp/adtracker-new BENCH_BASE_BINARY=/tmp/adtracker-base BENCH_DUR_CONFIGS="base durable" scripts/bench-durability.sh
 # (BENCH_BINARY: the binary of the other configurations; default the one `make bench` built, .data/bench/adtracker.)
+# BENCH_PPROF_DIR=dir: adtracker serves debug.pprof_addr, and a CPU profile of every run (all but its last second) lands in
+# dir/KIND-CONFIG-rROUND.pprof (`go tool pprof`; `go tool pprof -proto dir/*.pprof` merges them, e.g. into a PGO profile).
 #
 # Needs a finished `make bench` (or BENCH_QUICK=1 scripts/bench.sh): it reuses its binary, its private ClickHouse data directory
 # (.data/bench/clickhouse, started here on free ports and stopped at exit) and its database BENCH_DATABASE (adtracker_bench).
@@ -45,6 +47,17 @@ CH_PID=$(ch_pid "$BDIR/clickhouse")
 CH="clickhouse-client --host 127.0.0.1 --port $CHP"
 PORT=$(free_port 38200)
 URL="http://127.0.0.1:$PORT"
+PPROF_DIR="${BENCH_PPROF_DIR:-}"
+PPROF_ENV=()
+if [ -n "$PPROF_DIR" ]; then
+	case $DUR in
+	[0-9]*s) PPROF_SECS=$((${DUR%s} > 1 ? ${DUR%s} - 1 : 1)) ;;
+	*) die "BENCH_PPROF_DIR needs BENCH_DURATION in whole seconds (e.g. 8s)" ;;
+	esac
+	mkdir -p "$PPROF_DIR"
+	PPROF_PORT=$(free_port $((PORT + 1)))
+	PPROF_ENV=("ADTRACKER_DEBUG_PPROF_ADDR=127.0.0.1:$PPROF_PORT")
+fi
 TCK=$(getconf CLK_TCK)
 cpu() { sed 's/^.*) //' "/proc/$1/stat" | awk -v t="$TCK" '{printf "%.3f", ($12 + $13) / t}'; }
 
@@ -72,7 +85,7 @@ for ((r = 1; r <= ROUNDS; r++)); do
 			ADTRACKER_POSTGRES_DSN="postgres://adtracker:adtracker@127.0.0.1:$PG_PORT/$DB?sslmode=disable" \
 			ADTRACKER_CLICKHOUSE_ADDR="127.0.0.1:$CHP" ADTRACKER_CLICKHOUSE_DATABASE="$DB" ADTRACKER_INGEST_DATA_DIR="$BDIR/dur-$cfg" \
 			ADTRACKER_INGEST_DURABLE=$d ADTRACKER_INGEST_FSYNC_INTERVAL=$f ADTRACKER_HTTP_TRUSTED_PROXIES=127.0.0.1 ADTRACKER_LOG_LEVEL=warn \
-			"$bin" serve >"$OUT/adtracker-$cfg.log" 2>&1 &
+			"${PPROF_ENV[@]}" "$bin" serve >"$OUT/adtracker-$cfg.log" 2>&1 &
 		SP=$!
 		wait_http "$URL/healthz" "$SP" "$OUT/adtracker-$cfg.log"
 		[ -n "$ADS" ] || ADS=$(curl -fsS "$URL/ads?limit=1000" | jq -r 'map(.id) | join(",")')
@@ -87,10 +100,16 @@ for ((r = 1; r <= ROUNDS; r++)); do
 			esac
 			c0=$(cpu "$SP")
 			h0=$(cpu "$CH_PID")
+			prof=""
+			if [ -n "$PPROF_DIR" ]; then
+				curl -fsS -o "$PPROF_DIR/$kind-$cfg-r$r.pprof" "http://127.0.0.1:$PPROF_PORT/debug/pprof/profile?seconds=$PPROF_SECS" &
+				prof=$!
+			fi
 			"$BDIR/adtracker" loadgen --json --seed 1 "${args[@]}" --url "$URL" --duration "$DUR" --ads "$ADS" \
 				--verify --clickhouse "127.0.0.1:$CHP" --database "$DB" >"$OUT/$kind-$cfg-r$r.json" 2>"$OUT/$kind-$cfg-r$r.log" || true
 			c1=$(cpu "$SP")
 			h1=$(cpu "$CH_PID")
+			if [ -n "$prof" ]; then wait "$prof" || die "no CPU profile from $URL's debug.pprof_addr"; fi
 			jq -r --arg k "$kind" --arg c "$cfg" --arg r "$r" \
 				--argjson cpu "$(awk -v a="$c0" -v b="$c1" 'BEGIN {print b - a}')" --argjson ch "$(awk -v a="$h0" -v b="$h1" 'BEGIN {print b - a}')" \
 				'"\($k) \($c) round \($r): e2e \(.verify.end_to_end_events_per_sec | floor) ev/s, verify \(.verify.ok), adtracker \($cpu / .verify.stored_acked * 1e6 * 100 | floor / 100) µs/ev, ClickHouse \($ch / .verify.stored_acked * 1e6 * 100 | floor / 100) µs/ev, 503 answers \(.status["503"] // 0), p99 \(.latency.p99_ms * 100 | floor / 100) ms"' \
