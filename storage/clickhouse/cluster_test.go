@@ -117,7 +117,9 @@ func TestClusterMigrateMatchesSingleNode(t *testing.T) {
 		c := nodeConn(t, addr, db.Database)
 		tables := queryStrings(t, c, "SELECT name, engine FROM system.tables WHERE database = currentDatabase() ORDER BY name")
 		want := []string{
-			"ad_breakdown_hour | Distributed", "ad_breakdown_hour_local | ReplicatedSummingMergeTree", "ad_breakdown_hour_mv | MaterializedView",
+			"ad_breakdown_hour | Distributed", "ad_breakdown_hour_browser_mv | MaterializedView", "ad_breakdown_hour_country_mv | MaterializedView",
+			"ad_breakdown_hour_device_type_mv | MaterializedView", "ad_breakdown_hour_ivt_mv | MaterializedView",
+			"ad_breakdown_hour_local | ReplicatedSummingMergeTree", "ad_breakdown_hour_os_mv | MaterializedView",
 			"ad_stats_hour | Distributed", "ad_stats_hour_invalid_mv | MaterializedView", "ad_stats_hour_local | ReplicatedSummingMergeTree",
 			"ad_stats_hour_mv | MaterializedView",
 			"ad_stats_minute | Distributed", "ad_stats_minute_invalid_mv | MaterializedView", "ad_stats_minute_local | ReplicatedSummingMergeTree",

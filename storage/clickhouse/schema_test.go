@@ -310,6 +310,7 @@ func TestMigration0003UpgradesStoredData(t *testing.T) {
 		t.Fatalf("setup: parts in %d tables, want events and both rollups: %v", len(before), before)
 	}
 	time.Sleep(1100 * time.Millisecond) // a rewritten part would carry a later modification time (second resolution)
+	files = files[:3] // 0003 is what this test upgrades to; running it again after 0004 would bring back the view 0004 drops
 	res, err := db.Migrate(ctx, files)
 	if err != nil {
 		t.Fatal(err)
@@ -349,19 +350,7 @@ func TestMigration0003UpgradesStoredData(t *testing.T) {
 	}
 
 	// Every statement again, as a run interrupted after its last statement would repeat them: no error, no change.
-	schema := func() string {
-		return strings.Join(queryStrings(t, db.Conn, "SELECT table, name, type, default_expression FROM system.columns WHERE database = currentDatabase() ORDER BY table, name"), "\n") +
-			strings.Join(queryStrings(t, db.Conn, "SELECT name, engine, create_table_query FROM system.tables WHERE database = currentDatabase() AND name != 'schema_migrations' ORDER BY name"), "\n")
-	}
-	s1 := schema()
-	again := files[2]
-	again.Version, again.Name = 99, "0099_again.sql"
-	if _, err := db.Migrate(ctx, []migrations.File{again}); err != nil {
-		t.Fatalf("0003 run twice: %v", err)
-	}
-	if s2 := schema(); s2 != s1 {
-		t.Errorf("0003 run twice changed the schema:\n%s\n---\n%s", s1, s2)
-	}
+	runTwice(t, db, files[2])
 
 	b, want := seeded(21, 2000)
 	if err := NewSink(db).Insert(ctx, b); err != nil {
@@ -379,6 +368,65 @@ func TestMigration0003UpgradesStoredData(t *testing.T) {
 	}
 	want.viewers = merge(want.viewers, 10)
 	checkSeeded(t, db.Conn, 21, want, 500)
+}
+
+// runTwice runs f's statements once more, as a run interrupted after its last statement would repeat them, and fails on an error
+// or on any change to the schema.
+func runTwice(t *testing.T, db *DB, f migrations.File) {
+	t.Helper()
+	schema := func() string {
+		return strings.Join(queryStrings(t, db.Conn, "SELECT table, name, type, default_expression FROM system.columns WHERE database = currentDatabase() ORDER BY table, name"), "\n") +
+			strings.Join(queryStrings(t, db.Conn, "SELECT name, engine, create_table_query FROM system.tables WHERE database = currentDatabase() AND name != 'schema_migrations' ORDER BY name"), "\n")
+	}
+	s1 := schema()
+	again := f
+	again.Version, again.Name = 99, "0099_again.sql"
+	if _, err := db.Migrate(context.Background(), []migrations.File{again}); err != nil {
+		t.Fatalf("%s run twice: %v", f.Name, err)
+	}
+	if s2 := schema(); s2 != s1 {
+		t.Errorf("%s run twice changed the schema:\n%s\n---\n%s", f.Name, s1, s2)
+	}
+}
+
+// 0004 replaces 0003's breakdown view (ARRAY JOIN) by one view per dimension. The rows the old view wrote stay; events inserted
+// after 0004 are counted once, by the new views, with the figures the old view gave; run twice, 0004 changes nothing.
+func TestMigration0004ReplacesTheBreakdownView(t *testing.T) {
+	db := openTest(t)
+	ctx := context.Background()
+	files, err := migrations.ClickHouse()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(files) < 4 || files[3].Version != 4 {
+		t.Fatalf("want 0004 as the fourth migration, have %d files", len(files))
+	}
+	if _, err := db.Migrate(ctx, files[:3]); err != nil {
+		t.Fatal(err)
+	}
+	b, before := seeded(31, 2000)
+	if err := NewSink(db).Insert(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	res, err := db.Migrate(ctx, files[:4])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res[3].Status != "applied" {
+		t.Fatalf("0004: %+v", res[3])
+	}
+	views := queryStrings(t, db.Conn, "SELECT name FROM system.tables WHERE database = currentDatabase() AND name LIKE 'ad_breakdown_hour%' AND engine = 'MaterializedView' ORDER BY name")
+	want := []string{"ad_breakdown_hour_browser_mv", "ad_breakdown_hour_country_mv", "ad_breakdown_hour_device_type_mv", "ad_breakdown_hour_ivt_mv", "ad_breakdown_hour_os_mv"}
+	if fmt.Sprint(views) != fmt.Sprint(want) {
+		t.Fatalf("breakdown views after 0004: %v, want %v", views, want)
+	}
+	runTwice(t, db, files[3])
+	b, after := seeded(32, 2000)
+	if err := NewSink(db).Insert(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	checkSeeded(t, db.Conn, 31, before, 0)
+	checkSeeded(t, db.Conn, 32, after, 0)
 }
 
 // merge returns viewers plus n distinct old ones.
