@@ -310,7 +310,8 @@ func TestMigration0003UpgradesStoredData(t *testing.T) {
 		t.Fatalf("setup: parts in %d tables, want events and both rollups: %v", len(before), before)
 	}
 	time.Sleep(1100 * time.Millisecond) // a rewritten part would carry a later modification time (second resolution)
-	files = files[:3]                   // 0003 is what this test upgrades to; running it again after 0004 would bring back the view 0004 drops
+	// 0003 is what this test upgrades to; running it again after 0004 would bring back the view 0004 drops.
+	files = files[:3]
 	res, err := db.Migrate(ctx, files)
 	if err != nil {
 		t.Fatal(err)
