@@ -1,13 +1,15 @@
 -- The breakdown rollup (ad_breakdown_hour) from one view per dimension instead of one view with ARRAY JOIN. Same rows, same
--- counts; about half the ClickHouse CPU per inserted event.
+-- counts, less ClickHouse CPU: 0.46x for one large INSERT, 0.93x (and batches 1.18x faster end to end) for adtracker's inserts.
 --
 -- Why: 0003's ad_breakdown_hour_mv ARRAY JOINs every event into up to five (dimension, value) rows, and ARRAY JOIN in a view
 -- replicates every column of the inserted block (event_id, ip, user_agent, viewer_id, ...), not only the ones the view reads, even
 -- when the view selects FROM a subquery that names fewer columns (checked on 18.16 with perf: ColumnString::replicate and the page
 -- faults and page clearing of its copies were about a quarter of the server's CPU samples during an insert). Five views that each
 -- group the block by one dimension copy nothing. Inserting the same 981,890 events (clickhouse-client, Native, through every view)
--- cost 9.7-10.4 CPU-s with 0003's view and 4.5-4.7 with these, and ad_breakdown_hour held the same sums (BENCHMARKS.md, "Design
--- measurements").
+-- cost 9.7-10.4 CPU-s with 0003's view and 4.5-4.7 with these, and ad_breakdown_hour held the same sums. adtracker's inserts
+-- (~24,576 rows) copy far less per ARRAY JOIN, so there the gain is smaller: in paired runs batches of 1000 reached 1.18x the
+-- events/s end to end at 0.93x the ClickHouse CPU, and single events showed no measurable change (BENCHMARKS.md, analysis and
+-- "Design measurements").
 --
 -- RUN WITH INGEST STOPPED, as for 0003: the old view is dropped before the new ones are created, so an insert between the two
 -- would miss the breakdown; with the old view and the new ones both present it would be counted twice. Stop adtracker (or its
