@@ -27,17 +27,11 @@ import (
 // alterColumnsOnCluster matches a column change sent ON CLUSTER, after any leading comments; the groups are everything before ON
 // CLUSTER, the table, and everything after the cluster name. Other ALTERs (partitions, mutations) keep ON CLUSTER: waiting for
 // columns would not say when they are done.
-var alterColumnsOnCluster = regexp.MustCompile(`(?is)^((?:\s*(?:--[^\n]*\n|/\*.*?\*/))*\s*ALTER\s+TABLE\s+(\S+))\s+ON\s+CLUSTER\s+\S+(\s+(?:ADD|DROP|MODIFY)\s+COLUMN\s.*)$`)
+var alterColumnsOnCluster = regexp.MustCompile(`(?is)^(` + leadingComments + `\s*ALTER\s+TABLE\s+(\S+))\s+ON\s+CLUSTER\s+\S+(\s+(?:ADD|DROP|MODIFY)\s+COLUMN\s.*)$`)
 
 // alterWait bounds how long a replicated ALTER waits for every replica to show the change: as long as an ON CLUSTER statement
 // (a variable so that a test of a replica that never answers need not wait a minute).
 var alterWait = ddlTimeout * time.Second
-
-// alterSource is the replica a statement runs on for one ZooKeeper path.
-type alterSource struct {
-	replica
-	columns string // its columns after the statement (waitColumns)
-}
 
 // alterReplicated runs stmt, a column change without ON CLUSTER, on one replica of each copy of database.table and waits for the
 // others (see the steps above). Errors name the replica and say whether anything ran.
@@ -47,9 +41,9 @@ func (db *DB) alterReplicated(ctx context.Context, database, table, stmt string)
 		return err
 	}
 	// 1. One writable replica per ZooKeeper path, and a path for every shard.
-	pathOf := map[uint32]string{} // shard → the table's path, from any replica of the shard that answered
-	sources := map[string]*alterSource{}
-	var order []*alterSource // shard order, for a deterministic run and error
+	pathOf := map[uint32]string{}   // shard → the table's path, from any replica of the shard that answered
+	sources := map[string]replica{} // path → the replica the statement runs on
+	var order []replica             // the same replicas in shard order, for a deterministic run and error
 	problems := map[uint32][]string{}
 	for _, r := range replicas {
 		var path string
@@ -68,12 +62,12 @@ func (db *DB) alterReplicated(ctx context.Context, database, table, stmt string)
 		}
 		pathOf[r.shard] = path
 		if _, ok := sources[path]; !ok && readonly == 0 {
-			sources[path] = &alterSource{replica: r}
-			order = append(order, sources[path])
+			sources[path] = r
+			order = append(order, r)
 		}
 	}
 	for _, r := range replicas {
-		if path, ok := pathOf[r.shard]; !ok || sources[path] == nil {
+		if _, ok := sources[pathOf[r.shard]]; !ok {
 			return fmt.Errorf("no replica of shard %d can take the change of %s.%s (%s): no shard ran it; run migrate again once one of them is up",
 				r.shard, database, table, strings.Join(problems[r.shard], "; "))
 		}
@@ -90,30 +84,28 @@ func (db *DB) alterReplicated(ctx context.Context, database, table, stmt string)
 		}
 	}
 	// 3. Every replica shows its path's columns.
-	return db.waitColumns(ctx, replicas, pathOf, sources, database, table)
+	return waitColumns(ctx, replicas, pathOf, sources, database, table)
 }
 
 // waitColumns polls every replica until its columns of database.table (names, types and defaults, in table order) are those of the
 // replica that ran the statement for its shard's path.
-func (db *DB) waitColumns(ctx context.Context, replicas []replica, pathOf map[uint32]string, sources map[string]*alterSource, database, table string) error {
+func waitColumns(ctx context.Context, replicas []replica, pathOf map[uint32]string, sources map[string]replica, database, table string) error {
 	q := "SELECT name, type, default_kind, default_expression FROM system.columns WHERE database = " + quoteString(database) +
 		" AND table = " + quoteString(table)
-	for _, src := range sources {
-		var err error
-		if src.columns, err = columnList(ctx, src.conn, q); err != nil {
+	want := map[string]string{} // path → its source's columns
+	for path, src := range sources {
+		cols, err := columnList(ctx, src.conn, q)
+		if err != nil {
 			return fmt.Errorf("columns of %s.%s on %s: %w", database, table, src.addr, err)
 		}
+		want[path] = cols
 	}
 	deadline := time.Now().Add(alterWait)
 	for _, r := range replicas {
-		want := sources[pathOf[r.shard]].columns
 		for {
 			cols, err := columnList(ctx, r.conn, q)
-			if err == nil && cols == want {
+			if err == nil && cols == want[pathOf[r.shard]] {
 				break
-			}
-			if ctx.Err() != nil {
-				return ctx.Err()
 			}
 			if time.Now().After(deadline) {
 				if err == nil {

@@ -36,7 +36,7 @@ func TestClusterReplicatedAltersBypassTheDDLQueue(t *testing.T) {
 	if n := queued("ALTER"); n != 0 {
 		t.Fatalf("%d ALTER statements of %s went through the DDL queue", n, db.Database)
 	}
-	sameColumns(t, cl, db.Database, "events_local", "ad_stats_minute_local", "ad_stats_hour_local")
+	sameColumns(t, cl, migrated(t), db.Database, "events_local", "ad_stats_minute_local", "ad_stats_hour_local")
 }
 
 // Which statements skip the DDL queue: column changes of a table ON CLUSTER, after any comments; nothing else.
@@ -88,7 +88,7 @@ func TestClusterAlterChecksEachShardsReplica(t *testing.T) {
 		t.Fatal(err)
 	}
 	migrateCluster(t, db, files)
-	sameColumns(t, cl, db.Database, "events_local")
+	sameColumns(t, cl, migrated(t), db.Database, "events_local")
 }
 
 // A replica that does not answer. With no other replica of its shard, the statement fails before any shard ran it. With one, the
@@ -151,7 +151,7 @@ func TestClusterAlterWithUnreachableReplicas(t *testing.T) {
 	if n != 1 {
 		t.Fatalf("%s recorded %d times, want once", files[2].Name, n)
 	}
-	sameColumns(t, cl, db.Database, "events_local", "ad_stats_minute_local", "ad_stats_hour_local")
+	sameColumns(t, cl, migrated(t), db.Database, "events_local", "ad_stats_minute_local", "ad_stats_hour_local")
 }
 
 // listReplicas opens a pool per replica of the cluster; the Migrate they are handed to closes them.
@@ -194,10 +194,9 @@ func migrateCluster(t *testing.T, db *DB, files []migrations.File) []MigrationRe
 	return res
 }
 
-// sameColumns fails unless every node's tables have the columns of the single-node schema's table of the same name.
-func sameColumns(t *testing.T, cl testenv.Cluster, database string, tables ...string) {
+// sameColumns fails unless every node's tables have the columns of single's table of the same name (without "_local").
+func sameColumns(t *testing.T, cl testenv.Cluster, single *DB, database string, tables ...string) {
 	t.Helper()
-	single := migrated(t)
 	singleConn := nodeConn(t, single.cfg.Addr, single.Database)
 	for _, table := range tables {
 		want := queryStrings(t, singleConn, "DESCRIBE TABLE "+strings.TrimSuffix(table, "_local"))

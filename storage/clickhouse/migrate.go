@@ -175,9 +175,13 @@ func splitTable(name, database string) (string, string) {
 	return unquote(database), unquote(table)
 }
 
-// addColumnIf matches "ALTER TABLE [db.]table [ON CLUSTER c] ADD COLUMN IF NOT EXISTS name ..." after any leading comment lines;
+// leadingComments matches the comments a statement may start with (-- lines, /* blocks */). addColumnIf and
+// alterColumnsOnCluster start with it, so a comment above a statement never changes how it is run.
+const leadingComments = `(?:\s*(?:--[^\n]*\n|/\*.*?\*/))*`
+
+// addColumnIf matches "ALTER TABLE [db.]table [ON CLUSTER c] ADD COLUMN IF NOT EXISTS name ..." after any leading comments;
 // the groups are the table, IF NOT EXISTS and the column. A statement adds one column only (TestShippedAddColumnStatementsAddOneColumn).
-var addColumnIf = regexp.MustCompile(`(?is)^(?:\s*--[^\n]*\n)*\s*ALTER\s+TABLE\s+(\S+)(?:\s+ON\s+CLUSTER\s+\S+)?\s+ADD\s+COLUMN\s+(IF\s+NOT\s+EXISTS\s+)(\S+)\s`)
+var addColumnIf = regexp.MustCompile(`(?is)^` + leadingComments + `\s*ALTER\s+TABLE\s+(\S+)(?:\s+ON\s+CLUSTER\s+\S+)?\s+ADD\s+COLUMN\s+(IF\s+NOT\s+EXISTS\s+)(\S+)\s`)
 
 // addColumnIfMissing makes "ADD COLUMN IF NOT EXISTS" idempotent on servers that cannot parse it (18.16 cannot): it reports
 // run = false when the table already has the column, and otherwise returns the statement without IF NOT EXISTS, which every
