@@ -23,7 +23,7 @@ func TestDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	if c.HTTP.Addr != ":8080" || c.ClickHouse.Addr != "127.0.0.1:9000" || c.ClickHouse.Database != "adtracker" ||
-		c.Log.Format != "json" || !c.Migrate.OnStart || c.Ingest.FlushInterval != 500*time.Millisecond ||
+		c.Log.Format != "json" || !c.Migrate.OnStart || c.Ingest.FlushInterval != time.Second ||
 		c.Ingest.MaxAge != 7*24*time.Hour || c.HTTP.MaxBodyBytes != 1<<20 || !c.Ingest.Durable {
 		t.Fatalf("defaults: %+v", c)
 	}
