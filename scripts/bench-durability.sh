@@ -12,6 +12,9 @@
 #   go build -o /tmp/adtracker-new ./cmd/adtracker
 #   BENCH_BINARY=/tmp/adtracker-new BENCH_BASE_BINARY=/tmp/adtracker-base BENCH_DUR_CONFIGS="base durable" scripts/bench-durability.sh
 # (BENCH_BINARY: the binary of the other configurations; default the one `make bench` built, .data/bench/adtracker.)
+# To pair two settings of one build, give a wrapper script as either binary; it must exec, so the measured PID is adtracker's:
+#   printf '#!/bin/sh\nexport ADTRACKER_INGEST_FLUSH_INTERVAL=500ms\nexec %s "$@"\n' "$PWD/.data/bench/adtracker" >/tmp/adt-500ms
+#   chmod +x /tmp/adt-500ms; BENCH_BASE_BINARY=/tmp/adt-500ms BENCH_DUR_CONFIGS="base durable" scripts/bench-durability.sh
 # BENCH_PPROF_DIR=dir: adtracker serves debug.pprof_addr, and a CPU profile of every run (all but its last second) lands in
 # dir/KIND-CONFIG-rROUND.pprof (`go tool pprof`; `go tool pprof -proto dir/*.pprof` merges them, e.g. into a PGO profile).
 #
