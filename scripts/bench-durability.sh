@@ -25,17 +25,14 @@ set -euo pipefail
 # shellcheck source=scripts/lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$ADT_REPO"
-DATA_DIR="${DATA_DIR:-$ADT_REPO/.data}"
-BDIR="$DATA_DIR/bench"
-DB="${BENCH_DATABASE:-adtracker_bench}"
+bench_reuse
 DUR="${BENCH_DURATION:-8s}"
 ROUNDS="${BENCH_DUR_ROUNDS:-3}"
 CONFIGS="${BENCH_DUR_CONFIGS:-durable nosync mem}"
 KINDS="${BENCH_DUR_KINDS:-batch single}"
 BASE="${BENCH_BASE_BINARY:-}"
 PG_PORT="${PG_PORT:-5432}"
-[ -x "$BDIR/adtracker" ] && [ -d "$BDIR/clickhouse" ] || die "run make bench (or BENCH_QUICK=1 scripts/bench.sh) first"
-case "$DB" in *[!a-z0-9_]* | '' | adtracker) die "BENCH_DATABASE must be [a-z0-9_]+ and not the development database" ;; esac
+[ -x "$BDIR/adtracker" ] || die "run make bench (or BENCH_QUICK=1 scripts/bench.sh) first"
 
 CHP=$(free_port 39100)
 CHH=$(free_port $((CHP + 1)))
@@ -61,8 +58,6 @@ if [ -n "$PPROF_DIR" ]; then
 	PPROF_PORT=$(free_port $((PORT + 1)))
 	PPROF_ENV=("ADTRACKER_DEBUG_PPROF_ADDR=127.0.0.1:$PPROF_PORT")
 fi
-TCK=$(getconf CLK_TCK)
-cpu() { sed 's/^.*) //' "/proc/$1/stat" | awk -v t="$TCK" '{printf "%.3f", ($12 + $13) / t}'; }
 
 OUT="$BDIR/durability"
 rm -rf "$OUT"
@@ -101,8 +96,8 @@ for ((r = 1; r <= ROUNDS; r++)); do
 			pixel) args=(--mode pixel --conns 64) ;;
 			*) die "unknown traffic $kind (single, pixel, batch, open)" ;;
 			esac
-			c0=$(cpu "$SP")
-			h0=$(cpu "$CH_PID")
+			c0=$(proc_cpu "$SP")
+			h0=$(proc_cpu "$CH_PID")
 			prof=""
 			if [ -n "$PPROF_DIR" ]; then
 				curl -fsS -o "$PPROF_DIR/$kind-$cfg-r$r.pprof" "http://127.0.0.1:$PPROF_PORT/debug/pprof/profile?seconds=$PPROF_SECS" &
@@ -110,8 +105,8 @@ for ((r = 1; r <= ROUNDS; r++)); do
 			fi
 			"$BDIR/adtracker" loadgen --json --seed 1 "${args[@]}" --url "$URL" --duration "$DUR" --ads "$ADS" \
 				--verify --clickhouse "127.0.0.1:$CHP" --database "$DB" >"$OUT/$kind-$cfg-r$r.json" 2>"$OUT/$kind-$cfg-r$r.log" || true
-			c1=$(cpu "$SP")
-			h1=$(cpu "$CH_PID")
+			c1=$(proc_cpu "$SP")
+			h1=$(proc_cpu "$CH_PID")
 			if [ -n "$prof" ]; then wait "$prof" || die "no CPU profile from $URL's debug.pprof_addr"; fi
 			jq -r --arg k "$kind" --arg c "$cfg" --arg r "$r" \
 				--argjson cpu "$(awk -v a="$c0" -v b="$c1" 'BEGIN {print b - a}')" --argjson ch "$(awk -v a="$h0" -v b="$h1" 'BEGIN {print b - a}')" \

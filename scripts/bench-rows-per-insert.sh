@@ -25,15 +25,12 @@ set -euo pipefail
 # shellcheck source=scripts/lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$ADT_REPO"
-DATA_DIR="${DATA_DIR:-$ADT_REPO/.data}"
-BDIR="$DATA_DIR/bench"
-DB="${BENCH_DATABASE:-adtracker_bench}"
+bench_reuse
 SIZES="${BENCH_ROWS_SIZES:-16384 24576 49152 131072 1048576}"
 ROUNDS="${BENCH_ROWS_ROUNDS:-2}"
 VIEWSETS="${BENCH_ROWS_VIEWS:-all}"
-[ -d "$BDIR/clickhouse" ] && [ -s "$BDIR/chref.native" ] && [ -s "$BDIR/chref.native.rows" ] ||
+[ -s "$BDIR/chref.native" ] && [ -s "$BDIR/chref.native.rows" ] ||
 	die "run make bench (or BENCH_QUICK=1 scripts/bench.sh) first: it exports the events this script inserts"
-case "$DB" in *[!a-z0-9_]* | '' | adtracker) die "BENCH_DATABASE must be [a-z0-9_]+ and not the development database" ;; esac
 
 CHP=$(free_port 39300)
 CHH=$(free_port $((CHP + 1)))
@@ -51,8 +48,6 @@ cleanup() {
 trap cleanup EXIT
 ch_start "$BDIR/clickhouse" "$CHP" "$CHH"
 CH_PID=$(ch_pid "$BDIR/clickhouse")
-TCK=$(getconf CLK_TCK)
-cpu() { sed 's/^.*) //' "/proc/$1/stat" | awk -v t="$TCK" '{printf "%.3f", ($12 + $13) / t}'; }
 
 # DESCRIBE lists the columns in table order on every version (as bench.sh's export does).
 COLS=$($CH -q "DESCRIBE TABLE $DB.events FORMAT TSV" | awk -F'\t' '$3 != "MATERIALIZED" && $3 != "ALIAS" {print $1}' | paste -sd, -)
@@ -105,13 +100,13 @@ for ((r = 1; r <= ROUNDS; r++)); do
 		for n in $sizes; do
 			ch_fresh
 			quiet
-			c0=$(cpu "$CH_PID")
+			c0=$(proc_cpu "$CH_PID")
 			t0=$(date +%s.%N)
 			$CH --database "$DB" --max_insert_block_size="$n" --min_insert_block_size_rows="$n" \
 				-q "INSERT INTO events ($COLS) FORMAT RowBinary" <"$RB"
 			t1=$(date +%s.%N)
 			quiet
-			c1=$(cpu "$CH_PID")
+			c1=$(proc_cpu "$CH_PID")
 			awk -v n="$n" -v s="$set" -v r="$r" -v rows="$ROWS" -v a="$c0" -v b="$c1" -v t0="$t0" -v t1="$t1" 'BEGIN {
 				printf "rows per insert %8d, views %-6s round %d: ClickHouse %.2f CPU-µs per event (insert and merges), insert %.1f s\n",
 					n, s, r, (b - a) / rows * 1e6, t1 - t0 }'

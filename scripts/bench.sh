@@ -138,14 +138,6 @@ stop_server() {
 
 # --- measurements ----------------------------------------------------------------------------------------------------------------
 TCK=$(getconf CLK_TCK)
-proc_cpu() { # PID -> CPU seconds (user+system) so far
-	if [ -z "$1" ] || [ ! -r "/proc/$1/stat" ]; then
-		echo 0
-		return
-	fi
-	# Fields after the parenthesised command name: utime is the 12th, stime the 13th.
-	sed 's/^.*) //' "/proc/$1/stat" | awk -v t="$TCK" '{printf "%.3f", ($12 + $13) / t}'
-}
 sys_busy() { # -> "busy total" jiffies of the whole machine
 	awk '/^cpu / {idle = $5 + $6; tot = 0; for (i = 2; i <= NF; i++) tot += $i; print tot - idle, tot}' /proc/stat
 }

@@ -15,6 +15,8 @@
 #   pg_start DIR PORT / pg_stop DIR / pg_state DIR PORT   the same for Postgres
 #   ensure_clickhouse / ensure_postgres                   apt-get install when missing
 #   free_port FROM / wait_http URL PID LOG                ports and start-up waits for the bench scripts
+#   proc_cpu PID                                          CPU seconds (user + system) a process has used so far
+#   bench_reuse                                           BDIR and DB of a finished `make bench`, for the scripts that reuse it
 
 ADT_LIB_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ADT_REPO="$(cd "$ADT_LIB_DIR/.." && pwd)"
@@ -175,6 +177,26 @@ show_log_tail() {
 }
 
 file_size() { if [ -e "$1" ]; then stat -c %s "$1"; else echo 0; fi; }
+
+# proc_cpu PID prints the CPU seconds (user + system) PID has used so far, 0 when it is gone.
+proc_cpu() {
+	if [ -z "$1" ] || [ ! -r "/proc/$1/stat" ]; then
+		echo 0
+		return
+	fi
+	# Fields after the parenthesised command name: utime is the 12th, stime the 13th.
+	sed 's/^.*) //' "/proc/$1/stat" | awk -v t="$(getconf CLK_TCK)" '{printf "%.3f", ($12 + $13) / t}'
+}
+
+# bench_reuse sets BDIR (DATA_DIR/bench) and DB (BENCH_DATABASE, default adtracker_bench) for the scripts that reuse a finished
+# `make bench` (bench-durability.sh, bench-rows-per-insert.sh): its private ClickHouse data directory and its database.
+bench_reuse() {
+	DATA_DIR="${DATA_DIR:-$ADT_REPO/.data}"
+	BDIR="$DATA_DIR/bench"
+	DB="${BENCH_DATABASE:-adtracker_bench}"
+	case "$DB" in *[!a-z0-9_]* | '' | adtracker) die "BENCH_DATABASE must be [a-z0-9_]+ and not the development database" ;; esac
+	[ -d "$BDIR/clickhouse" ] || die "run make bench (or BENCH_QUICK=1 scripts/bench.sh) first"
+}
 
 # ---------------------------------------------------------------------------------------------
 # ClickHouse
