@@ -60,19 +60,7 @@ if [ ! -s "$RB" ] || [ "$RB" -ot "$BDIR/chref.native" ]; then
 fi
 
 # quiet waits until no merge has run for 3 s (6 looks, 0.5 s apart), at most 5 minutes.
-quiet() {
-	local q=0 i
-	for ((i = 0; i < 600; i++)); do
-		if [ "$($CH -q 'SELECT count() FROM system.merges')" = 0 ]; then
-			q=$((q + 1))
-			[ $q -ge 6 ] && return 0
-		else
-			q=0
-		fi
-		sleep 0.5
-	done
-	log "ClickHouse still merging after 5 minutes; counting anyway"
-}
+quiet() { ch_merges_settle 6 600 || log "ClickHouse still merging after 5 minutes; counting anyway"; }
 
 views_of() { # SET -> the views to detach
 	local all

@@ -352,15 +352,27 @@ ch_wait() {
 # ch_fresh empties the MergeTree tables of database $DB (schema_migrations kept) through the client command $CH, then waits, at
 # most 60 s, until ClickHouse runs no merge, so a benchmark run's CPU and latency are its own. Only for benchmark databases.
 ch_fresh() {
-	local t i
+	local t
 	for t in $($CH -q "SELECT name FROM system.tables WHERE database = '$DB' AND engine LIKE '%MergeTree' AND name != 'schema_migrations'"); do
 		$CH -q "TRUNCATE TABLE $DB.$t"
 	done
-	for ((i = 0; i < 120; i++)); do
-		[ "$($CH -q 'SELECT count() FROM system.merges')" = 0 ] && return 0
+	ch_merges_settle 1 120 || log "ClickHouse still merging after 60 s; measuring anyway"
+}
+
+# ch_merges_settle LOOKS TRIES waits until the client command $CH sees no merge running on LOOKS looks in a row, 0.5 s apart,
+# looking at most TRIES times; it returns 1 when merges were still running at the end.
+ch_merges_settle() {
+	local looks="$1" tries="$2" quiet=0 i
+	for ((i = 0; i < tries; i++)); do
+		if [ "$($CH -q 'SELECT count() FROM system.merges')" = 0 ]; then
+			quiet=$((quiet + 1))
+			[ "$quiet" -ge "$looks" ] && return 0
+		else
+			quiet=0
+		fi
 		sleep 0.5
 	done
-	log "ClickHouse still merging after 60 s; measuring anyway"
+	return 1
 }
 
 ch_start() {

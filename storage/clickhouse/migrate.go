@@ -171,9 +171,11 @@ func splitTable(name, database string) (string, string) {
 	if d, t, ok := strings.Cut(name, "."); ok {
 		database, table = d, t
 	}
-	unquote := func(s string) string { return strings.Trim(s, "`\"") }
 	return unquote(database), unquote(table)
 }
+
+// unquote strips the backquotes or double quotes around an identifier.
+func unquote(s string) string { return strings.Trim(s, "`\"") }
 
 // leadingComments matches the comments a statement may start with (-- lines, /* blocks */). addColumnIf and
 // alterColumnsOnCluster start with it, so a comment above a statement never changes how it is run.
@@ -195,7 +197,7 @@ func addColumnIfMissing(ctx context.Context, conn driver.Conn, database, stmt st
 		return stmt, true, nil
 	}
 	database, table := splitTable(stmt[m[2]:m[3]], database)
-	column := strings.Trim(stmt[m[6]:m[7]], "`\"")
+	column := unquote(stmt[m[6]:m[7]])
 	var n uint64
 	if err := conn.QueryRow(ctx, "SELECT count() FROM system.columns WHERE database = ? AND table = ? AND name = ?",
 		database, table, column).Scan(&n); err != nil {
