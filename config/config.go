@@ -22,6 +22,7 @@ type Config struct {
 	HTTP struct {
 		Addr           string        `mapstructure:"addr"`
 		MaxBodyBytes   int           `mapstructure:"max_body_bytes"`
+		BodyBuffer     int           `mapstructure:"body_buffer_bytes"`
 		TrustedProxies []string      `mapstructure:"trusted_proxies"`
 		ReadTimeout    time.Duration `mapstructure:"read_timeout"`
 		WriteTimeout   time.Duration `mapstructure:"write_timeout"`
@@ -133,6 +134,7 @@ func (s Setting) Env() string {
 var Settings = []Setting{
 	{"http.addr", ":8080", "listen address of the HTTP server"},
 	{"http.max_body_bytes", 1 << 20, "largest request body; larger answers 413"},
+	{"http.body_buffer_bytes", 8 << 20, "memory for request bodies over 8 KiB being read at once, all connections together (in power-of-two buffers from 16 KiB); a body waits for room, and gets 503 + Retry-After if none frees within read_timeout; at least max_body_bytes"},
 	{"http.trusted_proxies", []string{}, "CIDRs or IPs of proxies whose X-Forwarded-For is believed (comma-separated in env)"},
 	{"http.read_timeout", "10s", "time to read a whole request (slowloris bound)"},
 	{"http.write_timeout", "10s", "time to write a response"},
@@ -268,6 +270,8 @@ func (c *Config) validate() error {
 		return fmt.Errorf("config: ingest.flush_interval must be positive")
 	case c.HTTP.MaxBodyBytes < 1024:
 		return fmt.Errorf("config: http.max_body_bytes must be at least 1024")
+	case c.HTTP.BodyBuffer < c.HTTP.MaxBodyBytes:
+		return fmt.Errorf("config: http.body_buffer_bytes (%d) must be at least http.max_body_bytes (%d)", c.HTTP.BodyBuffer, c.HTTP.MaxBodyBytes)
 	case c.HTTP.MaxHeaderBytes < 1024:
 		return fmt.Errorf("config: http.max_header_bytes must be at least 1024")
 	case c.HTTP.Concurrency < 1:

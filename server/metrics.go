@@ -15,7 +15,7 @@ import (
 const (
 	routeUnmatched = "unmatched" // no route matched: 404, 405, trailing-slash and case redirects
 	routePreflight = "preflight" // OPTIONS answered by the router (CORS preflight)
-	routeRejected  = "rejected"  // refused by fasthttp before routing: 413 body too large, 431 headers too large, 408 timeout, 400
+	routeRejected  = "rejected"  // refused before routing, by fasthttp or the body gate: 413, 431, 408, 400, 503 (no room for a body)
 )
 
 // methods are the method label values; anything else is "other" so a client cannot mint series with made-up methods.

@@ -112,7 +112,12 @@ func (s *Server) serve(ctx *fasthttp.RequestCtx, inner fasthttp.RequestHandler) 
 	start := ctx.Time() // fasthttp read the clock right before calling us; a clock read is not free on a VM clock
 	s.metrics.inFlight.Add(1)
 	s.rid.set(ctx)
-	inner(ctx)
+	if body, ok := s.body.read(ctx); ok {
+		inner(ctx)
+		s.body.release(body)
+	} else {
+		ctx.SetUserValue(routeKey, s.rejected.of(ctx)) // no route ran: counted with what fasthttp refuses before routing
+	}
 	rt, _ := ctx.UserValue(routeKey).(*route)
 	if rt == nil {
 		rt = s.unmatched.of(ctx)

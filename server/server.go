@@ -42,6 +42,9 @@ type Options struct {
 	WriteTimeout  time.Duration
 	IdleTimeout   time.Duration // keep-alive wait for the next request
 	MaxConnsPerIP int           // 0 = unlimited (players behind one NAT share an address)
+	// BodyBufferBytes bounds the memory of request bodies over 8 KiB being read at once, all connections together (body.go); a body
+	// waits for room up to ReadTimeout, then gets 503. Zero means DefaultBodyBufferBytes; it is raised to fit one MaxBodyBytes body.
+	BodyBufferBytes int
 	// MaxHeaderBytes bounds the request line plus headers (fasthttp's ReadBufferSize, allocated per connection); more answers 431.
 	MaxHeaderBytes int
 	// Concurrency bounds the connections served at once (~20 KB each when idle); past it fasthttp answers 503 at once.
@@ -94,6 +97,7 @@ type Server struct {
 	readCORS   corsPolicy // every other route
 	access     *readAccess
 	rid        requestIDs
+	body       *bodyGate
 	metricsH   fasthttp.RequestHandler // the /metrics handler, when Registry is set
 	metricsSrv *fasthttp.Server        // ServeMetrics' server, for Shutdown
 
@@ -122,7 +126,8 @@ func New(opt Options) *Server {
 	r.RedirectTrailingSlash = false
 	r.HandleMethodNotAllowed = true
 	s := &Server{Router: r, opt: opt, log: opt.Log, metrics: newHTTPMetrics(), cors: newCORS(opt.CORSOrigins),
-		readCORS: newCORS(opt.ReadCORSOrigins), access: newReadAccess(opt.PublicReads, opt.ReadTokens, opt.Proxies), rid: newRequestIDs()}
+		readCORS: newCORS(opt.ReadCORSOrigins), access: newReadAccess(opt.PublicReads, opt.ReadTokens, opt.Proxies), rid: newRequestIDs(),
+		body: newBodyGate(opt.MaxBodyBytes, opt.BodyBufferBytes, opt.ReadTimeout)}
 	s.bgCtx, s.stopBg = context.WithCancel(context.Background())
 	s.ready = readiness{checks: opt.Checks, interval: opt.ReadyInterval}
 	if s.ready.interval <= 0 {
@@ -167,6 +172,7 @@ func New(opt Options) *Server {
 			r.GET("/metrics", s.metricsH)
 		}
 		opt.Registry.MustRegister(s.metrics.collectors()...)
+		opt.Registry.MustRegister(s.body.collectors()...)
 		if opt.Limiter != nil {
 			opt.Registry.MustRegister(opt.Limiter.Collectors()...)
 		}
@@ -218,13 +224,16 @@ func (s *Server) fasthttpServer() *fasthttp.Server {
 	return &fasthttp.Server{
 		Handler:            s.handler,
 		Name:               "adtracker",
-		MaxRequestBodySize: s.opt.MaxBodyBytes, // a declared Content-Length above it is refused before any body byte is read
+		MaxRequestBodySize: s.opt.MaxBodyBytes,
 		ReadTimeout:        s.opt.ReadTimeout,
 		WriteTimeout:       s.opt.WriteTimeout,
 		IdleTimeout:        s.opt.IdleTimeout,
 		MaxConnsPerIP:      s.opt.MaxConnsPerIP,
 		ReadBufferSize:     headerBytes,
 		Concurrency:        conc,
+		// The handler is called after the headers and at most 8 KiB of the body; the body gate reads the rest within its memory
+		// budget and refuses what is over MaxBodyBytes (body.go).
+		StreamRequestBody: true,
 		// No route takes multipart; pre-parsing it would spool uploads to memory or disk for nothing.
 		DisablePreParseMultipartForm: true,
 		// Shutdown closes idle keep-alive connections instead of waiting for their idle timeout.

@@ -142,8 +142,8 @@ func serve(args []string) error {
 	}
 
 	srv := server.New(server.Options{
-		MaxBodyBytes: cfg.HTTP.MaxBodyBytes,
-		ReadTimeout:  cfg.HTTP.ReadTimeout, WriteTimeout: cfg.HTTP.WriteTimeout, IdleTimeout: cfg.HTTP.IdleTimeout,
+		MaxBodyBytes: cfg.HTTP.MaxBodyBytes, BodyBufferBytes: cfg.HTTP.BodyBuffer,
+		ReadTimeout: cfg.HTTP.ReadTimeout, WriteTimeout: cfg.HTTP.WriteTimeout, IdleTimeout: cfg.HTTP.IdleTimeout,
 		MaxConnsPerIP: cfg.HTTP.MaxConnsPerIP, MaxHeaderBytes: cfg.HTTP.MaxHeaderBytes, Concurrency: cfg.HTTP.Concurrency,
 		CORSOrigins: cfg.HTTP.CORSOrigins, ReadCORSOrigins: cfg.HTTP.ReadCORS, Limiter: limiter, // the limiter's metrics are registered by server.New
 		ReadTokens: []string{cfg.HTTP.ReadToken, cfg.Admin.Token}, PublicReads: cfg.HTTP.PublicReads, Proxies: proxies,
