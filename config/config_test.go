@@ -24,7 +24,8 @@ func TestDefaults(t *testing.T) {
 	}
 	if c.HTTP.Addr != ":8080" || c.ClickHouse.Addr != "127.0.0.1:9000" || c.ClickHouse.Database != "adtracker" ||
 		c.Log.Format != "json" || !c.Migrate.OnStart || c.Ingest.FlushInterval != time.Second ||
-		c.Ingest.MaxAge != 7*24*time.Hour || c.HTTP.MaxBodyBytes != 1<<20 || !c.Ingest.Durable {
+		c.Ingest.MaxAge != 7*24*time.Hour || c.HTTP.MaxBodyBytes != 1<<20 || !c.Ingest.Durable ||
+		c.HTTP.BodyBuffer != 8<<20 {
 		t.Fatalf("defaults: %+v", c)
 	}
 }
@@ -67,6 +68,7 @@ func TestBadConfig(t *testing.T) {
 	f("http:\n  cors_origins: [\"https://a.example/player.html\"]\n", "http.cors_origins")
 	f("http:\n  cors_origins: [\"player.example.com\"]\n", "http.cors_origins")
 	f("http:\n  max_header_bytes: 100\n", "max_header_bytes")
+	f("http:\n  max_body_bytes: 16777216\n", "http.body_buffer_bytes (8388608) must be at least http.max_body_bytes (16777216)")
 	if _, err := Load(filepath.Join(t.TempDir(), "missing.yaml")); err == nil {
 		t.Fatal("missing file accepted")
 	}
