@@ -151,13 +151,16 @@ func TestBodyGateBoundsBodiesInFlight(t *testing.T) {
 	if code, _, got := post(t, c, "http://"+addr+"/echo", bytes.NewReader(small), int64(len(small))); code != 200 || got != wantEcho(small) {
 		t.Fatalf("small body while the budget is full: %d %q", code, got)
 	}
+	for srv.body.waits.Load() < 6 && time.Now().Before(deadline) { // the six others are queued before the first two leave
+		time.Sleep(5 * time.Millisecond)
+	}
 	close(hold)
 	wg.Wait()
 	close(errs)
 	for e := range errs {
 		t.Fatalf("a held request: %s", e)
 	}
-	if most.Load() != 2 || srv.body.held.Load() != 0 || srv.body.waits.Load() < 6 {
+	if most.Load() != 2 || srv.body.held.Load() != 0 || srv.body.waits.Load() != 6 {
 		t.Fatalf("most at once %d, held after %d, waits %d", most.Load(), srv.body.held.Load(), srv.body.waits.Load())
 	}
 }
@@ -166,7 +169,8 @@ func TestBodyGateBoundsBodiesInFlight(t *testing.T) {
 func TestBodyGateBusyAnswers503(t *testing.T) {
 	hold := make(chan struct{})
 	defer close(hold)
-	addr, _ := listen(t, Options{ReadTimeout: 500 * time.Millisecond, WriteTimeout: 5 * time.Second, MaxBodyBytes: 64 << 10},
+	const class = 64 << 10
+	addr, s := listen(t, Options{ReadTimeout: time.Second, WriteTimeout: 5 * time.Second, MaxBodyBytes: class, BodyBufferBytes: 2 * class},
 		func(s *Server) {
 			s.Router.POST("/hold", func(ctx *fasthttp.RequestCtx) {
 				if string(ctx.QueryArgs().Peek("wait")) == "1" {
@@ -175,11 +179,11 @@ func TestBodyGateBusyAnswers503(t *testing.T) {
 				echoBody(ctx)
 			})
 		})
-	// DefaultBodyBufferBytes holds 128 classes of 64 KiB; take them all with requests that stay in the handler.
-	c := &http.Client{Transport: &http.Transport{MaxConnsPerHost: 200, MaxIdleConnsPerHost: 200}, Timeout: 20 * time.Second}
+	c := &http.Client{Transport: &http.Transport{MaxConnsPerHost: 4, MaxIdleConnsPerHost: 4}, Timeout: 20 * time.Second}
 	defer c.CloseIdleConnections()
 	body := bytes.Repeat([]byte{'b'}, 60<<10)
-	for range DefaultBodyBufferBytes / (64 << 10) {
+	// Two requests that stay in the handler take the whole budget.
+	for range 2 {
 		go func() {
 			req, _ := http.NewRequest("POST", "http://"+addr+"/hold?wait=1", bytes.NewReader(body))
 			if resp, err := c.Do(req); err == nil {
@@ -187,12 +191,21 @@ func TestBodyGateBusyAnswers503(t *testing.T) {
 			}
 		}()
 	}
-	time.Sleep(300 * time.Millisecond)
+	deadline := time.Now().Add(10 * time.Second)
+	for s.body.held.Load() < 2*class && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if h := s.body.held.Load(); h != 2*class {
+		t.Fatalf("the holders took %d bytes of room, want %d", h, 2*class)
+	}
 	start := time.Now()
 	code, h, got := post(t, c, "http://"+addr+"/hold", bytes.NewReader(body), int64(len(body)))
 	if code != 503 || h.Get("Retry-After") != "1" || h.Get("Connection") != "close" ||
 		!strings.Contains(got, "too many request bodies in flight") {
 		t.Fatalf("got %d %q %v after %v", code, got, h, time.Since(start))
+	}
+	if w := s.body.waits.Load(); w != 1 {
+		t.Fatalf("%d waits counted, want 1", w)
 	}
 }
 
