@@ -28,13 +28,13 @@ import (
 //
 // Bodies of at most prefetchBytes (single events, pixels, the catalogue's writes) are whole after fasthttp's prefetch and pass
 // without touching the budget: one connection's prefetch is bounded like its header buffer. A larger body waits for room up to
-// waitLimit, then gets 503 + Retry-After. The gate also keeps the 413 rule that fasthttp's streaming mode drops: a declared
+// the read timeout, then gets 503 + Retry-After. The gate also keeps the 413 rule that fasthttp's streaming mode drops: a declared
 // Content-Length over the limit is refused before its body is read, a chunked body when it passes the limit. Any answer the gate
 // gives leaves the rest of the body unread, so it closes the connection (the next "request" would be body bytes).
 type bodyGate struct {
 	maxBody int
 	budget  *semaphore.Weighted
-	wait    time.Duration // longest wait for room; the request's read deadline usually ends it first
+	wait    time.Duration // longest wait for room: http.read_timeout, past which the connection could not read the body anyway
 	pools   []sync.Pool   // *[]byte, one pool per size class: minClass << i bytes
 	held    atomic.Int64  // bytes of budget held now (the gauge)
 	waits   atomic.Int64  // bodies that had to wait for room
@@ -117,8 +117,7 @@ func (g *bodyGate) read(ctx *fasthttp.RequestCtx) (admitted, bool) {
 		g.release(a)
 		return admitted{}, g.refuse(ctx, err)
 	}
-	*a.buf = b[:0] // keep the capacity for the pool; the handler reads the body through the request
-	ctx.Request.SetBodyRaw(b)
+	ctx.Request.SetBodyRaw(b) // b is *a.buf's array: the handler must not keep the body, as fasthttp already requires
 	return a, true
 }
 

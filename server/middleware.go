@@ -107,7 +107,8 @@ func (s *Server) instrument(rt *route, class ratelimit.Class, h fasthttp.Request
 }
 
 // serve is the middleware around routing. Per request: one clock read, a few header writes into fasthttp's reused buffers, atomic
-// metric updates. No lock (the rate limiter's per-shard mutex aside) and no allocation.
+// metric updates. No lock (the rate limiter's per-shard mutex and, for a body over 8 KiB, the body gate's semaphore aside) and no
+// allocation.
 func (s *Server) serve(ctx *fasthttp.RequestCtx, inner fasthttp.RequestHandler) {
 	start := ctx.Time() // fasthttp read the clock right before calling us; a clock read is not free on a VM clock
 	s.metrics.inFlight.Add(1)
