@@ -35,7 +35,7 @@ type bodyGate struct {
 	maxBody int
 	budget  *semaphore.Weighted
 	wait    time.Duration // longest wait for room: http.read_timeout, past which the connection could not read the body anyway
-	pools   []sync.Pool   // *[]byte, one pool per size class: minClass << i bytes
+	pools   []sync.Pool   // *[]byte, one pool per size class c, of classBytes(c)
 	held    atomic.Int64  // bytes of budget held now (the gauge)
 	waits   atomic.Int64  // bodies that had to wait for room
 }
@@ -57,7 +57,7 @@ func newBodyGate(maxBody, budget int, wait time.Duration) *bodyGate {
 		budget = DefaultBodyBufferBytes
 	}
 	// A body of the largest size must fit on its own, or it could never be read.
-	budget = max(budget, classSize(maxBody))
+	budget = max(budget, classBytes(classOf(maxBody)))
 	if wait <= 0 {
 		wait = 10 * time.Second
 	}
@@ -73,7 +73,8 @@ func classOf(n int) int {
 	return bits.Len(uint(n-1)) - bits.Len(uint(minClass-1))
 }
 
-func classSize(n int) int { return minClass << classOf(n) }
+// classBytes is the size of class c's buffers, and the room a body of that class takes from the budget.
+func classBytes(c int) int { return minClass << c }
 
 // bodyRefusal is why the gate answered instead of the handler.
 type bodyRefusal struct {
@@ -100,8 +101,8 @@ func (g *bodyGate) read(ctx *fasthttp.RequestCtx) (admitted, bool) {
 	switch {
 	case n > g.maxBody:
 		return admitted{}, g.refuse(ctx, errBodyTooLarge)
-	case !ctx.Request.IsBodyStream(), n == -2, n >= 0 && n <= prefetchBytes:
-		return admitted{}, true // no body, or whole already (a server without streaming, or fasthttp's prefetch)
+	case !ctx.Request.IsBodyStream(), n >= 0 && n <= prefetchBytes:
+		return admitted{}, true // no body (no stream either), or whole already (a server without streaming, or fasthttp's prefetch)
 	}
 	size := n
 	if n < 0 { // chunked: the length is unknown until the end, so the room is the limit's
@@ -168,7 +169,7 @@ func readRefusal(err error) *bodyRefusal {
 }
 
 func (g *bodyGate) acquire(c int) bool {
-	w := int64(minClass) << c
+	w := int64(classBytes(c))
 	if !g.budget.TryAcquire(w) {
 		g.waits.Add(1)
 		wctx, cancel := context.WithTimeout(context.Background(), g.wait)
@@ -186,7 +187,7 @@ func (g *bodyGate) get(c int) *[]byte {
 	if b, ok := g.pools[c].Get().(*[]byte); ok {
 		return b
 	}
-	b := make([]byte, 0, minClass<<c)
+	b := make([]byte, 0, classBytes(c))
 	return &b
 }
 
@@ -195,7 +196,7 @@ func (g *bodyGate) release(a admitted) {
 	if a.buf == nil {
 		return
 	}
-	w := int64(minClass) << a.class
+	w := int64(classBytes(a.class))
 	g.pools[a.class].Put(a.buf)
 	g.held.Add(-w)
 	g.budget.Release(w)

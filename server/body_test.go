@@ -63,7 +63,7 @@ func TestBodyGateHandsOverWholeBodies(t *testing.T) {
 	defer c.CloseIdleConnections()
 	url := "http://" + addr + "/echo"
 	for _, n := range []int{0, 1, prefetchBytes - 1, prefetchBytes, prefetchBytes + 1, minClass, minClass + 1, 70_000, limit} {
-		body := bytes.Repeat([]byte{'a'}, n)
+		body := make([]byte, n)
 		for i := range body {
 			body[i] = byte(i * 7)
 		}
@@ -97,14 +97,13 @@ func TestBodyGateHandsOverWholeBodies(t *testing.T) {
 // The bodies over prefetchBytes held at once stay within the budget: the others wait for room, then are served whole. Small bodies
 // never wait.
 func TestBodyGateBoundsBodiesInFlight(t *testing.T) {
-	const bodySize = 40 << 10 // class 64 KiB
+	const bodySize, class = 40 << 10, 64 << 10
 	var (
 		in, most atomic.Int64
 		hold     = make(chan struct{})
-		srv      *Server
 	)
-	addr, s := listen(t, Options{ReadTimeout: 10 * time.Second, WriteTimeout: 10 * time.Second, MaxBodyBytes: bodySize,
-		BodyBufferBytes: 2 * 64 << 10}, func(s *Server) {
+	addr, srv := listen(t, Options{ReadTimeout: 10 * time.Second, WriteTimeout: 10 * time.Second, MaxBodyBytes: bodySize,
+		BodyBufferBytes: 2 * class}, func(s *Server) {
 		s.Router.POST("/hold", func(ctx *fasthttp.RequestCtx) {
 			n := in.Add(1)
 			for {
@@ -119,7 +118,6 @@ func TestBodyGateBoundsBodiesInFlight(t *testing.T) {
 		})
 		s.Router.POST("/echo", echoBody)
 	})
-	srv = s
 	c := &http.Client{Transport: &http.Transport{MaxConnsPerHost: 16, MaxIdleConnsPerHost: 16}, Timeout: 20 * time.Second}
 	defer c.CloseIdleConnections()
 	body := bytes.Repeat([]byte("0123456789abcdef"), bodySize/16)
@@ -143,8 +141,8 @@ func TestBodyGateBoundsBodiesInFlight(t *testing.T) {
 	if n := in.Load(); n != 2 {
 		t.Fatalf("%d large bodies in handlers at once, want 2 (budget of two 64 KiB classes)", n)
 	}
-	if h := srv.body.held.Load(); h != 2*64<<10 {
-		t.Fatalf("held %d bytes, want %d", h, 2*64<<10)
+	if h := srv.body.held.Load(); h != 2*class {
+		t.Fatalf("held %d bytes, want %d", h, 2*class)
 	}
 	// A small body passes while the large ones wait.
 	small := []byte(`{"ad_id":1}`)

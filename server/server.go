@@ -246,13 +246,12 @@ func (s *Server) fasthttpServer() *fasthttp.Server {
 	}
 }
 
-// errorHandler answers requests fasthttp refused before routing (the connection is closed afterwards).
+// errorHandler answers requests fasthttp refused before routing (the connection is closed afterwards). A body over the limit is
+// not among them: in streaming mode fasthttp hands it to the body gate, which answers 413 (body.go).
 func (s *Server) errorHandler(ctx *fasthttp.RequestCtx, err error) {
 	var small *fasthttp.ErrSmallBuffer
 	var te interface{ Timeout() bool }
 	switch {
-	case errors.Is(err, fasthttp.ErrBodyTooLarge):
-		httpx.WriteError(ctx, fasthttp.StatusRequestEntityTooLarge, "request body too large", "body")
 	case errors.As(err, &small):
 		httpx.WriteError(ctx, fasthttp.StatusRequestHeaderFieldsTooLarge, "request headers too large", "")
 	case errors.As(err, &te) && te.Timeout():

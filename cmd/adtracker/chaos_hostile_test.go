@@ -109,9 +109,7 @@ func TestChaos12bJunkItemsDecoded(t *testing.T) {
 	peakKB := procStatusKB(s.srv.Process.Pid, "VmHWM")
 	note := fmt.Sprintf("%d junk batches of %d items: answers %v, largest %d B, peak RSS %d MB", junkRounds*junkConns, len(nd)/2,
 		res.codes, res.largest, peakKB>>10)
-	chaosMu.Lock()
-	chaosRows = append(chaosRows, chaosRow{name: "12b junk items decoded one by one", note: note})
-	chaosMu.Unlock()
+	addChaosRow(chaosRow{name: "12b junk items decoded one by one", note: note})
 	res.check(t, peakKB, 400)
 }
 
@@ -127,9 +125,7 @@ func TestChaos12cManyHostileBodies(t *testing.T) {
 	peakKB := procStatusKB(s.srv.Process.Pid, "VmHWM")
 	note := fmt.Sprintf("%d junk bodies at once: answers %v, largest %d B, peak RSS %d MB", conns, res.codes, res.largest, peakKB>>10)
 	t.Log(note)
-	chaosMu.Lock()
-	chaosRows = append(chaosRows, chaosRow{name: "12c 128 hostile 1MB bodies at once", note: note})
-	chaosMu.Unlock()
+	addChaosRow(chaosRow{name: "12c 128 hostile 1MB bodies at once", note: note})
 	res.check(t, peakKB, fasthttp.StatusRequestEntityTooLarge)
 	if n := res.codes[fasthttp.StatusRequestEntityTooLarge]; n != conns {
 		t.Errorf("%d of %d bodies answered 413", n, conns)

@@ -39,6 +39,13 @@ var (
 	chaosRows []chaosRow
 )
 
+// addChaosRow records a scenario's line of the summary table; scenarios may finish on several goroutines.
+func addChaosRow(row chaosRow) {
+	chaosMu.Lock()
+	chaosRows = append(chaosRows, row)
+	chaosMu.Unlock()
+}
+
 func dur(env string, def time.Duration) time.Duration {
 	if v, err := time.ParseDuration(os.Getenv(env)); err == nil {
 		return v
@@ -60,9 +67,7 @@ func (s *stack) settle(name string, l *load, answered map[string]bool, note stri
 	}
 	row := chaosRow{name: name, sent: int(l.sent.Load()), answered: len(answered), stored: len(stored), lost: missing, dup: dups,
 		recovery: time.Since(start), note: note}
-	chaosMu.Lock()
-	chaosRows = append(chaosRows, row)
-	chaosMu.Unlock()
+	addChaosRow(row)
 	if missing > 0 || dups > 0 {
 		t.Errorf("%s: %d answered events lost, %d stored twice", name, missing, dups)
 	}
@@ -87,9 +92,7 @@ func (r *lgRun) finish(t *testing.T, name, note string) {
 	}
 	row := chaosRow{name: name, sent: int(r.sum.Events), answered: int(r.sum.Acked), stored: int(v.Distinct),
 		lost: int(v.Missing), dup: int(v.Dups), recovery: time.Duration(v.Drain * float64(time.Second)), note: note}
-	chaosMu.Lock()
-	chaosRows = append(chaosRows, row)
-	chaosMu.Unlock()
+	addChaosRow(row)
 	if r.err != nil || !v.OK {
 		t.Errorf("%s: loadgen --verify failed (%v): %d missing, %d duplicated\n%s", name, r.err, v.Missing, v.Dups, r.out)
 	}
@@ -346,10 +349,8 @@ func (s *stack) useTmpfs(size string) {
 func TestChaos8CorruptSpill(t *testing.T) {
 	start := time.Now()
 	TestE2ECorruptSpillAtStart(t)
-	chaosMu.Lock()
-	chaosRows = append(chaosRows, chaosRow{name: "8 corrupt spill at start", recovery: time.Since(start),
+	addChaosRow(chaosRow{name: "8 corrupt spill at start", recovery: time.Since(start),
 		note: "intact records stored once; damaged ones counted (see test log)"})
-	chaosMu.Unlock()
 }
 
 // Scenario 9: hostile clients — malformed JSON, a 10 MB body, slowloris, invalid pixels — each gets its 4xx (or is cut off), and a
@@ -535,11 +536,9 @@ func TestChaos9HostileClients(t *testing.T) {
 	if stored != want {
 		t.Errorf("stored %d rows, want exactly the %d answered 202 (good client 4000 + first request of each flooding address)", stored, want)
 	}
-	chaosMu.Lock()
-	chaosRows = append(chaosRows, chaosRow{name: "9 hostile clients", sent: 4000 + 2*flood, answered: int(want), stored: int(stored),
+	addChaosRow(chaosRow{name: "9 hostile clients", sent: 4000 + 2*flood, answered: int(want), stored: int(stored),
 		note: fmt.Sprintf("p99 %v clean, %v under attack; %d addresses over the limit got 429", clean.Round(time.Microsecond),
 			under.Round(time.Microsecond), limited429.Load())})
-	chaosMu.Unlock()
 }
 
 // Soak (CHAOS_SOAK=10m): repeats scenarios 1 and 4 against one server process... of each generation, and reports RSS and open files.
