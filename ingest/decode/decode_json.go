@@ -113,6 +113,15 @@ func (s *jsonScanner) scanString() (raw []byte, esc, ok bool) {
 	i := s.pos + 1
 	start := i
 	for i < len(b) {
+		if i+8 <= len(b) {
+			// Eight bytes at a time up to the first byte the cases below must see (swar.go).
+			m := stringStops(load64(b[i:]))
+			if m == 0 {
+				i += 8
+				continue
+			}
+			i += firstStop(m)
+		}
 		c := b[i]
 		if plain[c] {
 			i++

@@ -52,6 +52,12 @@ func adIDError(field string, st adIDStatus) *FieldError {
 // printableASCII reports whether b is visible ASCII (no space, control or non-ASCII byte): ids
 // end up in URLs, logs and CSV exports, where anything else causes trouble.
 func printableASCII(b []byte) bool {
+	for len(b) >= 8 {
+		if idStops(load64(b)) != 0 {
+			return false
+		}
+		b = b[8:]
+	}
 	for _, c := range b {
 		if c <= ' ' || c >= 0x7f {
 			return false
