@@ -76,6 +76,11 @@ func (c *columns) reset() {
 	c.arena = c.arena[:0]
 }
 
+// strings returns the String columns in the order of insertStrColumns.
+func (c *columns) strings() [len(insertStrColumns)][]string {
+	return [...][]string{c.uas, c.viewers, c.sessions, c.devices, c.oses, c.browsers, c.countries}
+}
+
 // str copies b into the arena and returns it as a string aliasing the arena. The arena has room (see fill), so append never
 // reallocates and earlier strings stay valid.
 func (c *columns) str(b []byte) string {
@@ -198,6 +203,7 @@ func (s *Sink) send(ctx context.Context, b *event.Batch, skip map[event.UUID]str
 		if batch == nil {
 			var err error
 			qctx := ch.Context(insertContext(ctx, s.db.cfg.Cluster), ch.WithQueryID(id))
+			setStrHints(c) // the block PrepareBatch builds starts its String columns at this chunk's size (colstr.go)
 			if batch, err = s.db.write.PrepareBatch(qctx, insertEvents); err != nil {
 				batch = nil
 				return classify("prepare insert", err, false)
