@@ -25,7 +25,9 @@ const HeaderRequestID = "X-Request-ID"
 const maxRequestIDLen = 128
 
 // RequestID returns the current request's id. Valid until the handler returns; copy it to keep it.
-func RequestID(ctx *fasthttp.RequestCtx) []byte { return ctx.Response.Header.Peek(HeaderRequestID) }
+func RequestID(ctx *fasthttp.RequestCtx) []byte {
+	return ctx.Response.Header.PeekCanonical(hdrRequestID)
+}
 
 // routeKey is the user value under which a route wrapper leaves its *route for the middleware: a pointer key and a pointer value,
 // so setting it allocates nothing (the router's own SaveMatchedRoutePath boxes two strings per request).
@@ -177,8 +179,10 @@ func (s *Server) logFailure(ctx *fasthttp.RequestCtx, rt *route, code int, d tim
 
 var jsonType = []byte("application/json")
 
-// Header names in fasthttp's canonical form, set with SetCanonical: Set would re-normalise and re-validate the name on every call,
-// which was most of the middleware's cost.
+// Header names in fasthttp's canonical form, set with SetCanonical and read with PeekCanonical: Set and Peek would re-normalise and
+// re-validate the name on every call, which was most of the middleware's cost. fasthttp stores every header name in this form
+// (request headers as it parses them: the server does not disable normalizing), so the canonical calls find a header whatever
+// its case on the wire.
 var (
 	hdrRequestID      = []byte("X-Request-Id")
 	hdrNosniff        = []byte("X-Content-Type-Options")
@@ -190,6 +194,7 @@ var (
 	hdrAllowMethods   = []byte("Access-Control-Allow-Methods")
 	hdrAllowHeaders   = []byte("Access-Control-Allow-Headers")
 	hdrMaxAge         = []byte("Access-Control-Max-Age")
+	hdrOrigin         = []byte("Origin")
 
 	valNosniff       = []byte("nosniff")
 	valNoReferrer    = []byte("no-referrer")
@@ -208,7 +213,7 @@ func (s *Server) decorate(ctx *fasthttp.RequestCtx, rt *route) {
 	h.SetCanonical(hdrNosniff, valNosniff)
 	if bytes.HasPrefix(h.ContentType(), jsonType) {
 		h.SetCanonical(hdrReferrerPolicy, valNoReferrer)
-		if len(h.Peek("Cache-Control")) == 0 {
+		if len(h.PeekCanonical(hdrCacheControl)) == 0 {
 			h.SetCanonical(hdrCacheControl, valNoStore)
 		}
 	}
@@ -235,18 +240,18 @@ func (c *corsPolicy) apply(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	h := &ctx.Response.Header
-	if len(h.PeekBytes(hdrAllowOrigin)) > 0 {
+	if len(h.PeekCanonical(hdrAllowOrigin)) > 0 {
 		return // the route answered CORS itself (GET /vast: an echoed origin with credentials, which "*" would break)
 	}
 	if !c.Any() {
 		// The answer depends on Origin: a shared cache must not hand one origin's answer to another.
-		if len(h.Peek("Vary")) == 0 {
+		if len(h.PeekCanonical(hdrVary)) == 0 {
 			h.SetCanonical(hdrVary, valOrigin)
 		} else {
 			h.Add("Vary", "Origin")
 		}
 	}
-	origin := ctx.Request.Header.Peek("Origin")
+	origin := ctx.Request.Header.PeekCanonical(hdrOrigin)
 	if len(origin) == 0 || !c.Allows(origin) {
 		return
 	}
@@ -306,7 +311,7 @@ func newRequestIDs() requestIDs {
 const hexDigits = "0123456789abcdef"
 
 func (r *requestIDs) set(ctx *fasthttp.RequestCtx) {
-	if v := ctx.Request.Header.Peek(HeaderRequestID); validRequestID(v) {
+	if v := ctx.Request.Header.PeekCanonical(hdrRequestID); validRequestID(v) {
 		ctx.Response.Header.SetCanonical(hdrRequestID, v)
 		return
 	}

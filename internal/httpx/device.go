@@ -14,6 +14,13 @@ const (
 	HeaderDeviceUserAgent = "X-Device-User-Agent"
 )
 
+// The header names in fasthttp's canonical form, for PeekCanonical (no normalising per call; fasthttp stores request header
+// names in this form whatever their case on the wire).
+var (
+	hdrDeviceIP        = []byte("X-Device-Ip")
+	hdrDeviceUserAgent = []byte("X-Device-User-Agent")
+)
+
 // TrustedPeer reports whether the TCP peer of ctx is a trusted proxy.
 func (p *Proxies) TrustedPeer(ctx *fasthttp.RequestCtx) bool {
 	if p == nil || len(p.nets) == 0 {
@@ -27,8 +34,11 @@ func (p *Proxies) TrustedPeer(ctx *fasthttp.RequestCtx) bool {
 // DeviceIP returns X-Device-IP when the peer is a trusted proxy and sent one. bad is true when a trusted peer sent a value that is
 // not an address: the caller refuses the request rather than record the stitcher's own address as the viewer's.
 func (p *Proxies) DeviceIP(ctx *fasthttp.RequestCtx) (ip [16]byte, ok, bad bool) {
-	v := ctx.Request.Header.Peek(HeaderDeviceIP)
-	if len(v) == 0 || !p.TrustedPeer(ctx) {
+	if !p.TrustedPeer(ctx) {
+		return ip, false, false
+	}
+	v := ctx.Request.Header.PeekCanonical(hdrDeviceIP)
+	if len(v) == 0 {
 		return ip, false, false
 	}
 	ip, ok = event.ParseIP(trimSpace(v))
@@ -37,8 +47,11 @@ func (p *Proxies) DeviceIP(ctx *fasthttp.RequestCtx) (ip [16]byte, ok, bad bool)
 
 // DeviceUserAgent returns X-Device-User-Agent when the peer is a trusted proxy and sent a non-empty one.
 func (p *Proxies) DeviceUserAgent(ctx *fasthttp.RequestCtx) ([]byte, bool) {
-	v := ctx.Request.Header.Peek(HeaderDeviceUserAgent)
-	if len(v) == 0 || !p.TrustedPeer(ctx) {
+	if !p.TrustedPeer(ctx) {
+		return nil, false
+	}
+	v := ctx.Request.Header.PeekCanonical(hdrDeviceUserAgent)
+	if len(v) == 0 {
 		return nil, false
 	}
 	return v, true
