@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"strconv"
 	"sync"
+	"time"
 
 	"github.com/adtracker/adtracker/ingest/decode"
 	"github.com/adtracker/adtracker/ingest/event"
@@ -88,6 +89,14 @@ func stampReceived(ctx *fasthttp.RequestCtx, e *event.Event) {
 	if t := ctx.Time(); !t.IsZero() {
 		e.ReceiveTime = t.Unix()
 	}
+}
+
+// requestTime is when fasthttp started on the request (read right before the handlers), or now outside a served request.
+func requestTime(ctx *fasthttp.RequestCtx) time.Time {
+	if t := ctx.Time(); !t.IsZero() {
+		return t
+	}
+	return time.Now()
 }
 
 // accept is the shared tail of the one-event routes: given the decoder's verdict on e, it checks the catalogue and enqueues. On

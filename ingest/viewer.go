@@ -31,7 +31,7 @@ const (
 // stitcher's own address as the viewer's would be silently wrong.
 func (h *Handlers) fill(ctx *fasthttp.RequestCtx, e *event.Event, v *requestViewer) bool {
 	if e.ID.IsZero() {
-		e.ID = h.IDs.Next()
+		e.ID = h.IDs.NextAt(requestTime(ctx))
 	}
 	if e.IP == ([16]byte{}) {
 		ip, ok := h.viewerIP(ctx, v)
