@@ -2,20 +2,11 @@ package ring
 
 import (
 	"path/filepath"
-	"syscall"
 	"testing"
 	"time"
-)
 
-// processCPU is the process's user+system time: what a producer, the consumer, the syncer and the kernel work they cause
-// (page faults, writeback) cost together.
-func processCPU(b *testing.B) time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		b.Fatal(err)
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
+	"github.com/adtracker/adtracker/internal/testenv"
+)
 
 // BenchmarkEnqueueMappedSynced prices the ring file's durability per record: one producer at a server's pace (paced below), the
 // consumer releasing what it reads, and Sync every interval as the pipeline's syncer does — msync of the mapping, or the mirror
@@ -70,7 +61,7 @@ func BenchmarkEnqueueMappedSynced(b *testing.B) {
 			p := make([]byte, 200) // about an encoded event of the load generator's traffic
 			b.ReportAllocs()
 			b.SetBytes(int64(len(p)))
-			cpu0 := processCPU(b)
+			cpu0 := testenv.ProcessCPU(b)
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
 				for {
@@ -88,7 +79,7 @@ func BenchmarkEnqueueMappedSynced(b *testing.B) {
 				}
 			}
 			b.StopTimer()
-			b.ReportMetric(float64(processCPU(b)-cpu0)/float64(b.N), "cpu-ns/op")
+			b.ReportMetric(float64(testenv.ProcessCPU(b)-cpu0)/float64(b.N), "cpu-ns/op")
 			close(stop)
 			<-done
 		})

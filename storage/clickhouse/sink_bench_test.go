@@ -2,20 +2,10 @@ package clickhouse
 
 import (
 	"context"
-	"syscall"
 	"testing"
-	"time"
-)
 
-// processCPU is the CPU time (user + system) this process has used: the inserter's cost per event without the server's,
-// which runs in its own process.
-func processCPU(b *testing.B) time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		b.Fatal(err)
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
+	"github.com/adtracker/adtracker/internal/testenv"
+)
 
 // BenchmarkFillColumns measures turning a 50k-event batch into insert columns (the CPU the inserter spends per batch besides the network).
 func BenchmarkFillColumns(b *testing.B) {
@@ -42,12 +32,12 @@ func BenchmarkSinkInsert(b *testing.B) {
 	b.ReportAllocs()
 	b.SetBytes(int64(batch.Size()))
 	b.ResetTimer() // B/op counts the inserts, not building the batch
-	cpu := processCPU(b)
+	cpu := testenv.ProcessCPU(b)
 	for i := 0; i < b.N; i++ {
 		if err := s.Insert(ctx, batch); err != nil {
 			b.Fatal(err)
 		}
 	}
-	b.ReportMetric(float64((processCPU(b)-cpu).Nanoseconds())/float64(b.N)/50000, "cpu-ns/event")
+	b.ReportMetric(float64((testenv.ProcessCPU(b)-cpu).Nanoseconds())/float64(b.N)/50000, "cpu-ns/event")
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/50000, "ns/event")
 }
