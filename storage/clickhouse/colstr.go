@@ -11,7 +11,7 @@ import (
 // to one chunk's size: most of the garbage a batch left behind, and with it most of what drove the collector in batch runs
 // (BENCHMARKS.md, issue 20 after session 12). The driver's only hook into how a String column starts is a process-wide
 // provider called with the column's name, for result blocks as well as insert blocks. So the sink records, right before each
-// PrepareBatch, what its first chunk holds per String column (strHints.set), and the provider starts a column of that name at
+// PrepareBatch, what its first chunk holds per String column (setStrHints), and the provider starts a column of that name at
 // that size. A read of a column with one of these names would start presized too: that costs memory once per block and never
 // correctness, and adtracker's own reads select none of them (events are read by event_id; the breakdowns name their column
 // "value"). The buffers are not pooled: the provider cannot know when the driver is done with a column.
