@@ -68,41 +68,6 @@ func (p *Pipeline) deadLetter(b *event.Batch, cause error, reason string) error 
 	return nil
 }
 
-// writeFileAtomic writes data to a temporary name, fsyncs it, and renames it to path. On any failure the temporary file is removed.
-func writeFileAtomic(path string, data []byte) error {
-	tmp := filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+".tmp")
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Sync()
-	}
-	if e := f.Close(); err == nil {
-		err = e
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		_ = os.Remove(tmp)
-	}
-	return err
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	if e := d.Close(); err == nil {
-		err = e
-	}
-	return err
-}
-
 // DeadLetterFile describes one dead-lettered batch.
 type DeadLetterFile struct {
 	Path  string // NAME.batch

@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"hash/maphash"
+	"unsafe"
 
 	"github.com/adtracker/adtracker/ingest/event"
 )
@@ -118,20 +119,18 @@ func (w *dupWindow) evict(pos int) {
 	}
 }
 
-// ids calls fn with the remembered ids, oldest first.
-func (w *dupWindow) ids(fn func(id *event.UUID)) {
-	if w == nil {
-		return
+// spans returns the remembered ids as bytes, oldest first: older then newer. They alias the FIFO and are valid until the next
+// seenID.
+func (w *dupWindow) spans() (older, newer []byte) {
+	if w == nil || len(w.fifo) == 0 {
+		return nil, nil
 	}
+	// event.UUID is [16]byte, so the FIFO is one contiguous run of 16·len bytes.
+	all := unsafe.Slice(&w.fifo[0][0], 16*len(w.fifo)) //nolint:gosec // G103: a byte view of the FIFO's ids, read only
 	if len(w.fifo) < cap(w.fifo) {
-		for i := range w.fifo {
-			fn(&w.fifo[i])
-		}
-		return
+		return all, nil
 	}
-	for i := range len(w.fifo) {
-		fn(&w.fifo[(w.next+i)%len(w.fifo)])
-	}
+	return all[16*w.next:], all[:16*w.next]
 }
 
 // size is the number of remembered ids.

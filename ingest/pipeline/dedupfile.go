@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"io"
 	"os"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -28,14 +30,24 @@ const (
 
 var dedupCRC = crc32.MakeTable(crc32.Castagnoli)
 
-// marshalWindow encodes w's ids.
-func marshalWindow(w *dupWindow) []byte {
+// writeWindow writes w's ids in the file format to wr straight from the window's FIFO, in at most two spans, so saving a window
+// copies nothing in the process: a full default window is 4 MiB, and a copy taken every checkpoint was the largest short-lived
+// allocation of a running pipeline (BENCHMARKS.md, "Design measurements").
+func writeWindow(wr io.Writer, w *dupWindow) error {
 	n := w.size()
-	out := make([]byte, 0, len(dedupMagic)+4+16*n+4)
-	out = append(out, dedupMagic...)
-	out = binary.LittleEndian.AppendUint32(out, uint32(n)) // n ≤ 2^31 (newDupWindow)
-	w.ids(func(id *event.UUID) { out = append(out, id[:]...) })
-	return binary.LittleEndian.AppendUint32(out, crc32.Checksum(out, dedupCRC))
+	var head [len(dedupMagic) + 4]byte
+	copy(head[:], dedupMagic)
+	binary.LittleEndian.PutUint32(head[len(dedupMagic):], uint32(n)) // n ≤ 2^31 (newDupWindow)
+	older, newer := w.spans()
+	var sum uint32
+	for _, b := range [][]byte{head[:], older, newer} {
+		sum = crc32.Update(sum, dedupCRC, b)
+		if _, err := wr.Write(b); err != nil {
+			return err
+		}
+	}
+	_, err := wr.Write(binary.LittleEndian.AppendUint32(head[:0], sum))
+	return err
 }
 
 var errDedupCorrupt = errors.New("dedup file corrupt")
@@ -69,13 +81,16 @@ func unmarshalWindow(w *dupWindow, data []byte) (int, error) {
 // DefaultDedupCheckpoint is the period of the running pipeline's window checkpoints.
 const DefaultDedupCheckpoint = 10 * time.Second
 
-// dedupCheckpoint hands copies of the window from the batcher, its only user, to a writer goroutine, so the batcher never waits for
-// the disk. At most one copy waits and one is being written.
+// dedupCheckpoint writes the window from the batcher, its only user, while it runs. The batcher writes the file to a temporary
+// straight from the window (four write calls into the page cache) and a writer goroutine fsyncs and renames it, so the batcher
+// never waits for the disk to sync and no copy of the window is made. A checkpoint starts only when the writer has finished the last
+// one (busy).
 type dedupCheckpoint struct {
 	every     time.Duration
 	last      time.Time
 	lastAdded uint64
-	ch        chan []byte
+	busy      atomic.Bool // a temporary file is written and not yet renamed; set by the batcher, cleared by the writer
+	files     chan *os.File
 	done      chan struct{}
 }
 
@@ -91,33 +106,45 @@ func (p *Pipeline) startDedupCheckpoints() {
 		cp.every = DefaultDedupCheckpoint
 	}
 	cp.last = time.Now()
-	cp.ch, cp.done = make(chan []byte, 1), make(chan struct{})
+	cp.files, cp.done = make(chan *os.File, 1), make(chan struct{})
 	go func() {
 		defer close(cp.done)
-		for data := range cp.ch {
-			if err := writeFileAtomic(p.dedupAt, data); err != nil {
+		for f := range cp.files {
+			if err := commitTemp(f, p.dedupAt, nil); err != nil {
 				p.log.Warn("duplicate window checkpoint not written; a crash now would forget more ids", zap.String("file", p.dedupAt), zap.Error(err))
 			}
+			cp.busy.Store(false)
 		}
 	}()
 }
 
 func (p *Pipeline) stopDedupCheckpoints() {
-	if p.dedupCP.ch == nil {
+	if p.dedupCP.files == nil {
 		return
 	}
-	close(p.dedupCP.ch)
+	close(p.dedupCP.files)
 	<-p.dedupCP.done
 }
 
-// checkpointDedup copies the window for the writer when a checkpoint is due and the window changed. Batcher goroutine only.
+// checkpointDedup writes the window for the writer when a checkpoint is due and the window changed. Batcher goroutine only.
 func (p *Pipeline) checkpointDedup(now time.Time) {
 	cp := &p.dedupCP
-	if cp.ch == nil || now.Sub(cp.last) < cp.every || p.dedup.added == cp.lastAdded || len(cp.ch) > 0 {
-		return // not due, nothing new, or the previous copy still waits for the writer (tried again at the next call)
+	if cp.files == nil || now.Sub(cp.last) < cp.every || p.dedup.added == cp.lastAdded || cp.busy.Load() {
+		return // not due, nothing new, or the writer still syncs the last one (tried again at the next call)
 	}
 	cp.last, cp.lastAdded = now, p.dedup.added
-	cp.ch <- marshalWindow(p.dedup) // never blocks: the batcher is the only sender and the channel was empty
+	f, err := createTemp(p.dedupAt)
+	if err == nil {
+		if err = writeWindow(f, p.dedup); err != nil {
+			err = commitTemp(f, p.dedupAt, err) // removes the temporary
+		}
+	}
+	if err != nil {
+		p.log.Warn("duplicate window checkpoint not written; a crash now would forget more ids", zap.String("file", p.dedupAt), zap.Error(err))
+		return
+	}
+	cp.busy.Store(true)
+	cp.files <- f // never blocks: the writer took the last file before it cleared busy
 }
 
 // loadDedup fills the window from the file a clean stop (or the last checkpoint before a crash) wrote.
@@ -147,7 +174,11 @@ func (p *Pipeline) saveDedup() {
 	if p.dedup == nil {
 		return
 	}
-	if err := writeFileAtomic(p.dedupAt, marshalWindow(p.dedup)); err != nil {
+	f, err := createTemp(p.dedupAt)
+	if err == nil {
+		err = commitTemp(f, p.dedupAt, writeWindow(f, p.dedup))
+	}
+	if err != nil {
 		p.log.Error("duplicate window not saved; the next start drops fewer retried duplicates", zap.String("file", p.dedupAt), zap.Error(err))
 	}
 }

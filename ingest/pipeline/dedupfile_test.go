@@ -1,9 +1,14 @@
 package pipeline
 
 import (
+	"bytes"
 	"context"
+	"encoding/binary"
+	"errors"
+	"hash/crc32"
 	"os"
 	"path/filepath"
+	"runtime"
 	"testing"
 	"time"
 
@@ -13,6 +18,15 @@ import (
 
 	"github.com/adtracker/adtracker/ingest/event"
 )
+
+// marshalWindow is the whole file writeWindow writes, in memory.
+func marshalWindow(w *dupWindow) []byte {
+	var b bytes.Buffer
+	if err := writeWindow(&b, w); err != nil {
+		panic(err)
+	}
+	return b.Bytes()
+}
 
 func idN(i int) event.UUID {
 	var id event.UUID
@@ -149,21 +163,112 @@ func BenchmarkDedupLoadFullWindow(b *testing.B) {
 	}
 }
 
-// The cost at Close of writing a full default window.
+// The cost at Close of writing a full default window: write, fsync, rename.
 func BenchmarkDedupSaveFullWindow(b *testing.B) {
+	p := fullWindowPipeline(b)
+	b.ReportAllocs()
+	for b.Loop() {
+		p.saveDedup()
+	}
+}
+
+// The batcher's share of a checkpoint of a full default window: writing the file into the page cache. The writer goroutine's fsync
+// and rename are not in it (the writer is not started).
+func BenchmarkDedupCheckpointFullWindow(b *testing.B) {
+	p := fullWindowPipeline(b)
+	cp := &p.dedupCP
+	cp.every, cp.files = time.Nanosecond, make(chan *os.File, 1)
+	b.SetBytes(int64(16 * p.dedup.size()))
+	b.ReportAllocs()
+	for b.Loop() {
+		cp.lastAdded = 0
+		p.checkpointDedup(time.Now())
+		f := <-cp.files
+		_ = f.Close()
+		cp.busy.Store(false)
+	}
+}
+
+func fullWindowPipeline(tb testing.TB) *Pipeline {
 	n := Defaults().DedupWindow
 	w := newDupWindow(n)
 	for i := range n {
 		id := idN(i)
 		w.seenID(&id)
 	}
-	path := filepath.Join(b.TempDir(), dedupFile)
-	b.ReportAllocs()
-	for b.Loop() {
-		if err := writeFileAtomic(path, marshalWindow(w)); err != nil {
-			b.Fatal(err)
+	return &Pipeline{dedup: w, dedupAt: filepath.Join(tb.TempDir(), dedupFile), log: zap.NewNop()}
+}
+
+// A running checkpoint streams the window to the file: it allocates a small fraction of the window (it used to copy all of it,
+// 4 MiB for the default window, every checkpoint), and what the writer renames into place is the window, byte for byte.
+func TestDedupCheckpointStreamsTheWindow(t *testing.T) {
+	p := fullWindowPipeline(t)
+	p.cfg.DedupCheckpoint = time.Nanosecond
+	p.startDedupCheckpoints()
+	want := marshalWindow(p.dedup)
+	runtime.GC()
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	p.checkpointDedup(time.Now())
+	runtime.ReadMemStats(&after)
+	if got := after.TotalAlloc - before.TotalAlloc; got > 16<<10 {
+		t.Errorf("a checkpoint of a %d-byte window allocated %d bytes", len(want), got)
+	}
+	p.stopDedupCheckpoints() // waits for the rename
+	got, err := os.ReadFile(p.dedupAt)
+	if err != nil || !bytes.Equal(got, want) {
+		t.Fatalf("checkpoint file: %d bytes (want %d), %v", len(got), len(want), err)
+	}
+	if tmps, _ := filepath.Glob(filepath.Join(filepath.Dir(p.dedupAt), ".*.tmp")); len(tmps) != 0 {
+		t.Fatalf("temporaries left: %v", tmps)
+	}
+}
+
+// The file holds the window's ids oldest first, whether the FIFO is empty, filling, full, or wrapped round at any point; and a
+// failed write is returned, not swallowed.
+func TestWriteWindowOldestFirst(t *testing.T) {
+	const size = 300
+	for _, added := range []int{0, 1, 299, 300, 301, 450, 599, 600, 1000} {
+		w := newDupWindow(size)
+		for i := range added {
+			id := idN(i)
+			w.seenID(&id)
+		}
+		want := []byte(dedupMagic)
+		want = binary.LittleEndian.AppendUint32(want, uint32(min(added, size)))
+		for i := max(0, added-size); i < added; i++ {
+			id := idN(i)
+			want = append(want, id[:]...)
+		}
+		want = binary.LittleEndian.AppendUint32(want, crc32.Checksum(want, dedupCRC))
+		var b bytes.Buffer
+		if err := writeWindow(&b, w); err != nil || !bytes.Equal(b.Bytes(), want) {
+			t.Fatalf("%d ids added: %d bytes, want %d, %v", added, b.Len(), len(want), err)
 		}
 	}
+	w := newDupWindow(size)
+	for i := range 450 {
+		id := idN(i)
+		w.seenID(&id)
+	}
+	for after := range 4 {
+		fw := &failingWriter{left: after}
+		if err := writeWindow(fw, w); !errors.Is(err, errDiskFull) {
+			t.Fatalf("write failing after %d writes: %v", after, err)
+		}
+	}
+}
+
+var errDiskFull = errors.New("disk full")
+
+type failingWriter struct{ left int }
+
+func (f *failingWriter) Write(p []byte) (int, error) {
+	if f.left == 0 {
+		return 0, errDiskFull
+	}
+	f.left--
+	return len(p), nil
 }
 
 // A killed process (no Close, so no save at stop) still leaves the window of its last checkpoint: retries of events it had

@@ -179,7 +179,7 @@ func Open(cfg Config, sink Sink, log *zap.Logger) (*Pipeline, error) {
 	if err := ensureDir(filepath.Join(cfg.Dir, DeadLetterDir)); err != nil {
 		return nil, err
 	}
-	// A process killed inside writeFileAtomic leaves its temporary file; the real one was never renamed into place.
+	// A process killed while writing a file atomically (atomicfile.go) leaves its temporary; the real one was never renamed into place.
 	for _, pat := range []string{filepath.Join(cfg.Dir, ".*.tmp"), filepath.Join(cfg.Dir, DeadLetterDir, ".*.tmp")} {
 		tmps, _ := filepath.Glob(pat)
 		for _, tmp := range tmps {
