@@ -86,6 +86,7 @@ type Config struct {
 		MaxBatchItems     int           `mapstructure:"max_batch_items"`
 		Durable           bool          `mapstructure:"durable"`
 		MemoryLimit       int64         `mapstructure:"memory_limit"`
+		EnqueueWait       time.Duration `mapstructure:"enqueue_wait"`
 	} `mapstructure:"ingest"`
 	Query struct {
 		MaxRange time.Duration `mapstructure:"max_range"`
@@ -184,6 +185,7 @@ var Settings = []Setting{
 	{"ingest.max_future_skew", "5m", "event timestamps further in the future are rejected"},
 	{"ingest.max_age", "168h", "event timestamps older than this are rejected"},
 	{"ingest.max_batch_items", 10000, "events in one POST /events; a batch with more is refused whole with 413 (errors are listed for its first 100 items only)"},
+	{"ingest.enqueue_wait", "200ms", "how long a request whose event finds the ring full waits for an insert to free room before it is answered 503 + Retry-After (0: refuse at once)"},
 	{"ingest.durable", true, "ring in a memory-mapped file (survives SIGKILL); false keeps it in process memory"},
 	{"ingest.memory_limit", int64(64 << 20), "soft limit in bytes on the Go heap besides the ring (runtime/debug.SetMemoryLimit; an in-memory ring is added to it); GOMEMLIMIT overrides it; 0 disables"},
 	{"query.max_range", "9600h", "longest analytics window (400 days); longer answers 400"},
@@ -290,6 +292,8 @@ func (c *Config) validate() error {
 		return fmt.Errorf("config: ivt.click_window must not be negative (0 disables the duplicate-click check)")
 	case c.IVT.ClickTableBytes < 64:
 		return fmt.Errorf("config: ivt.click_table_bytes must be at least 64 (one bucket)")
+	case c.Ingest.EnqueueWait < 0 || c.Ingest.EnqueueWait > 10*time.Second:
+		return fmt.Errorf("config: ingest.enqueue_wait must be between 0 (refuse at once) and 10s, not %s", c.Ingest.EnqueueWait)
 	case c.Ingest.ReplayMaxAttempts < 0 || c.Ingest.ReplayMaxAge < 0:
 		return fmt.Errorf("config: ingest.replay_max_attempts and ingest.replay_max_age must not be negative (0 disables the bound)")
 	}

@@ -42,12 +42,23 @@ type Handlers struct {
 	Screen Screener
 	// RetryAfter is the Retry-After (seconds) sent with 503 when the queue refuses an event.
 	RetryAfter int
+	// EnqueueWait is how long a request may wait, from when it arrived, for a full queue to take its events, when Queue can wait
+	// (WaitingEnqueuer); 0 refuses at once.
+	EnqueueWait time.Duration
+
+	waitQ WaitingEnqueuer // Queue, when it can wait; set by Register
+}
+
+// WaitingEnqueuer is an Enqueuer that can hold an event until deadline for room instead of refusing it at once because it is full.
+type WaitingEnqueuer interface {
+	EnqueueBy(e *event.Event, deadline time.Time) error
 }
 
 var eventPool = sync.Pool{New: func() any { return new(event.Event) }}
 
 // Register adds the ingest routes.
 func (h *Handlers) Register(r *router.Router) {
+	h.waitQ, _ = h.Queue.(WaitingEnqueuer)
 	r.POST("/ads/click", h.single(event.TypeClick))
 	r.POST("/ads/impression", h.single(event.TypeImpression))
 	// Without these, GET /ads/click would match GET /ads/{id} and answer "ad not found" instead of 405.

@@ -441,3 +441,60 @@ func TestServedRequestsKeepTheirReceiveTime(t *testing.T) {
 		}
 	}
 }
+
+// waitingQueue is a fakeQueue that can wait: it records the deadlines it is given.
+type waitingQueue struct {
+	fakeQueue
+	deadlines []time.Time
+}
+
+func (q *waitingQueue) EnqueueBy(e *event.Event, deadline time.Time) error {
+	q.deadlines = append(q.deadlines, deadline)
+	return q.Enqueue(e)
+}
+
+// With EnqueueWait set, a queue that can wait gets one deadline per request — EnqueueWait after the request arrived — for every
+// item of a batch alike, so a request waits EnqueueWait at most in all; with it 0 the queue is not asked to wait.
+func TestEnqueueWaitDeadlinePerRequest(t *testing.T) {
+	for _, wait := range []time.Duration{0, 250 * time.Millisecond} {
+		q := &waitingQueue{}
+		h := &Handlers{Decoder: &decode.Decoder{Now: func() time.Time { return hNow }}, Queue: q,
+			Catalog: fakeCatalog{1: {Accepts: true}}, Proxies: &httpx.Proxies{}, IDs: event.NewIDs(), EnqueueWait: wait}
+		r := router.New()
+		h.Register(r)
+		// Served for real: the request's time is fasthttp's, which a bare RequestCtx does not have.
+		ln := fasthttputil.NewInmemoryListener()
+		srv := &fasthttp.Server{Handler: r.Handler}
+		go func() { _ = srv.Serve(ln) }() // returns at Shutdown
+		c := &fasthttp.Client{Dial: func(string) (net.Conn, error) { return ln.Dial() }}
+		req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+		req.Header.SetMethod("POST")
+		req.SetRequestURI("http://adtracker/events")
+		req.Header.SetContentType("application/x-ndjson")
+		item := `{"type":"start","ad_id":1,"timestamp":"2025-04-21T15:00:00Z"}` + "\n"
+		req.SetBodyString(item + item + item)
+		before := time.Now()
+		if err := c.Do(req, resp); err != nil || resp.StatusCode() != fasthttp.StatusAccepted {
+			t.Fatalf("wait %v: %v %d %s", wait, err, resp.StatusCode(), resp.Body())
+		}
+		after := time.Now()
+		_ = srv.Shutdown()
+		if len(q.events) != 3 {
+			t.Fatalf("wait %v: %d events queued", wait, len(q.events))
+		}
+		if wait == 0 {
+			if len(q.deadlines) != 0 {
+				t.Fatalf("asked to wait with EnqueueWait 0: %v", q.deadlines)
+			}
+			continue
+		}
+		if len(q.deadlines) != 3 {
+			t.Fatalf("%d deadlines for 3 items", len(q.deadlines))
+		}
+		for _, d := range q.deadlines {
+			if !d.Equal(q.deadlines[0]) || d.Before(before.Add(wait).Truncate(time.Second)) || d.After(after.Add(wait)) {
+				t.Fatalf("deadlines %v, want one deadline %v after the request (between %v and %v)", q.deadlines, wait, before, after)
+			}
+		}
+	}
+}

@@ -19,10 +19,19 @@ type Screener interface {
 // enqueue screens e (when Handlers.Screen is set) and hands it to the queue.
 func (h *Handlers) enqueue(ctx *fasthttp.RequestCtx, e *event.Event) error {
 	if h.Screen == nil {
-		return h.Queue.Enqueue(e)
+		return h.put(ctx, e)
 	}
 	h.Screen.Screen(ctx, e)
-	err := h.Queue.Enqueue(e)
+	err := h.put(ctx, e)
 	h.Screen.Settle(e, err == nil)
 	return err
+}
+
+// put hands e to the queue. A queue that can wait for room gets the request's deadline: the same for every item of a batch, so a
+// request waits EnqueueWait at most in all.
+func (h *Handlers) put(ctx *fasthttp.RequestCtx, e *event.Event) error {
+	if h.EnqueueWait > 0 && h.waitQ != nil {
+		return h.waitQ.EnqueueBy(e, requestTime(ctx).Add(h.EnqueueWait))
+	}
+	return h.Queue.Enqueue(e)
 }

@@ -159,7 +159,7 @@ func serve(args []string) error {
 			MaxBatchItems: cfg.Ingest.MaxBatchItems,
 		}},
 		Queue: pipe, Catalog: catalogAdapter{cat}, Proxies: proxies, IDs: event.NewIDs(),
-		Screen: scr,
+		Screen: scr, EnqueueWait: cfg.Ingest.EnqueueWait,
 	}
 	h.Register(srv.Router)
 	vh, err := vast.New(vast.Config{Catalog: cat, PublicURL: cfg.HTTP.PublicURL, Proxies: proxies, IDs: h.IDs,

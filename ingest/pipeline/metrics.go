@@ -11,6 +11,10 @@ var (
 	enqueueRefused = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "adtracker_pipeline_enqueue_refused_total", Help: "Events refused at enqueue (answered 503), by reason.",
 	}, []string{"reason"})
+	enqueueWaits = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "adtracker_pipeline_enqueue_waits_total",
+		Help: "Times an event found the ring full and waited for an insert to free room (ingest.enqueue_wait), whatever the outcome.",
+	})
 	duplicatesDropped = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "adtracker_pipeline_duplicates_dropped_total", Help: "Events dropped because their client event_id was seen in the duplicate window.",
 	})
@@ -47,7 +51,7 @@ var (
 // Collectors returns the pipeline's metrics plus gauges that read p's state at scrape time.
 func (p *Pipeline) Collectors() []prometheus.Collector {
 	return []prometheus.Collector{
-		eventsEnqueued, enqueueRefused, duplicatesDropped, batchesFlushed, rowsStored, batchSize, flushSeconds,
+		eventsEnqueued, enqueueRefused, enqueueWaits, duplicatesDropped, batchesFlushed, rowsStored, batchSize, flushSeconds,
 		insertErrors, recoveredRows, spillCorrupt, eventsNotStored,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "adtracker_ring_capacity_slots", Help: "Slots in the ring."},
 			func() float64 { return float64(p.ring.Cap()) }),

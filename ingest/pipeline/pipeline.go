@@ -140,6 +140,7 @@ type Pipeline struct {
 	inflight atomic.Int64
 	_        [56]byte
 	health   sinkHealth // where live batches go (state.go)
+	room     atomic.Pointer[roomSignal] // closed at every release, so EnqueueBy waiters retry (room.go)
 	quota    quota      // whether Enqueue accepts (state.go)
 
 	jobs     chan *job
@@ -227,6 +228,7 @@ func Open(cfg Config, sink Sink, log *zap.Logger) (*Pipeline, error) {
 	}
 	// At most 2×Inserters+1 jobs exist at once (one filling, Inserters queued, Inserters inserting); all are kept for reuse.
 	p.freeJobs = make(chan *job, 2*cfg.Inserters+1)
+	p.initRoom()
 	p.ctx, p.cancel = context.WithCancel(context.Background())
 	// The persisted window first (ids of a clean stop), then the ids found in the ring (an unclean stop): both in arrival order.
 	p.loadDedup()
@@ -278,6 +280,9 @@ func (p *Pipeline) Enqueue(e *event.Event) error {
 	p.inflight.Add(1)
 	err := p.enqueue(e)
 	p.inflight.Add(-1)
+	if err == ErrFull {
+		enqueueRefused.WithLabelValues("ring_full").Inc()
+	}
 	return err
 }
 
@@ -296,8 +301,7 @@ func (p *Pipeline) enqueue(e *event.Event) error {
 		return err
 	}
 	if !ok {
-		enqueueRefused.WithLabelValues("ring_full").Inc()
-		return ErrFull
+		return ErrFull // counted by the caller: EnqueueBy may still wait and get in
 	}
 	eventsEnqueued.Inc()
 	return nil
@@ -343,6 +347,7 @@ func (p *Pipeline) Close(ctx context.Context) error {
 	var err error
 	p.stopOnce.Do(func() {
 		p.closing.Store(true)
+		p.signalRoom() // EnqueueBy waiters see closing and leave, so the wait for inflight below stays short
 		close(p.replayCh) // the replayer leaves the spill for the next start
 		close(p.stopCh)
 		done := make(chan struct{})

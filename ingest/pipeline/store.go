@@ -19,6 +19,7 @@ func (p *Pipeline) inserter() {
 	for j := range p.jobs {
 		if p.store(j) {
 			p.ring.Release(j.from, j.to)
+			p.signalRoom()
 		}
 		// else: a hard stop; the slots stay published in the ring file and the next start recovers them.
 		select {
