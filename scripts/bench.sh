@@ -827,7 +827,7 @@ goroutine scheduling|^runtime\.schedule$'
 	### What the pipeline did
 
 	From adtracker's /metrics before and after each run (run + drain): batches inserted into ClickHouse, their mean size and
-	insert time, how many seconds of inserting per second of wall time (2 inserters: up to 2.0), events refused with 503 because the
+	insert time, how many seconds of inserting per second of wall time (up to ingest.inserters, 1 by default), events refused with 503 because the
 	ring was full, and the Go heap in use after the run.
 
 	| run | batches | rows/batch | insert ms | inserting s/s | refused (503) | heap in use |
