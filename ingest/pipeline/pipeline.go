@@ -139,9 +139,9 @@ type Pipeline struct {
 	_        [64]byte
 	inflight atomic.Int64
 	_        [56]byte
-	health   sinkHealth // where live batches go (state.go)
+	health   sinkHealth                 // where live batches go (state.go)
 	room     atomic.Pointer[roomSignal] // closed at every release, so EnqueueBy waiters retry (room.go)
-	quota    quota      // whether Enqueue accepts (state.go)
+	quota    quota                      // whether Enqueue accepts (state.go)
 
 	jobs     chan *job
 	freeJobs chan *job // batches between uses; see newJob
@@ -280,7 +280,7 @@ func (p *Pipeline) Enqueue(e *event.Event) error {
 	p.inflight.Add(1)
 	err := p.enqueue(e)
 	p.inflight.Add(-1)
-	if err == ErrFull {
+	if errors.Is(err, ErrFull) {
 		enqueueRefused.WithLabelValues("ring_full").Inc()
 	}
 	return err
@@ -347,7 +347,7 @@ func (p *Pipeline) Close(ctx context.Context) error {
 	var err error
 	p.stopOnce.Do(func() {
 		p.closing.Store(true)
-		p.signalRoom() // EnqueueBy waiters see closing and leave, so the wait for inflight below stays short
+		p.signalRoom()    // EnqueueBy waiters see closing and leave, so the wait for inflight below stays short
 		close(p.replayCh) // the replayer leaves the spill for the next start
 		close(p.stopCh)
 		done := make(chan struct{})

@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"errors"
 	"time"
 
 	"github.com/adtracker/adtracker/ingest/event"
@@ -39,7 +40,7 @@ func (p *Pipeline) EnqueueBy(e *event.Event, deadline time.Time) error {
 	for {
 		room := p.room.Load().ch
 		err := p.enqueue(e)
-		if err != ErrFull {
+		if !errors.Is(err, ErrFull) {
 			if t != nil {
 				t.Stop()
 			}

@@ -62,7 +62,7 @@ func fullPipeline(t *testing.T) (*Pipeline, *gatedSink, int) {
 // An event that finds the ring full waits for the next release instead of being refused, and gets in when an insert frees room.
 func TestEnqueueByWaitsForRoom(t *testing.T) {
 	p, sink, n := fullPipeline(t)
-	defer p.Close(context.Background())
+	defer func() { _ = p.Close(context.Background()) }()
 	waits := counterValue(t, enqueueWaits)
 	done := make(chan error, 1)
 	go func() { done <- p.EnqueueBy(mkEvent(n, true), time.Now().Add(time.Minute)) }()
@@ -89,7 +89,7 @@ func TestEnqueueByWaitsForRoom(t *testing.T) {
 // The wait ends at the deadline with ErrFull, counted once as a ring_full refusal; a deadline already past refuses at once.
 func TestEnqueueByDeadline(t *testing.T) {
 	p, sink, n := fullPipeline(t)
-	defer func() { close(sink.gate); p.Close(context.Background()) }()
+	defer func() { close(sink.gate); _ = p.Close(context.Background()) }()
 	refused := counterValue(t, enqueueRefused.WithLabelValues("ring_full"))
 	start := time.Now()
 	if err := p.EnqueueBy(mkEvent(n, true), start.Add(100*time.Millisecond)); !errors.Is(err, ErrFull) {
