@@ -12,6 +12,15 @@ import (
 // not become a stream of tiny inserts, which ClickHouse handles badly, so small inserts still come at most once per FlushInterval.
 const idleFlushNaps = 10
 
+// After longNapAfter naps in a row with nothing to read (about a second), the batcher naps longNap instead of 1 ms: each nap costs
+// ~25–30 µs of CPU here (a timer, a wakeup of the runtime's poller, a futex), so an idle server spent about half its idle CPU
+// napping (BENCHMARKS.md, "Design measurements": BenchmarkIdlePipeline). Only after a long quiet stretch: a 5 ms nap all the time
+// made the batcher late after every insert that freed a full ring, and batch traffic stored less per second.
+const (
+	longNap      = 5 * time.Millisecond
+	longNapAfter = 1000
+)
+
 // batcher is the ring's single consumer.
 func (p *Pipeline) batcher() {
 	defer p.wg.Done()
@@ -83,7 +92,11 @@ func (p *Pipeline) batcher() {
 		// Nothing to read. Nobody waits on the batcher — a batch leaves at most every FlushInterval and the ring holds
 		// seconds of traffic — so a millisecond nap costs no latency, and saves the context switches of a tight poll, which
 		// showed in profiles as scheduling (BENCHMARKS.md, "Design measurements").
-		time.Sleep(time.Millisecond)
+		if idle >= longNapAfter {
+			time.Sleep(longNap)
+		} else {
+			time.Sleep(time.Millisecond)
+		}
 	}
 }
 

@@ -652,9 +652,9 @@ func storedWithin(sink *fakeSink, n int, d time.Duration) bool {
 	}
 }
 
-// BenchmarkIdlePipeline is what an open pipeline with no traffic costs: CPU-ms per second of wall time. About half is the batcher's
-// 1 ms naps (a timer and a wakeup each), the rest the syncers and the replayer's polls. One op is 100 ms idle. Default
-// configuration, apart from the data dir.
+// BenchmarkIdlePipeline is what an open pipeline with no traffic costs: CPU-ms per second of wall time: the batcher's naps (a timer
+// and a wakeup each; 1 ms for the first second, longNap after), the syncers and the replayer's polls. One op is 100 ms idle.
+// Default configuration, apart from the data dir.
 func BenchmarkIdlePipeline(b *testing.B) {
 	cfg := Defaults()
 	cfg.Dir = b.TempDir()
