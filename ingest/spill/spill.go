@@ -731,7 +731,7 @@ func (q *Queue) Ack(pos Position) error {
 	// Append happens to fill it. An empty queue then holds no event data on disk, which is what operators check after an outage.
 	if cur := q.segs[len(q.segs)-1]; cur.size > headerSize && q.ack.Segment == cur.seq && q.ack.Offset >= cur.size {
 		if err := q.newSegment(cur.seq + 1); err != nil {
-			q.rotate = true // try again at the next Append
+			q.replaceAcked(cur)
 		}
 	}
 	q.mu.Unlock()
@@ -743,6 +743,30 @@ func (q *Queue) Ack(pos Position) error {
 		q.rseq, q.roff = pos.Segment, pos.Offset
 	}
 	return nil
+}
+
+// replaceAcked is for a new segment that could not be started after the reader caught up with the writer. The usual cause is a
+// full disk, full of this very segment's acked records after an outage: waiting for the next Append would keep them on disk for as
+// long as no event needs the spill, and a new segment's header finds no room while they are there. So the segment is deleted first —
+// everything in it is acked, the ack is durable, and a restart that finds neither file starts at the next segment — and the new one
+// is started again. Until a new segment exists, rotate keeps Append from writing into the deleted file: Append starts a new segment
+// before it writes, or fails. Called with q.rmu and q.mu held (Ack).
+func (q *Queue) replaceAcked(cur *segment) {
+	q.rotate = true
+	if err := os.Remove(q.segPath(cur.seq)); err != nil {
+		return
+	}
+	// The file's space is freed only once no descriptor holds it. Both ends are done with it: the reader has read all of it, and
+	// nothing is written before a new segment exists (rotate); its bytes are all acked, so they need no sync.
+	if q.rf != nil && q.rfSeq == cur.seq {
+		_ = q.rf.Close()
+		q.rf = nil
+	}
+	if q.wf != nil {
+		_ = q.wf.Close()
+	}
+	q.wf, q.dirty = nil, false
+	_ = q.newSegment(cur.seq + 1) // on success it clears rotate and forgets cur (dropAcked)
 }
 
 // Rewind makes the next Next start again at the first unacked record, e.g. after an
