@@ -4,7 +4,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -12,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/adtracker/adtracker/internal/testenv"
 )
 
 // Scenario 7b: ClickHouse refuses every batch for a reason retrying cannot fix (a MATERIALIZED column that fails to parse for ad 3,
@@ -34,7 +35,7 @@ func TestChaos7bDeadLetterDiskFull(t *testing.T) {
 	l := startLoad(t, s.url, 8, 1<<40)
 	l.waitAnswered(t, 3000) // the ring (4096 slots, ~4 an event) has gone round: every page of it is allocated now
 	filler := filepath.Join(s.dataDir, "filler")
-	fillDisk(t, filler)
+	testenv.FillDisk(t, filler)
 	c := s.conn()
 	ctx := context.Background()
 	if err := c.Exec(ctx, "ALTER TABLE events ADD COLUMN chaos_poison UInt8 MATERIALIZED toUInt8(if(ad_id = 3, 'x', '1'))"); err != nil {
@@ -57,25 +58,6 @@ func TestChaos7bDeadLetterDiskFull(t *testing.T) {
 		refusedWhileFull, replayed, m["adtracker_pipeline_dead_lettered_rows_total"]))
 	if refusedWhileFull == 0 {
 		t.Error("no request was refused while neither ClickHouse nor the disk could take a batch: where did the batches go?")
-	}
-}
-
-// fillDisk writes path until its filesystem has no space left.
-func fillDisk(t *testing.T, path string) {
-	t.Helper()
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	buf := make([]byte, 4096)
-	for {
-		if _, err := f.Write(buf); err != nil {
-			if !errors.Is(err, syscall.ENOSPC) {
-				t.Fatalf("fill %s: %v", path, err)
-			}
-			return
-		}
 	}
 }
 

@@ -13,7 +13,6 @@ import (
 	"io"
 	"net"
 	"os"
-	"os/exec"
 	"sort"
 	"strconv"
 	"strings"
@@ -24,6 +23,7 @@ import (
 
 	"github.com/valyala/fasthttp"
 
+	"github.com/adtracker/adtracker/internal/testenv"
 	"github.com/adtracker/adtracker/storage/postgres/pgtest"
 )
 
@@ -330,19 +330,9 @@ func TestChaos7DiskFull(t *testing.T) {
 // useTmpfs mounts a tmpfs of the given size (mount's size=, e.g. "4m") and makes it the data directory of the next start: ring file,
 // spill and dead letters all live on it. It skips the test when mounting is not allowed (needs root).
 func (s *stack) useTmpfs(size string) {
-	t := s.t
-	t.Helper()
-	mnt := t.TempDir()
-	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size="+size, "tmpfs", mnt).CombinedOutput(); err != nil {
-		t.Skipf("cannot mount a small tmpfs (needs root): %v %s", err, out)
-	}
-	t.Cleanup(func() {
-		if out, err := exec.Command("umount", "-l", mnt).CombinedOutput(); err != nil {
-			t.Logf("umount %s: %v %s", mnt, err, out)
-		}
-	})
-	s.dataDir = mnt
-	s.env = append(s.env, "ADTRACKER_INGEST_DATA_DIR="+mnt) // the last value of a variable wins
+	s.t.Helper()
+	s.dataDir = testenv.TmpfsLazy(s.t, size)                      // the stack stops adtracker after this cleanup
+	s.env = append(s.env, "ADTRACKER_INGEST_DATA_DIR="+s.dataDir) // the last value of a variable wins
 }
 
 // Scenario 8: corrupted spill segments at start (the same check as TestE2ECorruptSpillAtStart, reported in the table).

@@ -269,22 +269,8 @@ func Open(cfg Config, sink Sink, log *zap.Logger) (*Pipeline, error) {
 }
 
 // Enqueue accepts e. On nil the event is in the ring (and the ring file): answer 2xx. It does not allocate or lock. After Close it
-// answers ErrClosed, however late the call comes.
-func (p *Pipeline) Enqueue(e *event.Event) error {
-	// Checked before and after announcing the call: once closing is set, new calls return here without touching inflight, so
-	// Close waits only for the few that were already past this line.
-	if p.closing.Load() {
-		enqueueRefused.WithLabelValues("closing").Inc()
-		return ErrClosed
-	}
-	p.inflight.Add(1)
-	err := p.enqueue(e)
-	p.inflight.Add(-1)
-	if errors.Is(err, ErrFull) {
-		enqueueRefused.WithLabelValues("ring_full").Inc()
-	}
-	return err
-}
+// answers ErrClosed, however late the call comes. A full ring refuses at once (EnqueueBy with no time to wait).
+func (p *Pipeline) Enqueue(e *event.Event) error { return p.EnqueueBy(e, time.Time{}) }
 
 func (p *Pipeline) enqueue(e *event.Event) error {
 	if p.closing.Load() {

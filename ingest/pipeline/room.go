@@ -30,6 +30,8 @@ func (p *Pipeline) signalRoom() {
 // EnqueueBy is Enqueue, except that while the ring is full it waits for a release until deadline, and only then answers ErrFull.
 // Every other refusal (closing, spill quota) is immediate. A deadline in the past makes it Enqueue.
 func (p *Pipeline) EnqueueBy(e *event.Event, deadline time.Time) error {
+	// Checked before and after announcing the call (enqueue checks again): once closing is set, new calls return here without
+	// touching inflight, so Close waits only for the few that were already past this line.
 	if p.closing.Load() {
 		enqueueRefused.WithLabelValues("closing").Inc()
 		return ErrClosed

@@ -4,50 +4,12 @@ import (
 	"context"
 	"errors"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/adtracker/adtracker/internal/testenv"
 )
-
-// mountTmpfs mounts a tmpfs of size bytes on a new directory (root only; the test is skipped elsewhere) and unmounts it at the end.
-func mountTmpfs(t *testing.T, size string) string {
-	t.Helper()
-	dir := t.TempDir()
-	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size="+size+",mode=0700", "tmpfs", dir).CombinedOutput(); err != nil {
-		t.Skipf("cannot mount a tmpfs (needs root): %v %s", err, out)
-	}
-	t.Cleanup(func() {
-		if out, err := exec.Command("umount", dir).CombinedOutput(); err != nil {
-			t.Errorf("umount %s: %v %s", dir, err, out)
-		}
-	})
-	return dir
-}
-
-// fillDisk writes a file into dir until the filesystem has no space left, and returns its path.
-func fillDisk(t *testing.T, dir string) string {
-	t.Helper()
-	path := filepath.Join(dir, "filler")
-	f, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	buf := make([]byte, 4096)
-	for _, chunk := range []int{4096, 1} {
-		for {
-			if _, err := f.Write(buf[:chunk]); err != nil {
-				if !errors.Is(err, syscall.ENOSPC) {
-					t.Fatal(err)
-				}
-				break
-			}
-		}
-	}
-	return path
-}
 
 // enqueueUntilRefused enqueues distinct events until Enqueue refuses one, pausing now and then so batches reach the store policy,
 // and returns how many it accepted and the refusal (nil when limit events were all accepted).
@@ -77,7 +39,7 @@ func TestFullDiskKeepsBatchesInRing(t *testing.T) {
 		{"down", func(f *fakeSink) { f.down = true }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			dir := mountTmpfs(t, "1m")
+			dir := testenv.Tmpfs(t, "1m")
 			sink := newFake()
 			sink.set(tc.set)
 			cfg := testConfig(t)
@@ -93,7 +55,8 @@ func TestFullDiskKeepsBatchesInRing(t *testing.T) {
 				defer cancel()
 				_ = p.Close(ctx)
 			}()
-			filler := fillDisk(t, dir)
+			filler := filepath.Join(dir, "filler")
+			testenv.FillDisk(t, filler)
 
 			limit := 20 * cfg.RingCapacity
 			accepted, refused := enqueueUntilRefused(p, limit)

@@ -3,20 +3,17 @@
 package ring
 
 import (
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/adtracker/adtracker/internal/testenv"
 )
 
 // On a disk without room for the ring file, Open fails with a clear error. Without the reservation it succeeded with a sparse file
 // and the first Enqueue that touched an unbacked page killed the process with SIGBUS.
 func TestOpenOnFullDiskFails(t *testing.T) {
-	dir := t.TempDir()
-	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", dir).CombinedOutput(); err != nil {
-		t.Skipf("cannot mount a tmpfs (needs root): %v %s", err, out)
-	}
-	t.Cleanup(func() { _ = exec.Command("umount", dir).Run() })
+	dir := testenv.Tmpfs(t, "256k")
 	opt := Options{Capacity: 1 << 14, SlotSize: 56} // 1 MiB of file on a 256 KiB disk
 	r, _, _, err := Open(filepath.Join(dir, "ring"), opt)
 	if err == nil {

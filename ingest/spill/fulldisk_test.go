@@ -2,42 +2,11 @@ package spill
 
 import (
 	"os"
-	"os/exec"
 	"path/filepath"
 	"testing"
+
+	"github.com/adtracker/adtracker/internal/testenv"
 )
-
-// smallDisk mounts a tmpfs of size (mount's size=, e.g. "1m") and returns its directory; it skips the test where mounting is not
-// allowed (it needs root).
-func smallDisk(t *testing.T, size string) string {
-	t.Helper()
-	mnt := t.TempDir()
-	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size="+size, "tmpfs", mnt).CombinedOutput(); err != nil {
-		t.Skipf("cannot mount a small tmpfs (needs root): %v %s", err, out)
-	}
-	t.Cleanup(func() {
-		if out, err := exec.Command("umount", "-l", mnt).CombinedOutput(); err != nil {
-			t.Logf("umount %s: %v %s", mnt, err, out)
-		}
-	})
-	return mnt
-}
-
-// fillDisk writes a file in dir until the disk is full, so not even a new segment's header finds room.
-func fillDisk(t *testing.T, dir string) {
-	t.Helper()
-	f, err := os.Create(filepath.Join(dir, "filler"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	page := make([]byte, 4096)
-	for {
-		if _, err := f.Write(page); err != nil {
-			return
-		}
-	}
-}
 
 // segmentBytes is what the segment files hold beyond their headers.
 func segmentBytes(t *testing.T, dir string) (data int64, files int) {
@@ -55,7 +24,7 @@ func segmentBytes(t *testing.T, dir string) (data int64, files int) {
 // beside it; before, the acked records kept their disk space until the next Append, which may not come for days. What is
 // appended afterwards is queued and survives a reopen.
 func TestAckOnFullDiskFreesTheSegment(t *testing.T) {
-	mnt := smallDisk(t, "1m")
+	mnt := testenv.Tmpfs(t, "1m")
 	dir := filepath.Join(mnt, "spill")
 	q, err := Open(dir, Options{SegmentBytes: 64 << 20})
 	if err != nil {
@@ -70,7 +39,7 @@ func TestAckOnFullDiskFreesTheSegment(t *testing.T) {
 	if n < 100 {
 		t.Fatalf("only %d records before the disk was full", n)
 	}
-	fillDisk(t, mnt) // the failed append gave back its pages: take them
+	testenv.FillDisk(t, filepath.Join(mnt, "filler")) // the failed append gave back its pages: take them
 	ids, last := readAll(t, q)
 	if len(ids) != n {
 		t.Fatalf("read %d of %d records", len(ids), n)
