@@ -173,7 +173,7 @@ var Settings = []Setting{
 	{"migrate.on_start", true, "apply pending migrations when serve starts"},
 	{"ingest.data_dir", ".data/ingest", "ring file, spill segments and dead letters"},
 	{"ingest.batch_size", 24576, "rows per ClickHouse insert (sent in 2048-row chunks, so the inserter's memory does not grow with it; the ring holds the batch until it is stored)"},
-	{"ingest.flush_interval", "1s", "longest a partial batch waits before it is inserted; when the input pauses for 10 ms, a batch of at least batch_size/4 events, or one after a flush_interval without inserts, leaves at once"},
+	{"ingest.flush_interval", "1s", "longest a partial batch waits for an inserter; when the input pauses for 10 ms, a batch of at least batch_size/4 events, or one after a flush_interval without inserts, leaves at once; while the inserter is busy the batch keeps filling instead"},
 	{"ingest.inserters", 1, "parallel ClickHouse inserts (each holds a batch in memory and in the ring)"},
 	{"ingest.insert_timeout", "10s", "an insert slower than this is abandoned and its batch spilled"},
 	{"ingest.ring_capacity", 262144, "ring slots (power of two); 64 bytes each in the ring file (262144 = 16 MiB), and as much again in `ring.mirror`; an event takes ceil((8 + encoded size) / 56) slots, ~4 for typical events, at most 9; a batch also leaves once it spans half the ring, so keep it ≥ 8 × batch_size for full batches"},

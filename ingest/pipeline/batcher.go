@@ -30,11 +30,22 @@ func (p *Pipeline) batcher() {
 	var started time.Time
 	lastFlush := time.Now() // a process that just started has not inserted for a while, but a small batch still waits its turn
 	idle := 0
-	flush := func() {
+	// flush hands the filling job to an inserter. wait says whether the batcher waits for one: a job that may not grow any
+	// further (BatchSize, half the ring, the drain at stop) waits; one that leaves early for freshness (FlushInterval, a pause in
+	// the input) goes only to an inserter that is free now, and otherwise keeps filling.
+	flush := func(wait bool) {
 		if j == nil {
 			return
 		}
-		p.jobs <- j
+		if wait {
+			p.jobs <- j
+		} else {
+			select {
+			case p.jobs <- j:
+			default:
+				return
+			}
+		}
 		j = nil
 		lastFlush = time.Now()
 		p.checkpointDedup(lastFlush)
@@ -66,20 +77,20 @@ func (p *Pipeline) batcher() {
 			// stored, so one that cannot fit beside the batch being inserted would fill the ring and hold every producer at 503
 			// until the flush interval (a ring configured smaller than two batches, or events longer than the defaults assume).
 			if j.records >= p.cfg.BatchSize || j.to-j.from >= uint64(p.ring.Cap()/2) { // records ≥ j.b.N
-				flush()
+				flush(true)
 			}
 			continue
 		}
 		if j != nil && (time.Since(started) >= p.cfg.FlushInterval ||
 			(idle >= idleFlushNaps && (j.b.N >= p.cfg.BatchSize/4 || time.Since(lastFlush) >= p.cfg.FlushInterval))) {
-			flush()
+			flush(false)
 		}
 		select {
 		case <-p.stopCh:
 			// Enqueue refuses new events before stopCh closes, but a producer that passed the check just before may still be
 			// publishing: drain until the ring stays empty for a moment.
 			if p.ring.Len() == 0 || idle > 200 {
-				flush()
+				flush(true)
 				return
 			}
 		default:

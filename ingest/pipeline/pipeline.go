@@ -220,14 +220,14 @@ func Open(cfg Config, sink Sink, log *zap.Logger) (*Pipeline, error) {
 	}
 	p := &Pipeline{
 		cfg: cfg, log: log, ring: r, spill: sq, sink: sink,
-		jobs:     make(chan *job, cfg.Inserters),
+		jobs:     make(chan *job), // unbuffered: see the batcher's flush
 		dedup:    newDupWindow(cfg.DedupWindow),
 		dedupAt:  filepath.Join(cfg.Dir, dedupFile),
 		stopCh:   make(chan struct{}),
 		replayCh: make(chan struct{}),
 	}
-	// At most 2×Inserters+1 jobs exist at once (one filling, Inserters queued, Inserters inserting); all are kept for reuse.
-	p.freeJobs = make(chan *job, 2*cfg.Inserters+1)
+	// At most Inserters+1 jobs exist at once (one filling, Inserters inserting: jobs has no buffer); all are kept for reuse.
+	p.freeJobs = make(chan *job, cfg.Inserters+1)
 	p.initRoom()
 	p.ctx, p.cancel = context.WithCancel(context.Background())
 	// The persisted window first (ids of a clean stop), then the ids found in the ring (an unclean stop): both in arrival order.
