@@ -54,8 +54,10 @@ func TestBatchFillsWhileInserterBusy(t *testing.T) {
 	time.Sleep(10 * cfg.FlushInterval)
 	close(sink.gate)
 	waitFor(t, "everything stored", func() bool { n, _ := sink.count(); return n == 30 })
-	if got := sink.started(); !slices.Equal(got, []int{10, 20}) {
-		t.Fatalf("rows per insert %v, want [10 20]: the events that came during the first insert in one batch", got)
+	// Two inserts: the first group (all of it, unless a slow machine let a pause split it before the first insert began), and
+	// everything that came while that insert was held.
+	if got := sink.started(); len(got) != 2 || got[1] < 20 {
+		t.Fatalf("rows per insert %v, want two inserts, the second with the 20 events that came during the first", got)
 	}
 	if _, d := sink.count(); d != 0 {
 		t.Fatalf("%d events stored twice", d)
