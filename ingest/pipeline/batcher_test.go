@@ -32,8 +32,8 @@ func (s *sizedSink) started() []int {
 
 // A batch that could leave early (FlushInterval, a pause in the input) while the inserter is busy keeps filling instead of
 // queueing: what arrives during an insert goes into the next insert whole. Queued, it would have stopped growing and a third batch
-// would have started beside it in the ring, so inserts would be a third of the ring instead of half under batch traffic (~19.5k
-// rows instead of ~24.5k in BENCHMARKS.md's runs), and ClickHouse pays per insert.
+// would have started beside it in the ring, so under batch traffic inserts would be a third of the ring instead of half, and
+// ClickHouse pays per insert (BENCHMARKS.md, "Design measurements").
 func TestBatchFillsWhileInserterBusy(t *testing.T) {
 	cfg := testConfig(t)
 	cfg.BatchSize = 1000
