@@ -47,6 +47,7 @@ type Handlers struct {
 	EnqueueWait time.Duration
 
 	waitQ WaitingEnqueuer // Queue, when it can wait; set by Register
+	holdQ HoldingEnqueuer // Queue, when a batch can hold it; set by Register
 }
 
 // WaitingEnqueuer is an Enqueuer that can hold an event until deadline for room instead of refusing it at once because it is full.
@@ -54,11 +55,21 @@ type WaitingEnqueuer interface {
 	EnqueueBy(e *event.Event, deadline time.Time) error
 }
 
+// HoldingEnqueuer is a queue that a request can hold for all of its events: Hold once, EnqueueHeld per event, Release
+// once with the number it took. A batch then announces itself to the queue once instead of once per event (two atomic adds
+// per event on lines every core writes; BENCHMARKS.md, "Design measurements"). Hold reports false when the queue is closing.
+type HoldingEnqueuer interface {
+	Hold() bool
+	EnqueueHeld(e *event.Event, deadline time.Time) error
+	Release(enqueued int)
+}
+
 var eventPool = sync.Pool{New: func() any { return new(event.Event) }}
 
 // Register adds the ingest routes.
 func (h *Handlers) Register(r *router.Router) {
 	h.waitQ, _ = h.Queue.(WaitingEnqueuer)
+	h.holdQ, _ = h.Queue.(HoldingEnqueuer)
 	r.POST("/ads/click", h.single(event.TypeClick))
 	r.POST("/ads/impression", h.single(event.TypeImpression))
 	// Without these, GET /ads/click would match GET /ads/{id} and answer "ad not found" instead of 405.
@@ -122,7 +133,7 @@ func (h *Handlers) accept(ctx *fasthttp.RequestCtx, e *event.Event, ferr *decode
 		httpx.WriteError(ctx, ferr.Status, ferr.Msg, ferr.Field)
 		return false
 	}
-	if err := h.enqueue(ctx, e); err != nil {
+	if err := h.enqueue(ctx, e, false); err != nil {
 		h.unavailable(ctx, err)
 		return false
 	}
@@ -176,8 +187,13 @@ func (h *Handlers) batch(ctx *fasthttp.RequestCtx) {
 		qerr              error
 		stopAt            = -1
 		viewer            requestViewer // the request's address and user agent, read once for all items
+		perType           [event.NumTypes]int
+		held              = h.holdQ != nil && h.holdQ.Hold() // a closing queue holds nothing: the first item is refused below
 	)
 	defer func() {
+		if held {
+			h.holdQ.Release(acc)
+		}
 		if errs != nil {
 			*errs = (*errs)[:0]
 			errsPool.Put(errs)
@@ -203,14 +219,19 @@ func (h *Handlers) batch(ctx *fasthttp.RequestCtx) {
 			*errs = appendItemError(*errs, i, ferr)
 			return true
 		}
-		if err := h.enqueue(ctx, e); err != nil {
+		if err := h.enqueue(ctx, e, held); err != nil {
 			qerr, stopAt = err, i
 			return false
 		}
-		accepted[e.Type].Inc()
+		perType[e.Type]++ // counted once per request below: a counter is an atomic add on a line every core writes
 		acc++
 		return true
 	})
+	for t, n := range perType {
+		if n > 0 {
+			accepted[t].Add(float64(n))
+		}
+	}
 	if top != nil {
 		rejected[reasonInvalid].Inc()
 		httpx.WriteError(ctx, top.Status, top.Msg, top.Field)
@@ -344,7 +365,7 @@ func (h *Handlers) clickRedirect(ctx *fasthttp.RequestCtx) {
 		e.IP = h.Proxies.ClientIP(ctx)
 		decode.SetUserAgent(e, ctx.Request.Header.UserAgent())
 	}
-	if err := h.enqueue(ctx, e); err != nil {
+	if err := h.enqueue(ctx, e, false); err != nil {
 		clicksUnrecorded.Inc()
 	} else {
 		accepted[event.TypeClick].Inc()

@@ -1,6 +1,8 @@
 package ingest
 
 import (
+	"time"
+
 	"github.com/valyala/fasthttp"
 
 	"github.com/adtracker/adtracker/ingest/event"
@@ -16,20 +18,27 @@ type Screener interface {
 	Settle(e *event.Event, stored bool)
 }
 
-// enqueue screens e (when Handlers.Screen is set) and hands it to the queue.
-func (h *Handlers) enqueue(ctx *fasthttp.RequestCtx, e *event.Event) error {
+// enqueue screens e (when Handlers.Screen is set) and hands it to the queue; held is true inside a HoldingEnqueuer's Hold.
+func (h *Handlers) enqueue(ctx *fasthttp.RequestCtx, e *event.Event, held bool) error {
 	if h.Screen == nil {
-		return h.put(ctx, e)
+		return h.put(ctx, e, held)
 	}
 	h.Screen.Screen(ctx, e)
-	err := h.put(ctx, e)
+	err := h.put(ctx, e, held)
 	h.Screen.Settle(e, err == nil)
 	return err
 }
 
 // put hands e to the queue. A queue that can wait for room gets the request's deadline: the same for every item of a batch, so a
 // request waits EnqueueWait at most in all.
-func (h *Handlers) put(ctx *fasthttp.RequestCtx, e *event.Event) error {
+func (h *Handlers) put(ctx *fasthttp.RequestCtx, e *event.Event, held bool) error {
+	if held {
+		var deadline time.Time // zero: refused at once when the ring is full
+		if h.EnqueueWait > 0 {
+			deadline = requestTime(ctx).Add(h.EnqueueWait)
+		}
+		return h.holdQ.EnqueueHeld(e, deadline)
+	}
 	if h.EnqueueWait > 0 && h.waitQ != nil {
 		return h.waitQ.EnqueueBy(e, requestTime(ctx).Add(h.EnqueueWait))
 	}

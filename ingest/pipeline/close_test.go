@@ -6,6 +6,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/adtracker/adtracker/ingest/spill"
 )
@@ -80,5 +81,48 @@ func TestCloseWaitsForEnqueueInFlight(t *testing.T) {
 	p.inflight.Add(-1) // the handler's ring write is done
 	if err := <-done; err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A batch request holds the pipeline once for all of its events (Hold … Release). Close does not unmap the ring while a holder
+// is inside, refuses the holder's further events and any new Hold, and finishes once the holder releases; the enqueued counter
+// counts what the holder reported at Release.
+func TestCloseWaitsForHolder(t *testing.T) {
+	p, err := Open(testConfig(t), newFake(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := counterValue(t, eventsEnqueued)
+	if !p.Hold() {
+		t.Fatal("Hold refused on an open pipeline")
+	}
+	for i := range 3 {
+		if err := p.EnqueueHeld(mkEvent(i, false), time.Time{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := counterValue(t, eventsEnqueued) - before; got != 0 {
+		t.Fatalf("enqueued counter moved by %v before Release, want 0 (counted at Release)", got)
+	}
+	done := make(chan error, 1)
+	go func() { done <- p.Close(context.Background()) }()
+	waitFor(t, "spill closed", func() bool { _, _, err := p.spill.Next(); return errors.Is(err, spill.ErrClosed) })
+	select {
+	case err := <-done:
+		t.Fatalf("Close returned (%v) and unmapped the ring while a producer held it", err)
+	default:
+	}
+	if err := p.EnqueueHeld(mkEvent(9, false), time.Now().Add(time.Second)); !errors.Is(err, ErrClosed) {
+		t.Fatalf("EnqueueHeld during Close: %v, want ErrClosed at once", err)
+	}
+	if p.Hold() {
+		t.Fatal("Hold during Close accepted")
+	}
+	p.Release(3)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if got := counterValue(t, eventsEnqueued) - before; got != 3 {
+		t.Fatalf("enqueued counter moved by %v, want 3", got)
 	}
 }

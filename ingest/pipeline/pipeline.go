@@ -132,10 +132,10 @@ type Pipeline struct {
 	sink  Sink
 
 	closing atomic.Bool
-	// inflight counts Enqueue calls past their closing check. Close waits for it to reach 0 after setting closing and before
+	// inflight counts producers past their closing check (Hold). Close waits for it to reach 0 after setting closing and before
 	// unmapping the ring, so a handler still running after the shutdown deadline gets ErrClosed instead of a write into unmapped
-	// memory. Both sides use sequentially consistent atomics: an Enqueue that increments after Close's wait saw 0 must see closing.
-	// On its own cache line: every Enqueue writes it, and it must not evict the flags every Enqueue reads.
+	// memory. Both sides use sequentially consistent atomics: a Hold that increments after Close's wait saw 0 must see closing.
+	// On its own cache line: every Hold and Release writes it, and it must not evict the flags every Enqueue reads.
 	_        [64]byte
 	inflight atomic.Int64
 	_        [56]byte
@@ -289,8 +289,7 @@ func (p *Pipeline) enqueue(e *event.Event) error {
 	if !ok {
 		return ErrFull // counted by the caller: EnqueueBy may still wait and get in
 	}
-	eventsEnqueued.Inc()
-	return nil
+	return nil // counted by Release
 }
 
 // Ready reports whether Enqueue can currently accept events, and why not.

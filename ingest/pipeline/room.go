@@ -30,14 +30,45 @@ func (p *Pipeline) signalRoom() {
 // EnqueueBy is Enqueue, except that while the ring is full it waits for a release until deadline, and only then answers ErrFull.
 // Every other refusal (closing, spill quota) is immediate. A deadline in the past makes it Enqueue.
 func (p *Pipeline) EnqueueBy(e *event.Event, deadline time.Time) error {
-	// Checked before and after announcing the call (enqueue checks again): once closing is set, new calls return here without
-	// touching inflight, so Close waits only for the few that were already past this line.
-	if p.closing.Load() {
+	if !p.Hold() {
 		enqueueRefused.WithLabelValues("closing").Inc()
 		return ErrClosed
 	}
+	n := 0
+	defer func() { p.Release(n) }()
+	err := p.EnqueueHeld(e, deadline)
+	if err == nil {
+		n = 1
+	}
+	return err
+}
+
+// Hold announces a producer that is about to enqueue, for as many events as it likes, until Release: a batch request announces
+// itself once instead of once per event, and every announcement is an atomic add on a line all cores write. It reports false,
+// holding nothing, once the pipeline is closing (the caller counts the refusal: EnqueueBy does). Close unmaps the ring only when no
+// producer holds, and spins until then, so a holder must Release (deferred, so a panic cannot leave Close waiting) and must not
+// hold across anything that blocks — a request's own decoding and enqueues are fine: once closing, EnqueueHeld refuses at once.
+func (p *Pipeline) Hold() bool {
+	// Checked before and after announcing (enqueue checks again): once closing is set, new producers return here without
+	// touching inflight, so Close waits only for the few that were already past this line.
+	if p.closing.Load() {
+		return false
+	}
 	p.inflight.Add(1)
-	defer p.inflight.Add(-1)
+	return true
+}
+
+// Release ends a Hold; enqueued is how many events EnqueueHeld accepted during it (counted here, once per hold, for the same
+// reason as the hold itself).
+func (p *Pipeline) Release(enqueued int) {
+	if enqueued > 0 {
+		eventsEnqueued.Add(float64(enqueued))
+	}
+	p.inflight.Add(-1)
+}
+
+// EnqueueHeld is EnqueueBy for a producer inside Hold and Release.
+func (p *Pipeline) EnqueueHeld(e *event.Event, deadline time.Time) error {
 	var t *time.Timer
 	for {
 		room := p.room.Load().ch
