@@ -436,23 +436,27 @@ func TestMachineCrashRecoversFromMirror(t *testing.T) {
 	}
 }
 
-func BenchmarkEnqueue(b *testing.B) {
+// enqueueBenchPipeline opens the pipeline both enqueue benchmarks run against. Its ring has room for a few hundred ms of their
+// rate, so producers measure the enqueue path, not spinning on a full ring while the batcher catches up (with a small ring they
+// spend most of the time refused). Their event encodes to 67 bytes, 2 slots of 56: 131k events.
+func enqueueBenchPipeline(b *testing.B) *Pipeline {
 	cfg := Defaults()
 	cfg.Dir = b.TempDir()
 	cfg.BatchSize = 10000
-	// A ring with room for a few hundred ms of this rate, so producers measure the enqueue path, not spinning on a full ring while
-	// the batcher catches up (with a small ring they spend most of the time refused). This event encodes to 67 bytes, 2 slots of
-	// 56: 131k events.
 	cfg.RingCapacity = 1 << 18
-	sink := &nopSink{}
-	p, err := Open(cfg, sink, nil)
+	p, err := Open(cfg, &nopSink{}, nil)
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer p.Close(context.Background())
-	e := mkEvent(1, false)
+	b.Cleanup(func() { _ = p.Close(context.Background()) })
 	b.ReportAllocs()
 	b.ResetTimer()
+	return p
+}
+
+func BenchmarkEnqueue(b *testing.B) {
+	p := enqueueBenchPipeline(b)
+	e := mkEvent(1, false)
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
 			for p.Enqueue(e) != nil {
@@ -464,18 +468,8 @@ func BenchmarkEnqueue(b *testing.B) {
 // BenchmarkEnqueueHeld is BenchmarkEnqueue the way a batch request enqueues: one Hold and Release around 1,000 events, against
 // BenchmarkEnqueue's announcement per event. The difference is what holding saves per event when the producers run on every core.
 func BenchmarkEnqueueHeld(b *testing.B) {
-	cfg := Defaults()
-	cfg.Dir = b.TempDir()
-	cfg.BatchSize = 10000
-	cfg.RingCapacity = 1 << 18 // as BenchmarkEnqueue
-	p, err := Open(cfg, &nopSink{}, nil)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer p.Close(context.Background())
+	p := enqueueBenchPipeline(b)
 	e := mkEvent(1, false)
-	b.ReportAllocs()
-	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		for more := true; more; {
 			if !p.Hold() {
