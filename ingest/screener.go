@@ -32,15 +32,15 @@ func (h *Handlers) enqueue(ctx *fasthttp.RequestCtx, e *event.Event, held bool) 
 // put hands e to the queue. A queue that can wait for room gets the request's deadline: the same for every item of a batch, so a
 // request waits EnqueueWait at most in all.
 func (h *Handlers) put(ctx *fasthttp.RequestCtx, e *event.Event, held bool) error {
-	if held {
-		var deadline time.Time // zero: refused at once when the ring is full
-		if h.EnqueueWait > 0 {
-			deadline = requestTime(ctx).Add(h.EnqueueWait)
-		}
-		return h.holdQ.EnqueueHeld(e, deadline)
+	var deadline time.Time // zero: refused at once when the ring is full
+	if h.EnqueueWait > 0 {
+		deadline = requestTime(ctx).Add(h.EnqueueWait)
 	}
-	if h.EnqueueWait > 0 && h.waitQ != nil {
-		return h.waitQ.EnqueueBy(e, requestTime(ctx).Add(h.EnqueueWait))
+	switch {
+	case held:
+		return h.holdQ.EnqueueHeld(e, deadline)
+	case h.waitQ != nil && !deadline.IsZero():
+		return h.waitQ.EnqueueBy(e, deadline)
 	}
 	return h.Queue.Enqueue(e)
 }
