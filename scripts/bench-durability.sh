@@ -15,6 +15,8 @@
 # To pair two settings of one build, give a wrapper script as either binary; it must exec, so the measured PID is adtracker's:
 #   printf '#!/bin/sh\nexport ADTRACKER_INGEST_FLUSH_INTERVAL=500ms\nexec %s "$@"\n' "$PWD/.data/bench/adtracker" >/tmp/adt-500ms
 #   chmod +x /tmp/adt-500ms; BENCH_BASE_BINARY=/tmp/adt-500ms BENCH_DUR_CONFIGS="base durable" scripts/bench-durability.sh
+# Every server is new (fresh data directory); before its runs it serves BENCH_DUR_WARMUP (4s; 0 = none) of the first kind,
+# not measured, so the runs see a warm process as make bench's do.
 # BENCH_PPROF_DIR=dir: adtracker serves debug.pprof_addr, and a CPU profile of every run (all but its last second) lands in
 # dir/KIND-CONFIG-rROUND.pprof (`go tool pprof`; `go tool pprof -proto dir/*.pprof` merges them, e.g. into a PGO profile).
 #
@@ -30,6 +32,8 @@ DUR="${BENCH_DURATION:-8s}"
 ROUNDS="${BENCH_DUR_ROUNDS:-3}"
 CONFIGS="${BENCH_DUR_CONFIGS:-durable nosync mem}"
 KINDS="${BENCH_DUR_KINDS:-batch single}"
+WARMUP="${BENCH_DUR_WARMUP:-4s}"
+case "$WARMUP" in 0 | 0s) WARMUP=0 ;; *[!0-9s]* | s | '') die "BENCH_DUR_WARMUP must be whole seconds, e.g. 4s, or 0" ;; esac
 BASE="${BENCH_BASE_BINARY:-}"
 PG_PORT="${PG_PORT:-5432}"
 [ -x "$BDIR/adtracker" ] || die "run make bench (or BENCH_QUICK=1 scripts/bench.sh) first"
@@ -59,6 +63,18 @@ if [ -n "$PPROF_DIR" ]; then
 	PPROF_ENV=("ADTRACKER_DEBUG_PPROF_ADDR=127.0.0.1:$PPROF_PORT")
 fi
 
+# kind_args KIND: the load generator's traffic arguments for one kind of run.
+kind_args() {
+	case $1 in
+	single) echo --mode single --conns 64 ;;
+	batch) echo --mode batch --batch 1000 --conns 16 ;;
+	open) echo --mode single --conns 64 --rate "${BENCH_DUR_RATE:-20000}" ;;
+	pixel) echo --mode pixel --conns 64 ;;
+	*) die "unknown traffic $1 (single, pixel, batch, open)" ;;
+	esac
+}
+for kind in $KINDS; do kind_args "$kind" >/dev/null; done
+
 OUT="$BDIR/durability"
 rm -rf "$OUT"
 mkdir -p "$OUT"
@@ -87,15 +103,17 @@ for ((r = 1; r <= ROUNDS; r++)); do
 		SP=$!
 		wait_http "$URL/healthz" "$SP" "$OUT/adtracker-$cfg.log"
 		[ -n "$ADS" ] || ADS=$(curl -fsS "$URL/ads?limit=1000" | jq -r 'map(.id) | join(",")')
+		if [ "$WARMUP" != 0 ]; then
+			# Not measured: a fresh server's first lap of the ring (and of the duplicate window and click tables) faults every
+			# page in, and on ext4 each first write to a ring page goes through the filesystem (make bench's server, up for all
+			# its rounds, pays that once). --verify waits until the warm-up's events are stored, so none is inserted during the run.
+			read -ra args <<<"$(kind_args "${KINDS%% *}")"
+			"$BDIR/adtracker" loadgen --json --seed 1 "${args[@]}" --url "$URL" --duration "$WARMUP" --ads "$ADS" \
+				--verify --clickhouse "127.0.0.1:$CHP" --database "$DB" >"$OUT/warmup-$cfg-r$r.json" 2>"$OUT/warmup-$cfg-r$r.log" || true
+		fi
 		for kind in $KINDS; do
 			ch_fresh
-			case $kind in
-			single) args=(--mode single --conns 64) ;;
-			batch) args=(--mode batch --batch 1000 --conns 16) ;;
-			open) args=(--mode single --conns 64 --rate "${BENCH_DUR_RATE:-20000}") ;;
-			pixel) args=(--mode pixel --conns 64) ;;
-			*) die "unknown traffic $kind (single, pixel, batch, open)" ;;
-			esac
+			read -ra args <<<"$(kind_args "$kind")"
 			c0=$(proc_cpu "$SP")
 			h0=$(proc_cpu "$CH_PID")
 			prof=""
