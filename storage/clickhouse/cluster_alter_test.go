@@ -5,10 +5,12 @@ import (
 	"fmt"
 	"net"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	ch "github.com/ClickHouse/clickhouse-go/v2"
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
 	"github.com/adtracker/adtracker/internal/testenv"
 	"github.com/adtracker/adtracker/migrations"
@@ -103,11 +105,7 @@ func TestClusterAlterWithUnreachableReplicas(t *testing.T) {
 	alterWait = 2 * time.Second
 	t.Cleanup(func() { alterWait = saved })
 
-	// The file's first statement is a replicated ALTER (MODIFY COLUMN type, adding the VAST event types).
-	changed := func(node string) bool {
-		return len(queryStrings(t, nodeConn(t, cl.Nodes[node], db.Database),
-			"SELECT name FROM system.columns WHERE database = currentDatabase() AND table = 'events_local' AND name = 'type' AND position(type, 'verification_not_executed') > 0")) == 1
-	}
+	changed := func(node string) bool { return hasVASTTypes(t, cl, db, node) }
 	if changed("s1r1") {
 		t.Fatal("events_local.type has the VAST types before the migration that adds them")
 	}
@@ -152,6 +150,109 @@ func TestClusterAlterWithUnreachableReplicas(t *testing.T) {
 		t.Fatalf("%s recorded %d times, want once", files[2].Name, n)
 	}
 	sameColumns(t, cl, migrated(t), db.Database, "events_local", "ad_stats_minute_local", "ad_stats_hour_local")
+}
+
+// A replica without a ZooKeeper session is read-only and cannot take an ALTER. With no writable replica in its shard, the statement
+// fails before any shard ran it, naming the read-only replica. With a writable peer, the peer takes the statement, none is sent to
+// the read-only replica, and it gets the change by replication. The replica says it is read-only through a wrapped connection
+// (readOnlyConn): one node of the loopback cluster cannot lose its ZooKeeper session alone. Everything else is the real cluster.
+func TestClusterAlterSkipsReadOnlyReplicas(t *testing.T) {
+	cl := testenv.ClusterEnv(t)
+	db := openCluster(t, cl, cl.Database(t))
+	files := clusterFiles(t, db)
+	migrateCluster(t, db, files[:2])
+	nodes := []string{"s1r1", "s1r2", "s2r1", "s2r2"}
+
+	// Shard 1 has only a read-only replica.
+	all := listReplicas(t, db)
+	ro := &readOnlyConn{Conn: shardReplicas(all, 1)[0].conn}
+	roReplica := shardReplicas(all, 1)[0]
+	roReplica.conn = ro
+	useDDLReplicas(db, append([]replica{roReplica}, shardReplicas(all, 2)...))
+	_, err := db.Migrate(context.Background(), files)
+	if err == nil || !strings.Contains(err.Error(), "no replica of shard 1 can take the change") ||
+		!strings.Contains(err.Error(), roReplica.addr+": read-only") {
+		t.Fatalf("shard 1 read-only: migrate returned %v", err)
+	}
+	for _, node := range nodes {
+		if hasVASTTypes(t, cl, db, node) {
+			t.Fatalf("%s got the change although shard 1 could not take it", node)
+		}
+	}
+	if n := ro.alters.Load(); n != 0 {
+		t.Fatalf("%d ALTERs sent to the read-only replica", n)
+	}
+
+	// The read-only replica first in shard 1, its writable peer after it: the peer takes the change.
+	all = listReplicas(t, db) // the Migrate above closed the last ones
+	ro = &readOnlyConn{Conn: all[0].conn}
+	roReplica = all[0]
+	roReplica.conn = ro
+	var rs []replica
+	for _, r := range all {
+		if r.addr == roReplica.addr {
+			rs = append([]replica{roReplica}, rs...)
+		} else {
+			rs = append(rs, r)
+		}
+	}
+	useDDLReplicas(db, rs)
+	if res := migrateCluster(t, db, files); res[2].Status != "applied" {
+		t.Fatalf("migrate with a read-only replica beside a writable one: %+v", res)
+	}
+	if n := ro.alters.Load(); n != 0 {
+		t.Fatalf("%d ALTERs sent to the read-only replica %s", n, roReplica.addr)
+	}
+	for _, node := range nodes {
+		if !hasVASTTypes(t, cl, db, node) {
+			t.Fatalf("%s lacks the change", node)
+		}
+	}
+}
+
+// readOnlyConn is a replica's connection that reports the replica read-only (system.replicas.is_readonly) and counts the ALTERs
+// sent through it.
+type readOnlyConn struct {
+	driver.Conn
+	alters atomic.Int32
+}
+
+func (c *readOnlyConn) QueryRow(ctx context.Context, query string, args ...any) driver.Row {
+	row := c.Conn.QueryRow(ctx, query, args...)
+	if !strings.Contains(query, "FROM system.replicas") {
+		return row
+	}
+	return readOnlyRow{row}
+}
+
+func (c *readOnlyConn) Exec(ctx context.Context, query string, args ...any) error {
+	if strings.HasPrefix(strings.TrimSpace(strings.ToUpper(query)), "ALTER") {
+		c.alters.Add(1)
+	}
+	return c.Conn.Exec(ctx, query, args...)
+}
+
+// readOnlyRow is the answer to "SELECT zookeeper_path, is_readonly FROM system.replicas …" with is_readonly set.
+type readOnlyRow struct{ driver.Row }
+
+func (r readOnlyRow) Scan(dest ...any) error {
+	if err := r.Row.Scan(dest...); err != nil {
+		return err
+	}
+	if len(dest) == 2 {
+		if ro, ok := dest[1].(*uint8); ok {
+			*ro = 1
+		}
+	}
+	return nil
+}
+
+// hasVASTTypes reports whether node's events_local.type has the VAST event types: the first statement of the third cluster migration
+// is a replicated ALTER (MODIFY COLUMN type) that adds them.
+func hasVASTTypes(t *testing.T, cl testenv.Cluster, db *DB, node string) bool {
+	t.Helper()
+	return len(queryStrings(t, nodeConn(t, cl.Nodes[node], db.Database),
+		"SELECT name FROM system.columns WHERE database = currentDatabase() AND table = 'events_local' AND name = 'type' AND position(type, 'verification_not_executed') > 0")) == 1
 }
 
 // listReplicas opens a pool per replica of the cluster; the Migrate they are handed to closes them.
