@@ -112,6 +112,8 @@ for ((r = 1; r <= ROUNDS; r++)); do
 			read -ra args <<<"$(kind_args "$warm")"
 			"$BDIR/adtracker" loadgen --json --seed 1 "${args[@]}" --url "$URL" --duration "$WARMUP" --ads "$ADS" \
 				--verify --clickhouse "127.0.0.1:$CHP" --database "$DB" >"$OUT/warmup-$cfg-r$r.json" 2>"$OUT/warmup-$cfg-r$r.log" || true
+			jq -e '.verify.ok' "$OUT/warmup-$cfg-r$r.json" >/dev/null 2>&1 ||
+				log "warm-up of $cfg, round $r: not verified stored exactly once (see $OUT/warmup-$cfg-r$r.log)"
 		fi
 		for kind in $KINDS; do
 			ch_fresh

@@ -66,15 +66,7 @@ func TestCloseWaitsForEnqueueInFlight(t *testing.T) {
 		t.Fatal(err)
 	}
 	p.inflight.Add(1) // a handler past the check
-	done := make(chan error, 1)
-	go func() { done <- p.Close(context.Background()) }()
-	// Close's last step before unmapping is closing the spill; once it is closed, only the wait stands before the unmap.
-	waitFor(t, "spill closed", func() bool { _, _, err := p.spill.Next(); return errors.Is(err, spill.ErrClosed) })
-	select {
-	case err := <-done:
-		t.Fatalf("Close returned (%v) and unmapped the ring while an Enqueue was in flight", err)
-	default:
-	}
+	done := closeBlocked(t, p, "an Enqueue was in flight")
 	if !errors.Is(p.Enqueue(mkEvent(1, false)), ErrClosed) {
 		t.Fatal("Enqueue during Close not refused")
 	}
@@ -104,14 +96,7 @@ func TestCloseWaitsForHolder(t *testing.T) {
 	if got := counterValue(t, eventsEnqueued) - before; got != 0 {
 		t.Fatalf("enqueued counter moved by %v before Release, want 0 (counted at Release)", got)
 	}
-	done := make(chan error, 1)
-	go func() { done <- p.Close(context.Background()) }()
-	waitFor(t, "spill closed", func() bool { _, _, err := p.spill.Next(); return errors.Is(err, spill.ErrClosed) })
-	select {
-	case err := <-done:
-		t.Fatalf("Close returned (%v) and unmapped the ring while a producer held it", err)
-	default:
-	}
+	done := closeBlocked(t, p, "a producer held it")
 	if err := p.EnqueueHeld(mkEvent(9, false), time.Now().Add(time.Second)); !errors.Is(err, ErrClosed) {
 		t.Fatalf("EnqueueHeld during Close: %v, want ErrClosed at once", err)
 	}
@@ -125,4 +110,20 @@ func TestCloseWaitsForHolder(t *testing.T) {
 	if got := counterValue(t, eventsEnqueued) - before; got != 3 {
 		t.Fatalf("enqueued counter moved by %v, want 3", got)
 	}
+}
+
+// closeBlocked starts p.Close and returns its result channel once Close has gone as far as it can while a producer is inside:
+// its last step before unmapping is closing the spill, so once the spill is closed only the wait for producers stands before the
+// unmap. It fails the test if Close has returned by then; while says what the producer was doing.
+func closeBlocked(t *testing.T, p *Pipeline, while string) <-chan error {
+	t.Helper()
+	done := make(chan error, 1)
+	go func() { done <- p.Close(context.Background()) }()
+	waitFor(t, "spill closed", func() bool { _, _, err := p.spill.Next(); return errors.Is(err, spill.ErrClosed) })
+	select {
+	case err := <-done:
+		t.Fatalf("Close returned (%v) and unmapped the ring while %s", err, while)
+	default:
+	}
+	return done
 }

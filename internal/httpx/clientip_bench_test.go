@@ -7,6 +7,8 @@ import (
 	"github.com/valyala/fasthttp"
 )
 
+// BenchmarkClientIPForwarded is ClientIP for a pixel behind a trusted proxy: the peer is trusted, so the address comes from a
+// one-entry X-Forwarded-For. Rate limiting and the pixel handler each call it once per request.
 func BenchmarkClientIPForwarded(b *testing.B) {
 	p, err := ParseProxies([]string{"127.0.0.1"})
 	if err != nil {
@@ -19,9 +21,7 @@ func BenchmarkClientIPForwarded(b *testing.B) {
 	req.Header.Set("X-Forwarded-For", "203.0.113.77")
 	ctx.Init(&req, &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 4711}, nil)
 	b.ReportAllocs()
-	var sink [16]byte
 	for b.Loop() {
-		sink = p.ClientIP(&ctx)
+		p.ClientIP(&ctx)
 	}
-	_ = sink
 }

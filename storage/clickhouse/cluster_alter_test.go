@@ -165,9 +165,7 @@ func TestClusterAlterSkipsReadOnlyReplicas(t *testing.T) {
 
 	// Shard 1 has only a read-only replica.
 	all := listReplicas(t, db)
-	ro := &readOnlyConn{Conn: shardReplicas(all, 1)[0].conn}
-	roReplica := shardReplicas(all, 1)[0]
-	roReplica.conn = ro
+	roReplica, ro := readOnly(shardReplicas(all, 1)[0])
 	useDDLReplicas(db, append([]replica{roReplica}, shardReplicas(all, 2)...))
 	_, err := db.Migrate(context.Background(), files)
 	if err == nil || !strings.Contains(err.Error(), "no replica of shard 1 can take the change") ||
@@ -185,18 +183,9 @@ func TestClusterAlterSkipsReadOnlyReplicas(t *testing.T) {
 
 	// The read-only replica first in shard 1, its writable peer after it: the peer takes the change.
 	all = listReplicas(t, db) // the Migrate above closed the last ones
-	ro = &readOnlyConn{Conn: all[0].conn}
-	roReplica = all[0]
-	roReplica.conn = ro
-	var rs []replica
-	for _, r := range all {
-		if r.addr == roReplica.addr {
-			rs = append([]replica{roReplica}, rs...)
-		} else {
-			rs = append(rs, r)
-		}
-	}
-	useDDLReplicas(db, rs)
+	shard1 := shardReplicas(all, 1)
+	roReplica, ro = readOnly(shard1[0])
+	useDDLReplicas(db, append(append([]replica{roReplica}, shard1[1:]...), shardReplicas(all, 2)...))
 	if res := migrateCluster(t, db, files); res[2].Status != "applied" {
 		t.Fatalf("migrate with a read-only replica beside a writable one: %+v", res)
 	}
@@ -208,6 +197,13 @@ func TestClusterAlterSkipsReadOnlyReplicas(t *testing.T) {
 			t.Fatalf("%s lacks the change", node)
 		}
 	}
+}
+
+// readOnly returns r with its connection wrapped in a readOnlyConn, and that connection.
+func readOnly(r replica) (replica, *readOnlyConn) {
+	c := &readOnlyConn{Conn: r.conn}
+	r.conn = c
+	return r, c
 }
 
 // readOnlyConn is a replica's connection that reports the replica read-only (system.replicas.is_readonly) and counts the ALTERs
