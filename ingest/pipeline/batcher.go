@@ -6,20 +6,43 @@ import (
 	"github.com/adtracker/adtracker/ingest/event"
 )
 
-// idleFlushNaps is how long (in the batcher's 1 ms naps) the input must pause before a partial batch leaves without waiting out
-// FlushInterval, so the last events before a lull reach ClickHouse ~10 ms later instead of up to FlushInterval later. Only a batch
-// of at least a quarter of BatchSize, or the first batch after FlushInterval without an insert, leaves early: sparse traffic must
-// not become a stream of tiny inserts, which ClickHouse handles badly, so small inserts still come at most once per FlushInterval.
-const idleFlushNaps = 10
-
-// After longNapAfter naps in a row with nothing to read (about a second), the batcher naps longNap instead of 1 ms: each nap costs
-// ~25–30 µs of CPU here (a timer, a wakeup of the runtime's poller, a futex), so an idle server spent about half its idle CPU
-// napping (BENCHMARKS.md, "Design measurements": BenchmarkIdlePipeline). Only after a long quiet stretch: a 5 ms nap all the time
-// made the batcher late after every insert that freed a full ring, and batch traffic stored less per second.
+// The batcher polls the ring and naps when it finds nothing to read. Timings of the loop, all measured from the first poll that
+// found the ring empty (the input's pause):
 const (
-	longNap      = 5 * time.Millisecond
-	longNapAfter = 1000
+	// pauseFlush: a partial batch leaves without waiting out FlushInterval once the input pauses this long, so the last events
+	// before a lull reach ClickHouse ~10 ms later instead of up to FlushInterval later. Only a batch of at least a quarter of
+	// BatchSize, or the first batch after FlushInterval without an insert, leaves early: sparse traffic must not become a stream of
+	// tiny inserts, which ClickHouse handles badly, so small inserts still come at most once per FlushInterval.
+	pauseFlush = 10 * time.Millisecond
+	// quietCheckpoint: while the input pauses, the duplicate window is offered to a checkpoint this often, so the last ids before a
+	// lull reach a checkpoint too, not only those followed by another flush.
+	quietCheckpoint = 100 * time.Millisecond
+	// drainQuiet: at stop, the batcher drains until the ring is empty or has had nothing new for this long.
+	drainQuiet = 200 * time.Millisecond
 )
+
+// How long the batcher naps. Nobody waits on the batcher (a batch leaves at most every FlushInterval and the ring holds seconds of
+// traffic), so a nap costs no latency; what it costs is CPU. A nap that ends while the process has nothing else to do wakes a
+// thread, and the runtime's poller and monitor thread with it, which costs far more than the timer: at moderate rates, where the
+// process idles between requests, 1 ms naps cost the server several per cent of its CPU against 5 ms naps (BENCHMARKS.md, "Design
+// measurements"). Under load the other way round: a batcher napping 5 ms woke late after an insert freed a full ring, and batch
+// traffic stored less per second. So the nap is busyNap while the input is busy and quietNap otherwise (napFor).
+const (
+	busyNap  = time.Millisecond
+	quietNap = 5 * time.Millisecond
+	// busyRate: records per millisecond of the last nap (20,000 a second) from which the input counts as busy.
+	busyRate = 20
+)
+
+// napFor is the next nap after one of length last during which got records arrived, with used of the ring's capacity slots taken.
+// Busy is a high arrival rate, or a ring at least half full: then an insert holds half the ring and the batcher must keep the next
+// batch moving, or producers wait for slots.
+func napFor(got int, last time.Duration, used, capacity int) time.Duration {
+	if int64(got)*int64(time.Millisecond) >= busyRate*int64(last) || 2*used >= capacity {
+		return busyNap
+	}
+	return quietNap
+}
 
 // batcher is the ring's single consumer.
 func (p *Pipeline) batcher() {
@@ -29,7 +52,8 @@ func (p *Pipeline) batcher() {
 	var j *job
 	var started time.Time
 	lastFlush := time.Now() // a process that just started has not inserted for a while, but a small batch still waits its turn
-	idle := 0
+	// The input's pause: lastRead is when a poll last found records, got how many since the last nap.
+	lastRead, got, nap, nextCheckpoint := lastFlush, 0, busyNap, quietCheckpoint
 	// flush hands the filling job to an inserter. wait says whether the batcher waits for one: a job that may not grow any
 	// further (BatchSize, half the ring, the drain at stop) waits; one that leaves early for freshness (FlushInterval, a pause in
 	// the input) goes only to an inserter that is free now, and otherwise keeps filling.
@@ -53,7 +77,7 @@ func (p *Pipeline) batcher() {
 	for {
 		from, to, data, ok := p.ring.Next()
 		if ok {
-			idle = 0
+			got++
 			if j == nil {
 				j = p.newJob()
 				j.b.Reset()
@@ -81,33 +105,32 @@ func (p *Pipeline) batcher() {
 			}
 			continue
 		}
-		if j != nil && (time.Since(started) >= p.cfg.FlushInterval ||
-			(idle >= idleFlushNaps && (j.b.N >= p.cfg.BatchSize/4 || time.Since(lastFlush) >= p.cfg.FlushInterval))) {
+		now := time.Now()
+		if got > 0 {
+			lastRead, nextCheckpoint = now, quietCheckpoint
+		}
+		quiet := now.Sub(lastRead)
+		if j != nil && (now.Sub(started) >= p.cfg.FlushInterval ||
+			(quiet >= pauseFlush && (j.b.N >= p.cfg.BatchSize/4 || now.Sub(lastFlush) >= p.cfg.FlushInterval))) {
 			flush(false)
 		}
 		select {
 		case <-p.stopCh:
 			// Enqueue refuses new events before stopCh closes, but a producer that passed the check just before may still be
 			// publishing: drain until the ring stays empty for a moment.
-			if p.ring.Len() == 0 || idle > 200 {
+			if p.ring.Len() == 0 || quiet > drainQuiet {
 				flush(true)
 				return
 			}
 		default:
 		}
-		idle++
-		if idle%100 == 0 {
-			// Input paused: the last ids before a lull reach a checkpoint too, not only those followed by another flush.
-			p.checkpointDedup(time.Now())
+		if quiet >= nextCheckpoint {
+			p.checkpointDedup(now)
+			nextCheckpoint += quietCheckpoint
 		}
-		// Nothing to read. Nobody waits on the batcher — a batch leaves at most every FlushInterval and the ring holds
-		// seconds of traffic — so a millisecond nap costs no latency, and saves the context switches of a tight poll, which
-		// showed in profiles as scheduling (BENCHMARKS.md, "Design measurements").
-		if idle >= longNapAfter {
-			time.Sleep(longNap)
-		} else {
-			time.Sleep(time.Millisecond)
-		}
+		nap = napFor(got, nap, p.ring.Len(), p.ring.Cap())
+		got = 0
+		time.Sleep(nap)
 	}
 }
 

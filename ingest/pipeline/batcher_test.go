@@ -63,3 +63,31 @@ func TestBatchFillsWhileInserterBusy(t *testing.T) {
 		t.Fatalf("%d events stored twice", d)
 	}
 }
+
+// The batcher naps busyNap while records arrive at busyRate per millisecond or more, or while half the ring or more is taken, and
+// quietNap otherwise; the rate is what arrived during the last nap, whatever its length.
+func TestNapFor(t *testing.T) {
+	const capacity = 1 << 18
+	for _, c := range []struct {
+		name string
+		got  int
+		last time.Duration
+		used int
+		want time.Duration
+	}{
+		{"nothing arrived", 0, busyNap, 0, quietNap},
+		{"10k a second after a short nap", 10, busyNap, 1000, quietNap},
+		{"10k a second after a long nap", 50, quietNap, 1000, quietNap},
+		{"just below the busy rate after a long nap", busyRate*5 - 1, quietNap, 0, quietNap},
+		{"the busy rate after a short nap", busyRate, busyNap, 0, busyNap},
+		{"the busy rate after a long nap", busyRate * 5, quietNap, 0, busyNap},
+		{"40k a second", 40, busyNap, 0, busyNap},
+		{"nothing arrived, ring half taken", 0, quietNap, capacity / 2, busyNap},
+		{"nothing arrived, ring just under half taken", 0, quietNap, capacity/2 - 1, quietNap},
+		{"nothing arrived, ring full", 0, busyNap, capacity, busyNap},
+	} {
+		if got := napFor(c.got, c.last, c.used, capacity); got != c.want {
+			t.Errorf("%s: napFor(%d, %v, %d, %d) = %v, want %v", c.name, c.got, c.last, c.used, capacity, got, c.want)
+		}
+	}
+}

@@ -639,7 +639,7 @@ func TestIdleFlush(t *testing.T) {
 		within := 5 * time.Second
 		if !wantStored {
 			// Ten times the idle pause: long enough for an idle flush to have happened if the rule allowed one.
-			within = 10 * idleFlushNaps * time.Millisecond
+			within = 10 * pauseFlush
 		}
 		if storedWithin(sink, n, within) != wantStored {
 			got, _ := sink.count()
@@ -681,7 +681,7 @@ func storedWithin(sink *fakeSink, n int, d time.Duration) bool {
 }
 
 // BenchmarkIdlePipeline is what an open pipeline with no traffic costs: CPU-ms per second of wall time: the batcher's naps (a timer
-// and a wakeup each; 1 ms for the first second, longNap after), the syncers and the replayer's polls. One op is 100 ms idle.
+// and a wakeup each; quietNap when idle), the syncers and the replayer's polls. One op is 100 ms idle.
 // Default configuration, apart from the data dir.
 func BenchmarkIdlePipeline(b *testing.B) {
 	cfg := Defaults()
