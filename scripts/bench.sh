@@ -373,9 +373,11 @@ measure() {
 	# The profile has a run of its own: perf's sampling costs CPU on a box where every core is contended, and the no-op run it is
 	# compared with has no profiler attached.
 	if command -v perf >/dev/null && [ "${BENCH_PROFILE:-1}" = 1 ]; then
-		step "profile: one more single-event run and one batch-1000 run under perf record (not in the tables)"
+		step "profile: one more single-event, pixel and batch-1000 run under perf record, and the no-op's single and pixel (not in the tables)"
 		profile_run profiled_noop single noop
 		profile_run profiled single
+		profile_run profiled_noop_pixel pixel noop
+		profile_run profiled_pixel pixel
 		profile_run profiled_batch batch1000
 	fi
 
@@ -466,7 +468,7 @@ measure() {
 	fi
 
 	local prof
-	for prof in profiled profiled_batch profiled_noop; do
+	for prof in profiled profiled_pixel profiled_batch profiled_noop profiled_noop_pixel; do
 		[ -s "$BDIR/$prof.perf" ] || continue
 		perf report -i "$BDIR/$prof.perf" --stdio --no-children --sort symbol --percent-limit 1.2 2>/dev/null |
 			grep -E '^ +[0-9.]+%' | sed -E 's/[[:space:]]+-[[:space:]]+-[[:space:]]*$//' | head -25 >"$RES/$prof.self.txt" || true
@@ -594,7 +596,7 @@ report() {
 			for k in single pixel open batch1000; do echo "$k.r$r"; done
 			if [ -f "$RES/open_low.r$r.json" ]; then echo "open_low.r$r"; fi
 		done
-		for k in hostile batch100 single_nosync single_mem batch1000_mem profiled profiled_batch; do [ -f "$RES/$k.json" ] && echo "$k"; done
+		for k in hostile batch100 single_nosync single_mem batch1000_mem profiled profiled_pixel profiled_batch; do [ -f "$RES/$k.json" ] && echo "$k"; done
 		return 0
 	}
 
@@ -613,7 +615,12 @@ socket writes (responses)|^syscall\.write$
 socket reads (requests)|^syscall\.read$
 router, middleware and handlers|server\.\(\*Server\)\.serve$
 route wrapper (rate limit + handler; serve minus this is router + middleware)|server\.\(\*Server\)\.build\.\(\*Server\)\.instrument\.func[0-9]+$
+rate limiter (inside the route wrapper)|ratelimit\.\(\*Limiter\)\.Check$
 ingest handler, single event|ingest\.\(\*Handlers\)\.Register\.\(\*Handlers\)\.single\.func[0-9]+$
+ingest handler, pixel|ingest\.\(\*Handlers\)\.pixel$
+pixel query parsing (fasthttp)|fasthttp\.\(\*RequestCtx\)\.QueryArgs$
+pixel decode|decode\.\(\*Decoder\)\.DecodePixel$
+client address (X-Forwarded-For; in the rate limiter and the handlers)|httpx\.\(\*Proxies\)\.ClientIP$
 ingest handler, batch|ingest\.\(\*Handlers\)\.batch$
 JSON decode, single|decode\.\(\*Decoder\)\.DecodeJSON$
 JSON decode, batch|decode\.\(\*Decoder\)\.DecodeBatchWhile$
@@ -640,25 +647,26 @@ goroutine scheduling|^runtime\.schedule$'
 		sub_ "$(sub_ "$(sub_ "$(cu "$1" "HTTP server, all of it (fasthttp)")" "$2")" "$(cu "$1" "socket writes (responses)")")" \
 			"$(cu "$1" "socket reads (requests)")"
 	}
-	# in_the_way PROFILE: the components adtracker has and the no-op has not, from the profile, largest first.
+	# in_the_way PROFILE [NOOP_PROFILE]: the components adtracker has and the no-op has not, from the profile, largest first; with
+	# the no-op's profile of the same traffic, also what adtracker spends beyond it on what both do.
 	in_the_way() {
 		[ -s "$RES/$1.children.txt" ] || { echo "no profile (perf not installed or BENCH_PROFILE=0)"; return; }
-		local serve wrap
+		local serve wrap noop="${2:-}"
 		serve=$(cu "$1" "router, middleware and handlers")
 		wrap=$(cu "$1" "route wrapper (rate limit + handler; serve minus this is router + middleware)")
 		{
 			echo "router + middleware $(sub_ "$serve" "$wrap")"
-			for l in "ingest handler, single event" "ingest handler, batch" "batcher (ring → batch)" "inserter (ClickHouse client)" \
-				"ring sync (mirror)" "garbage collector"; do
+			for l in "rate limiter (inside the route wrapper)" "ingest handler, single event" "ingest handler, pixel" "ingest handler, batch" \
+				"batcher (ring → batch)" "inserter (ClickHouse client)" "ring sync (mirror)" "garbage collector"; do
 				echo "$l $(cu "$1" "$l")"
 			done
 			# Parts the no-op has too: only what adtracker spends beyond it per event.
-			if [ "$1" = profiled ] && [ -s "$RES/profiled_noop.children.txt" ]; then
+			if [ -n "$noop" ] && [ -s "$RES/$noop.children.txt" ]; then
 				for l in "goroutine scheduling" "socket writes (responses)" "socket reads (requests)"; do
-					echo "$l, beyond the no-op's $(sub_ "$(cu "$1" "$l")" "$(cu profiled_noop "$l")")"
+					echo "$l, beyond the no-op's $(sub_ "$(cu "$1" "$l")" "$(cu "$noop" "$l")")"
 				done
 				echo "fasthttp's own work (parsing and writing, without the handler and the socket calls), beyond the no-op's" \
-					"$(sub_ "$(fasthttp_own "$1" "$serve")" "$(fasthttp_own profiled_noop "$(comp_us profiled_noop 'noop\.Handler$')")")"
+					"$(sub_ "$(fasthttp_own "$1" "$serve")" "$(fasthttp_own "$noop" "$(comp_us "$noop" 'noop\.Handler$')")")"
 			else
 				echo "goroutine scheduling $(cu "$1" "goroutine scheduling")"
 			fi
@@ -792,11 +800,13 @@ goroutine scheduling|^runtime\.schedule$'
 
 	From the profiled runs below (perf, separate runs of the same length; the profiled run's own CPU per event, so the figures add up
 	to that run, not to the medians): where adtracker spends CPU-µs per event, largest first. For what both servers do (scheduling,
-	socket reads and writes, fasthttp's parsing) the single-event line counts only what adtracker spends beyond the no-op's profile.
+	socket reads and writes, fasthttp's parsing) the single-event and pixel lines count only what adtracker spends beyond the no-op's
+	profile of the same traffic. The handler lines include what they call (decode, enqueue, the handler's own client address).
 	For the CPU and throughput targets the allowance is 0.3× the no-op's
 	$(series srv_us noop_single | agg '%.2f') µs per request, i.e. $(series srv_us noop_single | med | awk '{ if ($1 == "n/a") print "n/a"; else printf "%.2f", $1 * 0.3 }') µs; adtracker spends $(pair sub_ srv_us single srv_us noop_single | agg '%.2f') µs more.
 
-	- single events (POST /ads/*, pixels, throughput, open-loop p99): $(in_the_way profiled)
+	- single events (POST /ads/*, throughput, open-loop p99): $(in_the_way profiled profiled_noop)
+	- pixels (GET /t/{event}): $(in_the_way profiled_pixel profiled_noop_pixel)
 	- batch 1000 (own CPU, end to end against ClickHouse alone): $(in_the_way profiled_batch); ClickHouse itself spent
 	  $(series ch_us batch1000 | agg '%.2f') CPU-µs per event during these runs against $(series chref_ch_us chref | agg '%.2f') when clickhouse-client inserted the same events.
 
@@ -945,7 +955,7 @@ goroutine scheduling|^runtime\.schedule$'
 	## Profiles of adtracker
 
 	EOF
-		for prof in profiled_noop profiled profiled_batch; do
+		for prof in profiled_noop profiled profiled_pixel profiled_batch; do
 			if [ ! -s "$RES/$prof.children.txt" ]; then
 				echo "No profile ($prof): perf is not installed (apt-get install linux-perf), could not attach, or BENCH_PROFILE=0."
 				echo
@@ -953,6 +963,7 @@ goroutine scheduling|^runtime\.schedule$'
 			fi
 			what="single events (POST /ads/*)"
 			[ "$prof" = profiled_batch ] && what="batch 1000 (POST /events)"
+			[ "$prof" = profiled_pixel ] && what="pixels (GET /t/{event})"
 			[ "$prof" = profiled_noop ] && what="the no-op server, single events (the reference: what every HTTP request costs here)"
 			cat <<-EOF
 	### $what
