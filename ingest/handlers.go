@@ -4,6 +4,7 @@ package ingest
 import (
 	"bytes"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -76,7 +77,16 @@ func (h *Handlers) Register(r *router.Router) {
 	r.GET("/ads/click", methodNotAllowed("POST"))
 	r.GET("/ads/impression", methodNotAllowed("POST"))
 	r.POST("/events", h.batch)
-	r.GET("/t/{event}", h.pixel)
+	// One static route per event name, in both spellings: a path parameter costs the router three allocations per request (the
+	// value becomes a string, then an interface among the request's user values), and pixels are what players fire most. The
+	// parameter route stays for names nothing tracks (400). RouteLabel counts them all as PixelRoute.
+	for _, t := range event.Types() {
+		r.GET("/t/"+t.String(), h.pixelOf(t))
+		if v := t.VASTName(); v != t.String() {
+			r.GET("/t/"+v, h.pixelOf(t))
+		}
+	}
+	r.GET(PixelRoute, h.pixel)
 	r.GET("/c/{id}", h.clickRedirect)
 }
 
@@ -307,14 +317,36 @@ var (
 )
 
 func (h *Handlers) pixel(ctx *fasthttp.RequestCtx) {
-	ctx.Response.Header.SetCanonical(hdrCacheControl, valPixelCache)
 	name, _ := ctx.UserValue("event").(string)
 	typ := event.ParseType([]byte(name))
 	if !typ.Valid() {
+		ctx.Response.Header.SetCanonical(hdrCacheControl, valPixelCache)
 		rejected[reasonInvalid].Inc()
 		httpx.WriteError(ctx, fasthttp.StatusBadRequest, "unknown event in path", "event")
 		return
 	}
+	h.servePixel(ctx, typ)
+}
+
+// pixelOf is the handler of the static route of one event type (Register).
+func (h *Handlers) pixelOf(typ event.Type) fasthttp.RequestHandler {
+	return func(ctx *fasthttp.RequestCtx) { h.servePixel(ctx, typ) }
+}
+
+// PixelRoute is the pixel route's pattern, and the route label its static routes share (RouteLabel).
+const PixelRoute = "/t/{event}"
+
+// RouteLabel is server.Options.RouteLabel for the ingest routes: the static pixel routes (/t/impression, /t/firstQuartile, …) are
+// counted as PixelRoute, as they were when pixels had only that route; every other route is labelled with its pattern.
+func RouteLabel(method, pattern string) string {
+	if name, ok := strings.CutPrefix(pattern, "/t/"); ok && method == fasthttp.MethodGet && event.ParseType([]byte(name)).Valid() {
+		return PixelRoute
+	}
+	return pattern
+}
+
+func (h *Handlers) servePixel(ctx *fasthttp.RequestCtx, typ event.Type) {
+	ctx.Response.Header.SetCanonical(hdrCacheControl, valPixelCache)
 	e := eventPool.Get().(*event.Event)
 	defer eventPool.Put(e)
 	e.Reset()

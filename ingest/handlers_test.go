@@ -498,3 +498,59 @@ func TestEnqueueWaitDeadlinePerRequest(t *testing.T) {
 		}
 	}
 }
+
+// Every event type has a static pixel route in each spelling, so a pixel's path parameter costs the router nothing: with only
+// /t/{event}, the router turned the name into a string and an interface among the request's user values on every request (three
+// allocations). Names nothing tracks still reach /t/{event} and its 400.
+func TestPixelStaticRoutes(t *testing.T) {
+	q := &fakeQueue{}
+	r := newTestHandlers(q)
+	for _, typ := range event.Types() {
+		for _, name := range []string{typ.String(), typ.VASTName()} {
+			rep := do(r, "GET", "/t/"+name+"?ad_id=1&po=5", "", "")
+			if rep.status != fasthttp.StatusOK || len(q.events) == 0 || q.events[len(q.events)-1].Type != typ {
+				t.Fatalf("GET /t/%s: %d %s, %d events queued, want one of type %v", name, rep.status, rep.body, len(q.events), typ)
+			}
+			q.events = q.events[:0]
+		}
+	}
+	if rep := do(r, "GET", "/t/firstquartile?ad_id=1", "", ""); rep.status != fasthttp.StatusBadRequest || len(q.events) != 0 {
+		t.Fatalf("GET /t/firstquartile: %d %s, %d events queued; want 400 and nothing queued", rep.status, rep.body, len(q.events))
+	}
+
+	h := &Handlers{Decoder: &decode.Decoder{Now: func() time.Time { return hNow }}, Queue: nopQueue{}, Catalog: fakeCatalog{1: {Accepts: true}},
+		Proxies: &httpx.Proxies{}, IDs: event.NewIDs()}
+	rt := router.New()
+	h.Register(rt)
+	var ctx fasthttp.RequestCtx
+	var req fasthttp.Request
+	req.Header.SetMethod("GET")
+	req.SetRequestURI("/t/firstQuartile?ad_id=1&t=2025-04-21T15:00:10.500Z&pt=7.500&vid=v0123456789abcdef&cb=12345678")
+	ctx.Init(&req, &net.TCPAddr{IP: net.ParseIP("192.0.2.10")}, nil)
+	allocs := testing.AllocsPerRun(200, func() {
+		ctx.Response.Reset()
+		ctx.ResetUserValues()
+		rt.Handler(&ctx)
+	})
+	if ctx.Response.StatusCode() != fasthttp.StatusOK || allocs >= 1 {
+		t.Fatalf("GET /t/firstQuartile through the router: %d, %.1f allocations a request; want 200 and none", ctx.Response.StatusCode(), allocs)
+	}
+}
+
+// The static pixel routes are counted under /t/{event}, as when it was the only pixel route; every other route keeps its pattern.
+func TestRouteLabel(t *testing.T) {
+	for _, c := range []struct{ method, pattern, want string }{
+		{"GET", "/t/impression", PixelRoute},
+		{"GET", "/t/first_quartile", PixelRoute},
+		{"GET", "/t/firstQuartile", PixelRoute},
+		{"GET", PixelRoute, PixelRoute},
+		{"GET", "/t/firstquartile", "/t/firstquartile"},
+		{"POST", "/t/impression", "/t/impression"},
+		{"POST", "/ads/impression", "/ads/impression"},
+		{"GET", "/c/{id}", "/c/{id}"},
+	} {
+		if got := RouteLabel(c.method, c.pattern); got != c.want {
+			t.Errorf("RouteLabel(%s, %s) = %s, want %s", c.method, c.pattern, got, c.want)
+		}
+	}
+}

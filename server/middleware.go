@@ -67,7 +67,11 @@ func (s *Server) build() (fasthttp.RequestHandler, error) {
 				label = "ANY"
 			}
 			class := s.opt.RouteClass(method, pattern)
-			rt := s.metrics.route(pattern, label)
+			mp := pattern
+			if s.opt.RouteLabel != nil {
+				mp = s.opt.RouteLabel(method, pattern)
+			}
+			rt := s.metrics.route(mp, label)
 			rt.readCORS = class != ratelimit.Ingest
 			if guardedRead(class, pattern) {
 				next := h

@@ -69,6 +69,10 @@ type Options struct {
 	Limiter *ratelimit.Limiter
 	// RouteClass maps a route (method, pattern) to its rate-limit class; nil means ratelimit.ClassOf.
 	RouteClass func(method, pattern string) ratelimit.Class
+	// RouteLabel maps a route (method, pattern) to the route label of its metrics; nil means the pattern. Routes that are one
+	// route to their users share a label, e.g. the static pixel routes /t/impression, /t/firstQuartile, … and /t/{event}
+	// (ingest.RouteLabel).
+	RouteLabel func(method, pattern string) string
 	Log        *zap.Logger
 	Registry   *prometheus.Registry
 	// Checks make up /readyz. They run in the background every ReadyInterval (default DefaultReadyInterval) while Serve runs, never

@@ -150,6 +150,7 @@ func serve(args []string) error {
 		SeparateMetrics: cfg.HTTP.MetricsAddr != "",
 		// The dashboard's page and files are open; /status is a read route; /vast is served to players like a pixel.
 		RouteClass: vast.RouteClass(web.RouteClass(ratelimit.ClassOf)),
+		RouteLabel: ingest.RouteLabel,
 		Log:        log.Named("http"), Registry: reg,
 		Checks: readinessChecks(pg, sink, cat, pipe),
 	})
