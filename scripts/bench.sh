@@ -617,7 +617,7 @@ router, middleware and handlers|server\.\(\*Server\)\.serve$
 route wrapper (rate limit + handler; serve minus this is router + middleware)|server\.\(\*Server\)\.build\.\(\*Server\)\.instrument\.func[0-9]+$
 rate limiter (inside the route wrapper)|ratelimit\.\(\*Limiter\)\.Check$
 ingest handler, single event|ingest\.\(\*Handlers\)\.Register\.\(\*Handlers\)\.single\.func[0-9]+$
-ingest handler, pixel|ingest\.\(\*Handlers\)\.pixel$
+ingest handler, pixel|ingest\.\(\*Handlers\)\.(servePixel|pixel)$
 pixel query parsing (fasthttp)|fasthttp\.\(\*RequestCtx\)\.QueryArgs$
 pixel decode|decode\.\(\*Decoder\)\.DecodePixel$
 client address (X-Forwarded-For; in the rate limiter and the handlers)|httpx\.\(\*Proxies\)\.ClientIP$
@@ -633,7 +633,7 @@ ring sync (mirror)|pipeline\.\(\*Pipeline\)\.syncer$
 garbage collector|^runtime\.gcBgMarkWorker$
 allocation|^runtime\.mallocgc$
 goroutine scheduling|^runtime\.schedule$'
-	re_of() { printf '%s\n' "$COMPONENTS" | awk -F'|' -v l="$1" '$1 == l {print $2}'; }
+	re_of() { printf '%s\n' "$COMPONENTS" | awk -v l="$1" 'index($0, l "|") == 1 {print substr($0, length(l) + 2)}'; } # the pattern may hold |
 	cu() { comp_us "$1" "$(re_of "$2")"; } # PROFILE LABEL -> µs per event
 	profile_table() { # PROFILE
 		echo "| component | symbol | share | µs per event |"
