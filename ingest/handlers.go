@@ -79,14 +79,15 @@ func (h *Handlers) Register(r *router.Router) {
 	r.POST("/events", h.batch)
 	// One static route per event name, in both spellings: a path parameter costs the router three allocations per request (the
 	// value becomes a string, then an interface among the request's user values), and pixels are what players fire most. The
-	// parameter route stays for names nothing tracks (400). RouteLabel counts them all as PixelRoute.
+	// parameter route answers the names nothing tracks: every name event.ParseType accepts (the schema's and VAST's spelling) has
+	// its static route here. RouteLabel counts them all as PixelRoute.
 	for _, t := range event.Types() {
 		r.GET("/t/"+t.String(), h.pixelOf(t))
 		if v := t.VASTName(); v != t.String() {
 			r.GET("/t/"+v, h.pixelOf(t))
 		}
 	}
-	r.GET(PixelRoute, h.pixel)
+	r.GET(PixelRoute, unknownPixel)
 	r.GET("/c/{id}", h.clickRedirect)
 }
 
@@ -316,16 +317,11 @@ var (
 	valPixelCache   = []byte("no-store, no-cache, must-revalidate")
 )
 
-func (h *Handlers) pixel(ctx *fasthttp.RequestCtx) {
-	name, _ := ctx.UserValue("event").(string)
-	typ := event.ParseType([]byte(name))
-	if !typ.Valid() {
-		ctx.Response.Header.SetCanonical(hdrCacheControl, valPixelCache)
-		rejected[reasonInvalid].Inc()
-		httpx.WriteError(ctx, fasthttp.StatusBadRequest, "unknown event in path", "event")
-		return
-	}
-	h.servePixel(ctx, typ)
+// unknownPixel answers PixelRoute, which only names without a static route reach: names of no event type.
+func unknownPixel(ctx *fasthttp.RequestCtx) {
+	ctx.Response.Header.SetCanonical(hdrCacheControl, valPixelCache)
+	rejected[reasonInvalid].Inc()
+	httpx.WriteError(ctx, fasthttp.StatusBadRequest, "unknown event in path", "event")
 }
 
 // pixelOf is the handler of the static route of one event type (Register).

@@ -301,8 +301,8 @@ func BenchmarkSingleHandler(b *testing.B) {
 	}
 }
 
-// BenchmarkPixelHandler is a VAST tracking pixel as the load generator fires it (loadgen.AppendPixel): the route's event name,
-// the query, the GIF answer.
+// BenchmarkPixelHandler is a VAST tracking pixel as the load generator fires it (loadgen.AppendPixel): the handler of the event's
+// static route, the query, the GIF answer.
 func BenchmarkPixelHandler(b *testing.B) {
 	h := &Handlers{Decoder: &decode.Decoder{Now: func() time.Time { return hNow }}, Queue: nopQueue{}, Catalog: fakeCatalog{1: {Accepts: true}},
 		Proxies: &httpx.Proxies{}, IDs: event.NewIDs()}
@@ -312,11 +312,11 @@ func BenchmarkPixelHandler(b *testing.B) {
 	req.SetRequestURI("/t/firstQuartile?ad_id=1&t=2025-04-21T15:00:10.500Z&pt=7.500&vid=v0123456789abcdef&sid=s0123456789abcdef" +
 		"&eid=0190d0b4-7a1c-7cc1-8a3e-5f0e6a7b8c9d&cb=12345678")
 	ctx.Init(&req, &net.TCPAddr{IP: net.ParseIP("192.0.2.10")}, nil)
-	ctx.SetUserValue("event", "firstQuartile")
+	pixel := h.pixelOf(event.TypeFirstQuartile) // what GET /t/firstQuartile runs
 	b.ReportAllocs()
 	for i := 0; i < b.N; i++ {
 		ctx.Response.Reset()
-		h.pixel(&ctx)
+		pixel(&ctx)
 		if ctx.Response.StatusCode() != fasthttp.StatusOK {
 			b.Fatalf("%d %s", ctx.Response.StatusCode(), ctx.Response.Body())
 		}

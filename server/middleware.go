@@ -67,11 +67,7 @@ func (s *Server) build() (fasthttp.RequestHandler, error) {
 				label = "ANY"
 			}
 			class := s.opt.RouteClass(method, pattern)
-			mp := pattern
-			if s.opt.RouteLabel != nil {
-				mp = s.opt.RouteLabel(method, pattern)
-			}
-			rt := s.metrics.route(mp, label)
+			rt := s.metrics.route(s.opt.RouteLabel(method, pattern), label)
 			rt.readCORS = class != ratelimit.Ingest
 			if guardedRead(class, pattern) {
 				next := h

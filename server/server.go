@@ -123,6 +123,9 @@ func New(opt Options) *Server {
 	if opt.Log == nil {
 		opt.Log = zap.NewNop()
 	}
+	if opt.RouteLabel == nil {
+		opt.RouteLabel = func(_, pattern string) string { return pattern }
+	}
 	if opt.RouteClass == nil {
 		opt.RouteClass = ratelimit.ClassOf
 	}
