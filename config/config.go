@@ -156,7 +156,7 @@ var Settings = []Setting{
 	{"ratelimit.admin.rps", 5.0, "per-client requests/s on ads writes (0 disables)"},
 	{"ratelimit.admin.burst", 20, "per-client burst on admin routes"},
 	{"ratelimit.exempt", []string{"127.0.0.0/8", "::1"}, "CIDRs or IPs never rate limited, e.g. server-to-server senders (comma-separated in env)"},
-	{"ratelimit.max_clients", 1000000, "client buckets kept per route class (~85 bytes each); past it new clients pass unlimited"},
+	{"ratelimit.max_clients", 1000000, "client buckets kept per route class (~32–64 bytes each); past it new clients pass unlimited"},
 	{"clickhouse.addr", "127.0.0.1:9000", "ClickHouse native protocol address; a comma-separated list is tried in order (any node of a cluster)"},
 	{"clickhouse.database", "adtracker", "ClickHouse database (created by migrate)"},
 	{"clickhouse.username", "default", "ClickHouse user"},

@@ -3,6 +3,7 @@ package ratelimit
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/binary"
 	"fmt"
 	"math"
@@ -63,7 +64,8 @@ type Rule struct {
 	Burst int
 }
 
-// DefaultMaxTracked bounds the buckets one class keeps (about 40 bytes each, so ~40 MB at the bound).
+// DefaultMaxTracked bounds the clients one class keeps (16-byte slots in tables a quarter to half full: ~32–64 bytes each, so
+// ~32–64 MB at the bound).
 const DefaultMaxTracked = 1_000_000
 
 // Config configures a Limiter.
@@ -73,8 +75,8 @@ type Config struct {
 	Exempt []string
 	// Proxies decides the client address exactly as ingest does (http.trusted_proxies); nil means the TCP peer.
 	Proxies *httpx.Proxies
-	// MaxTracked bounds the buckets per class (0 = DefaultMaxTracked). Past it new clients are let through untracked — failing open
-	// keeps real players served when a flood of distinct addresses fills the table — and counted in
+	// MaxTracked bounds the clients per class (0 = DefaultMaxTracked). Past it new clients are let through untracked — failing
+	// open keeps real players served when a flood of distinct addresses fills the table — and counted in
 	// adtracker_ratelimit_untracked_total.
 	MaxTracked int
 	// Now pins the clock (tests): every reading comes from it. Nil: Check takes the request's time (fasthttp's RequestCtx.Time),
@@ -85,25 +87,27 @@ type Config struct {
 // numShards spreads the per-request critical section over 64 mutexes so cores rarely wait on each other.
 const numShards = 64
 
-// bucket is stored by value so a known client costs no allocation and the GC has no pointers to scan in the map.
-type bucket struct {
-	tokens float64
-	last   int64 // nanoseconds since the limiter's epoch
-}
+// shardBits is log2(numShards): a key's shard is the top shardBits of its hash, its slot the low bits.
+const shardBits = 6
 
+// shard holds one slice of the clients, IPv4 addresses and IPv6 /64s in separate tables so each key fits one word and no
+// address of one family can share a bucket with one of the other.
 type shard struct {
 	mu        sync.Mutex
-	m         map[[16]byte]bucket
-	peak      int      // largest len(m) since the map was last rebuilt
+	v4, v6    clients
 	lastSweep int64    // nanoseconds since epoch
-	_         [32]byte // to 64 bytes, so neighbouring shards' mutexes do not share a cache line
+	_         [32]byte // to 128 bytes, so neighbouring shards' mutexes do not share a cache line
 }
 
+// table is one class's clients. A client's state is the time its bucket is full again (fullAt): a request passes when the
+// bucket holds a token, that is when fullAt − now ≤ (Burst − 1) intervals, and moves fullAt one interval on (from now if the
+// bucket was full). This is the token bucket of Rule, kept as one number instead of a count and a time.
 type table struct {
-	rule      Rule
-	perNano   float64 // tokens per nanosecond
-	burst     float64
-	fullAfter int64 // nanoseconds for an empty bucket to refill; an entry idle this long equals a fresh one and can be dropped
+	interval  int64  // nanoseconds per token (1/RPS), at least 1
+	tolerance int64  // (Burst − 1) intervals: how far fullAt may run ahead of now with a token left
+	fullAfter int64  // nanoseconds for an empty bucket to refill
+	seed4     uint64 // hash seeds per family (clients.hash)
+	seed6     uint64
 	shardCap  int
 	shards    [numShards]shard
 }
@@ -147,12 +151,7 @@ func New(cfg Config) (*Limiter, error) {
 		if r.Burst < 1 {
 			r.Burst = int(math.Ceil(r.RPS))
 		}
-		t := &table{rule: r, perNano: r.RPS / 1e9, burst: float64(r.Burst), shardCap: (bound + numShards - 1) / numShards}
-		t.fullAfter = int64(math.Ceil(float64(r.Burst) / r.RPS * 1e9))
-		for i := range t.shards {
-			t.shards[i].m = map[[16]byte]bucket{}
-		}
-		l.tables[c] = t
+		l.tables[c] = newTable(r, (bound+numShards-1)/numShards)
 	}
 
 	limitedVec := prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -183,32 +182,31 @@ func (l *Limiter) Enabled(c Class) bool { return c < classCount && l.tables[c] !
 
 func (l *Limiter) nanos() int64 { return int64(l.now().Sub(l.epoch)) }
 
-// key is the bucket identity. An IPv6 subscriber usually holds a whole /64, so counting single IPv6 addresses would hand one client
-// 2^64 buckets; IPv4 (stored IPv4-mapped) is counted per address.
-func key(ip [16]byte) [16]byte {
-	if isV4Mapped(ip) {
-		return ip
+// newTable builds the table of an enabled rule (RPS > 0, Burst ≥ 1). Intervals are whole nanoseconds, capped so fullAt
+// never overflows: an RPS above 1e9 counts as 1e9, and a rule slower than a token in ~36 years as that.
+func newTable(r Rule, shardCap int) *table {
+	const limit = float64(1 << 60)
+	t := &table{shardCap: shardCap}
+	t.interval = int64(math.Max(1, math.Min(limit, math.Round(1e9/r.RPS))))
+	t.tolerance = int64(math.Min(limit, float64(r.Burst-1)*float64(t.interval)))
+	t.fullAfter = int64(math.Min(limit, math.Ceil(float64(r.Burst)/r.RPS*1e9)))
+	var seeds [16]byte
+	_, _ = rand.Read(seeds[:]) // never fails (crypto/rand, Go ≥ 1.24); unpredictable, as the seeds must be (clients.hash)
+	t.seed4, t.seed6 = binary.LittleEndian.Uint64(seeds[:8]), binary.LittleEndian.Uint64(seeds[8:])
+	for i := range t.shards {
+		t.shards[i].v4.seed, t.shards[i].v6.seed = t.seed4, t.seed6
 	}
-	for i := 8; i < 16; i++ {
-		ip[i] = 0
-	}
-	return ip
+	return t
 }
 
-func isV4Mapped(ip [16]byte) bool {
-	for i := 0; i < 10; i++ {
-		if ip[i] != 0 {
-			return false
-		}
+// clientKey is the client's identity within its family. An IPv6 subscriber usually holds a whole /64, so counting single IPv6
+// addresses would hand one client 2^64 buckets: its key is the /64. IPv4 (stored IPv4-mapped) is counted per address.
+func clientKey(ip [16]byte) (k uint64, v6 bool) {
+	hi, lo := binary.BigEndian.Uint64(ip[:8]), binary.BigEndian.Uint64(ip[8:])
+	if hi == 0 && lo>>32 == 0xffff {
+		return lo & 0xffffffff, false
 	}
-	return ip[10] == 0xff && ip[11] == 0xff
-}
-
-// shardOf mixes both halves of the key (an IPv4-mapped address differs only in its last 4 bytes) with a Fibonacci multiply and keeps
-// the top 6 bits.
-func shardOf(k [16]byte) int {
-	a, b := binary.BigEndian.Uint64(k[:8]), binary.BigEndian.Uint64(k[8:])
-	return int(((a*0x9e3779b97f4a7c15 ^ b) * 0x9e3779b97f4a7c15) >> (64 - 6))
+	return hi, true
 }
 
 // Allow takes a token for ip in class c. When refused, retryAfter is how long until a token is available. Exempt addresses, disabled
@@ -228,65 +226,67 @@ func (l *Limiter) allowAt(c Class, ip [16]byte, t time.Time) (ok bool, retryAfte
 	if t.IsZero() || l.testClock {
 		t = l.now()
 	}
-	ok, wait, tracked := l.tables[c].take(key(ip), int64(t.Sub(l.epoch)))
+	ok, wait, tracked := l.tables[c].take(ip, int64(t.Sub(l.epoch)))
 	if !tracked {
 		l.untracked[c].Inc()
 	}
 	return ok, time.Duration(wait)
 }
 
-func (t *table) take(k [16]byte, now int64) (ok bool, wait int64, tracked bool) {
-	s := &t.shards[shardOf(k)]
+// locate finds ip's shard, the family's table in it, its key and the key's hash.
+func (t *table) locate(ip [16]byte) (s *shard, c *clients, k, h uint64) {
+	k, isV6 := clientKey(ip)
+	seed := t.seed4
+	if isV6 {
+		seed = t.seed6
+	}
+	h = mix(k ^ seed) // what the shard's clients.hash(k) computes
+	s = &t.shards[h>>(64-shardBits)]
+	if isV6 {
+		return s, &s.v6, k, h
+	}
+	return s, &s.v4, k, h
+}
+
+// take spends a token of ip's bucket at now. tracked is false when the shard was full and the client passed untracked.
+func (t *table) take(ip [16]byte, now int64) (ok bool, wait int64, tracked bool) {
+	// A time before the epoch (a request read before New) counts as the epoch, so a stored fullAt is never 0, the empty mark.
+	now = max(now, 0)
+	s, c, k, h := t.locate(ip)
 	s.mu.Lock()
-	b, found := s.m[k]
+	i, found := c.find(k, h)
 	if !found {
-		if len(s.m) >= t.shardCap {
+		if s.v4.n+s.v6.n >= t.shardCap {
 			// Sweeping frees what has refilled; throttled so a full table of live clients does not turn every new address into an
 			// O(shard) scan.
 			if now-s.lastSweep >= int64(time.Second) {
 				t.sweepLocked(s, now)
 			}
-			if len(s.m) >= t.shardCap {
+			if s.v4.n+s.v6.n >= t.shardCap {
 				s.mu.Unlock()
 				return true, 0, false
 			}
 		}
-		b = bucket{tokens: t.burst, last: now}
-	} else if now > b.last {
-		b.tokens = math.Min(t.burst, b.tokens+float64(now-b.last)*t.perNano)
-		b.last = now
+		i = c.insert(k, h, now) // a full bucket: fullAt = now
 	}
-	if b.tokens >= 1 {
-		b.tokens--
+	st := &c.slots[i]
+	from := max(st.fullAt, now)
+	if from-now <= t.tolerance {
+		st.fullAt = from + t.interval
 		ok = true
 	} else {
-		wait = int64(math.Ceil((1 - b.tokens) / t.perNano))
-	}
-	s.m[k] = b
-	if len(s.m) > s.peak {
-		s.peak = len(s.m)
+		wait = from - now - t.tolerance
 	}
 	s.mu.Unlock()
 	return ok, wait, true
 }
 
-// sweepLocked drops buckets idle long enough to have refilled — dropping them changes no answer — and rebuilds a map that has
-// shrunk to a quarter of its peak, because a Go map never gives back the memory of deleted entries.
+// sweepLocked drops the clients whose buckets have refilled — dropping them changes no answer — and gives back the memory of
+// tables that have emptied.
 func (t *table) sweepLocked(s *shard, now int64) {
 	s.lastSweep = now
-	for k, b := range s.m {
-		if now-b.last >= t.fullAfter {
-			delete(s.m, k)
-		}
-	}
-	if s.peak >= 1024 && len(s.m) <= s.peak/4 {
-		m := make(map[[16]byte]bucket, len(s.m))
-		for k, b := range s.m {
-			m[k] = b
-		}
-		s.m = m
-		s.peak = len(m)
-	}
+	s.v4.sweep(now)
+	s.v6.sweep(now)
 }
 
 // Sweep evicts refilled buckets in every class, one shard lock at a time.
@@ -340,7 +340,7 @@ func (l *Limiter) Tracked(c Class) int {
 	t := l.tables[c]
 	for i := range t.shards {
 		t.shards[i].mu.Lock()
-		n += len(t.shards[i].m)
+		n += t.shards[i].v4.n + t.shards[i].v6.n
 		t.shards[i].mu.Unlock()
 	}
 	return n

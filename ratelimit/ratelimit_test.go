@@ -183,10 +183,11 @@ func heapAlloc() uint64 {
 	return ms.HeapAlloc
 }
 
-// A million distinct clients are all tracked, then swept once their buckets have refilled, and the maps give their memory back.
+// A million distinct clients are all tracked, then swept once their buckets have refilled, and the tables give their memory back.
 func TestMillionAddressesEvicted(t *testing.T) {
 	const n = 1_000_000
-	l, clk := newLimiter(t, Config{Ingest: Rule{RPS: 50, Burst: 200}, MaxTracked: 2 * n})
+	// One request empties a bucket of one token, which refills in 4 s.
+	l, clk := newLimiter(t, Config{Ingest: Rule{RPS: 0.25, Burst: 1}, MaxTracked: 2 * n})
 	base := heapAlloc()
 	for i := uint32(0); i < n; i++ {
 		if ok, _ := l.Allow(Ingest, v4(i)); !ok {
@@ -198,15 +199,21 @@ func TestMillionAddressesEvicted(t *testing.T) {
 	}
 	peak := heapAlloc()
 	t.Logf("1M buckets: %.1f MB heap, %.0f bytes per client", float64(peak-base)/1e6, float64(peak-base)/n)
+	if per := float64(peak-base) / n; per > 70 {
+		t.Fatalf("%.0f bytes per client, want at most 64 (16-byte slots, tables at least a quarter full)", per)
+	}
 
-	clk.advance(3 * time.Second) // burst/rps = 4 s: not refilled yet, nothing may go
+	clk.advance(3 * time.Second) // not refilled yet, nothing may go
 	l.Sweep()
 	if got := l.Tracked(Ingest); got != n {
 		t.Fatalf("sweep before refill dropped buckets: %d left", got)
 	}
+	if ok, _ := l.Allow(Ingest, v4(n/2)); ok {
+		t.Fatal("a client kept through the sweep got a token before its bucket refilled")
+	}
 	clk.advance(time.Second)
 	l.Sweep()
-	if got := l.Tracked(Ingest); got != 0 {
+	if got := l.Tracked(Ingest); got != 0 { // a refused request takes nothing: v4(n/2)'s bucket refilled at 4 s too
 		t.Fatalf("after refill time %d buckets left", got)
 	}
 	after := heapAlloc()
@@ -240,10 +247,10 @@ func TestMaxTrackedBound(t *testing.T) {
 	newcomer := v4(n + 1)
 	l.Allow(Ingest, newcomer)
 	l.Allow(Ingest, newcomer)
-	s := &l.tables[Ingest].shards[shardOf(key(newcomer))]
+	s, c, k, h := l.tables[Ingest].locate(newcomer)
 	s.mu.Lock()
-	_, tracked := s.m[newcomer]
-	left := len(s.m)
+	_, tracked := c.find(k, h)
+	left := s.v4.n + s.v6.n
 	s.mu.Unlock()
 	if !tracked || left != 1 {
 		t.Fatalf("full shard not swept inline: newcomer tracked=%v, shard holds %d", tracked, left)
@@ -398,5 +405,29 @@ func BenchmarkAllowAtRequestTime(b *testing.B) {
 	b.ReportAllocs()
 	for i := 0; i < b.N; i++ {
 		l.allowAt(Ingest, a, at)
+	}
+}
+
+// BenchmarkAllowManyClients is the pixel traffic's shape: each request from another of 100,000 viewers, so the table is larger
+// than the caches and a lookup's cost is its memory misses, not its hashing.
+func BenchmarkAllowManyClients(b *testing.B) {
+	l, err := New(Config{Ingest: Rule{RPS: 50, Burst: 200}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	const clients = 100_000
+	addrs := make([][16]byte, clients)
+	for i := range addrs {
+		// Scattered like real viewers' addresses, not one run of a /16.
+		addrs[i] = v4(uint32(i) * 2654435761 >> 8)
+	}
+	at := time.Now()
+	for i := range addrs {
+		l.allowAt(Ingest, addrs[i], at)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		l.allowAt(Ingest, addrs[uint32(i)*40503%clients], at.Add(time.Duration(i)*20*time.Microsecond))
 	}
 }
