@@ -347,7 +347,7 @@ func (h *Handlers) servePixel(ctx *fasthttp.RequestCtx, typ event.Type) {
 	defer eventPool.Put(e)
 	e.Reset()
 	stampReceived(ctx, e)
-	if !h.accept(ctx, e, h.Decoder.DecodePixel(ctx.QueryArgs(), typ, e)) {
+	if !h.accept(ctx, e, h.Decoder.DecodePixel(ctx.URI().QueryString(), typ, e)) {
 		return
 	}
 	ctx.SetContentType("image/gif")

@@ -69,7 +69,7 @@ func (f *fakeIngest) handle(ctx *fasthttp.RequestCtx) {
 		}
 	case strings.HasPrefix(path, "/t/"):
 		var e event.Event
-		if ferr := d.DecodePixel(ctx.QueryArgs(), event.ParseType([]byte(path[3:])), &e); ferr != nil {
+		if ferr := d.DecodePixel(ctx.URI().QueryString(), event.ParseType([]byte(path[3:])), &e); ferr != nil {
 			fail(ferr.Msg)
 			return
 		}

@@ -192,7 +192,7 @@ func TestBodiesDecodeWithIngestDecoder(t *testing.T) {
 			t.Fatal(err)
 		}
 		typ := event.ParseType(bytes.TrimPrefix(u.Path(), []byte("/t/")))
-		if ferr := d.DecodePixel(u.QueryArgs(), typ, &got); ferr != nil {
+		if ferr := d.DecodePixel(u.QueryString(), typ, &got); ferr != nil {
 			t.Fatalf("pixel %s: %v", uri, ferr)
 		}
 		check("pixel", &got, &evs[i])

@@ -13,8 +13,6 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/valyala/fasthttp"
-
 	"github.com/adtracker/adtracker/ingest/event"
 )
 
@@ -802,9 +800,7 @@ func TestCallersReceiveTimeIsNow(t *testing.T) {
 	e = event.Event{ReceiveTime: recv.Unix()}
 	check("json", &e, d.DecodeJSON([]byte(`{"ad_id":1,"timestamp":"`+hourAgo+`"}`), event.TypeImpression, &e), recv.Add(-time.Hour))
 	e = event.Event{ReceiveTime: recv.Unix()}
-	var args fasthttp.Args
-	args.Parse("ad_id=1&t=" + hourAgo)
-	check("pixel", &e, d.DecodePixel(&args, event.TypeStart, &e), recv.Add(-time.Hour))
+	check("pixel", &e, d.DecodePixel([]byte("ad_id=1&t="+hourAgo), event.TypeStart, &e), recv.Add(-time.Hour))
 	e = event.Event{ReceiveTime: recv.Unix()}
 	body := `{"type":"start","ad_id":1,"timestamp":"` + hourAgo + `"}` + "\n" + `{"type":"complete","ad_id":1}` + "\n"
 	n, top := d.DecodeBatchWhile([]byte(body), true, &e, func(i int, ev *event.Event, err *FieldError) bool {

@@ -1,14 +1,12 @@
 package decode
 
 import (
-	"github.com/valyala/fasthttp"
-
 	"github.com/adtracker/adtracker/ingest/event"
 )
 
-// DecodePixel decodes a VAST tracking pixel's query into e (which the caller has Reset, and may have given the request's
-// receive time: see Decoder); typ
-// comes from the route's {event} segment, VAST camelCase allowed ("firstQuartile").
+// DecodePixel decodes a VAST tracking pixel's raw query string (what follows '?', undecoded: fasthttp's URI.QueryString)
+// into e (which the caller has Reset, and may have given the request's receive time: see Decoder); typ comes from the route's
+// {event} segment, VAST camelCase allowed ("firstQuartile"). The query is read as fasthttp's Args reads it (queryScanner).
 //
 // # Tracking URL templates
 //
@@ -41,7 +39,7 @@ import (
 // For every optional parameter, an empty value, an unexpanded macro ("[TIMESTAMP]": the player
 // did not support it) and VAST 4.1's -1 (unknown) / -2 (withheld) mean absent. A known
 // parameter given twice is rejected. Errors name the parameter as Field ("ad_id", "t", "pt").
-func (d *Decoder) DecodePixel(args *fasthttp.Args, typ event.Type, e *event.Event) *FieldError {
+func (d *Decoder) DecodePixel(query []byte, typ event.Type, e *event.Event) *FieldError {
 	if !typ.Valid() {
 		// The route's {event} named nothing we track ("creativeView", "close", ...).
 		return badField("type", "type is not a known event type")
@@ -55,12 +53,8 @@ func (d *Decoder) DecodePixel(args *fasthttp.Args, typ event.Type, e *event.Even
 		offMs    uint64
 		offSt    = numOK
 	)
-	// All sees repeated keys (Peek would hide them); the iterator's closure does not escape,
-	// so it stays on the stack.
-	for key, v := range args.All() {
-		if ferr != nil {
-			break
-		}
+	q := queryScanner{rest: query}
+	for key, v, ok := q.next(); ok && ferr == nil; key, v, ok = q.next() {
 		var bit uint8
 		var err *FieldError
 		switch string(key) {
