@@ -194,3 +194,54 @@ func TestParseType(t *testing.T) {
 		t.Fatalf("%d types", len(Types()))
 	}
 }
+
+// parseUUIDByHex is ParseUUID as it was before the table walk (hex.Decode per group): the reference FuzzParseUUID compares with.
+func parseUUIDByHex(b []byte) (UUID, bool) {
+	var u UUID
+	if len(b) != 36 || b[8] != '-' || b[13] != '-' || b[18] != '-' || b[23] != '-' {
+		return u, false
+	}
+	j := 0
+	for _, g := range [5][2]int{{0, 8}, {9, 13}, {14, 18}, {19, 23}, {24, 36}} {
+		n, err := hex.Decode(u[j:], b[g[0]:g[1]])
+		if err != nil {
+			return UUID{}, false
+		}
+		j += n
+	}
+	return u, true
+}
+
+func FuzzParseUUID(f *testing.F) {
+	f.Add("0190b3b2-7c4e-7a1b-9c3d-5e6f7a8b9c0d")
+	f.Add("0190B3B2-7C4E-7A1B-9C3D-5E6F7A8B9C0D")
+	f.Add("0190b3b2-7c4e-7a1b-9c3d-5e6f7a8b9c0g")
+	f.Add("0190b3b2-7c4e-7a1b-9c3d-5e6f7a8b9c\xff0")
+	f.Fuzz(func(t *testing.T, s string) {
+		got, err := ParseUUID([]byte(s))
+		want, ok := parseUUIDByHex([]byte(s))
+		if (err == nil) != ok || got != want {
+			t.Fatalf("ParseUUID(%q) = %v, %v; hex.Decode reads %v, %v", s, got, err, want, ok)
+		}
+	})
+}
+
+func BenchmarkParseUUID(b *testing.B) {
+	s := []byte("0190b3b2-7c4e-7a1b-9c3d-5e6f7a8b9c0d")
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := ParseUUID(s); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkParseUUIDByHex(b *testing.B) {
+	s := []byte("0190b3b2-7c4e-7a1b-9c3d-5e6f7a8b9c0d")
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, ok := parseUUIDByHex(s); !ok {
+			b.Fatal("bad")
+		}
+	}
+}
