@@ -1,6 +1,7 @@
 package decode
 
 import (
+	"encoding/binary"
 	"math"
 
 	"github.com/adtracker/adtracker/ingest/event"
@@ -420,10 +421,30 @@ func parsePlayhead(b []byte) (uint64, bool) {
 
 // SetUserAgent stores ua (a User-Agent header) in e cleaned exactly as the JSON user_agent field is: valid UTF-8 cut on a rune
 // boundary, control characters blanked.
+//
+// Every event without its own user_agent takes the header's, so the common case is fast: eight bytes at a time while they are
+// printable ASCII (nothing to clean, each a whole rune), then the byte-wise rule for the rest.
 func SetUserAgent(e *event.Event, ua []byte) {
-	n := copyText(e.UserAgent[:], ua)
-	sanitizeUA(e.UserAgent[:n])
+	dst := e.UserAgent[:]
+	i := 0
+	for ; i+8 <= len(ua) && i+8 <= len(dst); i += 8 {
+		w := binary.LittleEndian.Uint64(ua[i:])
+		if !printable8(w) {
+			break
+		}
+		binary.LittleEndian.PutUint64(dst[i:], w)
+	}
+	n := i + copyText(dst[i:], ua[i:])
+	sanitizeUA(dst[i:n])
 	e.UALen = uint16(n)
+}
+
+// printable8 reports whether all eight bytes of w are printable ASCII (0x20–0x7e), by the word-at-a-time tests of "Bit
+// Twiddling Hacks": no high bit, no byte below 0x20 (hasless), no byte equal to 0x7f (haszero of w^0x7f…).
+func printable8(w uint64) bool {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	del := w ^ 0x7f*ones
+	return w&highs == 0 && (w-0x20*ones)&^w&highs == 0 && (del-ones)&^del&highs == 0
 }
 
 // ValidID reports whether b may be stored as a viewer or session id as it stands: 1 to MaxIDLen printable ASCII bytes.
