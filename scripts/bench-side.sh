@@ -7,8 +7,10 @@
 #   BENCH_SIDE_A=/tmp/adtracker-base BENCH_SIDE_B=/tmp/adtracker-new scripts/bench-side.sh
 #
 # Per round, one line: each server's CPU-µs per request (utime + stime from /proc over the round, divided by the requests the
-# load generator sent it) and B/A; then the median and range of B/A. Swap A and B (or set both to one build) to see what the
-# two slots differ by themselves.
+# load generator sent it) and B/A; then the median and range of B/A. Each round starts both servers afresh (BENCH_SIDE_WARMUP of
+# load first, 4s, not measured), and every other round swaps their start order and ports. Set both to one build to see the
+# method's own spread. A young server is cheaper than one long up: its duplicate window (262,144 ids) fills only after ~33 s
+# at 8000/s, and until then no id is evicted.
 #   BENCH_SIDE_KIND   pixel (default; GET /t/{event}) or single (POST /ads/impression, /ads/click)
 #   BENCH_SIDE_RATE   requests/s per server (8000): the sum must stay well inside what the box serves, or the run measures
 #                     queueing instead of cost
@@ -29,6 +31,7 @@ case "$KIND" in pixel | single) ;; *) die "BENCH_SIDE_KIND must be pixel or sing
 RATE="${BENCH_SIDE_RATE:-8000}"
 ROUNDS="${BENCH_SIDE_ROUNDS:-5}"
 DUR="${BENCH_DURATION:-10s}"
+WARMUP="${BENCH_SIDE_WARMUP:-4s}"
 PG_PORT="${PG_PORT:-5432}"
 [ -x "$BDIR/adtracker" ] || die "run make bench (or BENCH_QUICK=1 scripts/bench.sh) first"
 
@@ -57,32 +60,44 @@ serve() {
 	SERVED=$!
 }
 PORTA=$(free_port 38400)
-serve "$A" "$PORTA" a
-PA=$SERVED
 PORTB=$(free_port $((PORTA + 1)))
-serve "$B" "$PORTB" b
-PB=$SERVED
-wait_http "http://127.0.0.1:$PORTA/healthz" "$PA" "$OUT/adtracker-a.log"
-wait_http "http://127.0.0.1:$PORTB/healthz" "$PB" "$OUT/adtracker-b.log"
-ADS=$(curl -fsS "http://127.0.0.1:$PORTA/ads?limit=1000" | jq -r 'map(.id) | join(",")')
+ADS=""
 
 # load PORT DURATION SEED OUT: the open-loop load generator against one server.
 load() {
 	"$BDIR/adtracker" loadgen --quiet --json --seed "$3" --mode "$KIND" --rate "$RATE" --conns 32 --url "http://127.0.0.1:$1" \
 		--duration "$2" --ads "$ADS" >"$4" 2>/dev/null || true
 }
-# Warm-up, not measured: both servers fault their rings in and reach their steady table sizes.
-load "$PORTA" 4s 1 /dev/null &
-wa=$!
-load "$PORTB" 4s 2 /dev/null &
-wb=$!
-wait "$wa" "$wb"
 for ((r = 1; r <= ROUNDS; r++)); do
+	# Every round starts both servers afresh, and every other round swaps which build is started first and on which port:
+	# what differs between the two slots by itself (start order, placement) then falls on each build in turn.
+	if ((r % 2)); then
+		serve "$A" "$PORTA" a
+		PA=$SERVED
+		serve "$B" "$PORTB" b
+		PB=$SERVED
+	else
+		serve "$B" "$PORTA" b
+		PB=$SERVED
+		serve "$A" "$PORTB" a
+		PA=$SERVED
+	fi
+	pa=$PORTA pb=$PORTB
+	((r % 2)) || pa=$PORTB pb=$PORTA
+	wait_http "http://127.0.0.1:$pa/healthz" "$PA" "$OUT/adtracker-a.log"
+	wait_http "http://127.0.0.1:$pb/healthz" "$PB" "$OUT/adtracker-b.log"
+	[ -n "$ADS" ] || ADS=$(curl -fsS "http://127.0.0.1:$pa/ads?limit=1000" | jq -r 'map(.id) | join(",")')
+	# Warm-up, not measured: both servers fault their rings in and reach their steady table sizes.
+	load "$pa" "$WARMUP" 1 /dev/null &
+	wa=$!
+	load "$pb" "$WARMUP" 2 /dev/null &
+	wb=$!
+	wait "$wa" "$wb"
 	a0=$(proc_cpu "$PA")
 	b0=$(proc_cpu "$PB")
-	load "$PORTA" "$DUR" $((2 * r + 1)) "$OUT/a-r$r.json" &
+	load "$pa" "$DUR" $((2 * r + 1)) "$OUT/a-r$r.json" &
 	wa=$!
-	load "$PORTB" "$DUR" $((2 * r + 2)) "$OUT/b-r$r.json" &
+	load "$pb" "$DUR" $((2 * r + 2)) "$OUT/b-r$r.json" &
 	wb=$!
 	wait "$wa" "$wb"
 	a1=$(proc_cpu "$PA")
@@ -93,7 +108,10 @@ for ((r = 1; r <= ROUNDS; r++)); do
 		ua = (a1 - a0) * 1e6 / na; ub = (b1 - b0) * 1e6 / nb
 		printf "round %d: A %.2f µs/req (%d requests), B %.2f µs/req (%d requests), B/A %.3f\n", r, ua, na, ub, nb, ub / ua }' |
 		tee -a "$OUT/rounds.txt"
-	sleep 2 # the last round's inserts settle before the next one is counted
+	stop_pid "$PA" adtracker
+	PA=""
+	stop_pid "$PB" adtracker
+	PB=""
 done
 awk '{ print $NF }' "$OUT/rounds.txt" | sort -n | awk '{ v[NR] = $1 } END {
 	m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
