@@ -618,13 +618,13 @@ route wrapper (rate limit + handler; serve minus this is router + middleware)|se
 rate limiter (inside the route wrapper)|ratelimit\.\(\*Limiter\)\.Check$
 ingest handler, single event|ingest\.\(\*Handlers\)\.Register\.\(\*Handlers\)\.single\.func[0-9]+$
 ingest handler, pixel|ingest\.\(\*Handlers\)\.(servePixel|pixel)$
-pixel query parsing (fasthttp)|fasthttp\.\(\*RequestCtx\)\.QueryArgs$
-pixel decode|decode\.\(\*Decoder\)\.DecodePixel$
+pixel decode (its query scan included)|decode\.\(\*Decoder\)\.DecodePixel$
+pixel query scan|decode\.\(\*queryScanner\)\.next$
 client address (X-Forwarded-For; in the rate limiter and the handlers)|httpx\.\(\*Proxies\)\.ClientIP$
 ingest handler, batch|ingest\.\(\*Handlers\)\.batch$
 JSON decode, single|decode\.\(\*Decoder\)\.DecodeJSON$
 JSON decode, batch|decode\.\(\*Decoder\)\.DecodeBatchWhile$
-enqueue: encode + ring record|pipeline\.\(\*Pipeline\)\.Enqueue$
+enqueue: encode + ring record|pipeline\.\(\*Pipeline\)\.enqueue$
 batcher (ring → batch)|pipeline\.\(\*Pipeline\)\.batcher$
 duplicate window|pipeline\.\(\*dupWindow\)\.seen$
 inserter (ClickHouse client)|pipeline\.\(\*Pipeline\)\.inserter$
