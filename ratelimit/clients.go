@@ -1,8 +1,9 @@
 package ratelimit
 
 // clients is one shard's table of client states for one address family: open addressing with linear probing over 16-byte
-// slots, four to a cache line, so finding a client usually costs one memory miss (a Go map's lookup and store cost two or
-// three at pixel traffic's table sizes, and a map slot for a 16-byte key is twice as large).
+// slots, four to a cache line (tables are powers of two of at least 256 bytes, which Go allocates aligned), so finding a client
+// usually touches one line. The Go map it replaced walked its group twice per request (a lookup, then a store) over 32-byte
+// slots; BENCHMARKS.md, "Design measurements", has the figures.
 //
 // Invariants (the shard's mutex guards them):
 //   - len(slots) is 0 or a power of two, and n ≤ len(slots)/2 after every insert, so a probe always meets an empty slot;
