@@ -182,8 +182,9 @@ func (l *Limiter) Enabled(c Class) bool { return c < classCount && l.tables[c] !
 
 func (l *Limiter) nanos() int64 { return int64(l.now().Sub(l.epoch)) }
 
-// newTable builds the table of an enabled rule (RPS > 0, Burst ≥ 1). Intervals are whole nanoseconds, capped so fullAt
-// never overflows: an RPS above 1e9 counts as 1e9, and a rule slower than a token in ~36 years as that.
+// newTable builds the table of an enabled rule (RPS > 0, Burst ≥ 1). Intervals are whole nanoseconds, and the interval and
+// the tolerance are capped at 2^60 ns (~36 years) so fullAt never overflows: an RPS above 1e9 counts as 1e9, and a rule slower
+// than a token in ~36 years, or whose burst takes longer than that to refill, is held to those 36 years.
 func newTable(r Rule, shardCap int) *table {
 	const limit = float64(1 << 60)
 	t := &table{shardCap: shardCap}

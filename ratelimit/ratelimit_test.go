@@ -431,3 +431,26 @@ func BenchmarkAllowManyClients(b *testing.B) {
 		l.allowAt(Ingest, addrs[uint32(i)*40503%clients], at.Add(time.Duration(i)*20*time.Microsecond))
 	}
 }
+
+// Rules at the edges of what a float allows still answer sanely: a rate above one token per nanosecond never limits a burst of
+// 2^30, and a rate of one token in 31,000 years lets the first request through and then asks to retry after decades, without the
+// time arithmetic overflowing into a pass.
+func TestExtremeRules(t *testing.T) {
+	l, clk := newLimiter(t, Config{Ingest: Rule{RPS: 1e12, Burst: 1 << 30}, Query: Rule{RPS: 1e-12, Burst: 1}})
+	a := ip("192.0.2.7")
+	for i := 0; i < 100_000; i++ {
+		if ok, _ := l.Allow(Ingest, a); !ok {
+			t.Fatalf("request %d refused at 1e12 rps", i)
+		}
+	}
+	if ok, _ := l.Allow(Query, a); !ok {
+		t.Fatal("first request refused")
+	}
+	for _, step := range []time.Duration{0, time.Hour, 24 * 365 * time.Hour} {
+		clk.advance(step)
+		ok, retry := l.Allow(Query, a)
+		if ok || retry < 30*365*24*time.Hour {
+			t.Fatalf("after %v more: allowed=%v, retry after %v; want refused for decades", step, ok, retry)
+		}
+	}
+}
