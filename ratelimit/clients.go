@@ -1,5 +1,7 @@
 package ratelimit
 
+import "hash/maphash"
+
 // clients is one shard's table of client states for one address family: open addressing with linear probing over 16-byte
 // slots, four to a cache line (tables are powers of two of at least 256 bytes, which Go allocates aligned), so finding a client
 // usually touches one line. The Go map it replaced walked its group twice per request (a lookup, then a store) over 32-byte
@@ -12,22 +14,13 @@ package ratelimit
 type clients struct {
 	slots []slot
 	n     int
-	seed  uint64 // the table's seed for this family: hash(k) is what the table computed to pick the shard
+	seed  maphash.Seed // the table's: hash(k) is what the table computed to pick the shard
 }
 
-// hash is the family's seeded hash. The seed is random per limiter: an IPv6 client with a /48 chooses 65,536 keys, and with a
-// fixed hash could choose them all into one run.
-func (c *clients) hash(k uint64) uint64 { return mix(k ^ c.seed) }
-
-// mix is MurmurHash3's 64-bit finaliser: every output bit depends on every input bit, so both the shard (top bits) and the
-// slot (low bits) are well spread.
-func mix(x uint64) uint64 {
-	x ^= x >> 33
-	x *= 0xff51afd7ed558ccd
-	x ^= x >> 33
-	x *= 0xc4ceb9fe1a85ec53
-	return x ^ x>>33
-}
+// hash is the seeded hash of a key, random per limiter as the duplicate window's is (ingest/pipeline/dedup.go): an IPv6 client
+// with a /48 chooses 65,536 keys, and with a fixed hash could choose them all into one run. Both its top bits (the shard) and
+// its low bits (the slot) are spread.
+func (c *clients) hash(k uint64) uint64 { return maphash.Comparable(c.seed, k) }
 
 // slot is one client's state: the time its bucket will be full again (generic cell rate algorithm: a token bucket kept as
 // one number). fullAt ≤ now means a full bucket, the same as a client never seen, so the slot may be emptied.

@@ -3,9 +3,9 @@ package ratelimit
 
 import (
 	"context"
-	"crypto/rand"
 	"encoding/binary"
 	"fmt"
+	"hash/maphash"
 	"math"
 	"strconv"
 	"strings"
@@ -103,11 +103,10 @@ type shard struct {
 // bucket holds a token, that is when fullAt − now ≤ (Burst − 1) intervals, and moves fullAt one interval on (from now if the
 // bucket was full). This is the token bucket of Rule, kept as one number instead of a count and a time.
 type table struct {
-	interval  int64  // nanoseconds per token (1/RPS), at least 1
-	tolerance int64  // (Burst − 1) intervals: how far fullAt may run ahead of now with a token left
-	fullAfter int64  // nanoseconds for an empty bucket to refill
-	seed4     uint64 // hash seeds per family (clients.hash)
-	seed6     uint64
+	interval  int64        // nanoseconds per token (1/RPS), at least 1
+	tolerance int64        // (Burst − 1) intervals: how far fullAt may run ahead of now with a token left
+	fullAfter int64        // nanoseconds for an empty bucket to refill
+	seed      maphash.Seed // the hash seed of every shard's tables (clients.hash)
 	shardCap  int
 	shards    [numShards]shard
 }
@@ -191,11 +190,9 @@ func newTable(r Rule, shardCap int) *table {
 	t.interval = int64(math.Max(1, math.Min(limit, math.Round(1e9/r.RPS))))
 	t.tolerance = int64(math.Min(limit, float64(r.Burst-1)*float64(t.interval)))
 	t.fullAfter = int64(math.Min(limit, math.Ceil(float64(r.Burst)/r.RPS*1e9)))
-	var seeds [16]byte
-	_, _ = rand.Read(seeds[:]) // never fails (crypto/rand, Go ≥ 1.24); unpredictable, as the seeds must be (clients.hash)
-	t.seed4, t.seed6 = binary.LittleEndian.Uint64(seeds[:8]), binary.LittleEndian.Uint64(seeds[8:])
+	t.seed = maphash.MakeSeed()
 	for i := range t.shards {
-		t.shards[i].v4.seed, t.shards[i].v6.seed = t.seed4, t.seed6
+		t.shards[i].v4.seed, t.shards[i].v6.seed = t.seed, t.seed
 	}
 	return t
 }
@@ -237,11 +234,7 @@ func (l *Limiter) allowAt(c Class, ip [16]byte, t time.Time) (ok bool, retryAfte
 // locate finds ip's shard, the family's table in it, its key and the key's hash.
 func (t *table) locate(ip [16]byte) (s *shard, c *clients, k, h uint64) {
 	k, isV6 := clientKey(ip)
-	seed := t.seed4
-	if isV6 {
-		seed = t.seed6
-	}
-	h = mix(k ^ seed) // what the shard's clients.hash(k) computes
+	h = maphash.Comparable(t.seed, k) // what the shard's clients.hash(k) computes
 	s = &t.shards[h>>(64-shardBits)]
 	if isV6 {
 		return s, &s.v6, k, h

@@ -68,7 +68,8 @@ func (s *queryScanner) next() (key, value []byte, ok bool) {
 // lengthens, so len(b) bytes of buf are enough.
 func (s *queryScanner) decoded(b []byte) []byte {
 	var d []byte
-	if len(b) <= len(s.buf)-s.used {
+	inBuf := len(b) <= len(s.buf)-s.used
+	if inBuf {
 		d = s.buf[s.used : s.used+len(b)]
 	} else {
 		d = make([]byte, len(b)) // a long encoded value: rare, and bounded by the request line
@@ -82,11 +83,10 @@ func (s *queryScanner) decoded(b []byte) []byte {
 				i = len(b)
 				continue
 			}
-			hi, lo := unhex(b[i+1]), unhex(b[i+2])
-			if hi < 0 || lo < 0 {
+			if hi, lo := hexVal[b[i+1]], hexVal[b[i+2]]; hi == 0xff || lo == 0xff {
 				d[n] = '%'
 			} else {
-				d[n] = byte(hi<<4 | lo)
+				d[n] = hi<<4 | lo
 				i += 2
 			}
 		case '+':
@@ -96,20 +96,8 @@ func (s *queryScanner) decoded(b []byte) []byte {
 		}
 		n++
 	}
-	if len(b) <= len(s.buf)-s.used {
+	if inBuf {
 		s.used += n
 	}
 	return d[:n]
-}
-
-func unhex(c byte) int {
-	switch {
-	case c >= '0' && c <= '9':
-		return int(c - '0')
-	case c >= 'a' && c <= 'f':
-		return int(c-'a') + 10
-	case c >= 'A' && c <= 'F':
-		return int(c-'A') + 10
-	}
-	return -1
 }

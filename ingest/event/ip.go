@@ -131,14 +131,8 @@ func parseIPv6(s []byte) ([16]byte, bool) {
 	return ip, true
 }
 
+// unhex is the value of a hex digit (hexValue, which ParseUUID reads too).
 func unhex(c byte) (byte, bool) {
-	switch {
-	case c >= '0' && c <= '9':
-		return c - '0', true
-	case c >= 'a' && c <= 'f':
-		return c - 'a' + 10, true
-	case c >= 'A' && c <= 'F':
-		return c - 'A' + 10, true
-	}
-	return 0, false
+	v := hexValue[c]
+	return v, v != 0xff
 }
