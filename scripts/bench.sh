@@ -23,7 +23,9 @@
 # `scripts/bench.sh --report` rewrites BENCHMARKS.md from the raw results of the last run (.data/bench/results) without measuring.
 #
 # Environment: BENCH_QUICK (0; 1 = the rounds, hostile run and profiles only, 3 s runs: for iterating) BENCH_DURATION (8s; 3s when
-# quick) BENCH_ROUNDS (5; 3 when quick) BENCH_HOSTILE_CONNS (16) BENCH_CONNS (64) BENCH_BATCH_CONNS (16) BENCH_RATE (50000) BENCH_RATE_LOW (10000; 0 = no second open loop) BENCH_PORT, BENCH_NOOP_PORT (default: free ports from 38080)
+# quick) BENCH_ROUNDS (5; 3 when quick) BENCH_HOSTILE_CONNS (16) BENCH_CONNS (64) BENCH_BATCH_CONNS (16) BENCH_RATE (50000) BENCH_RATE_LOW (10000; 0 = no second open loop) BENCH_CH_NICE (19: the
+# CPU priority ClickHouse gets for one more adtracker run per round at BENCH_RATE_LOW, the setting docs/operations.md gives for a
+# ClickHouse on the same machine; 0 = no such run; private ClickHouse only) BENCH_PORT, BENCH_NOOP_PORT (default: free ports from 38080)
 # BENCH_DATABASE (adtracker_bench) BENCH_OUT (BENCHMARKS.md) BENCH_ADS (1000) BENCH_ANALYTICS_EVENTS (10000000; 0 when quick)
 # BENCH_MICRO (1; 0 when quick) BENCH_PROFILE (1), BENCH_CLICKHOUSE (private: a ClickHouse server of its own in
 # .data/bench/clickhouse, started and stopped by this script, so the ClickHouse CPU it reports is the benchmark's alone and nothing
@@ -56,6 +58,8 @@ CONNS="${BENCH_CONNS:-64}"
 RATE="${BENCH_RATE:-50000}"
 RATE_LOW="${BENCH_RATE_LOW:-10000}"
 case "$RATE_LOW" in *[!0-9]* | '') die "BENCH_RATE_LOW must be a whole number of requests per second (0: none)" ;; esac
+CH_NICE="${BENCH_CH_NICE:-19}"
+case "$CH_NICE" in [0-9] | 1[0-9]) ;; *) die "BENCH_CH_NICE must be a nice value from 0 to 19 (0: no run with ClickHouse yielding)" ;; esac
 PORT="${BENCH_PORT:-}"
 NOOP_PORT="${BENCH_NOOP_PORT:-}"
 DB="${BENCH_DATABASE:-adtracker_bench}"
@@ -190,7 +194,7 @@ kind_args() {
 	single) echo --mode single ;;
 	pixel) echo --mode pixel ;;
 	open) echo --mode single --rate "$RATE" ;;
-	open_low) echo --mode single --rate "$RATE_LOW" ;;
+	open_low | open_low_yield) echo --mode single --rate "$RATE_LOW" ;;
 	batch1000) echo --mode batch --batch 1000 --conns "$BATCH_CONNS" ;;
 	esac
 }
@@ -200,8 +204,11 @@ run_noop() {
 }
 run_adt() {
 	ch_fresh
+	# open_low_yield: the open_low run with ClickHouse at nice CH_NICE (after the truncation; back to 0 after the verification).
+	if [ "$1" = open_low_yield ]; then ch_yield "$CH_PID" "$CH_NICE"; fi
 	# shellcheck disable=SC2046
 	run_lg "$1.r$2" "$SERVER_PID" --url "$URL" $(kind_args "$1") --duration "$DUR" "${ADS_ARG[@]}" "${verify_args[@]}"
+	if [ "$1" = open_low_yield ]; then ch_yield "$CH_PID" 0; fi
 }
 
 # run_chref ROUND: ClickHouse alone. The events the round's batch-1000 run stored are exported once (Native), the tables emptied,
@@ -326,6 +333,11 @@ measure() {
 	for ((r = 1; r <= ROUNDS; r++)); do
 		step "round $r of $ROUNDS ($CONNS connections, $DUR per run)"
 		for pair in single pixel open $([ "$RATE_LOW" = 0 ] || echo open_low); do
+			# The open_low pair gets a third run when ClickHouse can be made to yield: adtracker again with ClickHouse at nice
+			# CH_NICE, first in odd rounds and last in even ones, so it sits next to both of the pair's orders.
+			yield=0
+			[ "$pair" = open_low ] && [ "$CH_NICE" != 0 ] && [ "$CH_MODE" = private ] && yield=1
+			if [ "$yield" = 1 ] && [ $((r % 2)) = 1 ]; then run_adt open_low_yield "$r"; fi
 			if [ $(((r + ${#pair}) % 2)) = 0 ]; then
 				run_noop "$pair" "$r"
 				run_adt "$pair" "$r"
@@ -333,6 +345,7 @@ measure() {
 				run_adt "$pair" "$r"
 				run_noop "$pair" "$r"
 			fi
+			if [ "$yield" = 1 ] && [ $((r % 2)) = 0 ]; then run_adt open_low_yield "$r"; fi
 		done
 		# Batch 1000's reference is ClickHouse alone; the events it inserts are exported from the first batch run.
 		if [ $((r % 2)) = 0 ] && [ -s "$BDIR/chref.native" ]; then
@@ -476,9 +489,9 @@ measure() {
 			grep -E '^ +[0-9.]+%' | sed -E 's/[[:space:]]+-[[:space:]]+-[[:space:]]*$//' >"$RES/$prof.children.txt" || true
 	done
 	jq -n --arg started "$started" --argjson t_start "$t_start" --argjson t_end "$(date +%s)" --arg loadavg "$loadavg" \
-		--arg dur "$DUR" --argjson rounds "$ROUNDS" --argjson hconns "$HOSTILE_CONNS" --argjson bconns "$BATCH_CONNS" --argjson conns "$CONNS" --argjson rate "$RATE" --argjson rate_low "$RATE_LOW" --argjson nads "$NADS" --argjson aevents "$AEVENTS" \
+		--arg dur "$DUR" --argjson rounds "$ROUNDS" --argjson hconns "$HOSTILE_CONNS" --argjson bconns "$BATCH_CONNS" --argjson conns "$CONNS" --argjson rate "$RATE" --argjson rate_low "$RATE_LOW" --argjson ch_nice "$CH_NICE" --argjson nads "$NADS" --argjson aevents "$AEVENTS" \
 		--argjson analytics "$ANALYTICS" --arg code "$code" --arg chmode "$CH_MODE" --arg chversion "$($CH -q 'SELECT version()' 2>/dev/null || echo '?')" \
-		'{started: $started, t_start: $t_start, t_end: $t_end, loadavg: $loadavg, duration: $dur, rounds: $rounds, hostile_conns: $hconns, batch_conns: $bconns, conns: $conns, rate: $rate, rate_low: $rate_low,
+		'{started: $started, t_start: $t_start, t_end: $t_end, loadavg: $loadavg, duration: $dur, rounds: $rounds, hostile_conns: $hconns, batch_conns: $bconns, conns: $conns, rate: $rate, rate_low: $rate_low, ch_nice: $ch_nice,
 		nads: $nads, analytics_events: $aevents, analytics: $analytics, analytics_code: $code, clickhouse_version: $chversion,
 		clickhouse_mode: $chmode}' \
 		>"$RES/meta.json"
@@ -495,6 +508,7 @@ report() {
 	CONNS=$(m .conns)
 	RATE=$(m .rate)
 	RATE_LOW=$(m '.rate_low // 0')
+	CH_NICE=$(m '.ch_nice // 0')
 	DUR=$(m .duration)
 	ROUNDS=$(m '.rounds // 1')
 	NADS=$(m .nads)
@@ -594,7 +608,7 @@ report() {
 		local r k
 		for ((r = 1; r <= ROUNDS; r++)); do
 			for k in single pixel open batch1000; do echo "$k.r$r"; done
-			if [ -f "$RES/open_low.r$r.json" ]; then echo "open_low.r$r"; fi
+			for k in open_low open_low_yield; do [ -f "$RES/$k.r$r.json" ] && echo "$k.r$r"; done
 		done
 		for k in hostile batch100 single_nosync single_mem batch1000_mem profiled profiled_pixel profiled_batch; do [ -f "$RES/$k.json" ] && echo "$k"; done
 		return 0
@@ -703,19 +717,20 @@ goroutine scheduling|^runtime\.schedule$'
 	t_bch=$(pair div e2e batch1000 chref_eps chref | med)
 	t_p99=$(pair sub_ p99 open p99 noop_open | med)
 	t_p99_low=$(pair sub_ p99 open_low p99 noop_open_low | med)
+	t_p99_yield=$(pair sub_ p99 open_low_yield p99 noop_open_low | med)
 	# p99_verdict KIND RATE MEDIAN: met/missed only when, in every round, both servers kept at least 95 % of the rate asked;
 	# otherwise the p99s measure how long a backlog grew, not the service, and the comparison says nothing.
 	p99_verdict() {
 		local r x short=0
 		for ((r = 1; r <= ROUNDS; r++)); do
-			for x in "$1.r$r" "noop_$1.r$r"; do
+			for x in "$1.r$r" "noop_${1%_yield}.r$r"; do
 				awk -v a="$(rps "$x")" -v b="$2" 'BEGIN { exit !(a != "n/a" && a != "" && a >= 0.95 * b) }' || short=1
 			done
 		done
 		if [ "$short" = 0 ]; then
 			meets "$3" 1 "<="
 		else
-			echo "not judgeable: below 95 % of the rate asked (median achieved: no-op $(num "$(series rps "noop_$1" | med)"), adtracker $(num "$(series rps "$1" | med)") req/s)"
+			echo "not judgeable: below 95 % of the rate asked (median achieved: no-op $(num "$(series rps "noop_${1%_yield}" | med)"), adtracker $(num "$(series rps "$1" | med)") req/s)"
 		fi
 	}
 	latency_table() { # KIND RATE: the per-round latency table of an open-loop pair
@@ -731,9 +746,13 @@ goroutine scheduling|^runtime\.schedule$'
 	EOF
 		local rr r label
 		for ((rr = 1; rr <= ROUNDS; rr++)); do
-			for r in "noop_$1.r$rr" "$1.r$rr"; do
-				label="no-op"
-				[ "${r%%.*}" = "$1" ] && label="adtracker"
+			for r in "noop_$1.r$rr" "$1.r$rr" "$1_yield.r$rr"; do
+				[ -f "$RES/$r.json" ] || continue
+				case "${r%%.*}" in
+				noop_*) label="no-op" ;;
+				*_yield) label="adtracker, ClickHouse at nice $CH_NICE" ;;
+				*) label="adtracker" ;;
+				esac
 				printf '| %s, %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' "$label" "$rr" "$(num "$(j "$r" .requests_per_sec)")" \
 					"$(ms "$(j "$r" .latency.p50_ms)")" "$(ms "$(j "$r" .latency.p90_ms)")" "$(ms "$(j "$r" .latency.p99_ms)")" \
 					"$(ms "$(j "$r" .latency.p999_ms)")" "$(ms "$(j "$r" .latency.max_ms)")" "$(ms "$(j "$r" .service_time.p99_ms)")" \
@@ -746,6 +765,11 @@ goroutine scheduling|^runtime\.schedule$'
 		open_low_row=$'\n'"| open loop $(num "$RATE_LOW") req/s (the same target at a rate this machine sustains): adtracker p99 − no-op p99 | $(pair sub_ p99 open_low p99 noop_open_low | agg '%+.2f ms') | ≤ +1 ms | $(p99_verdict open_low "$RATE_LOW" "$t_p99_low") |"
 		open_low_cpu=$'\n'"| no-op, open loop $(num "$RATE_LOW") req/s | $(series srv_us noop_open_low | agg '%.2f') | — | $(series gen_us noop_open_low | agg '%.2f') |"
 		open_low_cpu+=$'\n'"| adtracker, open loop $(num "$RATE_LOW") req/s | $(series srv_us open_low | agg '%.2f') | $(series ch_us open_low | agg '%.2f') | $(series gen_us open_low | agg '%.2f') |"
+		if [ -f "$RES/open_low_yield.r1.json" ]; then
+			# Not a target of its own: the same target, measured as docs/operations.md advises running a ClickHouse on the same machine.
+			open_low_row+=$'\n'"| the same, ClickHouse at nice $CH_NICE (docs/operations.md, \"ClickHouse on the same machine\"; a third run per round, against the same no-op runs) | $(pair sub_ p99 open_low_yield p99 noop_open_low | agg '%+.2f ms') | ≤ +1 ms | $(p99_verdict open_low_yield "$RATE_LOW" "$t_p99_yield") |"
+			open_low_cpu+=$'\n'"| adtracker, open loop $(num "$RATE_LOW") req/s, ClickHouse at nice $CH_NICE | $(series srv_us open_low_yield | agg '%.2f') | $(series ch_us open_low_yield | agg '%.2f') | $(series gen_us open_low_yield | agg '%.2f') |"
+		fi
 	fi
 	{
 		cat <<-EOF
