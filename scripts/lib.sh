@@ -121,15 +121,26 @@ free_port() {
 	echo "$p"
 }
 
-# wait_http URL PID LOG: wait (30 s at most) until URL answers 2xx; die pointing at LOG if the process PID exits first.
-wait_http() {
+# try_http URL PID: wait (30 s at most) until URL answers 2xx; 1 when the process PID exits first, 2 when the time runs out.
+try_http() {
 	local i
 	for ((i = 0; i < 300; i++)); do
 		curl -fsS -o /dev/null "$1" 2>/dev/null && return 0
-		kill -0 "$2" 2>/dev/null || die "pid $2 exited during start; see $3"
+		kill -0 "$2" 2>/dev/null || return 1
 		sleep 0.1
 	done
-	die "$1 did not answer within 30 s; see $3"
+	return 2
+}
+
+# wait_http URL PID LOG: try_http, dying with a pointer to LOG when the server does not come up.
+wait_http() {
+	local rc=0
+	try_http "$1" "$2" || rc=$?
+	case "$rc" in
+	0) return 0 ;;
+	1) die "pid $2 exited during start; see $3" ;;
+	*) die "$1 did not answer within 30 s; see $3" ;;
+	esac
 }
 
 # pid_of FILE prints the pid recorded in FILE (first line) when that process is alive and its
