@@ -354,10 +354,16 @@ measure() {
 		step "round $r of $ROUNDS ($CONNS connections, $DUR per run)"
 		for pair in single pixel open $([ "$RATE_LOW" = 0 ] || echo open_low); do
 			# The open_low pair gets a third run when ClickHouse can be made to yield: adtracker again with ClickHouse at nice
-			# CH_NICE, first in odd rounds and last in even ones, so it sits next to both of the pair's orders.
-			yield=0
-			[ "$pair" = open_low ] && [ "$CH_NICE" != 0 ] && [ "$CH_MODE" = private ] && yield=1
-			if [ "$yield" = 1 ] && [ $((r % 2)) = 1 ]; then run_adt open_low_yield "$r"; fi
+			# CH_NICE. The three rotate through the slots from round to round, so none always follows the 50k open loop (whose
+			# backlog the machine may still be working off) and the two adtracker runs are not always in the same order.
+			if [ "$pair" = open_low ] && [ "$CH_NICE" != 0 ] && [ "$CH_MODE" = private ]; then
+				case $(((r - 1) % 3)) in
+				0) run_adt open_low "$r"; run_noop open_low "$r"; run_adt open_low_yield "$r" ;;
+				1) run_noop open_low "$r"; run_adt open_low_yield "$r"; run_adt open_low "$r" ;;
+				*) run_adt open_low_yield "$r"; run_adt open_low "$r"; run_noop open_low "$r" ;;
+				esac
+				continue
+			fi
 			if [ $(((r + ${#pair}) % 2)) = 0 ]; then
 				run_noop "$pair" "$r"
 				run_adt "$pair" "$r"
@@ -365,7 +371,6 @@ measure() {
 				run_adt "$pair" "$r"
 				run_noop "$pair" "$r"
 			fi
-			if [ "$yield" = 1 ] && [ $((r % 2)) = 0 ]; then run_adt open_low_yield "$r"; fi
 		done
 		# Batch 1000's reference is ClickHouse alone; the events it inserts are exported from the first batch run.
 		if [ $((r % 2)) = 0 ] && [ -s "$BDIR/chref.native" ]; then
