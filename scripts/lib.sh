@@ -389,16 +389,17 @@ ch_merges_settle() {
 # ch_yield PID NICE gives the ClickHouse server PID the CPU priority NICE (0 = as started, 19 = yields the most). ch_start runs the
 # server under setsid, and with the kernel's autogroup scheduling (sched_autogroup_enabled = 1) a new session is a scheduling group
 # of its own that gets an equal share of a contended CPU whatever its threads' nice values: a plain renice of its threads then only
-# reorders ClickHouse's own threads. So the autogroup's nice is set, or every thread's when there is no autogroup. Raising it back
+# reorders ClickHouse's own threads. So the autogroup's nice is set, or every thread's when there is no autogroup. Setting it back
 # to 0 needs root (CAP_SYS_NICE); a failure is reported, not fatal.
 ch_yield() {
-	local pid="$1" n="$2" t
+	local pid="$1" n="$2" t ok=1
 	[ -n "$pid" ] && [ -d "/proc/$pid" ] || return 0
 	if [ "$(cat /proc/sys/kernel/sched_autogroup_enabled 2>/dev/null)" = 1 ] && [ -w "/proc/$pid/autogroup" ]; then
-		echo "$n" 2>/dev/null >"/proc/$pid/autogroup" || log "could not set ClickHouse's autogroup nice to $n"
+		echo "$n" 2>/dev/null >"/proc/$pid/autogroup" || ok=0
 	else
-		for t in /proc/"$pid"/task/*; do renice -n "$n" -p "${t##*/}" >/dev/null 2>&1 || true; done
+		for t in /proc/"$pid"/task/*; do renice -n "$n" -p "${t##*/}" >/dev/null 2>&1 || ok=0; done
 	fi
+	[ "$ok" = 1 ] || log "could not set ClickHouse's nice to $n"
 }
 
 ch_start() {
