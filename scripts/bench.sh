@@ -862,7 +862,8 @@ goroutine scheduling|^runtime\.schedule$'
 	## CPU per event, by process
 
 	CPU-µs per event (stored for adtracker and ClickHouse alone, answered for the no-op), median (range) over the rounds. The
-	ClickHouse column during adtracker runs includes the verifier's queries after the run (\`--verify\` counts the stored ids).
+	ClickHouse column during adtracker runs includes the verifier's queries after the run (\`--verify\` counts the stored ids; while
+	the pipeline drains it polls \`system.parts\` and counts the run's ids only when the table has grown, since 2026-12-07).
 
 	| run | server (adtracker or no-op) | ClickHouse | load generator / clickhouse-client |
 	|---|---:|---:|---:|
