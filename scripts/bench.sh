@@ -8,7 +8,7 @@
 #   rounds      BENCH_ROUNDS interleaved rounds; in each, with BENCH_CONNS connections for BENCH_DURATION, the order of every pair
 #               flipped from round to round: no-op vs adtracker for single events (POST /ads/*), pixels and the open loop at
 #               BENCH_RATE req/s and at BENCH_RATE_LOW req/s (a rate a 2-core machine sustains, so the p99s compare service, not
-#               a backlog); adtracker batch 1000 vs clickhouse-client inserting the same events (Native) through the same
+#               a backlog); adtracker batch 1000 vs clickhouse-client inserting the same events (Native, in arrival order) through the same
 #               materialized views. Every adtracker run is checked end to end (--verify: each answered event stored once).
 #               Per run: CPU of adtracker (or the no-op), ClickHouse and the load generator from /proc, peak RSS (VmHWM, reset).
 #   hostile     batch 1000 while curl posts 1 MiB junk and near-limit bodies on BENCH_HOSTILE_CONNS (16) more connections (peak RSS)
@@ -233,7 +233,10 @@ run_adt() {
 
 # run_chref ROUND: ClickHouse alone. The events the round's batch-1000 run stored are exported once (Native), the tables emptied,
 # and clickhouse-client inserts them back into events through the same materialized views; the insert's rows per second of wall
-# time is the sink's ceiling on this machine, and its CPU (server and client) is counted like a run's.
+# time is the sink's ceiling on this machine, and its CPU (server and client) is counted like a run's. The export is in arrival
+# order (receive_time, then event_id within a second), as the events reached adtracker: read in storage order they come sorted
+# by ad_id within each part, and ClickHouse's views aggregate such input more cheaply than any live traffic (before 2026-12-07
+# the reference had that advantage: BENCHMARKS.md, "Issue 20 after session 20").
 CHREF_COLS=""
 run_chref() {
 	local name="chref.r$1" f="$BDIR/chref.native"
@@ -242,7 +245,7 @@ run_chref() {
 		# DESCRIBE lists the columns in table order on every version (18.16's system.columns has no position).
 		CHREF_COLS=$($CH -q "DESCRIBE TABLE $DB.events FORMAT TSV" | awk -F'\t' '$3 != "MATERIALIZED" && $3 != "ALIAS" {print $1}' | paste -sd, -)
 		$CH --database "$DB" -q "SELECT count() FROM events" >"$f.rows"
-		$CH --database "$DB" -q "SELECT $CHREF_COLS FROM events FORMAT Native" >"$f"
+		$CH --database "$DB" -q "SELECT $CHREF_COLS FROM events ORDER BY receive_time, event_id FORMAT Native" >"$f"
 	fi
 	local rows
 	rows=$(cat "$f.rows")
@@ -874,7 +877,7 @@ goroutine scheduling|^runtime\.schedule$'
 	| no-op, open loop $(num "$RATE") req/s | $(series srv_us noop_open | agg '%.2f') | — | $(series gen_us noop_open | agg '%.2f') |
 	| adtracker, open loop $(num "$RATE") req/s | $(series srv_us open | agg '%.2f') | $(series ch_us open | agg '%.2f') | $(series gen_us open | agg '%.2f') |${open_low_cpu}
 	| adtracker, batch 1000 POST /events | $(series srv_us batch1000 | agg '%.3f') | $(series ch_us batch1000 | agg '%.2f') | $(series gen_us batch1000 | agg '%.3f') |
-	| ClickHouse alone: clickhouse-client INSERT … FORMAT Native of the same events | — | $(series chref_ch_us chref | agg '%.2f') | $(series chref_cl_us chref | agg '%.3f') |
+	| ClickHouse alone: clickhouse-client INSERT … FORMAT Native of the same events, in arrival order | — | $(series chref_ch_us chref | agg '%.2f') | $(series chref_cl_us chref | agg '%.3f') |
 
 	## Throughput and latency
 
