@@ -7,7 +7,9 @@
 #
 #   scripts/bench-cluster.sh            BENCH_CLUSTER_DURATION (10s) BENCH_CLUSTER_CONNS (64, split between the nodes) BENCH_OUT
 #
-# Starts Postgres (scripts/services.sh) and the cluster when they are down; stops only the adtracker processes it started.
+# Starts Postgres (scripts/services.sh) and the cluster when they are down. At exit it stops the adtracker processes it started,
+# and the cluster when nothing of it ran before: four ClickHouse servers and ZooKeeper left idling after `make bench` took CPU
+# from whatever ran next on this 2-core machine. Postgres stays up, as `make services` leaves it.
 set -euo pipefail
 
 # shellcheck source=scripts/lib.sh
@@ -27,9 +29,13 @@ PG_DSN="postgres://adtracker:adtracker@127.0.0.1:$PG_PORT/$DB?sslmode=disable"
 mkdir -p "$RES"
 
 PIDS=()
+# The cluster was down when no process of it ran (status prints " running " for each one that does).
+CLUSTER_STARTED=0
+if ! scripts/cluster.sh status 2>/dev/null | grep -q ' running '; then CLUSTER_STARTED=1; fi
 cleanup() {
 	local p
 	for p in "${PIDS[@]}"; do stop_pid "$p" adtracker || true; done
+	if [ "$CLUSTER_STARTED" = 1 ]; then scripts/cluster.sh down >/dev/null 2>&1 || log "could not stop the loopback cluster: run scripts/cluster.sh down"; fi
 }
 trap cleanup EXIT
 
