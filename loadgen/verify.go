@@ -83,14 +83,19 @@ func partsRows(ctx context.Context, db *chstore.DB) (uint64, error) {
 
 // BaseRows reads the events table's row count for VerifyConfig.BaseRows; call it before the run.
 func BaseRows(ctx context.Context, vc VerifyConfig) (uint64, error) {
-	octx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	db, err := chstore.Open(octx, chstore.Config{Addr: vc.Addr, Database: vc.Database, Username: vc.Username, Password: vc.Password, MaxOpenConns: 1}, false)
+	db, err := openDB(ctx, vc, 1)
 	if err != nil {
 		return 0, err
 	}
 	defer db.Close()
-	return partsRows(octx, db)
+	return partsRows(ctx, db)
+}
+
+// openDB connects to the ClickHouse of vc with conns connections, giving up after 10 s.
+func openDB(ctx context.Context, vc VerifyConfig, conns int) (*chstore.DB, error) {
+	octx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	return chstore.Open(octx, chstore.Config{Addr: vc.Addr, Database: vc.Database, Username: vc.Username, Password: vc.Password, MaxOpenConns: conns}, false)
 }
 
 // Verify waits for the run's events to reach ClickHouse, then checks that every event answered 2xx is stored exactly once. Rows are
@@ -111,9 +116,7 @@ func Verify(ctx context.Context, vc VerifyConfig, r *Result) (*VerifyResult, err
 	if vc.ClockSkew <= 0 {
 		vc.ClockSkew = 5 * time.Second
 	}
-	octx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	db, err := chstore.Open(octx, chstore.Config{Addr: vc.Addr, Database: vc.Database, Username: vc.Username, Password: vc.Password, MaxOpenConns: 2}, false)
-	cancel()
+	db, err := openDB(ctx, vc, 2)
 	if err != nil {
 		return nil, err
 	}
@@ -140,7 +143,7 @@ func Verify(ctx context.Context, vc VerifyConfig, r *Result) (*VerifyResult, err
 	v := &VerifyResult{Acked: r.Acked}
 	runEnd := r.Start.Add(r.Elapsed)
 	began := time.Now()
-	lastChange, lastGrowth := began, began
+	lastChange, lastGrowth := began, began // the run's count last changed; the table's (system.parts) last changed
 	var last, parts, partsCounted uint64
 	counted := false
 	for first := true; ; first = false {
@@ -168,16 +171,18 @@ func Verify(ctx context.Context, vc VerifyConfig, r *Result) (*VerifyResult, err
 		if first || rows != last {
 			last, lastChange = rows, now
 		}
-		if counted || !byParts {
-			lastGrowth = lastChange // once the run's rows are counted, they are what must keep growing
-		}
 		if vc.Progress != nil {
-			fmt.Fprintf(vc.Progress, "verify: %d rows for %d acked events (table: %d rows)\n", rows, r.Acked, parts)
+			fmt.Fprintf(vc.Progress, "verify: %d rows for %d acked events\n", rows, r.Acked)
 		}
 		if counted && rows >= r.Acked && now.Sub(lastChange) >= vc.Settle {
 			break
 		}
-		if quiet := now.Sub(lastGrowth); quiet >= vc.Stall || now.Sub(began) >= vc.Timeout {
+		// Stalled: once the run's rows are counted, they are what must keep growing; before, the table.
+		progress := lastChange
+		if byParts && !counted {
+			progress = lastGrowth
+		}
+		if quiet := now.Sub(progress); quiet >= vc.Stall || now.Sub(began) >= vc.Timeout {
 			v.Problems = append(v.Problems, fmt.Sprintf("gave up waiting after %.0f s: %d rows of %d stopped growing",
 				now.Sub(began).Seconds(), rows, r.Acked))
 			break
