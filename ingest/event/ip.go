@@ -7,50 +7,55 @@ package event
 // to it escape to the heap, and wrapping it (aliasing the bytes, refusing zones) made
 // BenchmarkDecodeJSON about 10 % slower (BENCHMARKS.md, "Layout split").
 func ParseIP(b []byte) ([16]byte, bool) {
+	// IPv4 first: nearly every client sends it, and a text with a colon fails parseIPv4 within its first five bytes.
+	if v4, ok := parseIPv4(b); ok {
+		return [16]byte{10: 0xff, 11: 0xff, 12: v4[0], 13: v4[1], 14: v4[2], 15: v4[3]}, true
+	}
 	for _, c := range b {
 		if c == ':' {
 			return parseIPv6(b)
 		}
 	}
-	v4, ok := parseIPv4(b)
-	if !ok {
-		return [16]byte{}, false
-	}
-	return [16]byte{10: 0xff, 11: 0xff, 12: v4[0], 13: v4[1], 14: v4[2], 15: v4[3]}, true
+	return [16]byte{}, false
 }
 
 // parseIPv4 reads a dotted quad; like netip it refuses leading zeros, which some parsers read
-// as octal.
-func parseIPv4(s []byte) ([4]byte, bool) {
-	var out [4]byte
-	val, pos, ndig := 0, 0, 0
-	for _, c := range s {
-		switch {
-		case c >= '0' && c <= '9':
-			if ndig == 1 && val == 0 {
+// as octal. It reads octet by octet (a digit, then up to two more unless the first was 0): far
+// fewer branches per byte than a loop over one switch, which showed in batch profiles.
+func parseIPv4(s []byte) (out [4]byte, ok bool) {
+	i := 0
+	for k := range out {
+		if k > 0 {
+			if i >= len(s) || s[i] != '.' {
 				return out, false
 			}
-			val = val*10 + int(c-'0')
-			ndig++
-			if val > 255 {
-				return out, false
-			}
-		case c == '.':
-			if ndig == 0 || pos == 3 {
-				return out, false
-			}
-			out[pos] = byte(val)
-			pos++
-			val, ndig = 0, 0
-		default:
+			i++
+		}
+		if i >= len(s) {
 			return out, false
 		}
+		d := s[i] - '0'
+		if d > 9 {
+			return out, false
+		}
+		i++
+		v := uint(d)
+		if d != 0 { // a leading 0 stands alone: whatever follows must be a dot or the end
+			for n := 1; n < 3 && i < len(s); n++ {
+				d = s[i] - '0'
+				if d > 9 {
+					break
+				}
+				v = v*10 + uint(d)
+				i++
+			}
+			if v > 255 {
+				return out, false
+			}
+		}
+		out[k] = byte(v)
 	}
-	if pos != 3 || ndig == 0 {
-		return out, false
-	}
-	out[3] = byte(val)
-	return out, true
+	return out, i == len(s)
 }
 
 // parseIPv6 follows net/netip's parser: hex groups of 1-4 digits, at most one "::" standing for
