@@ -52,18 +52,19 @@ func (b *Batch) AppendEncoded(p []byte) {
 	b.N++
 }
 
-// Each decodes the events in order into e and calls fn; it stops at the first error.
-func (b *Batch) Each(e *Event, fn func(e *Event) error) error {
+// EachView decodes the events in order into v and calls fn; it stops at the first error. v's slices alias the batch's memory (the
+// ring slots or Data), valid while the batch is.
+func (b *Batch) EachView(v *View, fn func(v *View) error) error {
 	if len(b.Refs) > 0 {
 		for _, p := range b.Refs {
-			n, err := e.DecodeBinary(p)
+			n, err := v.Decode(p)
 			if err != nil {
 				return err
 			}
 			if n != len(p) {
 				return ErrCorrupt
 			}
-			if err := fn(e); err != nil {
+			if err := fn(v); err != nil {
 				return err
 			}
 		}
@@ -71,12 +72,12 @@ func (b *Batch) Each(e *Event, fn func(e *Event) error) error {
 	}
 	data := b.Data
 	for i := 0; i < b.N; i++ {
-		n, err := e.DecodeBinary(data)
+		n, err := v.Decode(data)
 		if err != nil {
 			return err
 		}
 		data = data[n:]
-		if err := fn(e); err != nil {
+		if err := fn(v); err != nil {
 			return err
 		}
 	}
@@ -84,6 +85,15 @@ func (b *Batch) Each(e *Event, fn func(e *Event) error) error {
 		return ErrCorrupt
 	}
 	return nil
+}
+
+// Each decodes the events in order into e and calls fn; it stops at the first error.
+func (b *Batch) Each(e *Event, fn func(e *Event) error) error {
+	var v View
+	return b.EachView(&v, func(v *View) error {
+		v.Event(e)
+		return fn(e)
+	})
 }
 
 // Spill record framing of a batch: flags u8 | count u32 | data. The spill queue adds length and CRC around it.

@@ -7,6 +7,7 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"unsafe"
 )
 
 func sampleEvent() Event {
@@ -59,6 +60,67 @@ func TestDecodeBinaryReadsVersion1(t *testing.T) {
 			t.Fatalf("decoding %d of %d v1 bytes succeeded", i, len(b))
 		}
 	}
+}
+
+// A reused Event keeps nothing of the event decoded before: a version-1 encoding after an enriched version-2 one (a batch that
+// spans an upgrade: ring records of the old release, then the new one's) comes out not enriched, as it does alone.
+func TestDecodeBinaryV1AfterEnrichedEvent(t *testing.T) {
+	raw, err := os.ReadFile("testdata/v1_event.hex")
+	if err != nil {
+		t.Fatal(err)
+	}
+	v1, err := hex.DecodeString(strings.TrimSpace(string(raw)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	en := enrichedEvent()
+	var b Batch
+	b.AppendEncoded(en.AppendBinary(nil))
+	b.AppendEncoded(v1)
+	var got []Event
+	var e Event
+	if err := b.Each(&e, func(e *Event) error { got = append(got, *e); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	// Compared by encoding: a reused Event keeps bytes past each string's length, which no reader sees.
+	want := sampleEvent()
+	if len(got) != 2 || got[0] != en || !bytes.Equal(got[1].AppendBinary(nil), want.AppendBinary(nil)) {
+		t.Fatalf("decoded\n %+v\nwant\n %+v\n %+v", got, en, want)
+	}
+}
+
+// A View reads the same fields DecodeBinary fills, with every string aliasing the encoding.
+func TestViewAliasesEncoding(t *testing.T) {
+	for _, e := range []Event{sampleEvent(), enrichedEvent()} {
+		enc := e.AppendBinary(nil)
+		var v View
+		n, err := v.Decode(enc)
+		if err != nil || n != len(enc) {
+			t.Fatalf("Decode = %d, %v; want %d", n, err, len(enc))
+		}
+		if v.ID != e.ID || v.Type != e.Type || v.AdID != e.AdID || v.EventTime != e.EventTime || v.ReceiveTime != e.ReceiveTime ||
+			v.PlaybackMs != e.PlaybackMs || v.IVT != e.IVT || v.Device != e.Device || v.Flags != e.Flags {
+			t.Fatalf("fixed fields %+v, want those of %+v", v, e)
+		}
+		for _, f := range []struct {
+			name      string
+			got, want []byte
+		}{{"ip", v.IP, e.IP[:]}, {"viewer", v.Viewer, e.ViewerID()}, {"session", v.Session, e.SessionID()}, {"ua", v.UA, e.UA()},
+			{"country", v.CountryCode(), e.CountryCode()}, {"os", v.OS, e.OSFamily()}, {"browser", v.Browser, e.BrowserFamily()}} {
+			if !bytes.Equal(f.got, f.want) {
+				t.Fatalf("%s = %q, want %q", f.name, f.got, f.want)
+			}
+			if len(f.got) > 0 && !aliases(f.got, enc) {
+				t.Fatalf("%s is a copy, not a slice of the encoding", f.name)
+			}
+		}
+	}
+}
+
+func aliases(s, in []byte) bool {
+	start := uintptr(unsafe.Pointer(unsafe.SliceData(in)))
+	p := uintptr(unsafe.Pointer(unsafe.SliceData(s)))
+	return p >= start && p+uintptr(len(s)) <= start+uintptr(len(in))
 }
 
 func TestEnrichmentFields(t *testing.T) {
@@ -145,6 +207,9 @@ func FuzzDecodeBinary(f *testing.F) {
 			t.Fatalf("used %d of %d bytes", n, len(b))
 		}
 		again := got.AppendBinary(nil)
+		if b[0] == codecVersion && !bytes.Equal(again, b[:n]) {
+			t.Fatalf("version 2 does not round-trip:\n %x\n %x", b[:n], again)
+		}
 		var back Event
 		if _, err := back.DecodeBinary(again); err != nil || back != got {
 			t.Fatalf("re-encoding is not stable: %v", err)

@@ -44,28 +44,26 @@ func NewSink(db *DB) *Sink {
 }
 
 type columns struct {
-	ev          event.Event
+	v           event.View
 	ids         []uuid.UUID
 	types       []int8
 	adIDs       []uint64
 	eventTimes  []int64
 	receiveTime []int64
-	ips         [][]byte
-	uas         []string
-	playback    []uint32
-	viewers     []string
-	sessions    []string
-	ivt         []int8
-	devices     []string // Device.String(): constants, not in the arena
-	oses        []string
-	browsers    []string
-	countries   []string
-	// arena backs the ips and strings above. It is sized before the fill so it never moves while one is in progress, and the
-	// strings alias it (unsafe.String) instead of being allocated one by one: per batch that is one buffer instead of ~2 allocations
-	// per event, which the garbage collector noticed (the inserter's allocations were most of what drove GC in batch runs). The
-	// driver copies every value into its own column buffers inside Append, so nothing reads the arena after Insert returns, and the
-	// next fill may overwrite it.
-	arena []byte
+	// The addresses and strings alias the batch being inserted (ring slots, or the Data of a replayed batch) instead of copies:
+	// the batch stays unchanged until Insert has returned, and the driver copies every value into its own column buffers inside
+	// Append. Reading each event in place (event.View) spares a copy of every string into an Event and another into an arena, the
+	// inserter's share of the batch profile (BENCHMARKS.md, issue 20 after session 21).
+	ips       [][]byte
+	uas       []string
+	playback  []uint32
+	viewers   []string
+	sessions  []string
+	ivt       []int8
+	devices   []string // Device.String(): constants
+	oses      []string
+	browsers  []string
+	countries []string
 }
 
 func (c *columns) reset() {
@@ -73,7 +71,17 @@ func (c *columns) reset() {
 	c.eventTimes, c.receiveTime, c.ips = c.eventTimes[:0], c.receiveTime[:0], c.ips[:0]
 	c.uas, c.playback, c.viewers, c.sessions = c.uas[:0], c.playback[:0], c.viewers[:0], c.sessions[:0]
 	c.ivt, c.devices, c.oses, c.browsers, c.countries = c.ivt[:0], c.devices[:0], c.oses[:0], c.browsers[:0], c.countries[:0]
-	c.arena = c.arena[:0]
+}
+
+// forget drops the aliases into the batch, so column sets kept for the next insert do not point into ring slots that get reused
+// or pin a replayed batch's Data.
+func (c *columns) forget() {
+	c.reset()
+	clear(c.ips[:cap(c.ips)])
+	for _, col := range [...][]string{c.uas, c.viewers, c.sessions, c.oses, c.browsers, c.countries} {
+		clear(col[:cap(col)])
+	}
+	c.v = event.View{}
 }
 
 // strings returns the String columns in the order of insertStrColumns.
@@ -81,29 +89,21 @@ func (c *columns) strings() [len(insertStrColumns)][]string {
 	return [...][]string{c.uas, c.viewers, c.sessions, c.devices, c.oses, c.browsers, c.countries}
 }
 
-// str copies b into the arena and returns it as a string aliasing the arena. The arena has room (see fill), so append never
-// reallocates and earlier strings stay valid.
-func (c *columns) str(b []byte) string {
+// alias returns b as a string sharing its bytes (see columns: the batch outlives every use of it).
+func alias(b []byte) string {
 	if len(b) == 0 {
 		return ""
 	}
-	start := len(c.arena)
-	c.arena = append(c.arena, b...)
-	return unsafe.String(&c.arena[start], len(b)) //nolint:gosec // G103: the arena is not written again before the driver copied it
+	return unsafe.String(unsafe.SliceData(b), len(b)) //nolint:gosec // G103: the batch is not written before the driver copied it
 }
 
-// fill decodes b into the columns, skipping the events in skip, and hands them over every chunk rows (and once at the end with
-// what is left, possibly nothing); the columns and the arena are reused for the next chunk, so they stay the size of one chunk
-// however large the batch.
+// fill reads b into the columns, skipping the events in skip, and hands them over every chunk rows (and once at the end with
+// what is left, possibly nothing); the columns are reused for the next chunk, so they stay the size of one chunk however large
+// the batch.
 func (c *columns) fill(b *event.Batch, skip map[event.UUID]struct{}, chunk int, send func(*columns) error) error {
 	c.reset()
-	// Every string and address of an event is inside its encoding (country, OS and browser too; the device name is a constant),
-	// so the encoded size plus 16 bytes of address per event bounds what the arena receives for one chunk.
-	if need := min(b.Size(), chunk*event.MaxBinaryLen) + min(b.N, chunk)*16; cap(c.arena) < need {
-		c.arena = make([]byte, 0, need)
-	}
-	err := b.Each(&c.ev, func(e *event.Event) error {
-		if _, dup := skip[e.ID]; dup {
+	err := b.EachView(&c.v, func(v *event.View) error {
+		if _, dup := skip[v.ID]; dup {
 			return nil
 		}
 		if len(c.ids) == chunk {
@@ -112,23 +112,21 @@ func (c *columns) fill(b *event.Batch, skip map[event.UUID]struct{}, chunk int, 
 			}
 			c.reset()
 		}
-		c.ids = append(c.ids, uuid.UUID(e.ID))
-		c.types = append(c.types, int8(e.Type))
-		c.adIDs = append(c.adIDs, e.AdID)
-		c.eventTimes = append(c.eventTimes, e.EventTime)
-		c.receiveTime = append(c.receiveTime, e.ReceiveTime)
-		start := len(c.arena)
-		c.arena = append(c.arena, e.IP[:]...)
-		c.ips = append(c.ips, c.arena[start:len(c.arena):len(c.arena)])
-		c.uas = append(c.uas, c.str(e.UA()))
-		c.playback = append(c.playback, e.PlaybackMs)
-		c.viewers = append(c.viewers, c.str(e.ViewerID()))
-		c.sessions = append(c.sessions, c.str(e.SessionID()))
-		c.ivt = append(c.ivt, int8(e.IVT))
-		c.devices = append(c.devices, e.Device.String())
-		c.oses = append(c.oses, c.str(e.OSFamily()))
-		c.browsers = append(c.browsers, c.str(e.BrowserFamily()))
-		c.countries = append(c.countries, c.str(e.CountryCode()))
+		c.ids = append(c.ids, uuid.UUID(v.ID))
+		c.types = append(c.types, int8(v.Type))
+		c.adIDs = append(c.adIDs, v.AdID)
+		c.eventTimes = append(c.eventTimes, v.EventTime)
+		c.receiveTime = append(c.receiveTime, v.ReceiveTime)
+		c.ips = append(c.ips, v.IP)
+		c.uas = append(c.uas, alias(v.UA))
+		c.playback = append(c.playback, v.PlaybackMs)
+		c.viewers = append(c.viewers, alias(v.Viewer))
+		c.sessions = append(c.sessions, alias(v.Session))
+		c.ivt = append(c.ivt, int8(v.IVT))
+		c.devices = append(c.devices, v.Device.String())
+		c.oses = append(c.oses, alias(v.OS))
+		c.browsers = append(c.browsers, alias(v.Browser))
+		c.countries = append(c.countries, alias(v.CountryCode()))
 		return nil
 	})
 	if err != nil {
@@ -184,6 +182,7 @@ func (s *Sink) send(ctx context.Context, b *event.Batch, skip map[event.UUID]str
 		c = new(columns)
 	}
 	defer func() {
+		c.forget()
 		select {
 		case s.free <- c:
 		default:

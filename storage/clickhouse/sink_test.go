@@ -10,13 +10,14 @@ import (
 	"github.com/adtracker/adtracker/ingest/event"
 )
 
-// The sink's strings alias one arena that the next insert overwrites; every row must still arrive with its own viewer, session and
-// user agent, for batches of copies and of references (the pipeline's form) alike, through one Sink so the column set is reused.
-func TestSinkStringsSurviveArenaReuse(t *testing.T) {
+// The sink's strings alias the batch being inserted, and its column sets are reused from chunk to chunk and insert to insert;
+// every row must still arrive with its own strings (viewer, session, user agent, and the enrichment: OS, browser, country,
+// device), for batches of copies and of references (the pipeline's form) alike, through one Sink.
+func TestSinkStringsSurviveColumnReuse(t *testing.T) {
 	db := migrated(t)
 	ctx := context.Background()
 	s := NewSink(db)
-	want := map[string]string{} // viewer → "session|ua"
+	want := map[string]string{} // viewer → "session|ua|os|browser|country|device"
 	mk := func(first, n int, refs bool) *event.Batch {
 		t.Helper()
 		var b event.Batch
@@ -30,7 +31,17 @@ func TestSinkStringsSurviveArenaReuse(t *testing.T) {
 			e.SetViewerID([]byte(v))
 			e.SetSessionID([]byte(sess))
 			e.SetUserAgent([]byte(ua))
-			want[v] = sess + "|" + ua
+			os, browser, country := "", "", ""
+			if i%4 != 0 { // every fourth not enriched: empty strings between filled ones
+				os, browser = fmt.Sprintf("os-%d", i%7), fmt.Sprintf("br-%d", i%11)
+				country = string([]byte{byte('a' + i%26), byte('a' + i/26%26)})
+				e.Device = event.Device(1 + i%int(event.NumDevices-1))
+				e.SetOS(os)
+				e.SetBrowser(browser)
+				e.SetCountry(country)
+				country = strings.ToUpper(country)
+			}
+			want[v] = strings.Join([]string{sess, ua, os, browser, country, e.Device.String()}, "|")
 			if refs {
 				b.AppendRef(e.AppendBinary(nil))
 			} else {
@@ -40,22 +51,22 @@ func TestSinkStringsSurviveArenaReuse(t *testing.T) {
 		return &b
 	}
 	for _, b := range []*event.Batch{mk(0, 700, true), mk(700, 300, false), mk(1000, 50, true)} {
-		if err := s.insert(ctx, b, 128); err != nil { // small chunks: the arena is reused within a batch too
+		if err := s.insert(ctx, b, 128); err != nil { // small chunks: the column set is reused within a batch too
 			t.Fatal(err)
 		}
 	}
-	rows, err := db.Conn.Query(ctx, "SELECT viewer_id, session_id, user_agent FROM events")
+	rows, err := db.Conn.Query(ctx, "SELECT viewer_id, session_id, user_agent, os, browser, country, device_type FROM events")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer rows.Close()
 	n := 0
 	for rows.Next() {
-		var v, sess, ua string
-		if err := rows.Scan(&v, &sess, &ua); err != nil {
+		var v, sess, ua, os, browser, country, device string
+		if err := rows.Scan(&v, &sess, &ua, &os, &browser, &country, &device); err != nil {
 			t.Fatal(err)
 		}
-		if got := sess + "|" + ua; want[v] != got {
+		if got := strings.Join([]string{sess, ua, os, browser, country, device}, "|"); want[v] != got {
 			t.Fatalf("viewer %q stored with %q, want %q", v, got, want[v])
 		}
 		n++
