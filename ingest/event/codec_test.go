@@ -36,9 +36,9 @@ func enrichedEvent() Event {
 	return e
 }
 
-// A version-1 encoding written by the release before enrichment (testdata/v1_event.hex, made from sampleEvent by that
-// code) still decodes after the upgrade: same fields, valid and not enriched. Spill segments and rings survive upgrades.
-func TestDecodeBinaryReadsVersion1(t *testing.T) {
+// v1Encoding is sampleEvent as the release before enrichment encoded it (testdata/v1_event.hex, made by that code).
+func v1Encoding(t *testing.T) []byte {
+	t.Helper()
 	raw, err := os.ReadFile("testdata/v1_event.hex")
 	if err != nil {
 		t.Fatal(err)
@@ -47,6 +47,13 @@ func TestDecodeBinaryReadsVersion1(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return b
+}
+
+// A version-1 encoding written by the release before enrichment (testdata/v1_event.hex, made from sampleEvent by that
+// code) still decodes after the upgrade: same fields, valid and not enriched. Spill segments and rings survive upgrades.
+func TestDecodeBinaryReadsVersion1(t *testing.T) {
+	b := v1Encoding(t)
 	var got Event
 	n, err := got.DecodeBinary(b)
 	if err != nil || n != len(b) {
@@ -65,14 +72,7 @@ func TestDecodeBinaryReadsVersion1(t *testing.T) {
 // A reused Event keeps nothing of the event decoded before: a version-1 encoding after an enriched version-2 one (a batch that
 // spans an upgrade: ring records of the old release, then the new one's) comes out not enriched, as it does alone.
 func TestDecodeBinaryV1AfterEnrichedEvent(t *testing.T) {
-	raw, err := os.ReadFile("testdata/v1_event.hex")
-	if err != nil {
-		t.Fatal(err)
-	}
-	v1, err := hex.DecodeString(strings.TrimSpace(string(raw)))
-	if err != nil {
-		t.Fatal(err)
-	}
+	v1 := v1Encoding(t)
 	en := enrichedEvent()
 	var b Batch
 	b.AppendEncoded(en.AppendBinary(nil))
