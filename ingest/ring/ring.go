@@ -84,8 +84,12 @@ type Ring struct {
 	tail atomic.Uint64
 	_    [56]byte
 
-	released  atomic.Uint64 // count of released slots, for Len
-	head      uint64        // consumer position; only the consumer goroutine touches it
+	// head and released are written as records are read and released; on the producers' line of read-only fields below, every
+	// write would cost the next Enqueue on another core a cache miss.
+	head     uint64        // consumer position; only the consumer goroutine touches it
+	released atomic.Uint64 // count of released slots, for Len
+	_        [48]byte
+
 	mask      uint64
 	capacity  uint64
 	slotSize  uint64
