@@ -74,35 +74,54 @@ func (p *Pipeline) batcher() {
 		lastFlush = time.Now()
 		p.checkpointDedup(lastFlush)
 	}
+	// Records are read dupGroup at a time so that the duplicate window can load the table entries of the whole group together
+	// (seenGroup); each is then handled alone, in ring order.
+	var recs [dupGroup]struct {
+		from, to uint64
+	}
+	var datas [dupGroup][]byte
+	var dups [dupGroup]bool
 	for {
-		from, to, data, ok := p.ring.Next()
-		if ok {
-			got++
-			if j == nil {
-				j = p.newJob()
-				j.b.Reset()
-				j.from = from
-				j.records = 0
-				started = time.Now()
+		n := 0
+		for ; n < dupGroup; n++ {
+			from, to, data, ok := p.ring.Next()
+			if !ok {
+				break
 			}
-			j.records++
-			j.to = to // the claim's slots, with any padding before the record: released with the batch
-			if p.dedup.seen(data) {
-				duplicatesDropped.Inc()
-				p.Duplicates.Add(1)
-			} else {
-				// A reference, not a copy: the slots are not released before the batch is stored, spilled or dead-lettered.
-				j.b.AppendRef(data)
+			recs[n].from, recs[n].to, datas[n] = from, to, data
+		}
+		if n > 0 {
+			p.dedup.seenGroup(datas[:n], dups[:n])
+			for i := range n {
+				got++
+				if j == nil {
+					j = p.newJob()
+					j.b.Reset()
+					j.from = recs[i].from
+					j.records = 0
+					started = time.Now()
+				}
+				j.records++
+				j.to = recs[i].to // the claim's slots, with any padding before the record: released with the batch
+				if dups[i] {
+					duplicatesDropped.Inc()
+					p.Duplicates.Add(1)
+				} else {
+					// A reference, not a copy: the slots are not released before the batch is stored, spilled or dead-lettered.
+					j.b.AppendRef(datas[i])
+				}
+				// Duplicates count too: they hold ring slots until their job is released, and a client replaying one id in a
+				// loop would otherwise fill the ring with a batch that never reaches BatchSize (everyone gets 503 until the
+				// flush interval).
+				// And a job leaves once it spans half the ring, whatever BatchSize says: a batch stays in the ring until it is
+				// stored, so one that cannot fit beside the batch being inserted would fill the ring and hold every producer at
+				// 503 until the flush interval (a ring configured smaller than two batches, or events longer than the defaults
+				// assume).
+				if j.records >= p.cfg.BatchSize || j.to-j.from >= uint64(p.ring.Cap()/2) { // records ≥ j.b.N
+					flush(true)
+				}
 			}
-			// Duplicates count too: they hold ring slots until their job is released, and a client replaying one id in a
-			// loop would otherwise fill the ring with a batch that never reaches BatchSize (everyone gets 503 until the
-			// flush interval).
-			// And a job leaves once it spans half the ring, whatever BatchSize says: a batch stays in the ring until it is
-			// stored, so one that cannot fit beside the batch being inserted would fill the ring and hold every producer at 503
-			// until the flush interval (a ring configured smaller than two batches, or events longer than the defaults assume).
-			if j.records >= p.cfg.BatchSize || j.to-j.from >= uint64(p.ring.Cap()/2) { // records ≥ j.b.N
-				flush(true)
-			}
+			clear(datas[:n]) // no alias into the ring outlives its job
 			continue
 		}
 		now := time.Now()

@@ -24,6 +24,8 @@ type dupWindow struct {
 	fifo  []event.UUID
 	next  int
 	added uint64 // ids remembered so far; a checkpoint is due only when it moved
+	// touched sums the entries seenGroup loads ahead; nothing reads it, but as a use of those loads it keeps them in the code.
+	touched uint64
 }
 
 func newDupWindow(n int) *dupWindow {
@@ -51,18 +53,81 @@ func (w *dupWindow) hash(id *event.UUID) uint32 { return uint32(maphash.Bytes(w.
 
 // seen reports whether the encoded event carries a client event_id already in the window, and remembers it when not.
 func (w *dupWindow) seen(rec []byte) bool {
-	if w == nil || len(rec) <= offFlags || rec[offFlags]&event.FlagClientID == 0 {
+	var id event.UUID
+	if w == nil || !clientID(rec, &id) {
 		return false
 	}
-	var id event.UUID
-	copy(id[:], rec[offID:offID+16])
 	return w.seenID(&id)
 }
 
+// clientID copies the client event_id of the encoded event rec into id; false when it has none.
+func clientID(rec []byte, id *event.UUID) bool {
+	if len(rec) <= offFlags || rec[offFlags]&event.FlagClientID == 0 {
+		return false
+	}
+	copy(id[:], rec[offID:offID+16])
+	return true
+}
+
+// dupGroup is how many records seenGroup takes at once.
+const dupGroup = 16
+
+// seenGroup is seen for each of recs (at most dupGroup) in order, with the answers in dup. The table is megabytes, so in a busy
+// server nearly every probe is a cache miss, and seen waits for each in turn: the id's home slot, then the home slot of the id
+// its insert evicts. seenGroup first computes all of those hashes for the group and loads the table entries at them in one go,
+// independent loads the CPU overlaps, then runs seen's logic with the hashes it has (BENCHMARKS.md, issue 20 after session 21).
+func (w *dupWindow) seenGroup(recs [][]byte, dup []bool) {
+	if w == nil {
+		clear(dup[:len(recs)])
+		return
+	}
+	var ids [dupGroup]event.UUID
+	var hs, vhs [dupGroup]uint32
+	var has [dupGroup]bool
+	var touch uint64
+	n := 0
+	for i, rec := range recs {
+		if has[i] = clientID(rec, &ids[i]); has[i] {
+			hs[i] = w.hash(&ids[i])
+			touch += w.table[uint64(hs[i])&w.mask]
+			n++
+		}
+	}
+	// The ids the group's inserts evict when the window is full: insert j evicts the one at FIFO position next+j. Positions
+	// must not repeat within the group (a window shorter than the group; tests use them), or a hash would be of an id the
+	// group already replaced. Fewer inserts than n (duplicates) leave a load unused, no harm.
+	nv := 0
+	if len(w.fifo) == cap(w.fifo) {
+		for pos := w.next; nv < n && nv < len(w.fifo); nv++ {
+			vhs[nv] = w.hash(&w.fifo[pos])
+			touch += w.table[uint64(vhs[nv])&w.mask]
+			if pos++; pos == len(w.fifo) {
+				pos = 0
+			}
+		}
+	}
+	w.touched += touch // a use of every load, so none is dropped
+	inserts := 0
+	for i := range recs {
+		if dup[i] = false; !has[i] {
+			continue
+		}
+		vh, known := uint32(0), false
+		if inserts < nv {
+			vh, known = vhs[inserts], true
+		}
+		if dup[i] = w.seenHashed(&ids[i], hs[i], vh, known); !dup[i] {
+			inserts++
+		}
+	}
+}
+
 // seenID reports whether id is in the window, and remembers it when not.
-func (w *dupWindow) seenID(idp *event.UUID) bool {
+func (w *dupWindow) seenID(idp *event.UUID) bool { return w.seenHashed(idp, w.hash(idp), 0, false) }
+
+// seenHashed is seenID with the id's hash h given, and, when known, the hash vh of the id its insert evicts.
+func (w *dupWindow) seenHashed(idp *event.UUID, h, vh uint32, known bool) bool {
 	id := *idp
-	h := w.hash(&id)
 	i := uint64(h) & w.mask
 	for e := w.table[i]; e != 0; e = w.table[i] {
 		if e>>32 == uint64(h) && w.fifo[e&posMask-1] == id {
@@ -75,7 +140,10 @@ func (w *dupWindow) seenID(idp *event.UUID) bool {
 		w.fifo = append(w.fifo, id)
 	} else {
 		pos = w.next
-		w.evict(pos)
+		if !known {
+			vh = w.hash(&w.fifo[pos])
+		}
+		w.evict(pos, vh)
 		w.fifo[pos] = id
 		w.next = (w.next + 1) % len(w.fifo)
 		// The eviction may have shifted entries into the free slot found above: probe again.
@@ -89,10 +157,11 @@ func (w *dupWindow) seenID(idp *event.UUID) bool {
 	return false
 }
 
-// evict deletes the table entry of FIFO position pos with backward-shift deletion, so no tombstones accumulate and lookups stay short.
-func (w *dupWindow) evict(pos int) {
+// evict deletes the table entry of FIFO position pos, whose id hashes to h, with backward-shift deletion, so no tombstones
+// accumulate and lookups stay short.
+func (w *dupWindow) evict(pos int, h uint32) {
 	ref := uint64(pos + 1)
-	i := uint64(w.hash(&w.fifo[pos])) & w.mask
+	i := uint64(h) & w.mask
 	for w.table[i]&posMask != ref {
 		if w.table[i] == 0 {
 			return
