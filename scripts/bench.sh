@@ -668,7 +668,7 @@ JSON decode, single|decode\.\(\*Decoder\)\.DecodeJSON$
 JSON decode, batch|decode\.\(\*Decoder\)\.DecodeBatchWhile$
 enqueue: encode + ring record|pipeline\.\(\*Pipeline\)\.enqueue$
 batcher (ring → batch)|pipeline\.\(\*Pipeline\)\.batcher$
-duplicate window|pipeline\.\(\*dupWindow\)\.seen$
+duplicate window|pipeline\.\(\*dupWindow\)\.seen(Group)?$
 inserter (ClickHouse client)|pipeline\.\(\*Pipeline\)\.inserter$
 LZ4 compression|lz4block\.\(\*Compressor\)\.CompressBlock$
 ring sync (mirror)|pipeline\.\(\*Pipeline\)\.syncer$
