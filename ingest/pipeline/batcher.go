@@ -76,9 +76,7 @@ func (p *Pipeline) batcher() {
 	}
 	// Records are read dupGroup at a time so that the duplicate window can load the table entries of the whole group together
 	// (seenGroup); each is then handled alone, in ring order.
-	var recs [dupGroup]struct {
-		from, to uint64
-	}
+	var claims [dupGroup]struct{ from, to uint64 }
 	var datas [dupGroup][]byte
 	var dups [dupGroup]bool
 	for {
@@ -88,7 +86,7 @@ func (p *Pipeline) batcher() {
 			if !ok {
 				break
 			}
-			recs[n].from, recs[n].to, datas[n] = from, to, data
+			claims[n].from, claims[n].to, datas[n] = from, to, data
 		}
 		if n > 0 {
 			p.dedup.seenGroup(datas[:n], dups[:n])
@@ -97,12 +95,12 @@ func (p *Pipeline) batcher() {
 				if j == nil {
 					j = p.newJob()
 					j.b.Reset()
-					j.from = recs[i].from
+					j.from = claims[i].from
 					j.records = 0
 					started = time.Now()
 				}
 				j.records++
-				j.to = recs[i].to // the claim's slots, with any padding before the record: released with the batch
+				j.to = claims[i].to // the claim's slots, with any padding before the record: released with the batch
 				if dups[i] {
 					duplicatesDropped.Inc()
 					p.Duplicates.Add(1)
@@ -121,7 +119,6 @@ func (p *Pipeline) batcher() {
 					flush(true)
 				}
 			}
-			clear(datas[:n]) // no alias into the ring outlives its job
 			continue
 		}
 		now := time.Now()

@@ -128,15 +128,21 @@ func TestWindowIgnoresServerIDs(t *testing.T) {
 	}
 }
 
-func BenchmarkWindowSeen(b *testing.B) {
-	w := newDupWindow(1 << 18)
-	recs := make([][]byte, 1<<20)
+// windowRecs returns n encoded events, each with its own client id.
+func windowRecs(n int) [][]byte {
+	recs := make([][]byte, n)
 	for i := range recs {
 		var id event.UUID
-		id[0], id[1], id[2], id[15] = byte(i), byte(i>>8), byte(i>>16), 0x5A
+		id[0], id[1], id[2], id[3], id[15] = byte(i), byte(i>>8), byte(i>>16), byte(i>>24), 0x5A
 		id[8] = byte(i * 7)
 		recs[i] = encodedWithID(id, true)
 	}
+	return recs
+}
+
+func BenchmarkWindowSeen(b *testing.B) {
+	w := newDupWindow(1 << 18)
+	recs := windowRecs(1 << 20)
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
@@ -156,13 +162,7 @@ func BenchmarkWindowSeenGroupLarge(b *testing.B) { benchWindow(b, 1<<21, true) }
 // benchWindow feeds a full window of size ids new ids, one by one or dupGroup at a time.
 func benchWindow(b *testing.B, size int, group bool) {
 	w := newDupWindow(size)
-	recs := make([][]byte, 2*size)
-	for i := range recs {
-		var id event.UUID
-		id[0], id[1], id[2], id[3], id[15] = byte(i), byte(i>>8), byte(i>>16), byte(i>>24), 0x5A
-		id[8] = byte(i * 7)
-		recs[i] = encodedWithID(id, true)
-	}
+	recs := windowRecs(2 * size)
 	for _, rec := range recs[:size] { // full: every new id evicts one
 		w.seen(rec)
 	}
@@ -207,13 +207,7 @@ func (w *mapWindow) seen(rec []byte) bool {
 
 func BenchmarkWindowSeenMapReference(b *testing.B) {
 	w := &mapWindow{ids: make(map[event.UUID]struct{}, 1<<18), fifo: make([]event.UUID, 0, 1<<18)}
-	recs := make([][]byte, 1<<20)
-	for i := range recs {
-		var id event.UUID
-		id[0], id[1], id[2], id[15] = byte(i), byte(i>>8), byte(i>>16), 0x5A
-		id[8] = byte(i * 7)
-		recs[i] = encodedWithID(id, true)
-	}
+	recs := windowRecs(1 << 20)
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
