@@ -878,7 +878,7 @@ goroutine scheduling|^runtime\.schedule$'
 	  for the $(pair div e2e single rps noop_single | agg '%.2f×') measured. Charged the no-op's CPU per request instead of its
 	  own, adtracker would still reach only $(thr_series ceiling | agg '%.2f×'): for 0.85× with adtracker as cheap as the no-op,
 	  ClickHouse would have to spend at most $(thr_series chbudget | agg '%.2f') CPU-µs per event on these cores, against the
-	  $(series ch_us single | agg '%.2f') it spent (the verifier's count after the run included, ~1 µs).
+	  $(series ch_us single | agg '%.2f') it spent (the verifier's count after the run included, ~1 µs)$(thr_series chbudget | awk '$1 != "n/a" && $1 < 0 {n++} END {if (n) printf "; below zero in %d round%s: there not even a ClickHouse that cost nothing would have left 0.85×", n, (n > 1 ? "s" : "")}').
 	- batch 1000 (own CPU, end to end against ClickHouse alone): $(in_the_way profiled_batch); ClickHouse itself spent
 	  $(series ch_us batch1000 | agg '%.2f') CPU-µs per event during these runs against $(series chref_ch_us chref | agg '%.2f') when clickhouse-client inserted the same events.
 	  Decoding alone, before any ring, HTTP or ClickHouse work, costs ${bh_us:-n/a} µs per event on this machine
