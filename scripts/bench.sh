@@ -754,7 +754,15 @@ goroutine scheduling|^runtime\.schedule$'
 	}
 	thr_series() { local r; for ((r = 1; r <= ROUNDS; r++)); do thr_share "$r" "$1"; echo; done; }
 	# What decoding a batch costs before any of the pipeline: BenchmarkBatchHandler's 1000 NDJSON events per op, per event.
-	bh_us=$(awk '/^BenchmarkBatchHandler-/ {printf "%.2f", $3 / 1e6}' "$RES/micro.txt" 2>/dev/null)
+	# (BENCH_QUICK runs no microbenchmarks: then the line is left out.)
+	bh_us="" bh_line=""
+	if [ -f "$RES/micro.txt" ]; then
+		bh_us=$(awk '/^BenchmarkBatchHandler-/ {printf "%.2f", $3 / 1e6}' "$RES/micro.txt")
+	fi
+	if [ -n "$bh_us" ]; then
+		bh_line=$'\n'"  Decoding alone, before any ring, HTTP or ClickHouse work, costs $bh_us µs per event on this machine"
+		bh_line+=$'\n'"  (\`BenchmarkBatchHandler\` below: the handler on 1000 NDJSON events, no screening, its queue a no-op) of the 0.50 µs allowed."
+	fi
 	t_bcpu=$(series srv_us batch1000 | med)
 	t_bch=$(pair div e2e batch1000 chref_eps chref | med)
 	t_p99=$(pair sub_ p99 open p99 noop_open | med)
@@ -880,9 +888,7 @@ goroutine scheduling|^runtime\.schedule$'
 	  ClickHouse would have to spend at most $(thr_series chbudget | agg '%.2f') CPU-µs per event on these cores, against the
 	  $(series ch_us single | agg '%.2f') it spent (the verifier's count after the run included, ~1 µs)$(thr_series chbudget | awk '$1 != "n/a" && $1 < 0 {n++} END {if (n) printf "; below zero in %d round%s: there not even a ClickHouse that cost nothing would have left 0.85×", n, (n > 1 ? "s" : "")}').
 	- batch 1000 (own CPU, end to end against ClickHouse alone): $(in_the_way profiled_batch); ClickHouse itself spent
-	  $(series ch_us batch1000 | agg '%.2f') CPU-µs per event during these runs against $(series chref_ch_us chref | agg '%.2f') when clickhouse-client inserted the same events.
-	  Decoding alone, before any ring, HTTP or ClickHouse work, costs ${bh_us:-n/a} µs per event on this machine
-	  (\`BenchmarkBatchHandler\` below: the handler on 1000 NDJSON events, no screening, its queue a no-op) of the 0.50 µs allowed.
+	  $(series ch_us batch1000 | agg '%.2f') CPU-µs per event during these runs against $(series chref_ch_us chref | agg '%.2f') when clickhouse-client inserted the same events.${bh_line}
 
 	## CPU per event, by process
 
