@@ -29,7 +29,11 @@
 # BENCH_DATABASE (adtracker_bench) BENCH_OUT (BENCHMARKS.md) BENCH_ADS (1000) BENCH_ANALYTICS_EVENTS (10000000; 0 when quick)
 # BENCH_MICRO (1; 0 when quick) BENCH_PROFILE (1), BENCH_CLICKHOUSE (private: a ClickHouse server of its own in
 # .data/bench/clickhouse, started and stopped by this script, so the ClickHouse CPU it reports is the benchmark's alone and nothing
-# else on the machine queries it; shared: the one scripts/services.sh runs on CH_TCP_PORT), PG_PORT, CH_TCP_PORT.
+# else on the machine queries it; shared: the one scripts/services.sh runs on CH_TCP_PORT), PG_PORT, CH_TCP_PORT,
+# BENCH_CH_CPUS (empty: every process shares every CPU, as on the 2-core machine BENCHMARKS.md was measured on; a CPU list such as
+# 2-3: the private ClickHouse runs on those CPUs only, and adtracker, the no-op, the load generator and clickhouse-client on the
+# others, BENCH_APP_CPUS by default: on a machine with cores to spare the targets then compare the two HTTP servers on the same
+# CPUs, without ClickHouse's share of them).
 set -euo pipefail
 
 # shellcheck source=scripts/lib.sh
@@ -70,6 +74,34 @@ PG_PORT="${PG_PORT:-5432}"
 CH_TCP_PORT="${CH_TCP_PORT:-9000}"
 CH_MODE="${BENCH_CLICKHOUSE:-private}"
 case "$CH_MODE" in private | shared) ;; *) die "BENCH_CLICKHOUSE must be private or shared" ;; esac
+# NCPU: the machine's online CPUs, whatever this script's own affinity (nproc would count only the CPUs a pinned script may use).
+NCPU=$(getconf _NPROCESSORS_ONLN)
+# cpu_list LIST: one CPU number per line of a list such as 0,2-3 (taskset's and /sys's format); dies on anything else.
+cpu_list() {
+	local part
+	for part in ${1//,/ }; do
+		case "$part" in
+		*[!0-9-]* | -* | *- | *-*-*) die "not a CPU list: $1 (want e.g. 2-3 or 0,2)" ;;
+		*-*) seq "${part%-*}" "${part#*-}" ;;
+		*) echo "$part" ;;
+		esac
+	done
+}
+CH_CPUS="${BENCH_CH_CPUS:-}" APP_CPUS="${BENCH_APP_CPUS:-}"
+if [ -n "$CH_CPUS" ]; then
+	[ "$CH_MODE" = private ] || die "BENCH_CH_CPUS pins the private ClickHouse; it needs BENCH_CLICKHOUSE=private"
+	online=$(cpu_list "$(cat /sys/devices/system/cpu/online)" | sort -n)
+	ch_set=$(cpu_list "$CH_CPUS" | sort -nu)
+	[ -z "$(comm -13 <(echo "$online" | sort) <(echo "$ch_set" | sort))" ] || die "BENCH_CH_CPUS=$CH_CPUS names CPUs that are not online ($(cat /sys/devices/system/cpu/online))"
+	if [ -z "$APP_CPUS" ]; then
+		APP_CPUS=$(comm -23 <(echo "$online" | sort) <(echo "$ch_set" | sort) | sort -n | paste -sd, -)
+		[ -n "$APP_CPUS" ] || die "BENCH_CH_CPUS=$CH_CPUS leaves no CPU for adtracker and the load generator"
+	fi
+	[ -z "$(comm -12 <(cpu_list "$APP_CPUS" | sort -u) <(echo "$ch_set" | sort))" ] || die "BENCH_APP_CPUS=$APP_CPUS overlaps BENCH_CH_CPUS=$CH_CPUS"
+	command -v taskset >/dev/null || apt_install util-linux
+elif [ -n "$APP_CPUS" ]; then
+	die "BENCH_APP_CPUS needs BENCH_CH_CPUS"
+fi
 DATA_DIR="${DATA_DIR:-$ADT_REPO/.data}"
 
 case "$DB" in *[!a-z0-9_]* | '') die "BENCH_DATABASE must be [a-z0-9_]+" ;; esac
@@ -193,8 +225,8 @@ run_lg() {
 	read -r b1 t1 <<<"$s1"
 	jq -n --argjson cpu "$(awk -v a="$c0" -v b="$c1" 'BEGIN {printf "%.3f", b - a}')" \
 		--argjson ch "$(awk -v a="$ch0" -v b="$ch1" 'BEGIN {printf "%.3f", b - a}')" \
-		--argjson busy "$(awk -v a="$b0" -v b="$b1" -v c="$t0" -v d="$t1" -v n="$(nproc)" 'BEGIN {printf "%.3f", (b - a) / (d - c) * n}')" \
-		--argjson wall "$(awk -v c="$t0" -v d="$t1" -v n="$(nproc)" -v t="$TCK" 'BEGIN {printf "%.3f", (d - c) / n / t}')" \
+		--argjson busy "$(awk -v a="$b0" -v b="$b1" -v c="$t0" -v d="$t1" -v n="$NCPU" 'BEGIN {printf "%.3f", (b - a) / (d - c) * n}')" \
+		--argjson wall "$(awk -v c="$t0" -v d="$t1" -v n="$NCPU" -v t="$TCK" 'BEGIN {printf "%.3f", (d - c) / n / t}')" \
 		--argjson rss "${rss:-0}" --argjson rc "$rc" \
 		'{server_cpu_s: $cpu, clickhouse_cpu_s: $ch, machine_busy_cores: $busy, wall_s: $wall, peak_rss_kb: $rss, exit: $rc}' \
 		>"$RES/$name.proc.json"
@@ -323,6 +355,14 @@ measure() {
 		mkdir -p "$BDIR/clickhouse"
 		ch_start "$BDIR/clickhouse" "$CHB_PORT" "$CHB_HTTP"
 		CH_PID=$(ch_pid "$BDIR/clickhouse")
+		if [ -n "$CH_CPUS" ]; then
+			# Every thread ClickHouse has now; the ones it starts later inherit the mask of the thread that starts them. Then this
+			# script, so that everything it starts from here on (adtracker, the no-op, the load generator, clickhouse-client, perf)
+			# runs on the other CPUs.
+			taskset -a -p -c "$CH_CPUS" "$CH_PID" >/dev/null
+			taskset -p -c "$APP_CPUS" $$ >/dev/null
+			log "ClickHouse pinned to CPUs $CH_CPUS, everything else this script starts to CPUs $APP_CPUS"
+		fi
 	else
 		CH_PID=$(ch_pid "$DATA_DIR/clickhouse" || true)
 	fi
@@ -518,10 +558,10 @@ measure() {
 	done
 	jq -n --arg started "$started" --argjson t_start "$t_start" --argjson t_end "$(date +%s)" --arg loadavg "$loadavg" \
 		--arg dur "$DUR" --argjson rounds "$ROUNDS" --argjson hconns "$HOSTILE_CONNS" --argjson bconns "$BATCH_CONNS" --argjson conns "$CONNS" --argjson rate "$RATE" --argjson rate_low "$RATE_LOW" --argjson ch_nice "$CH_NICE" --argjson nads "$NADS" --argjson aevents "$AEVENTS" \
-		--argjson analytics "$ANALYTICS" --arg code "$code" --arg chmode "$CH_MODE" --arg chversion "$($CH -q 'SELECT version()' 2>/dev/null || echo '?')" \
+		--argjson analytics "$ANALYTICS" --arg code "$code" --arg chmode "$CH_MODE" --arg chcpus "$CH_CPUS" --arg appcpus "$APP_CPUS" --arg chversion "$($CH -q 'SELECT version()' 2>/dev/null || echo '?')" \
 		'{started: $started, t_start: $t_start, t_end: $t_end, loadavg: $loadavg, duration: $dur, rounds: $rounds, hostile_conns: $hconns, batch_conns: $bconns, conns: $conns, rate: $rate, rate_low: $rate_low, ch_nice: $ch_nice,
 		nads: $nads, analytics_events: $aevents, analytics: $analytics, analytics_code: $code, clickhouse_version: $chversion,
-		clickhouse_mode: $chmode}' \
+		clickhouse_mode: $chmode, ch_cpus: $chcpus, app_cpus: $appcpus}' \
 		>"$RES/meta.json"
 }
 
@@ -763,6 +803,28 @@ goroutine scheduling|^runtime\.schedule$'
 		bh_line=$'\n'"  Decoding alone, before any ring, HTTP or ClickHouse work, costs $bh_us µs per event on this machine"
 		bh_line+=$'\n'"  (\`BenchmarkBatchHandler\` below: the handler on 1000 NDJSON events, no screening, its queue a no-op) of the 0.50 µs allowed."
 	fi
+	# Where ClickHouse ran (BENCH_CH_CPUS): on CPUs of its own, or sharing every CPU with the servers and the generator.
+	ch_cpus=$(m '.ch_cpus // ""') app_cpus=$(m '.app_cpus // ""') cpu_row=""
+	share="so generator, server and ClickHouse share the $NCPU cores"
+	if [ -n "$ch_cpus" ]; then
+		cpu_row=$'\n'"| CPU sets | ClickHouse on CPUs $ch_cpus; adtracker, the no-op, the load generator and clickhouse-client on CPUs $app_cpus (\`BENCH_CH_CPUS\`) |"
+		share="so generator and server share CPUs $app_cpus, and ClickHouse has CPUs $ch_cpus to itself"
+	fi
+	thr_way() { # the throughput line of "What the profiles show in the way"
+		if [ -n "$ch_cpus" ]; then
+			echo "ClickHouse ran on CPUs of its own ($ch_cpus; $(series ch_us single | agg '%.2f') CPU-µs per event there), so the ratio compares the two servers and the generator on the same CPUs ($app_cpus)."
+			return
+		fi
+		cat <<-EOT
+		the generator, the server and ClickHouse share the $NCPU cores, so a closed loop's rate follows the
+		  CPU they spend per event: (no-op + its generator) / (adtracker + ClickHouse + generator) gives $(thr_series model | agg '%.2f×')
+		  for the $(pair div e2e single rps noop_single | agg '%.2f×') measured. Charged the no-op's CPU per request instead of its
+		  own, adtracker would still reach only $(thr_series ceiling | agg '%.2f×'): for 0.85× with adtracker as cheap as the no-op,
+		  ClickHouse would have to spend at most $(thr_series chbudget | agg '%.2f') CPU-µs per event on these cores, against the
+		  $(series ch_us single | agg '%.2f') it spent (the verifier's count after the run included, ~1 µs)$(thr_series chbudget | awk '$1 != "n/a" && $1 < 0 {n++} END {if (n) printf "; below zero in %d round%s: there not even a ClickHouse that cost nothing would have left 0.85×", n, (n > 1 ? "s" : "")}').
+		  \`BENCH_CH_CPUS\` gives ClickHouse CPUs of its own on a machine that has them.
+		EOT
+	}
 	t_bcpu=$(series srv_us batch1000 | med)
 	t_bch=$(pair div e2e batch1000 chref_eps chref | med)
 	t_p99=$(pair sub_ p99 open p99 noop_open | med)
@@ -841,7 +903,7 @@ goroutine scheduling|^runtime\.schedule$'
 
 	| | |
 	|---|---|
-	| CPU | $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'), $(nproc) cores visible to the run |
+	| CPU | $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'), $NCPU cores visible to the run |${cpu_row}
 	| memory | $(awk '/MemTotal/ {printf "%.1f GiB", $2 / 1048576}' /proc/meminfo) |
 	| kernel | $(uname -sr) |
 	| Go | $(go version | awk '{print $3}') |
@@ -849,7 +911,7 @@ goroutine scheduling|^runtime\.schedule$'
 	| load average before the run | $(m .loadavg) (other work on the machine shows in the "busy" column) |
 
 	Load generator: \`adtracker loadgen\` on the same machine (fasthttp client, $CONNS connections, $(m '.batch_conns // 64') for the batch
-	runs — 1000 events each in flight is what the default ring takes —, closed loop unless a rate is given), so generator, server and ClickHouse share the $(nproc) cores. Events: Zipf-distributed over $NADS ads, per view
+	runs — 1000 events each in flight is what the default ring takes —, closed loop unless a rate is given), ${share}. Events: Zipf-distributed over $NADS ads, per view
 	impression 1 : start 0.9 : quartiles 0.8/0.7/0.6 : complete 0.5 : click 0.02 (single mode: impressions and clicks), each with a
 	client event_id. "End to end" is events found in ClickHouse by event_id after the pipeline drained, per second of run + drain;
 	\`--verify\` checked that every event answered 2xx is stored exactly once.
@@ -881,12 +943,7 @@ goroutine scheduling|^runtime\.schedule$'
 
 	- single events (POST /ads/*, throughput, open-loop p99): $(in_the_way profiled profiled_noop)
 	- pixels (GET /t/{event}): $(in_the_way profiled_pixel profiled_noop_pixel)
-	- single-event throughput: the generator, the server and ClickHouse share the $(nproc) cores, so a closed loop's rate follows the
-	  CPU they spend per event: (no-op + its generator) / (adtracker + ClickHouse + generator) gives $(thr_series model | agg '%.2f×')
-	  for the $(pair div e2e single rps noop_single | agg '%.2f×') measured. Charged the no-op's CPU per request instead of its
-	  own, adtracker would still reach only $(thr_series ceiling | agg '%.2f×'): for 0.85× with adtracker as cheap as the no-op,
-	  ClickHouse would have to spend at most $(thr_series chbudget | agg '%.2f') CPU-µs per event on these cores, against the
-	  $(series ch_us single | agg '%.2f') it spent (the verifier's count after the run included, ~1 µs)$(thr_series chbudget | awk '$1 != "n/a" && $1 < 0 {n++} END {if (n) printf "; below zero in %d round%s: there not even a ClickHouse that cost nothing would have left 0.85×", n, (n > 1 ? "s" : "")}').
+	- single-event throughput: $(thr_way)
 	- batch 1000 (own CPU, end to end against ClickHouse alone): $(in_the_way profiled_batch); ClickHouse itself spent
 	  $(series ch_us batch1000 | agg '%.2f') CPU-µs per event during these runs against $(series chref_ch_us chref | agg '%.2f') when clickhouse-client inserted the same events.${bh_line}
 
