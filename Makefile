@@ -45,6 +45,8 @@ fmt-check: ## fail listing the Go files gofmt would change
 test: services cluster vet fmt-check lint ## vet, gofmt, golangci-lint, go test -race against the local services and the loopback cluster, chdb and compose checks
 	@# promtool lints the /metrics output in server/full_test.go; apt_install keeps the packaged Prometheus from starting.
 	@command -v promtool >/dev/null || bash -c 'source scripts/lib.sh && apt_install prometheus'
+	@# jq: scripts/bench_report_test.go runs bench.sh --report, which reads the results with it.
+	@command -v jq >/dev/null || bash -c 'source scripts/lib.sh && apt_install jq'
 	@# Debian's chromium drives the dashboard's browser test (web/browser_test.go); no browser is downloaded at test time.
 	@test -x /usr/bin/chromium || bash -c 'source scripts/lib.sh && apt_install chromium'
 	@# The real web VAST client (npm, into .tools/vast-client) and ffmpeg, for cmd/adtracker/vast_*_test.go; quick when present.

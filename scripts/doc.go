@@ -1,2 +1,2 @@
-// Package scripts holds no Go code: its tests check the developer shell scripts (services.sh status and env) against real servers.
+// Package scripts holds no Go code: its tests check the developer shell scripts (services.sh against real servers, bench.sh's report).
 package scripts
