@@ -90,14 +90,15 @@ cpu_list() {
 CH_CPUS="${BENCH_CH_CPUS:-}" APP_CPUS="${BENCH_APP_CPUS:-}"
 if [ -n "$CH_CPUS" ]; then
 	[ "$CH_MODE" = private ] || die "BENCH_CH_CPUS pins the private ClickHouse; it needs BENCH_CLICKHOUSE=private"
-	online=$(cpu_list "$(cat /sys/devices/system/cpu/online)" | sort -n)
-	ch_set=$(cpu_list "$CH_CPUS" | sort -nu)
-	[ -z "$(comm -13 <(echo "$online" | sort) <(echo "$ch_set" | sort))" ] || die "BENCH_CH_CPUS=$CH_CPUS names CPUs that are not online ($(cat /sys/devices/system/cpu/online))"
+	# The sets in comm's (lexical) order.
+	online=$(cpu_list "$(cat /sys/devices/system/cpu/online)" | sort -u)
+	ch_set=$(cpu_list "$CH_CPUS" | sort -u)
+	[ -z "$(comm -13 <(echo "$online") <(echo "$ch_set"))" ] || die "BENCH_CH_CPUS=$CH_CPUS names CPUs that are not online ($(cat /sys/devices/system/cpu/online))"
 	if [ -z "$APP_CPUS" ]; then
-		APP_CPUS=$(comm -23 <(echo "$online" | sort) <(echo "$ch_set" | sort) | sort -n | paste -sd, -)
+		APP_CPUS=$(comm -23 <(echo "$online") <(echo "$ch_set") | sort -n | paste -sd, -)
 		[ -n "$APP_CPUS" ] || die "BENCH_CH_CPUS=$CH_CPUS leaves no CPU for adtracker and the load generator"
 	fi
-	[ -z "$(comm -12 <(cpu_list "$APP_CPUS" | sort -u) <(echo "$ch_set" | sort))" ] || die "BENCH_APP_CPUS=$APP_CPUS overlaps BENCH_CH_CPUS=$CH_CPUS"
+	[ -z "$(comm -12 <(cpu_list "$APP_CPUS" | sort -u) <(echo "$ch_set"))" ] || die "BENCH_APP_CPUS=$APP_CPUS overlaps BENCH_CH_CPUS=$CH_CPUS"
 	command -v taskset >/dev/null || apt_install util-linux
 elif [ -n "$APP_CPUS" ]; then
 	die "BENCH_APP_CPUS needs BENCH_CH_CPUS"
@@ -788,7 +789,7 @@ goroutine scheduling|^runtime\.schedule$'
 	thr_share() {
 		awk -v ns="$(srv_us "noop_single.r$1")" -v ng="$(gen_us "noop_single.r$1")" -v as="$(srv_us "single.r$1")" \
 			-v ac="$(ch_us "single.r$1")" -v ag="$(gen_us "single.r$1")" -v mode="$2" 'BEGIN {
-			if (ns == "n/a" || ng == "n/a" || as == "n/a" || ac == "n/a" || ag == "n/a" || ns == "" || as == "" || ac == "") { print "n/a"; exit }
+			if (ns == "n/a" || ng == "n/a" || as == "n/a" || ac == "n/a" || ag == "n/a") { print "n/a"; exit } # per_ev gives n/a for a missing figure
 			if (mode == "chbudget") { printf "%.3f", (ns + ng) / 0.85 - ns - ag; exit }
 			printf "%.4f", (ns + ng) / ((mode == "ceiling" ? ns : as) + ac + ag) }'
 	}

@@ -78,7 +78,7 @@ func (c *columns) reset() {
 func (c *columns) forget() {
 	c.reset()
 	clear(c.ips[:cap(c.ips)])
-	for _, col := range [...][]string{c.uas, c.viewers, c.sessions, c.oses, c.browsers, c.countries} {
+	for _, col := range c.strings() {
 		clear(col[:cap(col)])
 	}
 	c.v = event.View{}
