@@ -30,7 +30,8 @@ import (
 // without touching the budget: one connection's prefetch is bounded like its header buffer. A larger body waits for room up to
 // the read timeout, then gets 503 + Retry-After. The gate also keeps the 413 rule that fasthttp's streaming mode drops: a declared
 // Content-Length over the limit is refused before its body is read, a chunked body when it passes the limit. Any answer the gate
-// gives leaves the rest of the body unread, so it closes the connection (the next "request" would be body bytes).
+// gives leaves the rest of the body unread, so it closes the connection (the next "request" would be body bytes), lingering so the
+// client still sending gets the answer instead of a reset (linger.go).
 type bodyGate struct {
 	maxBody int
 	budget  *semaphore.Weighted
@@ -38,6 +39,7 @@ type bodyGate struct {
 	pools   []sync.Pool   // *[]byte, one pool per size class c, of classBytes(c)
 	held    atomic.Int64  // bytes of budget held now (the gauge)
 	waits   atomic.Int64  // bodies that had to wait for room
+	linger  *lingerSet    // where a refusal asks for its connection's lingering close; nil: none
 }
 
 // prefetchBytes is how much of a body fasthttp reads with the headers in streaming mode (readBodyWithStreaming, fixed in v1.74.0).
@@ -212,6 +214,9 @@ func (g *bodyGate) refuse(ctx *fasthttp.RequestCtx, r *bodyRefusal) bool {
 	}
 	httpx.WriteError(ctx, r.status, r.msg, field)
 	ctx.SetConnectionClose()
+	if g.linger != nil {
+		g.linger.mark(ctx.RemoteAddr()) // the client may still be sending the body: let it read this answer (linger.go)
+	}
 	return false
 }
 

@@ -102,6 +102,7 @@ type Server struct {
 	access     *readAccess
 	rid        requestIDs
 	body       *bodyGate
+	linger     *lingerSet              // connections to close lingering after a refusal (linger.go)
 	metricsH   fasthttp.RequestHandler // the /metrics handler, when Registry is set
 	metricsSrv *fasthttp.Server        // ServeMetrics' server, for Shutdown
 
@@ -135,6 +136,8 @@ func New(opt Options) *Server {
 	s := &Server{Router: r, opt: opt, log: opt.Log, metrics: newHTTPMetrics(), cors: newCORS(opt.CORSOrigins),
 		readCORS: newCORS(opt.ReadCORSOrigins), access: newReadAccess(opt.PublicReads, opt.ReadTokens, opt.Proxies), rid: newRequestIDs(),
 		body: newBodyGate(opt.MaxBodyBytes, opt.BodyBufferBytes, opt.ReadTimeout)}
+	s.linger = newLingerSet(s.body.maxBody, opt.ReadTimeout)
+	s.body.linger = s.linger
 	s.bgCtx, s.stopBg = context.WithCancel(context.Background())
 	s.ready = readiness{checks: opt.Checks, interval: opt.ReadyInterval}
 	if s.ready.interval <= 0 {
@@ -216,7 +219,7 @@ func (s *Server) Serve(ln net.Listener) error {
 		go s.opt.Limiter.Run(s.bgCtx)
 	}
 	go s.ready.run(s.bgCtx)
-	return srv.Serve(ln)
+	return srv.Serve(s.linger.listener(ln))
 }
 
 func (s *Server) fasthttpServer() *fasthttp.Server {
@@ -266,6 +269,7 @@ func (s *Server) errorHandler(ctx *fasthttp.RequestCtx, err error) {
 	default:
 		httpx.WriteError(ctx, fasthttp.StatusBadRequest, "malformed HTTP request", "")
 	}
+	s.linger.mark(ctx.RemoteAddr()) // fasthttp closes the connection after this answer, maybe with the request's rest unread
 	s.rid.set(ctx)
 	s.decorate(ctx, nil) // no route ran: the ingest CORS rule, as for an unmatched path
 	s.rejected.of(ctx).counter(ctx.Response.StatusCode()).Inc()
