@@ -4,6 +4,7 @@ package server
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -287,4 +288,61 @@ func TestShutdownClosesIdleConnections(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
+}
+
+// countingReader counts the bytes a client read from its body, i.e. sent.
+type countingReader struct {
+	r io.Reader
+	n atomic.Int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n.Add(int64(n))
+	return n, err
+}
+
+// A client that waits for "100 Continue" before its body (curl does for large bodies) gets the 413 instead, and sends no body;
+// within the limit it gets 100 Continue and is served. Without the ExpectHandler the server said 100 Continue to the 4 MiB body too,
+// and the client got a reset, not a 413 (checked).
+func TestExpectContinueOverLimitAnswered413(t *testing.T) {
+	const limit = 100 << 10
+	addr, _ := listen(t, Options{ReadTimeout: 5 * time.Second, WriteTimeout: 5 * time.Second, MaxBodyBytes: limit},
+		func(s *Server) { s.Router.POST("/echo", echoBody) })
+	t.Run("raw", func(t *testing.T) {
+		c := dial(t, addr)
+		if _, err := fmt.Fprintf(c, "POST /echo HTTP/1.1\r\nHost: tracker\r\nExpect: 100-continue\r\nContent-Length: %d\r\n\r\n", 4<<20); err != nil {
+			t.Fatal(err)
+		}
+		resp := readResponse(t, c) // the first answer: 413, not 100; then the connection closes
+		if resp.status != 413 || resp.body != `{"error":"request body too large","field":"body"}` || resp.header.Get("X-Request-Id") == "" ||
+			resp.header.Get("Content-Type") != "application/json; charset=utf-8" {
+			t.Fatalf("got %d %s\n%v", resp.status, resp.body, resp.header)
+		}
+	})
+	t.Run("net/http client", func(t *testing.T) {
+		c := &http.Client{Transport: &http.Transport{ExpectContinueTimeout: 10 * time.Second}, Timeout: 20 * time.Second}
+		defer c.CloseIdleConnections()
+		for _, n := range []int{4 << 20, limit} {
+			body := &countingReader{r: bytes.NewReader(make([]byte, n))}
+			req, err := http.NewRequest("POST", "http://"+addr+"/echo", body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			req.ContentLength = int64(n)
+			req.Header.Set("Expect", "100-continue")
+			resp, err := c.Do(req)
+			if err != nil {
+				t.Fatalf("%d bytes: %v", n, err)
+			}
+			got, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			switch {
+			case n > limit && (resp.StatusCode != 413 || string(got) != `{"error":"request body too large","field":"body"}` || body.n.Load() != 0):
+				t.Fatalf("%d bytes: %d %s, %d body bytes sent", n, resp.StatusCode, got, body.n.Load())
+			case n <= limit && (resp.StatusCode != 200 || string(got) != wantEcho(make([]byte, n))):
+				t.Fatalf("%d bytes: %d %s", n, resp.StatusCode, got)
+			}
+		}
+	})
 }
