@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -89,6 +90,7 @@ var (
 	errBodyBusy     = &bodyRefusal{fasthttp.StatusServiceUnavailable, "too many request bodies in flight; retry"}
 	errBodyTimeout  = &bodyRefusal{fasthttp.StatusRequestTimeout, "request timeout"}
 	errBodyBroken   = &bodyRefusal{fasthttp.StatusBadRequest, "malformed request body"}
+	errBodyFraming  = &bodyRefusal{fasthttp.StatusBadRequest, "both Content-Length and Transfer-Encoding: chunked"}
 )
 
 // admitted is what read hands back: the buffer and budget to return after the handler (zero for a body that took none).
@@ -101,6 +103,11 @@ type admitted struct {
 func (g *bodyGate) read(ctx *fasthttp.RequestCtx) (admitted, bool) {
 	n := ctx.Request.Header.ContentLength() // -1: chunked; -2: none
 	switch {
+	case n == -1 && hasContentLength(ctx.Request.Header.RawHeaders()):
+		// Two framings: fasthttp reads the chunked one, as RFC 9112 (6.3) says, but a proxy in front that read the Content-Length
+		// sees another request boundary, which is how requests are smuggled past it. The RFC lets a server refuse such a request
+		// and requires it to close the connection; fasthttp would keep it open for the bytes after the chunks.
+		return admitted{}, g.refuse(ctx, errBodyFraming)
 	case n > g.maxBody:
 		return admitted{}, g.refuse(ctx, errBodyTooLarge)
 	case !ctx.Request.IsBodyStream(), n >= 0 && n <= prefetchBytes:
@@ -162,6 +169,24 @@ func readBody(r io.Reader, dst []byte, n, limit int) ([]byte, *bodyRefusal) {
 	}
 }
 
+// hasContentLength reports whether raw (the request's header lines as received, fasthttp's RawHeaders) has a Content-Length line.
+// fasthttp drops the value once Transfer-Encoding: chunked is seen, so the raw lines are the only record of it.
+func hasContentLength(raw []byte) bool {
+	const name = "content-length:"
+	for len(raw) > 0 {
+		line := raw
+		if i := bytes.IndexByte(raw, '\n'); i >= 0 {
+			line, raw = raw[:i], raw[i+1:]
+		} else {
+			raw = nil
+		}
+		if len(line) >= len(name) && bytes.EqualFold(line[:len(name)], []byte(name)) {
+			return true
+		}
+	}
+	return false
+}
+
 func readRefusal(err error) *bodyRefusal {
 	var te interface{ Timeout() bool }
 	if errors.As(err, &te) && te.Timeout() {
@@ -209,8 +234,11 @@ func (g *bodyGate) refuse(ctx *fasthttp.RequestCtx, r *bodyRefusal) bool {
 		ctx.Response.Header.Set("Retry-After", "1")
 	}
 	field := ""
-	if r == errBodyTooLarge {
+	switch r {
+	case errBodyTooLarge:
 		field = "body"
+	case errBodyFraming:
+		field = "Content-Length"
 	}
 	httpx.WriteError(ctx, r.status, r.msg, field)
 	ctx.SetConnectionClose()
