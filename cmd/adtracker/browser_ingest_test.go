@@ -1,0 +1,110 @@
+package main
+
+import (
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+)
+
+// webPageScript is what a web player or page SDK does to report events from the viewer's browser, cross-origin: fetch with a JSON
+// body (preflighted), navigator.sendBeacon with a string (text/plain, no preflight: what pages use on pagehide), and an NDJSON
+// batch with keepalive. Then it tries to read the analytics, which a page of another origin must not be able to do.
+const webPageScript = `(async () => {
+  const base = %q, ad = %d, ids = %s;
+  const out = {};
+  const r = await fetch(base + '/ads/impression', {method: 'POST', headers: {'Content-Type': 'application/json'},
+    body: JSON.stringify({ad_id: ad, event_id: ids.fetch, video_playback_time: 0})});
+  out.fetchStatus = r.status;
+  out.fetchBody = await r.text();
+  out.beacon = navigator.sendBeacon(base + '/ads/click', JSON.stringify({ad_id: ad, event_id: ids.beacon}));
+  const b = await fetch(base + '/events', {method: 'POST', keepalive: true, headers: {'Content-Type': 'application/x-ndjson'},
+    body: JSON.stringify({type: 'start', ad_id: ad, event_id: ids.start}) + '\n' +
+      JSON.stringify({type: 'complete', ad_id: ad, event_id: ids.complete, video_playback_time: 15}) + '\n'});
+  out.batchStatus = b.status;
+  out.batchBody = await b.text();
+  try {
+    const a = await fetch(base + '/ads/analytics?ad_id=' + ad);
+    out.analytics = 'read: ' + a.status;
+  } catch (e) {
+    out.analytics = 'blocked';
+  }
+  return out;
+})()`
+
+type webPageResult struct {
+	FetchStatus int
+	FetchBody   string
+	Beacon      bool
+	BatchStatus int
+	BatchBody   string
+	Analytics   string
+}
+
+// A web page of another origin (the one http.cors_origins names) reports events from a real browser the three ways pages do —
+// fetch with a JSON body after a preflight, sendBeacon, an NDJSON batch with keepalive — and reads the 202 answers; each event is
+// stored once under the page's event id, with the browser's user agent, as valid traffic. The same page cannot read the analytics:
+// the read routes send no CORS headers to it (http.read_cors_origins is empty), though the request comes from this host.
+func TestJSONEventsFromWebPage(t *testing.T) {
+	b := newVASTBrowser(t) // first: skips before the databases are touched when chromium is missing and not required
+	page := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		_, _ = w.Write([]byte(`<!doctype html><html lang="en"><head><meta charset="utf-8"><title>page</title>` +
+			`<link rel="icon" href="data:,"></head><body>player</body></html>`))
+	}))
+	t.Cleanup(page.Close)
+	s := newStack(t, "ADTRACKER_HTTP_CORS_ORIGINS="+page.URL)
+	s.start()
+	const ad = 2 // seeded, active; 1 is the sentinel's
+	ids := map[string]string{"fetch": vastUUID(), "beacon": vastUUID(), "start": vastUUID(), "complete": vastUUID()}
+	idsJS := fmt.Sprintf(`{fetch: %q, beacon: %q, start: %q, complete: %q}`, ids["fetch"], ids["beacon"], ids["start"], ids["complete"])
+
+	b.do(t, "opening the page", chromedp.Navigate(page.URL+"/"))
+	res, err := chromedp.Run(b.ctx, chromedp.Evaluate[webPageResult](fmt.Sprintf(webPageScript, s.url, ad, idsJS), chromedp.EvalAwaitPromise))
+	if err != nil {
+		t.Fatalf("the page's script: %v (browser problems %v)", err, b.seen())
+	}
+	t.Logf("page saw: %+v", res)
+	if res.FetchStatus != 202 || !strings.Contains(res.FetchBody, `"event_id":"`+ids["fetch"]+`"`) {
+		t.Errorf("fetch POST /ads/impression: %d %s", res.FetchStatus, res.FetchBody)
+	}
+	if !res.Beacon {
+		t.Error("sendBeacon refused to queue the click")
+	}
+	if res.BatchStatus != 202 || !strings.Contains(res.BatchBody, `"accepted":2`) {
+		t.Errorf("fetch POST /events: %d %s", res.BatchStatus, res.BatchBody)
+	}
+	if res.Analytics != "blocked" {
+		t.Errorf("a page of another origin could read the analytics (%s)", res.Analytics)
+	}
+	// The only problem the browser may report is the blocked analytics read.
+	for _, p := range b.seen() {
+		if !strings.Contains(p, "request failed") {
+			t.Errorf("the browser reported: %s", p)
+		}
+	}
+
+	// The beacon is sent after the page's script went on: wait for it, and for everything before the sentinel to be stored.
+	want := map[string]string{ids["fetch"]: "impression", ids["beacon"]: "click", ids["start"]: "start", ids["complete"]: "complete"}
+	var rows map[string][]vastRow
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		s.vastFlushed(t, vastSeededAds[0])
+		rows = s.vastAdRows(t, ad)
+		if len(rows[ids["beacon"]]) > 0 || time.Now().After(deadline) {
+			break
+		}
+	}
+	if len(rows) != len(want) {
+		t.Errorf("stored %d event ids for ad %d, want %d: %v", len(rows), ad, len(want), rows)
+	}
+	for id, ty := range want {
+		got := rows[id]
+		if len(got) != 1 || got[0].Type != ty || got[0].UserAgent != vastBrowserUA || got[0].IVT != "none" {
+			t.Errorf("%s %s: stored %+v, want one valid row with the browser's user agent", ty, id, got)
+		}
+	}
+}
