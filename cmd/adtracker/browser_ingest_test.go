@@ -13,7 +13,8 @@ import (
 
 // webPageScript is what a web player or page SDK does to report events from the viewer's browser, cross-origin: fetch with a JSON
 // body (preflighted), navigator.sendBeacon with a string (text/plain, no preflight: what pages use on pagehide), and an NDJSON
-// batch with keepalive. Then it tries to read the analytics, which a page of another origin must not be able to do.
+// batch with keepalive. A batch over http.max_body_bytes gets an answer the page can read (413), not a network error a player would
+// retry. Then it tries to read the analytics, which a page of another origin must not be able to do.
 const webPageScript = `(async () => {
   const base = %q, ad = %d, ids = %s;
   const out = {};
@@ -27,6 +28,10 @@ const webPageScript = `(async () => {
       JSON.stringify({type: 'complete', ad_id: ad, event_id: ids.complete, video_playback_time: 15}) + '\n'});
   out.batchStatus = b.status;
   out.batchBody = await b.text();
+  const big = await fetch(base + '/events', {method: 'POST', headers: {'Content-Type': 'application/x-ndjson'},
+    body: 'x'.repeat(%d)});
+  out.bigStatus = big.status;
+  out.bigBody = await big.text();
   try {
     const a = await fetch(base + '/ads/analytics?ad_id=' + ad);
     out.analytics = 'read: ' + a.status;
@@ -42,11 +47,14 @@ type webPageResult struct {
 	Beacon      bool
 	BatchStatus int
 	BatchBody   string
+	BigStatus   int
+	BigBody     string
 	Analytics   string
 }
 
 // A web page of another origin (the one http.cors_origins names) reports events from a real browser the three ways pages do —
-// fetch with a JSON body after a preflight, sendBeacon, an NDJSON batch with keepalive — and reads the 202 answers; each event is
+// fetch with a JSON body after a preflight, sendBeacon, an NDJSON batch with keepalive — and reads the 202 answers, and the 413
+// of a batch over the limit; each event is
 // stored once under the page's event id, with the browser's user agent, as valid traffic. The same page cannot read the analytics:
 // the read routes send no CORS headers to it (http.read_cors_origins is empty), though the request comes from this host.
 func TestJSONEventsFromWebPage(t *testing.T) {
@@ -59,12 +67,13 @@ func TestJSONEventsFromWebPage(t *testing.T) {
 	t.Cleanup(page.Close)
 	s := newStack(t, "ADTRACKER_HTTP_CORS_ORIGINS="+page.URL)
 	s.start()
-	const ad = 2 // seeded, active; 1 is the sentinel's
+	const ad = 2            // seeded, active; 1 is the sentinel's
+	const maxBody = 1 << 20 // http.max_body_bytes' default
 	ids := map[string]string{"fetch": vastUUID(), "beacon": vastUUID(), "start": vastUUID(), "complete": vastUUID()}
 	idsJS := fmt.Sprintf(`{fetch: %q, beacon: %q, start: %q, complete: %q}`, ids["fetch"], ids["beacon"], ids["start"], ids["complete"])
 
 	b.do(t, "opening the page", chromedp.Navigate(page.URL+"/"))
-	res, err := chromedp.Run(b.ctx, chromedp.Evaluate[webPageResult](fmt.Sprintf(webPageScript, s.url, ad, idsJS), chromedp.EvalAwaitPromise))
+	res, err := chromedp.Run(b.ctx, chromedp.Evaluate[webPageResult](fmt.Sprintf(webPageScript, s.url, ad, idsJS, maxBody+1), chromedp.EvalAwaitPromise))
 	if err != nil {
 		t.Fatalf("the page's script: %v (browser problems %v)", err, b.seen())
 	}
@@ -78,12 +87,15 @@ func TestJSONEventsFromWebPage(t *testing.T) {
 	if res.BatchStatus != 202 || !strings.Contains(res.BatchBody, `"accepted":2`) {
 		t.Errorf("fetch POST /events: %d %s", res.BatchStatus, res.BatchBody)
 	}
+	if res.BigStatus != 413 || res.BigBody != `{"error":"request body too large","field":"body"}` {
+		t.Errorf("a batch of max_body_bytes+1: %d %s, want the 413 readable by the page", res.BigStatus, res.BigBody)
+	}
 	if res.Analytics != "blocked" {
 		t.Errorf("a page of another origin could read the analytics (%s)", res.Analytics)
 	}
-	// The only problem the browser may report is the blocked analytics read.
+	// The only problems the browser may report are the 413 and the blocked analytics read.
 	for _, p := range b.seen() {
-		if !strings.Contains(p, "request failed") {
+		if !strings.Contains(p, "request failed") && !strings.HasPrefix(p, "HTTP 413 for "+s.url+"/events") {
 			t.Errorf("the browser reported: %s", p)
 		}
 	}
