@@ -60,11 +60,16 @@ test: services cluster vet fmt-check lint ## vet, gofmt, golangci-lint, go test 
 chdb-check: ## run migrations and shipped queries on a current ClickHouse engine (chdb)
 	scripts/chdb-check.sh
 
-compose-check: ## validate docker-compose.yml (installs Debian's docker-compose when missing)
+compose-check: ## validate docker-compose.yml and the cluster's nginx.conf (installs Debian's docker-compose and nginx-light when missing)
 	@command -v docker-compose >/dev/null || bash -c 'source scripts/lib.sh && apt_install docker-compose'
 	docker-compose -f docker-compose.yml config -q
 	docker-compose -f docker-compose.cluster.yml config -q
 	@echo "docker-compose.yml and docker-compose.cluster.yml OK"
+	@command -v nginx >/dev/null || PATH="$$PATH:/usr/sbin" command -v nginx >/dev/null || bash -c 'source scripts/lib.sh && apt_install nginx-light'
+	@# The compose service names do not resolve here: nginx -t checks the file with the nodes at 127.0.0.1.
+	@t=$$(mktemp -d) && sed 's/adtracker-[12]:8080/127.0.0.1:8080/' deploy/cluster/compose/nginx.conf >"$$t/nginx.conf" && \
+		PATH="$$PATH:/usr/sbin" nginx -q -t -e stderr -p "$$t" -c "$$t/nginx.conf"; rc=$$?; rm -rf "$$t"; exit $$rc
+	@echo "deploy/cluster/compose/nginx.conf OK (nginx -t)"
 
 bench: ## benchmarks (scripts/bench.sh, then the cluster line: scripts/bench-cluster.sh) into BENCHMARKS.md, ~20 min (BENCH_QUICK=1: ~7)
 	scripts/bench.sh
