@@ -51,7 +51,10 @@ test: services cluster vet fmt-check lint ## vet, gofmt, golangci-lint, go test 
 	@test -x /usr/bin/chromium || bash -c 'source scripts/lib.sh && apt_install chromium'
 	@# The real web VAST client (npm, into .tools/vast-client) and ffmpeg, for cmd/adtracker/vast_*_test.go; quick when present.
 	@scripts/vast-client/install.sh
-	ADTRACKER_TEST_PG_DSN='$(TEST_PG_DSN)' ADTRACKER_TEST_CH_ADDR='$(TEST_CH_ADDR)' ADTRACKER_REQUIRE_PROMTOOL=1 ADTRACKER_REQUIRE_CHROMIUM=1 ADTRACKER_REQUIRE_VAST_CLIENT=1 \
+	@# nginx runs the cluster's load balancer config in front of a test node (cmd/adtracker/nginx_e2e_test.go); apt_install keeps the
+	@# packaged service from starting.
+	@command -v nginx >/dev/null || PATH="$$PATH:/usr/sbin" command -v nginx >/dev/null || bash -c 'source scripts/lib.sh && apt_install nginx-light'
+	ADTRACKER_TEST_PG_DSN='$(TEST_PG_DSN)' ADTRACKER_TEST_CH_ADDR='$(TEST_CH_ADDR)' ADTRACKER_REQUIRE_PROMTOOL=1 ADTRACKER_REQUIRE_CHROMIUM=1 ADTRACKER_REQUIRE_VAST_CLIENT=1 ADTRACKER_REQUIRE_NGINX=1 \
 	ADTRACKER_TEST_CLUSTER_ADDRS="$$(scripts/cluster.sh env | sed -n 's/^CLUSTER_CH_ADDRS=//p')" \
 		go test -race -count=1 -timeout 12m ./...
 	scripts/chdb-check.sh
