@@ -111,8 +111,8 @@ func startNginx(t *testing.T, bin, upstream string) string {
 
 // Behind the shipped nginx (the cluster's load balancer config, one node), over its kept-alive upstream connections: events are
 // stored once each, under the address nginx saw the client at, not the one the client forged in X-Forwarded-For; what nginx
-// refuses itself (a body over client_max_body_size, no node answering) comes back in the API's JSON shape, the latter as a
-// retryable 503. The client connects from 127.0.0.2, so that nginx (127.0.0.1, http.trusted_proxies) and the client differ.
+// refuses itself (a body over client_max_body_size, no node answering) comes back in the API's JSON shape, the latter with
+// Retry-After. The client connects from 127.0.0.2, so that nginx (127.0.0.1, http.trusted_proxies) and the client differ.
 func TestE2EBehindNginx(t *testing.T) {
 	bin := nginxBinary(t) // first: skips before the databases are touched when nginx is missing and not required
 	s := newStack(t, "ADTRACKER_HTTP_TRUSTED_PROXIES=127.0.0.1")
@@ -191,10 +191,10 @@ func TestE2EBehindNginx(t *testing.T) {
 		t.Errorf("%d impressions stored through nginx, want %d", len(stored), events)
 	}
 
-	// No node answers: a retryable 503 in the API's shape, not nginx's HTML 502.
+	// No node answers: the 502 in the API's shape with Retry-After, not nginx's HTML page.
 	s.kill()
 	code, h, body = post("/ads/impression", "application/json", `{"ad_id":2}`)
-	if code != 503 || body != `{"error":"no tracker node answered; retry"}` || h.Get("Retry-After") != "1" ||
+	if code != 502 || body != `{"error":"no tracker node answered; retry with the same event_id"}` || h.Get("Retry-After") != "1" ||
 		!strings.HasPrefix(h.Get("Content-Type"), "application/json") {
 		t.Errorf("with the node down: %d %s %v", code, body, h)
 	}
