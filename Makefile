@@ -85,7 +85,7 @@ fuzz: ## run every fuzz target for FUZZTIME each (default 10s; scripts/fuzz.sh)
 	scripts/fuzz.sh $(FUZZTIME)
 
 SOAK ?=
-chaos: services ## fault-injection suite (≤15 min): ClickHouse killed/frozen/committing late, SIGTERM/SIGKILL, quotas, Postgres down, disk full, corrupt spill, hostile clients and bodies, network faults (Toxiproxy), slow reads; SOAK=10m soaks
+chaos: services ## fault-injection suite (≤15 min): ClickHouse killed/frozen/committing late, SIGTERM/SIGKILL, quotas, Postgres down, disk full, corrupt spill, hostile clients and bodies, network faults on both sides (Toxiproxy), slow reads; SOAK=10m soaks
 	ADTRACKER_TEST_PG_DSN='$(TEST_PG_DSN)' ADTRACKER_TEST_CH_ADDR='$(TEST_CH_ADDR)' CHAOS_SOAK='$(SOAK)' CHAOS_REPORT=$(CURDIR)/.data/chaos-report.txt \
 		go test -tags chaos -count=1 -v -timeout 30m -run 'Chaos' ./cmd/adtracker 2>&1 | grep -v '^ *{' 
 	@cat .data/chaos-report.txt
