@@ -57,13 +57,7 @@ func TestChaos14ClientNetwork(t *testing.T) {
 			}
 			lg := runLoadgen(t, s.env, args...)
 			time.Sleep(lead)
-			for _, tx := range f.toxics {
-				px.Add(t, tx)
-			}
-			time.Sleep(fault)
-			for _, tx := range f.toxics {
-				px.Remove(t, tx.Name)
-			}
+			px.During(t, fault, f.toxics...)
 			s.finishExact(lg, "14 client network: "+f.name, f.mode)
 		})
 	}

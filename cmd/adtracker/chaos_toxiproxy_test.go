@@ -52,13 +52,7 @@ func TestChaos11Network(t *testing.T) {
 			const lead, fault, after = 4 * time.Second, 8 * time.Second, 8 * time.Second
 			lg := s.loadgen(lead+fault+after, 2000)
 			time.Sleep(lead)
-			for _, tx := range f.toxics {
-				px.Add(t, tx)
-			}
-			time.Sleep(fault)
-			for _, tx := range f.toxics {
-				px.Remove(t, tx.Name)
-			}
+			px.During(t, fault, f.toxics...)
 			<-lg.done // the note reads adtracker's counts
 			s.finishExact(lg, "11 network: "+f.name, "timeout "+insertTimeout.String()+": "+s.insertFaults())
 		})

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+	"time"
 
 	toxiproxy "github.com/Shopify/toxiproxy/v2"
 	"github.com/rs/zerolog"
@@ -61,5 +62,17 @@ func (x *Toxiproxy) Remove(t testing.TB, name string) {
 	t.Helper()
 	if err := x.proxy.Toxics.RemoveToxic(context.Background(), name); err != nil {
 		t.Fatalf("toxiproxy: remove %s: %v", name, err)
+	}
+}
+
+// During puts toxics on for d, then takes them off again.
+func (x *Toxiproxy) During(t testing.TB, d time.Duration, toxics ...Toxic) {
+	t.Helper()
+	for _, tx := range toxics {
+		x.Add(t, tx)
+	}
+	time.Sleep(d)
+	for _, tx := range toxics {
+		x.Remove(t, tx.Name)
 	}
 }
