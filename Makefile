@@ -11,6 +11,10 @@ TEST_CH_ADDR ?= 127.0.0.1:$(or $(CH_TCP_PORT),9000)
 
 .PHONY: help services down build run test vet fmt-check chdb-check compose-check bench lint fuzz chaos cluster cluster-check cluster-down
 
+# Debian's nginx (in /usr/sbin, which a non-root PATH may lack): make test runs the cluster's nginx.conf with it, compose-check checks
+# the file; apt_install keeps the packaged service from starting.
+NEED_NGINX = command -v nginx >/dev/null || test -x /usr/sbin/nginx || bash -c 'source scripts/lib.sh && apt_install nginx-light'
+
 help: ## list the targets
 	@grep -hE '^[a-zA-Z0-9_.-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
 
@@ -51,9 +55,8 @@ test: services cluster vet fmt-check lint ## vet, gofmt, golangci-lint, go test 
 	@test -x /usr/bin/chromium || bash -c 'source scripts/lib.sh && apt_install chromium'
 	@# The real web VAST client (npm, into .tools/vast-client) and ffmpeg, for cmd/adtracker/vast_*_test.go; quick when present.
 	@scripts/vast-client/install.sh
-	@# nginx runs the cluster's load balancer config in front of a test node (cmd/adtracker/nginx_e2e_test.go); apt_install keeps the
-	@# packaged service from starting.
-	@command -v nginx >/dev/null || PATH="$$PATH:/usr/sbin" command -v nginx >/dev/null || bash -c 'source scripts/lib.sh && apt_install nginx-light'
+	@# nginx runs the cluster's load balancer config in front of a test node (cmd/adtracker/nginx_e2e_test.go).
+	@$(NEED_NGINX)
 	ADTRACKER_TEST_PG_DSN='$(TEST_PG_DSN)' ADTRACKER_TEST_CH_ADDR='$(TEST_CH_ADDR)' ADTRACKER_REQUIRE_PROMTOOL=1 ADTRACKER_REQUIRE_CHROMIUM=1 ADTRACKER_REQUIRE_VAST_CLIENT=1 ADTRACKER_REQUIRE_NGINX=1 \
 	ADTRACKER_TEST_CLUSTER_ADDRS="$$(scripts/cluster.sh env | sed -n 's/^CLUSTER_CH_ADDRS=//p')" \
 		go test -race -count=1 -timeout 12m ./...
@@ -68,7 +71,7 @@ compose-check: ## validate docker-compose.yml and the cluster's nginx.conf (inst
 	docker-compose -f docker-compose.yml config -q
 	docker-compose -f docker-compose.cluster.yml config -q
 	@echo "docker-compose.yml and docker-compose.cluster.yml OK"
-	@command -v nginx >/dev/null || PATH="$$PATH:/usr/sbin" command -v nginx >/dev/null || bash -c 'source scripts/lib.sh && apt_install nginx-light'
+	@$(NEED_NGINX)
 	@# The compose service names do not resolve here: nginx -t checks the file with the nodes at 127.0.0.1.
 	@t=$$(mktemp -d) && sed 's/adtracker-[12]:8080/127.0.0.1:8080/' deploy/cluster/compose/nginx.conf >"$$t/nginx.conf" && \
 		PATH="$$PATH:/usr/sbin" nginx -q -t -e stderr -p "$$t" -c "$$t/nginx.conf"; rc=$$?; rm -rf "$$t"; exit $$rc

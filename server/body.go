@@ -40,7 +40,7 @@ type bodyGate struct {
 	pools   []sync.Pool   // *[]byte, one pool per size class c, of classBytes(c)
 	held    atomic.Int64  // bytes of budget held now (the gauge)
 	waits   atomic.Int64  // bodies that had to wait for room
-	linger  *lingerSet    // where a refusal asks for its connection's lingering close; nil: none
+	linger  *lingerSet    // where a refusal asks for its connection's lingering close (set by New)
 }
 
 // prefetchBytes is how much of a body fasthttp reads with the headers in streaming mode (readBodyWithStreaming, fixed in v1.74.0).
@@ -242,9 +242,7 @@ func (g *bodyGate) refuse(ctx *fasthttp.RequestCtx, r *bodyRefusal) bool {
 	}
 	httpx.WriteError(ctx, r.status, r.msg, field)
 	ctx.SetConnectionClose()
-	if g.linger != nil {
-		g.linger.mark(ctx.RemoteAddr()) // the client may still be sending the body: let it read this answer (linger.go)
-	}
+	g.linger.mark(ctx.RemoteAddr()) // the client may still be sending the body: let it read this answer (linger.go)
 	return false
 }
 

@@ -44,7 +44,7 @@ func newLingerSet(maxBody int, readTimeout time.Duration) *lingerSet {
 	if readTimeout > 0 {
 		wait = min(wait, readTimeout)
 	}
-	return &lingerSet{bytes: 2 * int64(max(maxBody, 32<<10)), wait: wait, marked: make(map[netip.AddrPort]struct{})}
+	return &lingerSet{bytes: 2 * int64(maxBody), wait: wait, marked: make(map[netip.AddrPort]struct{})}
 }
 
 // mark asks for a lingering close of the connection from remote (its next close).

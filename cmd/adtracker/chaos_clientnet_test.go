@@ -3,7 +3,6 @@
 package main
 
 import (
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -47,15 +46,12 @@ func TestChaos14ClientNetwork(t *testing.T) {
 			s.start()
 			px := testenv.StartToxiproxy(t, "adtracker", strings.TrimPrefix(s.url, "http://"))
 			const lead, fault, after = 3 * time.Second, 6 * time.Second, 6 * time.Second
-			args := []string{"--url", "http://" + px.Addr, "--ads", "1,2,3", "--conns", "16", "--timeout", "3s",
-				"--duration", (lead + fault + after).String(), "--verify", "--clickhouse", s.ch.Addr, "--database", "adtracker",
-				"--verify-timeout", "2m"}
+			load := []string{"--mode", "single", "--rate", "2000"}
 			if f.mode == "batch" {
-				args = append(args, "--mode", "batch", "--batch", "200", "--rate", strconv.Itoa(20)) // 4,000 events a second
-			} else {
-				args = append(args, "--mode", "single", "--rate", strconv.Itoa(2000))
+				load = []string{"--mode", "batch", "--batch", "200", "--rate", "20"} // 4,000 events a second
 			}
-			lg := runLoadgen(t, s.env, args...)
+			lg := runLoadgen(t, s.env, loadgenArgs("http://"+px.Addr, lead+fault+after, s.ch.Addr, "adtracker",
+				append(load, "--conns", "16")...)...)
 			time.Sleep(lead)
 			px.During(t, fault, f.toxics...)
 			s.finishExact(lg, "14 client network: "+f.name, f.mode)

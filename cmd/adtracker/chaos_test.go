@@ -77,9 +77,8 @@ func (s *stack) settle(name string, l *load, answered map[string]bool, note stri
 // lgRun is one `adtracker loadgen --verify` child: steady open-loop traffic for the whole scenario, then its own exact check (every
 // event answered 2xx stored once, by event_id) once the pipeline has drained.
 func (s *stack) loadgen(d time.Duration, rate int) *lgRun {
-	return runLoadgen(s.t, s.env, "--url", s.url, "--mode", "single", "--ads", "1,2,3", "--conns", "16",
-		"--rate", strconv.Itoa(rate), "--duration", d.String(), "--timeout", "3s",
-		"--verify", "--clickhouse", s.ch.Addr, "--database", "adtracker", "--verify-timeout", "2m")
+	return runLoadgen(s.t, s.env, loadgenArgs(s.url, d, s.ch.Addr, "adtracker", "--mode", "single", "--conns", "16",
+		"--rate", strconv.Itoa(rate))...)
 }
 
 // finish waits for the loadgen child and records the scenario's row; loadgen exits non-zero on any loss or duplicate.

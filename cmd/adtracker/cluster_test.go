@@ -71,9 +71,8 @@ func TestClusterTwoIngestNodes(t *testing.T) {
 	// Ads 1 and 3 hash to shard 01, ad 2 to shard 02 (cityHash64(ad_id) % 2), so both shards take load.
 	const run = 24 * time.Second
 	load := func(s *stack) *lgRun {
-		return runLoadgen(t, s.env, "--url", s.url, "--mode", "single", "--ads", "1,2,3", "--conns", "8",
-			"--rate", "800", "--duration", run.String(), "--timeout", "3s",
-			"--verify", "--clickhouse", strings.Join(cl.Addrs, ","), "--database", database, "--verify-timeout", "2m")
+		return runLoadgen(t, s.env, loadgenArgs(s.url, run, strings.Join(cl.Addrs, ","), database, "--mode", "single", "--conns", "8",
+			"--rate", "800")...)
 	}
 	started := time.Now()
 	la, lb := load(a), load(b)

@@ -28,6 +28,13 @@ type lgRun struct {
 	}
 }
 
+// loadgenArgs are the arguments every loadgen child of these tests shares, then extra: load url for d with the seeded ads and a 3 s
+// request timeout, and check the run against ClickHouse at addrs (comma-separated) in database.
+func loadgenArgs(url string, d time.Duration, addrs, database string, extra ...string) []string {
+	return append([]string{"--url", url, "--ads", "1,2,3", "--duration", d.String(), "--timeout", "3s",
+		"--verify", "--clickhouse", addrs, "--database", database, "--verify-timeout", "2m"}, extra...)
+}
+
 // runLoadgen starts `adtracker loadgen --quiet --json ARGS...` with env; finish (chaos) or wait reads its summary.
 func runLoadgen(t *testing.T, env []string, args ...string) *lgRun {
 	r := &lgRun{done: make(chan struct{})}
@@ -50,8 +57,7 @@ func TestLoadgenVerifyWithClickHouseDownAtStart(t *testing.T) {
 	s := newStack(t)
 	s.start()
 	s.ch.Kill()
-	lg := runLoadgen(t, s.env, "--url", s.url, "--mode", "single", "--ads", "1,2,3", "--conns", "4", "--rate", "500",
-		"--duration", "3s", "--timeout", "3s", "--verify", "--clickhouse", s.ch.Addr, "--database", "adtracker", "--verify-timeout", "1m")
+	lg := runLoadgen(t, s.env, loadgenArgs(s.url, 3*time.Second, s.ch.Addr, "adtracker", "--mode", "single", "--conns", "4", "--rate", "500")...)
 	time.Sleep(2 * time.Second)
 	s.ch.Start()
 	<-lg.done
