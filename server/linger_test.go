@@ -2,6 +2,7 @@ package server
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"io"
 	"net"
@@ -113,5 +114,53 @@ func TestLingerSetBoundsAndMarks(t *testing.T) {
 	l.mark(a)
 	if l.pending.Load() != 1 || !l.take(a) || l.take(a) || l.pending.Load() != 0 {
 		t.Fatalf("mark/take: pending %d", l.pending.Load())
+	}
+}
+
+// Shutdown does not wait for a lingering connection: fasthttp stops counting a connection before it closes it, and the lingering
+// runs in that close. With the wait at its 5 s bound and the client still trickling bytes, Shutdown returns within a 2.5 s context
+// (a linger moved into the handler, or a fasthttp that counts the close, would make it wait the 5 s).
+func TestShutdownDoesNotWaitForLingering(t *testing.T) {
+	const limit = 16 << 10
+	addr, s := listen(t, Options{ReadTimeout: 30 * time.Second, WriteTimeout: 5 * time.Second, MaxBodyBytes: limit}, nil)
+	if s.linger.wait != lingerWaitMax {
+		t.Fatalf("linger wait %v, want %v", s.linger.wait, lingerWaitMax)
+	}
+	c := dial(t, addr)
+	if _, err := fmt.Fprintf(c, "POST /echo HTTP/1.1\r\nHost: tracker\r\nContent-Length: %d\r\n\r\n%s", 10*limit,
+		bytes.Repeat([]byte{'x'}, limit)); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.SetReadDeadline(time.Now().Add(10 * time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	head := make([]byte, 12)
+	if _, err := io.ReadFull(c, head); err != nil || string(head) != "HTTP/1.1 413" {
+		t.Fatalf("answer %q, %v", head, err)
+	}
+	// The mark is taken when fasthttp closes the connection, which is where the lingering starts.
+	for deadline := time.Now().Add(5 * time.Second); s.linger.pending.Load() != 0; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the refused connection was not closed within 5 s")
+		}
+	}
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() { // the trickle keeps the lingering read going
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(50 * time.Millisecond):
+				if _, err := c.Write([]byte{'x'}); err != nil {
+					return
+				}
+			}
+		}
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 2500*time.Millisecond)
+	defer cancel()
+	if err := s.Shutdown(ctx); err != nil {
+		t.Fatalf("shutdown with a connection lingering: %v", err)
 	}
 }
