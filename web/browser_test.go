@@ -454,7 +454,7 @@ func TestDashboardInBrowser(t *testing.T) {
 	if live["state"] != "live" {
 		t.Errorf("ClickHouse state on the live page: %q", live["state"])
 	}
-	if want := fmt.Sprintf("accepted since start: %d", st.accepted); !strings.Contains(live["text"], want) {
+	if want := fmt.Sprintf("accepted since start: %d", st.acceptedBefore+st.accepted); !strings.Contains(live["text"], want) {
 		t.Errorf("live page %q does not say %q", live["text"], want)
 	}
 	if strings.Contains(live["text"], "none since this server started") {

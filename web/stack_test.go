@@ -35,8 +35,9 @@ type stack struct {
 	base string
 	ads  []postgres.Ad // A, B, C
 	pipe *pipeline.Pipeline
-	// accepted is what the seed enqueued.
-	accepted int64
+	// accepted is what the seed enqueued; acceptedBefore what this process had enqueued before it (the counter behind "accepted
+	// since start" is the process's, and -count=2 runs the tests twice in one process).
+	accepted, acceptedBefore int64
 }
 
 // seeded is one ad's events at one moment: count of each type.
@@ -106,7 +107,9 @@ func newStack(t *testing.T) *stack {
 	})
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(pipe.Collectors()...)
-	status := web.NewStatus(web.PipelineSources(pipe))
+	sources := web.PipelineSources(pipe)
+	st.acceptedBefore = sources.Accepted()
+	status := web.NewStatus(sources)
 	bg, stop := context.WithCancel(context.Background())
 	t.Cleanup(stop)
 	go status.Run(bg)
