@@ -784,14 +784,15 @@ goroutine scheduling|^runtime\.schedule$'
 	t_thr=$(pair div e2e single rps noop_single | med)
 	# The cores are shared, so a closed loop's rate follows the CPU its processes spend per event: the no-op's two (server and
 	# generator) against adtracker's three (server, ClickHouse, generator). thr_share R MODE, for round R: model is that ratio;
-	# ceiling the same with adtracker charged the no-op's CPU instead of its own (what ClickHouse's share alone leaves); chbudget
-	# the CPU-µs per event ClickHouse could spend for 0.85× with adtracker at the no-op's cost.
+	# ceiling the same with adtracker charged the no-op's CPU instead of its own (what ClickHouse's share alone leaves); offbox the
+	# same with ClickHouse's CPU left out (what the ratio would be with ClickHouse on cores of its own: BENCH_CH_CPUS on a machine
+	# that has them measures it); chbudget the CPU-µs per event ClickHouse could spend for 0.85× with adtracker at the no-op's cost.
 	thr_share() {
 		awk -v ns="$(srv_us "noop_single.r$1")" -v ng="$(gen_us "noop_single.r$1")" -v as="$(srv_us "single.r$1")" \
 			-v ac="$(ch_us "single.r$1")" -v ag="$(gen_us "single.r$1")" -v mode="$2" 'BEGIN {
 			if (ns == "n/a" || ng == "n/a" || as == "n/a" || ac == "n/a" || ag == "n/a") { print "n/a"; exit } # per_ev gives n/a for a missing figure
 			if (mode == "chbudget") { printf "%.3f", (ns + ng) / 0.85 - ns - ag; exit }
-			printf "%.4f", (ns + ng) / ((mode == "ceiling" ? ns : as) + ac + ag) }'
+			printf "%.4f", (ns + ng) / ((mode == "ceiling" ? ns : as) + (mode == "offbox" ? 0 : ac) + ag) }'
 	}
 	thr_series() { local r; for ((r = 1; r <= ROUNDS; r++)); do thr_share "$r" "$1"; echo; done; }
 	# What decoding a batch costs before any of the pipeline: BenchmarkBatchHandler's 1000 NDJSON events per op, per event.
@@ -823,7 +824,8 @@ goroutine scheduling|^runtime\.schedule$'
 		  own, adtracker would still reach only $(thr_series ceiling | agg '%.2f×'): for 0.85× with adtracker as cheap as the no-op,
 		  ClickHouse would have to spend at most $(thr_series chbudget | agg '%.2f') CPU-µs per event on these cores, against the
 		  $(series ch_us single | agg '%.2f') it spent (the verifier's count after the run included, ~1 µs)$(thr_series chbudget | awk '$1 != "n/a" && $1 < 0 {n++} END {if (n) printf "; below zero in %d round%s: there not even a ClickHouse that cost nothing would have left 0.85×", n, (n > 1 ? "s" : "")}').
-		  \`BENCH_CH_CPUS\` gives ClickHouse CPUs of its own on a machine that has them.
+		  With ClickHouse's CPU left out, as on a machine where it has cores of its own, the same model gives
+		  $(thr_series offbox | agg '%.2f×'), a prediction that only a run with \`BENCH_CH_CPUS\` on a machine with ≥ 4 cores can test.
 		EOT
 	}
 	t_bcpu=$(series srv_us batch1000 | med)
