@@ -482,6 +482,10 @@ func TestE2EEveryEndpointStoresExactRows(t *testing.T) {
 		fasthttp.ReleaseRequest(req)
 		fasthttp.ReleaseResponse(resp)
 	}
+	// A body that starts with a UTF-8 byte order mark (.NET's Encoding.UTF8 writes one) is taken as the JSON after it.
+	if code, b := post("/ads/impression", "application/json", "\xef\xbb\xbf{\"ad_id\":2,\"viewer_id\":\"bom\"}"); code != 202 {
+		t.Fatalf("impression after a byte order mark: %d %s", code, b)
+	}
 	// Rejected input never reaches ClickHouse.
 	if code, _ := post("/ads/click", "application/json", `{"ad_id":424242}`); code != 422 {
 		t.Fatalf("unknown ad: %d", code)
@@ -489,7 +493,7 @@ func TestE2EEveryEndpointStoresExactRows(t *testing.T) {
 
 	c := s.conn()
 	ctx := context.Background()
-	want := uint64(n + n + 26 + n + 7)
+	want := uint64(n + n + 26 + n + 7 + 1)
 	deadline := time.Now().Add(20 * time.Second)
 	var total uint64
 	for {
@@ -533,6 +537,7 @@ func TestE2EEveryEndpointStoresExactRows(t *testing.T) {
 	check("SELECT toString(count()) FROM events WHERE viewer_id LIKE 'px%'", fmt.Sprint(n))
 	// Click redirects: seven clicks for ad 1 without a viewer.
 	check("SELECT toString(count()) FROM events WHERE ad_id = 1 AND type = 'click' AND viewer_id = ''", "7")
+	check("SELECT concat(toString(count()), '|', toString(any(type))) FROM events WHERE viewer_id = 'bom'", "1|impression")
 }
 
 // Bad configuration fails fast: exit code non-zero and one log line that says what is wrong.

@@ -156,7 +156,7 @@ func isBlank(b []byte) bool { return firstNonBlank(b) < 0 }
 // DecodeJSON has the contract of Decoder.DecodeJSON.
 func (f *fastjsonDecoder) DecodeJSON(body []byte, typ event.Type, e *event.Event) *FieldError {
 	w := f.d.windowFor(typ, e.ReceiveTime)
-	return f.document(body, &w, e)
+	return f.document(body[bomLen(body):], &w, e)
 }
 
 func (f *fastjsonDecoder) document(body []byte, w *acceptWindow, e *event.Event) *FieldError {
@@ -176,6 +176,7 @@ func (f *fastjsonDecoder) document(body []byte, w *acceptWindow, e *event.Event)
 // DecodeBatch has the contract of Decoder.DecodeBatch.
 func (f *fastjsonDecoder) DecodeBatch(body []byte, ndjson bool, e *event.Event, fn func(i int, e *event.Event, err *FieldError)) *FieldError {
 	w := f.d.windowFor(event.TypeUnknown, e.ReceiveTime)
+	body = body[bomLen(body):] // the scanner's rule: one byte order mark at the very start is skipped
 	if ndjson {
 		f.lines(body, &w, e, fn)
 		return nil

@@ -23,6 +23,9 @@ import (
 //   - null or "" for an optional field means absent.
 //   - A syntax error anywhere wins over a field error, so a truncated body is reported as
 //     field "body" even if an earlier field was also bad; otherwise the first bad field wins.
+//   - A UTF-8 byte order mark (EF BB BF) at the start of a body is skipped, as RFC 8259 §8.1
+//     allows: some client libraries write one (.NET's Encoding.UTF8, Windows tools) and nothing
+//     else about such a body is wrong. Error offsets still count from the body's first byte.
 
 // maxDepth caps nesting inside skipped values; real SDK payloads are shallow, and the cap keeps
 // the recursive skipper's stack small.
@@ -763,8 +766,19 @@ func (d *Decoder) document(s *jsonScanner, w *acceptWindow, e *event.Event) *Fie
 // the comment at the top of this file for the edge cases.
 func (d *Decoder) DecodeJSON(body []byte, typ event.Type, e *event.Event) *FieldError {
 	w := d.windowFor(typ, e.ReceiveTime)
-	s := jsonScanner{buf: body}
+	s := jsonScanner{buf: body, pos: bomLen(body)}
 	return d.document(&s, &w, e)
+}
+
+// utf8BOM is the byte order mark a body may start with (RFC 8259 §8.1 lets a parser ignore it).
+const utf8BOM = "\xef\xbb\xbf"
+
+// bomLen is the length of the byte order mark body starts with: 3 or 0.
+func bomLen(body []byte) int {
+	if len(body) >= 3 && string(body[:3]) == utf8BOM {
+		return 3
+	}
+	return 0
 }
 
 // DecodeBatch decodes a JSON array of objects (ndjson false) or one object per line (ndjson
@@ -805,6 +819,7 @@ func (d *Decoder) DecodeBatchWhile(body []byte, ndjson bool, e *event.Event, fn 
 		maxItems = DefaultLimits().MaxBatchItems
 	}
 	if ndjson {
+		body = body[bomLen(body):] // NDJSON errors are per line, with offsets within the line
 		n := countLines(body, maxItems+1)
 		if n > maxItems {
 			return n, tooManyItems(maxItems)
@@ -812,7 +827,7 @@ func (d *Decoder) DecodeBatchWhile(body []byte, ndjson bool, e *event.Event, fn 
 		d.lines(body, &w, e, fn)
 		return n, nil
 	}
-	s := jsonScanner{buf: body, maxItems: maxItems}
+	s := jsonScanner{buf: body, pos: bomLen(body), maxItems: maxItems}
 	s.skipWS()
 	if s.pos >= len(s.buf) {
 		return 0, badField("body", "body is empty")

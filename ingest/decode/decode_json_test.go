@@ -41,6 +41,9 @@ func TestDecodeJSONGood(t *testing.T) {
 	f(`{"ad_id":"\u0034\u0032"}`, event.TypeImpression, ev(event.TypeImpression, 42, nil))
 	f(`{"ad_id":9223372036854775807}`, event.TypeClick, ev(event.TypeClick, math.MaxInt64, nil))
 	f(`{"ad\u005fid":5}`, event.TypeClick, ev(event.TypeClick, 5, nil))
+	// A UTF-8 byte order mark before the body is skipped (RFC 8259 §8.1), whitespace after it too.
+	f("\xef\xbb\xbf{\"ad_id\":42}", event.TypeImpression, ev(event.TypeImpression, 42, nil))
+	f("\xef\xbb\xbf \n{\"ad_id\":42}", event.TypeImpression, ev(event.TypeImpression, 42, nil))
 	// Every field, type from the body.
 	f(`{"type":"third_quartile","ad_id":3,"timestamp":"2025-04-21T17:00:00.999+02:00","ip":"2001:db8::1",
 		"video_playback_time":12.3456,"event_id":"0190B3B2-7C4E-7A1B-9C3D-5E6F7A8B9C0D",
@@ -154,6 +157,13 @@ func TestDecodeJSONBad(t *testing.T) {
 	f(`42`, event.TypeClick, "body", "body must be a json object")
 	f(`{"ad_id":1}x`, event.TypeClick, "body", "invalid json: unexpected data after the object at offset 11")
 	f(`{"ad_id":1`, event.TypeClick, "body", "invalid json: unexpected end of input at offset 10")
+	// Only one byte order mark, only UTF-8's, and only first; offsets count from the body's first byte.
+	f("\xef\xbb\xbf", event.TypeClick, "body", "body is empty")
+	f("\xef\xbb\xbf{\"ad_id\":1}x", event.TypeClick, "body", "invalid json: unexpected data after the object at offset 14")
+	body("\xef\xbb\xbf\xef\xbb\xbf{\"ad_id\":1}")
+	body(" \xef\xbb\xbf{\"ad_id\":1}")
+	body("\xfe\xff{\"ad_id\":1}")
+	body("\xef\xbb{\"ad_id\":1}")
 	body(`{"ad_id":1}{}`)
 	body(`{"ad_id":1,}`)
 	body(`{,"ad_id":1}`)
@@ -188,7 +198,6 @@ func TestDecodeJSONBad(t *testing.T) {
 	body(`{"ad_id":1,"x":{"a":1,}}`)
 	body(`{"ad_id":1,"x":[1,]}`)
 	body(`{"ad_id":1,"x":[}`)
-	body("\xef\xbb\xbf{\"ad_id\":1}") // a BOM is not whitespace in JSON
 	body(`{"ad_id":1,"x":` + strings.Repeat("[", maxDepth) + strings.Repeat("]", maxDepth) + `}`)
 	// Exactly at the depth limit is fine.
 	var e event.Event
@@ -337,6 +346,7 @@ type refEvent struct {
 }
 
 func reference(body []byte) (refEvent, error) {
+	body = body[bomLen(body):] // the decoder's one addition to RFC 8259 grammar, which encoding/json does not make
 	var r refEvent
 	var m map[string]json.RawMessage
 	if err := json.Unmarshal(body, &m); err != nil {
@@ -401,7 +411,7 @@ func reference(body []byte) (refEvent, error) {
 // compareReference checks a successful DecodeJSON against encoding/json's reading of the body.
 func compareReference(t *testing.T, body []byte, e *event.Event) {
 	t.Helper()
-	if !json.Valid(body) {
+	if !json.Valid(body[bomLen(body):]) {
 		t.Fatalf("accepted invalid JSON %q", body)
 	}
 	r, err := reference(body)
@@ -605,6 +615,11 @@ func TestDecodeBatch(t *testing.T) {
 	f("\n\r\n\n", true, nil)
 	f(`[{"type":"click","ad_id":1}]`, true, []item{{field: "body"}})
 	f("{\"type\":\"click\",\"ad_id\":1} {}\n{\"type\":\"click\",\"ad_id\":0}\n", true, []item{{field: "body"}, {field: "ad_id"}})
+	// A byte order mark at the start of the body is skipped, for arrays and NDJSON; on a later NDJSON line it is that line's error.
+	f("\xef\xbb\xbf[{\"type\":\"click\",\"ad_id\":1}]", false, []item{{1, event.TypeClick, ""}})
+	f("\xef\xbb\xbf{\"type\":\"click\",\"ad_id\":1}\n\xef\xbb\xbf{\"type\":\"click\",\"ad_id\":2}\n", true,
+		[]item{{1, event.TypeClick, ""}, {field: "body"}})
+	f("\xef\xbb\xbf\n{\"type\":\"click\",\"ad_id\":1}", true, []item{{1, event.TypeClick, ""}})
 }
 
 func TestDecodeBatchTopLevel(t *testing.T) {
@@ -628,6 +643,9 @@ func TestDecodeBatchTopLevel(t *testing.T) {
 	f(`[{"type":"click","ad_id":1},`, "")
 	f(`[{"type":"click","ad_id":1},]`, "")
 	f(`[{"type":"click","ad_id":1}]]`, "invalid json: unexpected data after the array at offset 28")
+	f("\xef\xbb\xbf[{\"type\":\"click\",\"ad_id\":1}]]", "invalid json: unexpected data after the array at offset 31")
+	f("\xef\xbb\xbf", "body is empty")
+	f("\xef\xbb\xbf\xef\xbb\xbf[]", "body must be a json array")
 	f(`[{"type":"click","ad_id":1} {"type":"click","ad_id":2}]`, "")
 	f(`[{"type":"click","ad_id":1},{"type":"click","ad_id":01}]`, "")
 	f(`[{"type":"click","ad_id":1},{"type":"click","ad_id":"`+"\xff"+`"}]`, "")
@@ -727,6 +745,7 @@ func BenchmarkEncodingJSON(b *testing.B) {
 func FuzzDecodeJSON(f *testing.F) {
 	f.Add([]byte(seedBody), uint8(event.TypeClick))
 	f.Add([]byte(`{"type":"click","ad_id":"42","event_id":"0190b3b2-7c4e-7a1b-9c3d-5e6f7a8b9c0d","viewer_id":"v","user_agent":"\ud83d\ude00"}`), uint8(0))
+	f.Add([]byte("\xef\xbb\xbf{\"ad_id\":7}"), uint8(event.TypeImpression))
 	d := testDecoder()
 	f.Fuzz(func(t *testing.T, body []byte, typ uint8) {
 		var e event.Event
@@ -750,6 +769,7 @@ func FuzzDecodeJSON(f *testing.F) {
 func FuzzDecodeBatch(f *testing.F) {
 	f.Add(batchBody(3), false)
 	f.Add([]byte("{\"type\":\"click\",\"ad_id\":1}\r\n\n{\"ad_id\":2}\n"), true)
+	f.Add([]byte("\xef\xbb\xbf[{\"type\":\"click\",\"ad_id\":1}]"), false)
 	d := testDecoder()
 	f.Fuzz(func(t *testing.T, body []byte, ndjson bool) {
 		var e event.Event
@@ -772,7 +792,7 @@ func FuzzDecodeBatch(f *testing.F) {
 			}
 			return
 		}
-		if !ndjson && !json.Valid(body) {
+		if !ndjson && !json.Valid(body[bomLen(body):]) {
 			t.Fatalf("accepted invalid JSON array %q", body)
 		}
 	})
