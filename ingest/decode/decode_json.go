@@ -98,6 +98,11 @@ func (s *jsonScanner) unexpected() bool {
 	if s.pos >= len(s.buf) {
 		return s.fail("unexpected end of input")
 	}
+	if c := s.buf[s.pos]; c >= utf8.RuneSelf {
+		// Outside strings JSON is ASCII, and one byte of a multi-byte character quoted as a character names something the client
+		// never sent (0xEF of a byte order mark read as 'ï').
+		return s.fail("unexpected non-ascii byte 0x" + strconv.FormatUint(uint64(c), 16))
+	}
 	return s.fail("unexpected character " + strconv.QuoteRune(rune(s.buf[s.pos])))
 }
 
