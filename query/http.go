@@ -31,6 +31,10 @@ const errUnavailable = "analytics database unavailable"
 
 func (s *Service) handleAnalytics(ctx *fasthttp.RequestCtx) {
 	args := ctx.QueryArgs()
+	if perr := analyticsParams.check(args); perr != nil {
+		s.fail(ctx, perr)
+		return
+	}
 	r, err := s.parseRange(args)
 	if err != nil {
 		s.fail(ctx, err)
@@ -152,6 +156,10 @@ func (s *Service) handleBreakdown(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	args := ctx.QueryArgs()
+	if perr := breakdownParams.check(args); perr != nil {
+		s.fail(ctx, perr)
+		return
+	}
 	by, err := ParseDimension(string(args.Peek("by")))
 	if err != nil {
 		s.fail(ctx, err)
@@ -185,6 +193,10 @@ func (s *Service) handleTimeseries(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	args := ctx.QueryArgs()
+	if perr := timeseriesParams.check(args); perr != nil {
+		s.fail(ctx, perr)
+		return
+	}
 	r, err := s.parseRange(args)
 	if err != nil {
 		s.fail(ctx, err)

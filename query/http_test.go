@@ -132,6 +132,30 @@ func TestBadParams(t *testing.T) {
 	f(ts+"start=2025-04-21T16:00:00Z", "end")
 	f(ts+"fields=p99_playback_seconds", "fields")
 	f(ts+"fields=", "fields")
+	// A name the route does not take is refused, not ignored (before, from= and to= were answered for the default window), and
+	// so is a parameter given twice; fields may repeat (above), and "_" (a cache buster) passes.
+	f(a+"from=2025-04-21T10:00:00Z&to=2025-04-21T11:00:00Z", "from")
+	f(a+"ad_id=1&to=2025-04-21T11:00:00Z", "to")
+	f(a+"limt=5", "limt")
+	f(a+"interval=hour", "interval") // a timeseries parameter
+	f(a+"ad_id=1&ad_id=2", "ad_id")
+	f(a+"limit=5&limit=6", "limit")
+	f(a+"start=2025-04-21T10:00:00Z&start=2025-04-21T11:00:00Z", "start")
+	f(ts+"sort=clicks", "sort")
+	f(ts+"interval=hour&interval=day", "interval")
+	f("/ads/1/breakdown?by=os&by=country", "by")
+	f("/ads/1/breakdown?by=os&fields=all", "fields")
+	f(a+strings.Repeat("x", 5000)+"=1", strings.Repeat("x", maxNameInError)+"…")
+	if status, body := get(r.Handler, a+"from=2025-04-21T10:00:00Z"); status != 400 ||
+		!strings.Contains(string(body), `unknown parameter \"from\": this route takes ad_id, start, end,`) {
+		t.Fatalf("unknown parameter: %d %s", status, body)
+	}
+	down := &Service{DB: failQuerier{t: t, err: errors.New("down")}, Now: s.Now}
+	rd := router.New()
+	down.Register(rd)
+	if status, body := get(rd.Handler, a+"ad_id=1&fields=clicks&fields=ctr&_=1712345678901"); status != 503 {
+		t.Fatalf("a valid request with a cache buster: %d %s, want it to reach the (failing) database", status, body)
+	}
 	// The message names the culprit.
 	if status, body := get(r.Handler, a+"fields=clicks,viewers"); status != 400 || !strings.Contains(string(body), `unknown field \"viewers\"`) {
 		t.Fatalf("unknown field: %d %s", status, body)
