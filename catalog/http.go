@@ -230,8 +230,16 @@ func ifMatch(ctx *fasthttp.RequestCtx) (version int64, present, ok bool) {
 	return n, true, true
 }
 
+// listParams is GET /ads's query parameters: any other name, or one given twice, is refused with 400 naming it (httpx.Params;
+// offset= is the likely guess for after=, and ignored it would page the first page forever).
+var listParams = httpx.Params{Names: []string{"status", "limit", "after"}}
+
 func (h *Handlers) list(ctx *fasthttp.RequestCtx) {
 	args := ctx.QueryArgs()
+	if field, msg := listParams.Check(args); msg != "" {
+		writeError(ctx, fasthttp.StatusBadRequest, field, "%s", msg)
+		return
+	}
 	status := postgres.StatusActive
 	if s := args.Peek("status"); len(s) > 0 {
 		status = string(s)

@@ -304,6 +304,15 @@ func TestValidation(t *testing.T) {
 	wantError(t, a.do("GET", "/ads?limit=ten", ""), 422, "limit", "limit")
 	wantError(t, a.do("GET", "/ads?after=-1", ""), 422, "after", "after")
 	wantError(t, a.do("GET", "/ads?after=x", ""), 422, "after", "after")
+	// A name the list does not take is refused, not ignored (before, offset= was answered with the first page), and so is one
+	// given twice; "_" (a cache buster) passes.
+	wantError(t, a.do("GET", "/ads?offset=5", ""), 400, "offset", `unknown parameter "offset": this route takes status, limit, after`)
+	wantError(t, a.do("GET", "/ads?stauts=archived", ""), 400, "stauts", "unknown parameter")
+	wantError(t, a.do("GET", "/ads?limit=2&limit=3", ""), 400, "limit", "appears more than once")
+	wantError(t, a.do("GET", "/ads?%25s=1", ""), 400, "%s", `unknown parameter "%s"`)
+	if r := a.do("GET", "/ads?status=all&_=1712345678901", ""); r.status != 200 {
+		t.Fatalf("list with a cache buster: %d %s", r.status, r.body)
+	}
 
 	// Ids and preconditions.
 	wantError(t, a.do("GET", "/ads/abc", ""), 404, "", "ad not found")

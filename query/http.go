@@ -31,7 +31,7 @@ const errUnavailable = "analytics database unavailable"
 
 func (s *Service) handleAnalytics(ctx *fasthttp.RequestCtx) {
 	args := ctx.QueryArgs()
-	if perr := analyticsParams.check(args); perr != nil {
+	if perr := checkParams(analyticsParams, args); perr != nil {
 		s.fail(ctx, perr)
 		return
 	}
@@ -156,7 +156,7 @@ func (s *Service) handleBreakdown(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	args := ctx.QueryArgs()
-	if perr := breakdownParams.check(args); perr != nil {
+	if perr := checkParams(breakdownParams, args); perr != nil {
 		s.fail(ctx, perr)
 		return
 	}
@@ -193,7 +193,7 @@ func (s *Service) handleTimeseries(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	args := ctx.QueryArgs()
-	if perr := timeseriesParams.check(args); perr != nil {
+	if perr := checkParams(timeseriesParams, args); perr != nil {
 		s.fail(ctx, perr)
 		return
 	}

@@ -137,6 +137,7 @@ func TestBadParams(t *testing.T) {
 	f(a+"from=2025-04-21T10:00:00Z&to=2025-04-21T11:00:00Z", "from")
 	f(a+"ad_id=1&to=2025-04-21T11:00:00Z", "to")
 	f(a+"limt=5", "limt")
+	f(a+"=5", "")                    // an empty name: refused, no field to name
 	f(a+"interval=hour", "interval") // a timeseries parameter
 	f(a+"ad_id=1&ad_id=2", "ad_id")
 	f(a+"limit=5&limit=6", "limit")
@@ -145,7 +146,7 @@ func TestBadParams(t *testing.T) {
 	f(ts+"interval=hour&interval=day", "interval")
 	f("/ads/1/breakdown?by=os&by=country", "by")
 	f("/ads/1/breakdown?by=os&fields=all", "fields")
-	f(a+strings.Repeat("x", 5000)+"=1", strings.Repeat("x", maxNameInError)+"…")
+	f(a+strings.Repeat("x", 5000)+"=1", strings.Repeat("x", 64)+"…")
 	if status, body := get(r.Handler, a+"from=2025-04-21T10:00:00Z"); status != 400 ||
 		!strings.Contains(string(body), `unknown parameter \"from\": this route takes ad_id, start, end,`) {
 		t.Fatalf("unknown parameter: %d %s", status, body)
