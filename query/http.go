@@ -394,7 +394,7 @@ func (s *Service) parseRange(args *fasthttp.Args) (Range, error) {
 		if !args.Has(p.name) {
 			continue
 		}
-		t, err := time.Parse(time.RFC3339Nano, string(args.Peek(p.name)))
+		t, err := parseTime(string(args.Peek(p.name)))
 		if err != nil {
 			return r, &ParamError{Field: p.name, Msg: p.name + " must be an RFC 3339 time such as 2025-04-21T15:00:00Z"}
 		}
@@ -414,6 +414,17 @@ func (s *Service) parseRange(args *fasthttp.Args) (Range, error) {
 		r.To = s.now()
 	}
 	return r, s.Check(r)
+}
+
+// parseTime reads an RFC 3339 time. A query string turns an unescaped '+' into a space, so "…T12:00:00+02:00" typed into a URL
+// (curl does not escape it) arrives as "…T12:00:00 02:00"; a space there can stand for nothing else, so it is read as the '+' it
+// was, instead of refusing a time the client wrote correctly.
+func parseTime(v string) (time.Time, error) {
+	t, err := time.Parse(time.RFC3339Nano, v)
+	if n := len(v); err != nil && n > len("+00:00") && v[n-6] == ' ' {
+		return time.Parse(time.RFC3339Nano, v[:n-6]+"+"+v[n-5:])
+	}
+	return t, err
 }
 
 // parseID accepts a positive decimal ad id that fits Postgres' bigint.

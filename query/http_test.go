@@ -16,6 +16,7 @@ import (
 	ch "github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/fasthttp/router"
+	"github.com/valyala/fasthttp"
 
 	"github.com/adtracker/adtracker/catalog"
 	"github.com/adtracker/adtracker/ingest"
@@ -77,6 +78,30 @@ func TestDefaultWindowReadsHoursOnly(t *testing.T) {
 	f("/ads/analytics?start=2025-04-20T15:37:00Z", true) // end defaults to now: a ragged last hour
 	f("/ads/analytics?start=2025-04-20T15:37:00Z&end=2025-04-21T15:37:00Z", true)
 	f("/ads/analytics?start=2025-04-20T16:00:00Z&end=2025-04-21T16:00:00Z", false) // what the default asks
+}
+
+// A '+' typed unescaped into a URL's time offset arrives as a space and is read as the '+' it was; a space anywhere else is
+// still refused.
+func TestTimeOffsetSpaceIsPlus(t *testing.T) {
+	now := time.Date(2025, 4, 21, 15, 0, 0, 0, time.UTC)
+	s := &Service{Now: func() time.Time { return now }}
+	var args fasthttp.Args
+	args.Parse("start=2025-04-21T12:00:00+02:00&end=2025-04-21T13:30:00.5+02:00") // Parse decodes '+' to ' ', as for a request
+	if got := string(args.Peek("start")); got != "2025-04-21T12:00:00 02:00" {
+		t.Fatalf("the query string gave %q: the test no longer shows the space", got)
+	}
+	r, err := s.parseRange(&args)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := (Range{time.Date(2025, 4, 21, 10, 0, 0, 0, time.UTC), time.Date(2025, 4, 21, 11, 30, 0, 5e8, time.UTC)}); r != want {
+		t.Fatalf("range %v, want %v", r, want)
+	}
+	for _, v := range []string{"2025-04-21 12:00:00Z", "2025-04-21T12:00:00 0200", "2025-04-21T12:00:00  02:00", " 02:00"} {
+		if _, err := parseTime(v); err == nil {
+			t.Errorf("%q accepted", v)
+		}
+	}
 }
 
 func TestBadParams(t *testing.T) {
