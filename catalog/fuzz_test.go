@@ -16,6 +16,7 @@ func FuzzParseAdInput(f *testing.F) {
 	f.Add([]byte(`{"id":1,"version":2,"created_at":"2020-01-01T00:00:00Z","name":"x","target_url":"http://a"}`))
 	f.Add([]byte(`{"name":null}`))
 	f.Add([]byte(`[]`))
+	f.Add([]byte("\xef\xbb\xbf{\"name\":\"n\",\"NAME\":\"m\"}"))
 	f.Fuzz(func(t *testing.T, body []byte) {
 		in, perr := parseAdInput(body)
 		if perr != nil {

@@ -459,6 +459,8 @@ func decodeBody(ctx *fasthttp.RequestCtx) (adInput, bool) {
 
 func parseAdInput(body []byte) (adInput, *apiError) {
 	var in adInput
+	// A UTF-8 byte order mark first is skipped, as on ingest (RFC 8259 §8.1 lets a parser ignore it; .NET tools write one).
+	body = bytes.TrimPrefix(body, []byte("\xef\xbb\xbf"))
 	dec := json.NewDecoder(bytes.NewReader(body))
 	if err := dec.Decode(&in); err != nil {
 		var typeErr *json.UnmarshalTypeError
@@ -472,6 +474,9 @@ func parseAdInput(body []byte) (adInput, *apiError) {
 	}
 	if name, ok := unknownField(body); ok {
 		return in, &apiError{Error: fmt.Sprintf("unknown field %q", name), Field: name}
+	}
+	if name, ok := repeatedField(body); ok {
+		return in, &apiError{Error: fmt.Sprintf("field %q appears more than once", name), Field: name}
 	}
 	if _, err := dec.Token(); err != io.EOF {
 		return in, &apiError{Error: "body must hold exactly one JSON object"}
@@ -505,6 +510,35 @@ func unknownField(body []byte) (string, bool) {
 		key, _ := tok.(string)
 		if !slices.ContainsFunc(adInputFields, func(f string) bool { return strings.EqualFold(f, key) }) {
 			return key, true
+		}
+		var skip json.RawMessage
+		if err := dec.Decode(&skip); err != nil {
+			return "", false
+		}
+	}
+	return "", false
+}
+
+// repeatedField returns the first key of body, a JSON object of known fields, that names a field an earlier key named (exactly or
+// case-insensitively, as encoding/json matches them). encoding/json keeps the last one silently; with two names it is unclear
+// which the operator meant, so the body is refused, as ingest refuses a key given twice.
+func repeatedField(body []byte) (string, bool) {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	if _, err := dec.Token(); err != nil {
+		return "", false
+	}
+	seen := make([]bool, len(adInputFields))
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return "", false
+		}
+		key, _ := tok.(string)
+		if i := slices.IndexFunc(adInputFields, func(f string) bool { return strings.EqualFold(f, key) }); i >= 0 {
+			if seen[i] {
+				return key, true
+			}
+			seen[i] = true
 		}
 		var skip json.RawMessage
 		if err := dec.Decode(&skip); err != nil {

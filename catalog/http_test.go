@@ -296,6 +296,14 @@ func TestValidation(t *testing.T) {
 	f400(`[]`, "", "JSON object")
 	f400(`"x"`, "", "JSON object")
 	f400(`{"name":"n","target_url":"https://example.com/"} {}`, "", "exactly one JSON object")
+	// A field given twice is refused (encoding/json would keep the last silently), however its name is cased.
+	f400(`{"name":"a","target_url":"https://example.com/","name":"b"}`, "name", `field "name" appears more than once`)
+	f400(`{"name":"a","NAME":"b","target_url":"https://example.com/"}`, "NAME", "appears more than once")
+	f400("\xef\xbb\xbf\xef\xbb\xbf{\"name\":\"n\"}", "", "not valid JSON") // one byte order mark is skipped, not two
+	// A body that starts with a UTF-8 byte order mark is the JSON after it.
+	if ad := a.ad(a.do("POST", "/ads", "\xef\xbb\xbf{\"name\":\"bom\",\"target_url\":\"https://example.com/\"}"), 201); ad.Name != "bom" {
+		t.Fatalf("created after a byte order mark: %+v", ad)
+	}
 	wantError(t, a.do("POST", "/ads", ""), 400, "", "empty body")
 
 	// List parameters.
