@@ -91,6 +91,7 @@ var (
 	errBodyTimeout  = &bodyRefusal{fasthttp.StatusRequestTimeout, "request timeout"}
 	errBodyBroken   = &bodyRefusal{fasthttp.StatusBadRequest, "malformed request body"}
 	errBodyFraming  = &bodyRefusal{fasthttp.StatusBadRequest, "both Content-Length and Transfer-Encoding: chunked"}
+	errBodyEncoded  = &bodyRefusal{fasthttp.StatusUnsupportedMediaType, "Content-Encoding is not supported: send the body uncompressed"}
 )
 
 // admitted is what read hands back: the buffer and budget to return after the handler (zero for a body that took none).
@@ -110,6 +111,11 @@ func (g *bodyGate) read(ctx *fasthttp.RequestCtx) (admitted, bool) {
 		return admitted{}, g.refuse(ctx, errBodyFraming)
 	case n > g.maxBody:
 		return admitted{}, g.refuse(ctx, errBodyTooLarge)
+	case n != 0 && n != -2 && encoded(ctx.Request.Header.ContentEncoding()):
+		// No handler decodes a content coding: a gzip body reached the JSON decoder as binary and was refused for its first byte
+		// ("unexpected character '\x1f'"), which names nothing the client did. RFC 9110 (15.5.16) answers 415 with the codings
+		// the server takes.
+		return admitted{}, g.refuse(ctx, errBodyEncoded)
 	case !ctx.Request.IsBodyStream(), n >= 0 && n <= prefetchBytes:
 		return admitted{}, true // no body (no stream either), or whole already (a server without streaming, or fasthttp's prefetch)
 	}
@@ -187,6 +193,11 @@ func hasContentLength(raw []byte) bool {
 	return false
 }
 
+// encoded reports whether a Content-Encoding value names a coding other than identity.
+func encoded(ce []byte) bool {
+	return len(ce) > 0 && !bytes.EqualFold(bytes.TrimSpace(ce), []byte("identity"))
+}
+
 func readRefusal(err error) *bodyRefusal {
 	var te interface{ Timeout() bool }
 	if errors.As(err, &te) && te.Timeout() {
@@ -239,6 +250,9 @@ func (g *bodyGate) refuse(ctx *fasthttp.RequestCtx, r *bodyRefusal) bool {
 		field = "body"
 	case errBodyFraming:
 		field = "Content-Length"
+	case errBodyEncoded:
+		field = "Content-Encoding"
+		ctx.Response.Header.Set("Accept-Encoding", "identity")
 	}
 	httpx.WriteError(ctx, r.status, r.msg, field)
 	ctx.SetConnectionClose()

@@ -5,6 +5,7 @@ package main
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -486,6 +487,25 @@ func TestE2EEveryEndpointStoresExactRows(t *testing.T) {
 	if code, b := post("/ads/impression", "application/json", "\xef\xbb\xbf{\"ad_id\":2,\"viewer_id\":\"bom\"}"); code != 202 {
 		t.Fatalf("impression after a byte order mark: %d %s", code, b)
 	}
+	// A gzip body (SDKs that compress their batches) is refused with 415 naming Content-Encoding, and nothing of it is stored.
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	fmt.Fprint(zw, `{"ad_id":2,"viewer_id":"gzip"}`)
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	greq, gresp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+	greq.SetRequestURI(s.url + "/ads/impression")
+	greq.Header.SetMethod("POST")
+	greq.Header.SetContentType("application/json")
+	greq.Header.SetContentEncoding("gzip")
+	greq.SetBody(gz.Bytes())
+	if err := client.Do(greq, gresp); err != nil || gresp.StatusCode() != 415 ||
+		!strings.Contains(string(gresp.Body()), `"field":"Content-Encoding"`) {
+		t.Fatalf("gzip body: %v %d %s", err, gresp.StatusCode(), gresp.Body())
+	}
+	fasthttp.ReleaseRequest(greq)
+	fasthttp.ReleaseResponse(gresp)
 	// Rejected input never reaches ClickHouse.
 	if code, _ := post("/ads/click", "application/json", `{"ad_id":424242}`); code != 422 {
 		t.Fatalf("unknown ad: %d", code)
@@ -538,6 +558,7 @@ func TestE2EEveryEndpointStoresExactRows(t *testing.T) {
 	// Click redirects: seven clicks for ad 1 without a viewer.
 	check("SELECT toString(count()) FROM events WHERE ad_id = 1 AND type = 'click' AND viewer_id = ''", "7")
 	check("SELECT concat(toString(count()), '|', toString(any(type))) FROM events WHERE viewer_id = 'bom'", "1|impression")
+	check("SELECT toString(count()) FROM events WHERE viewer_id = 'gzip'", "0")
 }
 
 // Bad configuration fails fast: exit code non-zero and one log line that says what is wrong.
