@@ -65,16 +65,11 @@ func TestRefusalReachesClientThatSendsBeforeReading(t *testing.T) {
 	}
 }
 
-// Lingering is bounded in time: a client that keeps the connection open and trickles bytes after the refusal is hung up on after
-// the wait (here the read timeout, 1 s), not served forever.
-func TestLingeringEndsAfterItsWait(t *testing.T) {
-	const limit = 16 << 10
-	addr, s := listen(t, Options{ReadTimeout: time.Second, WriteTimeout: 5 * time.Second, MaxBodyBytes: limit}, nil)
-	if s.linger.wait != time.Second {
-		t.Fatalf("linger wait %v, want the read timeout (1s)", s.linger.wait)
-	}
+// refusedMidBody sends a request declaring ten times limit and the first limit bytes of its body (fasthttp waits for its prefetch
+// before the gate runs), reads the start of the 413, and returns the connection with the server lingering on it.
+func refusedMidBody(t *testing.T, addr string, limit int) net.Conn {
+	t.Helper()
 	c := dial(t, addr)
-	// Some of the body with the headers: fasthttp waits for its prefetch before the gate runs.
 	if _, err := fmt.Fprintf(c, "POST /echo HTTP/1.1\r\nHost: tracker\r\nContent-Length: %d\r\n\r\n%s", 10*limit,
 		bytes.Repeat([]byte{'x'}, limit)); err != nil {
 		t.Fatal(err)
@@ -86,6 +81,18 @@ func TestLingeringEndsAfterItsWait(t *testing.T) {
 	if _, err := io.ReadFull(c, head); err != nil || string(head) != "HTTP/1.1 413" {
 		t.Fatalf("answer %q, %v", head, err)
 	}
+	return c
+}
+
+// Lingering is bounded in time: a client that keeps the connection open and trickles bytes after the refusal is hung up on after
+// the wait (here the read timeout, 1 s), not served forever.
+func TestLingeringEndsAfterItsWait(t *testing.T) {
+	const limit = 16 << 10
+	addr, s := listen(t, Options{ReadTimeout: time.Second, WriteTimeout: 5 * time.Second, MaxBodyBytes: limit}, nil)
+	if s.linger.wait != time.Second {
+		t.Fatalf("linger wait %v, want the read timeout (1s)", s.linger.wait)
+	}
+	c := refusedMidBody(t, addr, limit)
 	start := time.Now()
 	for time.Since(start) < 20*time.Second {
 		if _, err := c.Write([]byte{'x'}); err != nil {
@@ -126,18 +133,7 @@ func TestShutdownDoesNotWaitForLingering(t *testing.T) {
 	if s.linger.wait != lingerWaitMax {
 		t.Fatalf("linger wait %v, want %v", s.linger.wait, lingerWaitMax)
 	}
-	c := dial(t, addr)
-	if _, err := fmt.Fprintf(c, "POST /echo HTTP/1.1\r\nHost: tracker\r\nContent-Length: %d\r\n\r\n%s", 10*limit,
-		bytes.Repeat([]byte{'x'}, limit)); err != nil {
-		t.Fatal(err)
-	}
-	if err := c.SetReadDeadline(time.Now().Add(10 * time.Second)); err != nil {
-		t.Fatal(err)
-	}
-	head := make([]byte, 12)
-	if _, err := io.ReadFull(c, head); err != nil || string(head) != "HTTP/1.1 413" {
-		t.Fatalf("answer %q, %v", head, err)
-	}
+	c := refusedMidBody(t, addr, limit)
 	// The mark is taken when fasthttp closes the connection, which is where the lingering starts.
 	for deadline := time.Now().Add(5 * time.Second); s.linger.pending.Load() != 0; time.Sleep(10 * time.Millisecond) {
 		if time.Now().After(deadline) {
