@@ -472,11 +472,12 @@ func parseAdInput(body []byte) (adInput, *apiError) {
 		}
 		return in, &apiError{Error: "body is not valid JSON: " + err.Error()}
 	}
-	if name, ok := unknownField(body); ok {
-		return in, &apiError{Error: fmt.Sprintf("unknown field %q", name), Field: name}
-	}
-	if name, ok := repeatedField(body); ok {
-		return in, &apiError{Error: fmt.Sprintf("field %q appears more than once", name), Field: name}
+	if name, repeated, found := badKey(body); found {
+		msg := fmt.Sprintf("unknown field %q", name)
+		if repeated {
+			msg = fmt.Sprintf("field %q appears more than once", name)
+		}
+		return in, &apiError{Error: msg, Field: name}
 	}
 	if _, err := dec.Token(); err != io.EOF {
 		return in, &apiError{Error: "body must hold exactly one JSON object"}
@@ -494,58 +495,37 @@ var adInputFields = func() []string {
 	return names
 }()
 
-// unknownField returns the first key of body, a JSON object already decoded, that names no adInput field. Keys match as
-// encoding/json matches them to fields: exactly or case-insensitively (bytes.EqualFold). Checked here rather than with
-// DisallowUnknownFields, whose error carries the name only in its text.
-func unknownField(body []byte) (string, bool) {
+// badKey walks the keys of body, a JSON object already decoded, once. It returns the first key that names no adInput field, or
+// else (repeated) the first that names a field an earlier key named. Keys match as encoding/json matches them to fields: exactly
+// or case-insensitively (strings.EqualFold). Unknown keys are checked here rather than with DisallowUnknownFields, whose error
+// carries the name only in its text; repeated ones because encoding/json keeps the last silently, and with two it is unclear
+// which the operator meant (ingest refuses a key given twice too).
+func badKey(body []byte) (name string, repeated, found bool) {
 	dec := json.NewDecoder(bytes.NewReader(body))
 	if _, err := dec.Token(); err != nil { // the opening brace
-		return "", false
-	}
-	for dec.More() {
-		tok, err := dec.Token()
-		if err != nil {
-			return "", false
-		}
-		key, _ := tok.(string)
-		if !slices.ContainsFunc(adInputFields, func(f string) bool { return strings.EqualFold(f, key) }) {
-			return key, true
-		}
-		var skip json.RawMessage
-		if err := dec.Decode(&skip); err != nil {
-			return "", false
-		}
-	}
-	return "", false
-}
-
-// repeatedField returns the first key of body, a JSON object of known fields, that names a field an earlier key named (exactly or
-// case-insensitively, as encoding/json matches them). encoding/json keeps the last one silently; with two names it is unclear
-// which the operator meant, so the body is refused, as ingest refuses a key given twice.
-func repeatedField(body []byte) (string, bool) {
-	dec := json.NewDecoder(bytes.NewReader(body))
-	if _, err := dec.Token(); err != nil {
-		return "", false
+		return "", false, false
 	}
 	seen := make([]bool, len(adInputFields))
 	for dec.More() {
 		tok, err := dec.Token()
 		if err != nil {
-			return "", false
+			break
 		}
 		key, _ := tok.(string)
-		if i := slices.IndexFunc(adInputFields, func(f string) bool { return strings.EqualFold(f, key) }); i >= 0 {
-			if seen[i] {
-				return key, true
-			}
-			seen[i] = true
+		i := slices.IndexFunc(adInputFields, func(f string) bool { return strings.EqualFold(f, key) })
+		switch {
+		case i < 0:
+			return key, false, true
+		case seen[i] && !repeated:
+			name, repeated = key, true
 		}
+		seen[i] = true
 		var skip json.RawMessage
 		if err := dec.Decode(&skip); err != nil {
-			return "", false
+			break
 		}
 	}
-	return "", false
+	return name, repeated, repeated
 }
 
 func isNull(raw json.RawMessage) bool { return string(raw) == "null" }
