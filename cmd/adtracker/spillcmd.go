@@ -183,13 +183,13 @@ func deadletterLs(w io.Writer, dataDir string) error {
 	fmt.Fprintln(tw, "FILE\tEVENTS\tBYTES\tERROR")
 	total := 0
 	for _, f := range files {
-		rows := fmt.Sprint(f.Rows)
+		rows, msg := fmt.Sprint(f.Rows), f.Error
 		if f.Rows < 0 {
-			rows = "undecodable"
+			rows, msg = "damaged", f.Damage+"; "+f.Error // replay refuses it too: nothing in it is inserted
 		} else {
 			total += f.Rows
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\n", filepath.Base(f.Path), rows, f.Bytes, f.Error)
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\n", filepath.Base(f.Path), rows, f.Bytes, msg)
 	}
 	if err := tw.Flush(); err != nil {
 		return err

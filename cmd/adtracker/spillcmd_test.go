@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -192,5 +193,71 @@ func TestDeadletterReplayRefusesConcurrentReplay(t *testing.T) {
 	_, err = pipeline.ReplayDeadLetters(context.Background(), dataDir, refuseAll{}, nil)
 	if err == nil || !strings.Contains(err.Error(), "another deadletter replay") {
 		t.Fatalf("concurrent replay: %v", err)
+	}
+}
+
+// A dead letter damaged on disk is refused by replay — listed as damaged, left in place, none of its events in ClickHouse —
+// while the others are stored. Without the file's checksum the flipped byte would be inserted as a valid row.
+func TestDeadletterReplayRefusesDamagedFile(t *testing.T) {
+	ctx := context.Background()
+	db, addr := chtest.Migrated(t)
+	dataDir := t.TempDir()
+	cfg := pipeline.Defaults()
+	cfg.Dir = dataDir
+	cfg.RingCapacity = 1 << 12
+	cfg.BatchSize = 20
+	cfg.FlushInterval = 10 * time.Millisecond
+	p, err := pipeline.Open(cfg, refuseAll{}, zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 60
+	for i := range n {
+		for p.Enqueue(cmdEvent(i)) != nil {
+			time.Sleep(time.Millisecond)
+		}
+	}
+	if err := p.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	files, err := pipeline.ListDeadLetters(dataDir)
+	if err != nil || len(files) < 2 {
+		t.Fatalf("%d dead letters, %v; want at least 2", len(files), err)
+	}
+	damaged := files[0]
+	data, err := os.ReadFile(damaged.Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data[len(data)/2] ^= 0x10 // inside an event, past the file's header
+	if err := os.WriteFile(damaged.Path, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	t.Setenv("ADTRACKER_INGEST_DATA_DIR", dataDir)
+	t.Setenv("ADTRACKER_CLICKHOUSE_ADDR", addr)
+	t.Setenv("ADTRACKER_CLICKHOUSE_DATABASE", db.Database)
+	t.Setenv("ADTRACKER_LOG_LEVEL", "error")
+	var out bytes.Buffer
+	if err := deadletterLs(&out, dataDir); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), filepath.Base(damaged.Path)+"  damaged") || !strings.Contains(out.String(), "checksum mismatch") ||
+		!strings.Contains(out.String(), fmt.Sprintf("%d events", n-damaged.Rows)) {
+		t.Fatalf("deadletter ls:\n%s", out.String())
+	}
+	if err := deadletterCmd([]string{"replay"}); err == nil {
+		t.Fatal("replay with a damaged file exited 0")
+	}
+	var total uint64
+	if err := db.Conn.QueryRow(ctx, "SELECT count() FROM events").Scan(&total); err != nil {
+		t.Fatal(err)
+	}
+	if want := uint64(n - damaged.Rows); total != want {
+		t.Fatalf("%d rows in ClickHouse, want %d: the damaged file's %d events must not be inserted", total, want, damaged.Rows)
+	}
+	left, _ := pipeline.ListDeadLetters(dataDir)
+	if len(left) != 1 || left[0].Path != damaged.Path {
+		t.Fatalf("left after replay: %+v; want only the damaged file", left)
 	}
 }

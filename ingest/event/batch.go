@@ -119,6 +119,9 @@ func (b *Batch) UnmarshalRecord(rec []byte) error {
 	if len(rec) < 5 {
 		return ErrCorrupt
 	}
+	if rec[0]&^batchFlagMaybeStored != 0 {
+		return ErrCorrupt // a flag no version writes
+	}
 	b.Reset()
 	b.MaybeStored = rec[0]&batchFlagMaybeStored != 0
 	b.N = int(binary.LittleEndian.Uint32(rec[1:]))

@@ -67,3 +67,23 @@ func TestBatchRefWithTrailingBytesIsCorrupt(t *testing.T) {
 		t.Fatalf("Each = %v, want ErrCorrupt", err)
 	}
 }
+
+// A record's flags byte has one bit (maybe stored); any other set is damage, and is what tells an older dead-letter file (the
+// record alone, flags 0 or 1) from a checksummed one (a magic starting with 'A').
+func TestBatchRecordWithUnknownFlagIsCorrupt(t *testing.T) {
+	var b Batch
+	e := sampleEvent()
+	b.Append(&e)
+	rec := b.MarshalRecord(nil)
+	for _, flags := range []byte{2, 0x80, 'A'} {
+		bad := append([]byte{flags}, rec[1:]...)
+		var got Batch
+		if err := got.UnmarshalRecord(bad); !errors.Is(err, ErrCorrupt) {
+			t.Fatalf("flags %#x: %v, want ErrCorrupt", flags, err)
+		}
+	}
+	var got Batch
+	if err := got.UnmarshalRecord(append([]byte{batchFlagMaybeStored}, rec[1:]...)); err != nil || !got.MaybeStored {
+		t.Fatalf("maybe stored: %v %v", err, got.MaybeStored)
+	}
+}

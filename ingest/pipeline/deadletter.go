@@ -4,8 +4,10 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"os"
 	"path/filepath"
 	"sort"
@@ -20,17 +22,24 @@ import (
 )
 
 // The dead-letter directory holds batches that ClickHouse refused for good (a permanent error) or that the replayer quarantined
-// (refused too often while ClickHouse was up). Each batch is two files with one name: NAME.batch, the batch in its spill record
-// form (event.Batch.MarshalRecord), and NAME.error.txt, the reason and ClickHouse's message. Both appear by rename, the error file
-// first, so a NAME.batch is always whole and always has its reason. `adtracker deadletter replay` inserts them again.
+// (refused too often while ClickHouse was up). Each batch is two files with one name: NAME.batch, the batch, and NAME.error.txt,
+// the reason and ClickHouse's message. Both appear by rename, the error file first, so a NAME.batch is always whole and always has
+// its reason. `adtracker deadletter replay` inserts them again.
+//
+// NAME.batch: magic "ADTDEAD1" | the batch's spill record form (event.Batch.MarshalRecord) | CRC-32C (Castagnoli) u32 of
+// everything before it. The files wait on disk for a human, for days perhaps, and the event encoding has no checksum of its own:
+// without this one a flipped bit in an ad id or a time would be inserted as a valid row. A file that does not match is listed as
+// damaged by `deadletter ls` and refused by `replay`, never inserted. Files written before the checksum (no magic: they start with the record's
+// flags byte, 0 or 1) are still read, unchecked.
 
 // DeadLetterDir is the dead-letter directory's name under the data dir.
 const DeadLetterDir = "deadletter"
 
 const (
-	batchSuffix = ".batch"
-	errorSuffix = ".error.txt"
-	lockName    = ".lock" // held by `deadletter replay`: two replays of one file would insert it twice
+	deadLetterMagic = "ADTDEAD1"
+	batchSuffix     = ".batch"
+	errorSuffix     = ".error.txt"
+	lockName        = ".lock" // held by `deadletter replay`: two replays of one file would insert it twice
 )
 
 var deadLetterSeq atomic.Uint64 // keeps names unique between inserters and the replayer within one nanosecond
@@ -45,7 +54,7 @@ func (p *Pipeline) deadLetter(b *event.Batch, cause error, reason string) error 
 	if err := writeFileAtomic(base+errorSuffix, []byte(msg)); err != nil {
 		return err
 	}
-	if err := writeFileAtomic(base+batchSuffix, b.MarshalRecord(make([]byte, 0, b.Size()+8))); err != nil {
+	if err := writeFileAtomic(base+batchSuffix, marshalDeadLetter(b)); err != nil {
 		_ = os.Remove(base + errorSuffix)
 		return err
 	}
@@ -70,10 +79,11 @@ func (p *Pipeline) deadLetter(b *event.Batch, cause error, reason string) error 
 
 // DeadLetterFile describes one dead-lettered batch.
 type DeadLetterFile struct {
-	Path  string // NAME.batch
-	Rows  int    // events in it; -1 when the file does not decode
-	Bytes int64
-	Error string // first line of NAME.error.txt: the reason and ClickHouse's message
+	Path   string // NAME.batch
+	Rows   int    // events in it; -1 when the file does not decode
+	Bytes  int64
+	Error  string // first line of NAME.error.txt: the reason and ClickHouse's message
+	Damage string // why the file does not decode (Rows -1)
 }
 
 // ListDeadLetters lists the batches in dataDir's dead-letter directory, oldest first.
@@ -104,6 +114,8 @@ func describeDeadLetter(path string) DeadLetterFile {
 	}
 	if b, err := ReadDeadLetter(path); err == nil {
 		f.Rows = b.N
+	} else {
+		f.Damage = strings.TrimPrefix(err.Error(), path+": ")
 	}
 	if msg, err := os.ReadFile(strings.TrimSuffix(path, batchSuffix) + errorSuffix); err == nil {
 		line, _, _ := bufio.NewReader(bytes.NewReader(msg)).ReadLine()
@@ -112,18 +124,49 @@ func describeDeadLetter(path string) DeadLetterFile {
 	return f
 }
 
-// ReadDeadLetter decodes a NAME.batch file and checks that every event in it decodes.
+// marshalDeadLetter is the NAME.batch file of b.
+func marshalDeadLetter(b *event.Batch) []byte {
+	dst := make([]byte, 0, len(deadLetterMagic)+5+b.Size()+4)
+	dst = b.MarshalRecord(append(dst, deadLetterMagic...))
+	return binary.LittleEndian.AppendUint32(dst, crc32.Checksum(dst, castagnoli))
+}
+
+// ErrDeadLetterDamaged is the error of a NAME.batch file whose checksum, length or framing does not match: damaged on disk (or
+// not a dead-letter file), never inserted.
+var ErrDeadLetterDamaged = errors.New("dead-letter file damaged")
+
+// decodeDeadLetter reads a NAME.batch file's bytes and checks that every event in them decodes. b.Data aliases data.
+func decodeDeadLetter(data []byte) (*event.Batch, error) {
+	rec := data // without the magic, an older file: the record alone, whose flags byte UnmarshalRecord checks
+	if bytes.HasPrefix(data, []byte(deadLetterMagic)) {
+		if len(data) < len(deadLetterMagic)+4 {
+			return nil, fmt.Errorf("%w: truncated", ErrDeadLetterDamaged)
+		}
+		body := data[:len(data)-4]
+		if crc32.Checksum(body, castagnoli) != binary.LittleEndian.Uint32(data[len(body):]) {
+			return nil, fmt.Errorf("%w: checksum mismatch", ErrDeadLetterDamaged)
+		}
+		rec = body[len(deadLetterMagic):]
+	}
+	b := &event.Batch{}
+	if err := b.UnmarshalRecord(rec); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrDeadLetterDamaged, err)
+	}
+	var e event.Event
+	if err := b.Each(&e, func(*event.Event) error { return nil }); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrDeadLetterDamaged, err)
+	}
+	return b, nil
+}
+
+// ReadDeadLetter reads a NAME.batch file: its checksum, then every event in it.
 func ReadDeadLetter(path string) (*event.Batch, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
-	b := &event.Batch{}
-	if err := b.UnmarshalRecord(data); err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	var e event.Event
-	if err := b.Each(&e, func(*event.Event) error { return nil }); err != nil {
+	b, err := decodeDeadLetter(data)
+	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	return b, nil

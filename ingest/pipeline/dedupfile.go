@@ -28,7 +28,8 @@ const (
 	dedupMagic = "ADTDDUP1"
 )
 
-var dedupCRC = crc32.MakeTable(crc32.Castagnoli)
+// castagnoli is the checksum of the pipeline's own files: the duplicate window here, the dead letters (deadletter.go).
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 // writeWindow writes w's ids in the file format to wr straight from the window's FIFO, in at most two spans, so saving a window
 // copies nothing in the process: a full default window is 4 MiB, and a copy taken every checkpoint was the largest short-lived
@@ -41,7 +42,7 @@ func writeWindow(wr io.Writer, w *dupWindow) error {
 	older, newer := w.spans()
 	var sum uint32
 	for _, b := range [][]byte{head[:], older, newer} {
-		sum = crc32.Update(sum, dedupCRC, b)
+		sum = crc32.Update(sum, castagnoli, b)
 		if _, err := wr.Write(b); err != nil {
 			return err
 		}
@@ -58,7 +59,7 @@ func unmarshalWindow(w *dupWindow, data []byte) (int, error) {
 		return 0, fmt.Errorf("%w: bad header", errDedupCorrupt)
 	}
 	body, sum := data[:len(data)-4], binary.LittleEndian.Uint32(data[len(data)-4:])
-	if crc32.Checksum(body, dedupCRC) != sum {
+	if crc32.Checksum(body, castagnoli) != sum {
 		return 0, fmt.Errorf("%w: checksum mismatch", errDedupCorrupt)
 	}
 	n := int(binary.LittleEndian.Uint32(body[len(dedupMagic):]))

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"testing"
 	"time"
 
@@ -240,7 +241,7 @@ func TestWriteWindowOldestFirst(t *testing.T) {
 			id := idN(i)
 			want = append(want, id[:]...)
 		}
-		want = binary.LittleEndian.AppendUint32(want, crc32.Checksum(want, dedupCRC))
+		want = binary.LittleEndian.AppendUint32(want, crc32.Checksum(want, castagnoli))
 		var b bytes.Buffer
 		if err := writeWindow(&b, w); err != nil || !bytes.Equal(b.Bytes(), want) {
 			t.Fatalf("%d ids added: %d bytes, want %d, %v", added, b.Len(), len(want), err)
@@ -306,4 +307,37 @@ func TestDedupCheckpointSurvivesCrash(t *testing.T) {
 	if n, d := sink.count(); n != 50 || d != 0 {
 		t.Fatalf("stored %d, %d twice", n, d)
 	}
+}
+
+// FuzzUnmarshalWindow reads arbitrary files as the duplicate window; with fixSum the last four bytes are replaced by the right
+// checksum, so the fuzzer gets past it to the header and the id count. Nothing may panic, and what is accepted is a whole file:
+// its length matches its count, and the window keeps the newest of its ids.
+func FuzzUnmarshalWindow(f *testing.F) {
+	w := newDupWindow(4)
+	for i := range 6 {
+		id := idN(i)
+		w.seenID(&id)
+	}
+	f.Add(marshalWindow(w), false)
+	f.Add([]byte(dedupMagic+"\x01\x00\x00\x00"), true)
+	f.Add([]byte(dedupMagic+"\x02\x00\x00\x00"+strings.Repeat("\x07", 32)+"sum."), true) // one id twice
+	f.Add([]byte{}, true)
+	f.Fuzz(func(t *testing.T, data []byte, fixSum bool) {
+		if fixSum && len(data) >= 4 {
+			data = binary.LittleEndian.AppendUint32(bytes.Clone(data[:len(data)-4]), crc32.Checksum(data[:len(data)-4], castagnoli))
+		}
+		into := newDupWindow(3)
+		n, err := unmarshalWindow(into, data)
+		if err != nil {
+			if !errors.Is(err, errDedupCorrupt) {
+				t.Fatalf("error %v is not errDedupCorrupt", err)
+			}
+			return
+		}
+		count := int(binary.LittleEndian.Uint32(data[len(dedupMagic):]))
+		// A file may name an id twice (writeWindow never does); the window keeps it once.
+		if len(data) != len(dedupMagic)+4+16*count+4 || n != min(count, 3) || into.size() > n || into.size() == 0 && n > 0 {
+			t.Fatalf("accepted %d bytes holding %d ids: read %d, window %d", len(data), count, n, into.size())
+		}
+	})
 }

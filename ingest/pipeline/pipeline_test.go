@@ -267,9 +267,8 @@ func TestPermanentErrorGoesToDeadLetter(t *testing.T) {
 	}
 	total := 0
 	for _, f := range files {
-		rec, _ := os.ReadFile(f)
-		var b event.Batch
-		if err := b.UnmarshalRecord(rec); err != nil {
+		b, err := ReadDeadLetter(f)
+		if err != nil {
 			t.Fatal(err)
 		}
 		total += b.N
