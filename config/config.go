@@ -128,7 +128,7 @@ type Setting struct {
 
 // Env returns the environment variable for the key.
 func (s Setting) Env() string {
-	return "ADTRACKER_" + strings.ToUpper(strings.ReplaceAll(s.Key, ".", "_"))
+	return EnvPrefix + strings.ToUpper(strings.ReplaceAll(s.Key, ".", "_"))
 }
 
 // Settings lists every key with its default.

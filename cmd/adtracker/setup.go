@@ -56,7 +56,20 @@ func setup(name string, args []string, extra func(fs *flag.FlagSet)) (*env, erro
 		fmt.Fprintf(os.Stderr, `{"level":"fatal","msg":"invalid log settings","error":%q}`+"\n", err.Error())
 		return nil, errLogged
 	}
+	warnUnknownEnv(log, os.Environ())
 	return &env{cfg: cfg, log: log}, nil
+}
+
+// warnUnknownEnv logs each ADTRACKER_* variable that is no setting's, with the one it probably meant. The value is not logged:
+// it may be a secret.
+func warnUnknownEnv(log *zap.Logger, environ []string) {
+	for _, u := range config.UnknownEnv(environ) {
+		fields := []zap.Field{zap.String("name", u.Name)}
+		if u.DidYouMean != "" {
+			fields = append(fields, zap.String("did_you_mean", u.DidYouMean))
+		}
+		log.Warn("environment variable ignored: no setting has this name (README, \"Configuration\")", fields...)
+	}
 }
 
 func newLogger(format, level string) (*zap.Logger, error) {

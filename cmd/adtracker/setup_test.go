@@ -1,7 +1,11 @@
 package main
 
 import (
+	"bytes"
+	"encoding/json"
 	"net"
+	"os"
+	"os/exec"
 	"strings"
 	"testing"
 
@@ -47,5 +51,31 @@ func TestLogServingSaysWhereToGo(t *testing.T) {
 			token != "" && (on != true || strings.Contains(msg, token)) {
 			t.Fatalf("token %q: admin line %q admin_api=%v", token, msg, on)
 		}
+	}
+}
+
+// A misspelt variable is not read — the setting keeps its default — and every command says so at start, naming the variable
+// it probably meant and never the value (it may be a secret).
+func TestMisspeltVariableIsReported(t *testing.T) {
+	cmd := exec.Command(adtrackerBin(t), "spill", "ls")
+	cmd.Env = append(os.Environ(), "ADTRACKER_INGEST_DATA_DIR="+t.TempDir(), "ADTRACKER_ADMIN_TOKNE=s3cret-value",
+		"ADTRACKER_LOG_FORMAT=json")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("spill ls: %v\n%s", err, stderr.String())
+	}
+	var found bool
+	for _, line := range strings.Split(stderr.String(), "\n") {
+		var l struct {
+			Level, Msg, Name string
+			DidYouMean       string `json:"did_you_mean"`
+		}
+		if json.Unmarshal([]byte(line), &l) == nil && l.Name == "ADTRACKER_ADMIN_TOKNE" {
+			found = l.Level == "warn" && l.DidYouMean == "ADTRACKER_ADMIN_TOKEN" && strings.Contains(l.Msg, "ignored")
+		}
+	}
+	if !found || strings.Contains(stderr.String(), "s3cret-value") {
+		t.Fatalf("stderr:\n%s", stderr.String())
 	}
 }
