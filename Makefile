@@ -57,6 +57,8 @@ test: services cluster vet fmt-check lint ## vet, gofmt, golangci-lint, go test 
 	@scripts/vast-client/install.sh
 	@# nginx runs the cluster's load balancer config in front of a test node (cmd/adtracker/nginx_e2e_test.go).
 	@$(NEED_NGINX)
+	@# systemd-analyze verifies deploy/systemd/adtracker.service (cmd/adtracker/systemd_test.go); no systemd needs to run.
+	@command -v systemd-analyze >/dev/null || bash -c 'source scripts/lib.sh && apt_install systemd'
 	ADTRACKER_TEST_PG_DSN='$(TEST_PG_DSN)' ADTRACKER_TEST_CH_ADDR='$(TEST_CH_ADDR)' ADTRACKER_REQUIRE_PROMTOOL=1 ADTRACKER_REQUIRE_CHROMIUM=1 ADTRACKER_REQUIRE_VAST_CLIENT=1 ADTRACKER_REQUIRE_NGINX=1 \
 	ADTRACKER_TEST_CLUSTER_ADDRS="$$(scripts/cluster.sh env | sed -n 's/^CLUSTER_CH_ADDRS=//p')" \
 		go test -race -count=1 -timeout 12m ./...
