@@ -1,6 +1,7 @@
 package catalog
 
 import (
+	"bytes"
 	"net/url"
 	"strings"
 	"testing"
@@ -17,6 +18,8 @@ func FuzzParseAdInput(f *testing.F) {
 	f.Add([]byte(`{"name":null}`))
 	f.Add([]byte(`[]`))
 	f.Add([]byte("\xef\xbb\xbf{\"name\":\"n\",\"NAME\":\"m\"}"))
+	f.Add([]byte(`{"name":"a\ud800","target_url":"https://e.com/\udc00"}`))
+	f.Add([]byte("{\"name\":\"\xff\",\"target_url\":\"https://e.com/\"}"))
 	f.Fuzz(func(t *testing.T, body []byte) {
 		in, perr := parseAdInput(body)
 		if perr != nil {
@@ -27,6 +30,13 @@ func FuzzParseAdInput(f *testing.F) {
 		}
 		if ad, err := in.full(); err == nil {
 			checkAccepted(t, ad.Name, ad.ImageURL, ad.VideoURL, ad.TargetURL, ad.DurationSeconds, ad.Status)
+			// Nothing was replaced on the way in: U+FFFD is stored only when the body wrote it.
+			wrote := bytes.Contains(body, []byte("\uFFFD")) || bytes.Contains(bytes.ToLower(body), []byte(`\ufffd`))
+			for _, s := range []string{ad.Name, ad.ImageURL, ad.VideoURL, ad.TargetURL, ad.Status, ad.VideoMimeType} {
+				if strings.ContainsRune(s, utf8.RuneError) && !wrote {
+					t.Fatalf("accepted %q from a body without U+FFFD", s)
+				}
+			}
 		} else if err.Field == "" || err.Error == "" {
 			t.Fatalf("validation error without field or message: %+v", err)
 		}

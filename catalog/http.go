@@ -459,6 +459,10 @@ func decodeBody(ctx *fasthttp.RequestCtx) (adInput, bool) {
 
 func parseAdInput(body []byte) (adInput, *apiError) {
 	var in adInput
+	// JSON text is UTF-8 (RFC 8259 §8.1). encoding/json would store a byte that is not as U+FFFD, silently: refused, as on ingest.
+	if off := invalidUTF8(body); off >= 0 {
+		return in, &apiError{Error: fmt.Sprintf("body is not valid UTF-8: byte 0x%02x at offset %d", body[off], off), Field: "body"}
+	}
 	// A UTF-8 byte order mark first is skipped, as on ingest (RFC 8259 §8.1 lets a parser ignore it; .NET tools write one).
 	body = bytes.TrimPrefix(body, []byte("\xef\xbb\xbf"))
 	dec := json.NewDecoder(bytes.NewReader(body))
@@ -538,7 +542,59 @@ func (in *adInput) stringField(field string, raw json.RawMessage) (string, *apiE
 	if err := json.Unmarshal(raw, &s); err != nil {
 		return "", &apiError{Error: field + " must be a string", Field: field}
 	}
+	if esc := loneSurrogate(raw); esc != "" {
+		// Valid JSON, but no character: encoding/json would store U+FFFD in its place.
+		return "", &apiError{Error: field + " must be valid Unicode: " + esc + " is half of a surrogate pair", Field: field}
+	}
 	return s, nil
+}
+
+// invalidUTF8 is the offset of the first byte of b that is not part of valid UTF-8, or -1.
+func invalidUTF8(b []byte) int {
+	if utf8.Valid(b) {
+		return -1
+	}
+	for off := 0; off < len(b); {
+		r, n := utf8.DecodeRune(b[off:])
+		if r == utf8.RuneError && n <= 1 {
+			return off
+		}
+		off += n
+	}
+	return -1
+}
+
+// loneSurrogate returns the first \uXXXX escape in the JSON string raw that is a UTF-16 surrogate without its other half
+// (a high one not followed by a low one, or a low one alone), or "".
+func loneSurrogate(raw []byte) string {
+	hex4 := func(i int) (rune, bool) {
+		if i+6 > len(raw) || raw[i] != '\\' || raw[i+1] != 'u' {
+			return 0, false
+		}
+		n, err := strconv.ParseUint(string(raw[i+2:i+6]), 16, 16)
+		return rune(n), err == nil
+	}
+	for i := 0; i < len(raw); i++ {
+		if raw[i] != '\\' {
+			continue
+		}
+		r, ok := hex4(i)
+		switch {
+		case !ok:
+			i++ // another escape: skip the character it escapes (it may be a backslash)
+		case r >= 0xD800 && r < 0xDC00:
+			if lo, ok := hex4(i + 6); ok && lo >= 0xDC00 && lo < 0xE000 {
+				i += 11
+				continue
+			}
+			return string(raw[i : i+6])
+		case r >= 0xDC00 && r < 0xE000:
+			return string(raw[i : i+6])
+		default:
+			i += 5
+		}
+	}
+	return ""
 }
 
 func (in *adInput) int64Field(field string, raw json.RawMessage) (int64, *apiError) {

@@ -15,6 +15,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/adtracker/adtracker/storage/postgres"
 	"github.com/adtracker/adtracker/storage/postgres/pgtest"
@@ -305,6 +306,20 @@ func TestValidation(t *testing.T) {
 		t.Fatalf("created after a byte order mark: %+v", ad)
 	}
 	wantError(t, a.do("POST", "/ads", ""), 400, "", "empty body")
+	// Text that is not Unicode is refused, not stored with U+FFFD in its place as encoding/json would: bytes that are not UTF-8
+	// anywhere in the body (400, the offset counted from the body's first byte), and a \u escape that is half a surrogate pair
+	// in a string field (422, naming the field). A whole pair, escaped or not, is a character.
+	f400("{\"name\":\"bad \xff\xfe\",\"target_url\":\"https://example.com/\"}", "body", "not valid UTF-8: byte 0xff at offset 13")
+	f400("\xef\xbb\xbf{\"name\":\"n\xc3\",\"target_url\":\"https://example.com/\"}", "body", "byte 0xc3 at offset 13")
+	wantError(t, a.do("POST", "/ads", `{"name":"lone \ud800 high","target_url":"https://example.com/"}`), 422, "name", `\ud800 is half of a surrogate pair`)
+	wantError(t, a.do("POST", "/ads", `{"name":"n","target_url":"https://example.com/\uDC00"}`), 422, "target_url", `\uDC00 is half`)
+	wantError(t, a.do("POST", "/ads", `{"name":"two highs \ud83d\ud83d","target_url":"https://example.com/"}`), 422, "name", `\ud83d is half`)
+	wantError(t, a.do("PATCH", "/ads/1", `{"video_mime_type":"video/\ud800mp4"}`), 422, "video_mime_type", "surrogate")
+	for _, name := range []string{`pair \ud83d\ude00 escaped`, "pair \U0001F600 literal", `escaped backslash \\ud800 is text`} {
+		if ad := a.ad(a.do("POST", "/ads", `{"name":"`+name+`","target_url":"https://example.com/"}`), 201); strings.ContainsRune(ad.Name, utf8.RuneError) {
+			t.Fatalf("%s stored as %q", name, ad.Name)
+		}
+	}
 
 	// List parameters.
 	wantError(t, a.do("GET", "/ads?status=deleted", ""), 422, "status", "status")
