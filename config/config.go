@@ -36,6 +36,7 @@ type Config struct {
 		PublicReads    bool          `mapstructure:"public_reads"`
 		MetricsAddr    string        `mapstructure:"metrics_addr"`
 		PublicURL      string        `mapstructure:"public_url"`
+		Compress       bool          `mapstructure:"compress"`
 	} `mapstructure:"http"`
 	RateLimit struct {
 		Ingest     RateRule `mapstructure:"ingest"`
@@ -148,6 +149,7 @@ var Settings = []Setting{
 	{"http.read_token", "", "bearer token for the read routes (GET /ads*, analytics, /metrics) from non-loopback clients; admin.token works too; empty: loopback only"},
 	{"http.public_reads", false, "serve the read routes to everyone without a token (only behind a gateway that authenticates)"},
 	{"http.public_url", "", "base URL players reach this service at (https://track.example.com); every URL in /vast answers starts with it; empty: derived from each request's Host (development only)"},
+	{"http.compress", true, "gzip (else deflate, zstd) the answers of the VAST tags, GET /ads and the analytics for clients that accept it, at the fastest level: a VAST tag of ~6 KB goes out as ~1 KB for ~15-21 µs of CPU; ingest answers and pixels never are; false leaves it to a proxy"},
 	{"http.metrics_addr", "", "separate listener for /metrics, unguarded (e.g. 10.0.0.5:9100); when set /metrics leaves http.addr; empty: /metrics on http.addr, guarded like reads"},
 	{"ratelimit.ingest.rps", 50.0, "per-client requests/s on ingest routes (0 disables); a client is an IPv4 address or an IPv6 /64"},
 	{"ratelimit.ingest.burst", 200, "per-client burst on ingest routes"},

@@ -51,7 +51,10 @@ type Config struct {
 	Count    int64         // events to send (requests in get mode), rounded up to whole requests; 0 = until Duration
 	Traffic  TrafficConfig // Ads must be set except in get mode
 	Paths    []string      // get mode: request URIs (path and query), sent in turn
-	Timeout  time.Duration // per request (default 10 s)
+	// AcceptEncoding is sent as Accept-Encoding in get mode ("gzip", as players and browsers ask); empty sends none. The
+	// answers are counted, never decompressed.
+	AcceptEncoding string
+	Timeout        time.Duration // per request (default 10 s)
 	// Backoff is how long a connection pauses after a 503 in closed loop: Retry-After, but at most Backoff (default 100 ms;
 	// negative: no pause). Without a pause a saturated server spends its time refusing; a full Retry-After (adtracker sends 1 s)
 	// leaves it idle once the ring drains, so the measured rate would be the client's patience, not the server's capacity.
@@ -274,6 +277,9 @@ func (w *worker) build(k uint64) {
 	case ModeGet:
 		w.buf = append(append(w.buf[:0], w.g.base...), c.Paths[k%uint64(len(c.Paths))]...)
 		w.req.SetRequestURIBytes(w.buf)
+		if c.AcceptEncoding != "" {
+			w.req.Header.Set(fasthttp.HeaderAcceptEncoding, c.AcceptEncoding)
+		}
 	}
 }
 

@@ -306,15 +306,24 @@ func TestGetModeRotatesPaths(t *testing.T) {
 	seen := map[string]int{}
 	url := startServer(t, func(ctx *fasthttp.RequestCtx) {
 		mu.Lock()
-		seen[string(ctx.RequestURI())]++
+		seen[string(ctx.RequestURI())+" "+string(ctx.Request.Header.Peek("Accept-Encoding"))]++
 		mu.Unlock()
 	})
 	res, err := Run(context.Background(), Config{URL: url, Mode: ModeGet, Conns: 1, Count: 10, Paths: []string{"/a?x=1", "/b"}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if seen["/a?x=1"] != 5 || seen["/b"] != 5 || res.Events != 0 || res.Status[200] != 10 {
+	if seen["/a?x=1 "] != 5 || seen["/b "] != 5 || res.Events != 0 || res.Status[200] != 10 {
 		t.Fatalf("seen %v, events %d, status %v", seen, res.Events, res.Status)
+	}
+	// As a player asks for its VAST tag: every request carries the Accept-Encoding given.
+	clear(seen)
+	if _, err := Run(context.Background(), Config{URL: url, Mode: ModeGet, Conns: 2, Count: 6, Paths: []string{"/vast/1"}, AcceptEncoding: "gzip"}); err != nil {
+		t.Fatal(err)
+	}
+	delete(seen, "/healthz ") // the run's check that the server is up
+	if seen["/vast/1 gzip"] != 6 || len(seen) != 1 {
+		t.Fatalf("seen %v", seen)
 	}
 }
 

@@ -514,14 +514,15 @@ measure() {
 	fi
 
 	# VAST serving (issue 17), only when this build has GET /vast/{id}: GET /vast/{id} and GET /vast (weighted pick), open loop at
-	# BENCH_VAST_RATE (5,000) req/s each, every answer 200. Target: p99 ≤ 2 ms.
+	# BENCH_VAST_RATE (5,000) req/s each, every answer 200. Target: p99 ≤ 2 ms. Each request asks for gzip, as players do, so
+	# the answers are compressed (http.compress) as they are in the field.
 	local vrate="${BENCH_VAST_RATE:-5000}" vcode
 	vcode=$(curl -s -o /dev/null -w '%{http_code}' "$URL/vast/${ADS%%,*}" || true)
-	echo "{\"rate\": $vrate, \"code\": \"$vcode\", \"ad\": ${ADS%%,*}}" >"$RES/vast_meta.json"
+	echo "{\"rate\": $vrate, \"code\": \"$vcode\", \"ad\": ${ADS%%,*}, \"accept_encoding\": \"gzip\"}" >"$RES/vast_meta.json"
 	if [ "$vcode" = 200 ]; then
 		step "VAST serving: open loop at $vrate req/s"
-		run_lg vast_ad "$SERVER_PID" --url "$URL" --mode get --rate "$vrate" --duration "$DUR" --path "/vast/${ADS%%,*}"
-		run_lg vast_pick "$SERVER_PID" --url "$URL" --mode get --rate "$vrate" --duration "$DUR" --path "/vast"
+		run_lg vast_ad "$SERVER_PID" --url "$URL" --mode get --rate "$vrate" --duration "$DUR" --path "/vast/${ADS%%,*}" --accept-encoding gzip
+		run_lg vast_pick "$SERVER_PID" --url "$URL" --mode get --rate "$vrate" --duration "$DUR" --path "/vast" --accept-encoding gzip
 	fi
 
 	if [ "$FULL" = 1 ]; then
@@ -1066,7 +1067,12 @@ goroutine scheduling|^runtime\.schedule$'
 		echo
 		if [ -f "$RES/vast_ad.json" ]; then
 			echo "Open loop at $(num "$(j vast_meta .rate)") req/s for $DUR each (latency from the scheduled send time), $CONNS connections;"
-			echo "every answer must be 200. Target: p99 ≤ 2 ms."
+			if [ -n "$(j vast_meta '.accept_encoding // ""')" ]; then
+				echo "every answer must be 200. Each request sends \`Accept-Encoding: $(j vast_meta .accept_encoding)\`, as players do, so the tags go out"
+				echo "compressed (\`http.compress\`). Target: p99 ≤ 2 ms."
+			else
+				echo "every answer must be 200. Target: p99 ≤ 2 ms."
+			fi
 			echo
 			echo "| request | achieved req/s | answered 200 | p50 ms | p99 ms | p99.9 ms | max ms | p99 ≤ 2 ms |"
 			echo "|---|---:|---:|---:|---:|---:|---:|---|"

@@ -67,6 +67,10 @@ func (s *Server) build() (fasthttp.RequestHandler, error) {
 				label = "ANY"
 			}
 			class := s.opt.RouteClass(method, pattern)
+			if s.opt.Compress != nil && s.opt.Compress(method, pattern) {
+				// Inside the read guard and the limit: a refused request's short JSON error is not worth compressing anyway.
+				h = httpx.Compress(h)
+			}
 			rt := s.metrics.route(s.opt.RouteLabel(method, pattern), label)
 			rt.readCORS = class != ratelimit.Ingest
 			if guardedRead(class, pattern) {

@@ -73,6 +73,9 @@ type Options struct {
 	// route to their users share a label, e.g. the static pixel routes /t/impression, /t/firstQuartile, … and /t/{event}
 	// (ingest.RouteLabel).
 	RouteLabel func(method, pattern string) string
+	// Compress says which routes' answers are gzipped for clients that accept it (http.compress; httpx.Compress says which
+	// answers qualify). Nil compresses none.
+	Compress func(method, pattern string) bool
 	Log        *zap.Logger
 	Registry   *prometheus.Registry
 	// Checks make up /readyz. They run in the background every ReadyInterval (default DefaultReadyInterval) while Serve runs, never

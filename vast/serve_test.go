@@ -310,3 +310,23 @@ func BenchmarkServeAd(b *testing.B) {
 		h.serveAd(&ctx)
 	}
 }
+
+// BenchmarkServeAdGzip is BenchmarkServeAd for a player that accepts gzip, with the compression http.compress puts around the
+// VAST routes (server.Options.Compress): the difference is what compressing a tag costs.
+func BenchmarkServeAdGzip(b *testing.B) {
+	cat := &fakeCatalog{snapshot(row(1, "active", 1, video))}
+	h, _ := New(Config{Catalog: cat, PublicURL: testBase})
+	serve := httpx.Compress(h.serveAd)
+	var ctx fasthttp.RequestCtx
+	ctx.Request.Header.Set("Accept-Encoding", "gzip, deflate, br, zstd")
+	ctx.SetUserValue("ad_id", "1")
+	b.ReportAllocs()
+	for b.Loop() {
+		ctx.Response.Reset()
+		serve(&ctx)
+	}
+	if string(ctx.Response.Header.ContentEncoding()) != "gzip" {
+		b.Fatal("not compressed")
+	}
+	b.ReportMetric(float64(len(ctx.Response.Body())), "bytes/answer")
+}

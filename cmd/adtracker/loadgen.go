@@ -82,6 +82,7 @@ func loadgen(args []string) error {
 	fs.Uint64Var(&cfg.Traffic.Viewers, "viewers", 1_000_000, "viewer population")
 	fs.Uint64Var(&cfg.Traffic.Seed, "seed", 0, "random seed of the traffic (0 = from the clock)")
 	fs.Var(&paths, "path", "get mode: request URI to GET (repeatable; sent in turn)")
+	fs.StringVar(&cfg.AcceptEncoding, "accept-encoding", "", "get mode: Accept-Encoding to send (gzip, as players do); empty sends none")
 	fs.DurationVar(&cfg.Timeout, "timeout", 10*time.Second, "per-request timeout")
 	fs.DurationVar(&cfg.Backoff, "backoff", 100*time.Millisecond, "closed loop: pause after a 503 (Retry-After, at most this; negative: none)")
 	fs.StringVar(&vc.Addr, "clickhouse", envOr("ADTRACKER_CLICKHOUSE_ADDR", "127.0.0.1:9000"), "verify: ClickHouse native address")

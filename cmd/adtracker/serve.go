@@ -10,11 +10,13 @@ import (
 	"net/http/pprof"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/valyala/fasthttp"
 	"go.uber.org/zap"
 
 	"github.com/adtracker/adtracker/catalog"
@@ -151,6 +153,7 @@ func serve(args []string) error {
 		// The dashboard's page and files are open; /status is a read route; /vast is served to players like a pixel.
 		RouteClass: vast.RouteClass(web.RouteClass(ratelimit.ClassOf)),
 		RouteLabel: ingest.RouteLabel,
+		Compress:   compressedRoutes(cfg.HTTP.Compress),
 		Log:        log.Named("http"), Registry: reg,
 		Checks: readinessChecks(pg, sink, cat, pipe),
 	})
@@ -255,6 +258,25 @@ func serve(args []string) error {
 // events, and a read pool full of slow analytics must not take an ingest node out of its balancer. The write pool holds one
 // connection beyond the inserters (the replayer's), so while every inserter and the replayer are busy the ping waits, and past the
 // check's budget reports ClickHouse failing.
+// compressedRoutes are the routes whose answers are compressed when http.compress is on and the client accepts it: the VAST
+// tags (~7 KB of repetitive XML fetched by every player before an ad, ~1 KB compressed) and the catalogue list and analytics
+// (JSON up to thousands of rows). Not the ingest routes (answers under httpx.MinCompressBytes, and their CPU is the product's), nor
+// GET /ads/{id} and the dashboard's files, whose strong ETags name one encoding (RFC 9110 §8.8.1).
+func compressedRoutes(on bool) func(method, pattern string) bool {
+	return func(method, pattern string) bool {
+		if !on || method != fasthttp.MethodGet {
+			return false
+		}
+		switch {
+		case pattern == vast.PathAny || pattern == vast.PathAd:
+			return true
+		case pattern == "/ads" || pattern == "/ads/analytics" || strings.HasPrefix(pattern, "/ads/{id}/"):
+			return true
+		}
+		return false
+	}
+}
+
 func readinessChecks(pg interface{ Ping(context.Context) error }, ch interface{ Ping(context.Context) error }, cat *catalog.Catalog,
 	pipe *pipeline.Pipeline) []server.Check {
 	return []server.Check{

@@ -38,6 +38,8 @@ type vastScenario struct {
 	TrackerErrors []string        `json:"tracker_errors"`
 	Opened        *openedURL      `json:"clickthrough"`
 	MediaFiles    []vastMediaFile `json:"media_files"`
+	// The Content-Encoding of the VAST answers the library fetched (its fetch asks for gzip, as browsers do).
+	VASTEncodings []string `json:"vast_content_encodings"`
 }
 
 type firedURL struct {
@@ -131,6 +133,10 @@ func TestVASTClientDrivesPixels(t *testing.T) {
 		}
 		if len(sc.TrackerErrors) > 0 {
 			t.Errorf("%s: the tracker reported errors: %v", sc.Name, sc.TrackerErrors)
+		}
+		// http.compress (on by default): the tag travelled gzipped, and the library parsed it all the same.
+		if len(sc.VASTEncodings) != 1 || sc.VASTEncodings[0] != "gzip" {
+			t.Errorf("%s: the VAST answers came with Content-Encoding %v, want one gzip", sc.Name, sc.VASTEncodings)
 		}
 		if sc.Duration != 4 {
 			t.Errorf("%s: the client read a duration of %v s, want 4", sc.Name, sc.Duration)

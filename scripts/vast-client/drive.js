@@ -32,6 +32,16 @@ const { DOMParser } = load('@xmldom/xmldom');
 const USER_AGENT =
   'Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 Safari/537.36 adtracker-vast-client-check';
 
+// The Content-Encoding of each VAST answer the library fetched (it fetches with the global fetch, which asks for gzip and
+// decompresses as a browser does), so the test can see that the tag it parsed came compressed.
+let vastEncodings = [];
+const realFetch = globalThis.fetch;
+globalThis.fetch = async (url, opts) => {
+  const r = await realFetch(url, opts);
+  if (String(url).includes('/vast')) vastEncodings.push(r.headers.get('content-encoding') || 'identity');
+  return r;
+};
+
 // The pixels of the action running now, and the fetches not yet answered.
 let current = null;
 let pending = [];
@@ -149,12 +159,13 @@ async function play(name, ad, creative, list, out) {
 }
 
 async function scenario(client, vastURL, name) {
+  vastEncodings = [];
   const response = await client.get(vastURL, {
     timeout: 10000,
     withCredentials: true,
     fetchOptions: { headers: { 'User-Agent': USER_AGENT } },
   });
-  const out = { name, vast_url: vastURL, version: response.version, fired: [], refired: [], tracker_errors: [] };
+  const out = { name, vast_url: vastURL, vast_content_encodings: vastEncodings, version: response.version, fired: [], refired: [], tracker_errors: [] };
   out.trackerErrors = out.tracker_errors;
   const ad = response.ads[0];
   if (!ad) {
