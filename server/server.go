@@ -76,8 +76,8 @@ type Options struct {
 	// Compress says which routes' answers are gzipped for clients that accept it (http.compress; httpx.Compress says which
 	// answers qualify). Nil compresses none.
 	Compress func(method, pattern string) bool
-	Log        *zap.Logger
-	Registry   *prometheus.Registry
+	Log      *zap.Logger
+	Registry *prometheus.Registry
 	// Checks make up /readyz. They run in the background every ReadyInterval (default DefaultReadyInterval) while Serve runs, never
 	// per request; see RefreshReadiness.
 	Checks        []Check
