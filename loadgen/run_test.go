@@ -16,6 +16,7 @@ import (
 	"github.com/adtracker/adtracker/ingest/decode"
 	"github.com/adtracker/adtracker/ingest/event"
 	"github.com/adtracker/adtracker/internal/noop"
+	"github.com/adtracker/adtracker/internal/testenv"
 )
 
 // fakeIngest decodes requests with the real decoder, like adtracker's handlers, and remembers every event id it accepted.
@@ -408,7 +409,7 @@ func benchWorker(tb testing.TB, mode Mode, batch int) *worker {
 // The send loop must not allocate per request: everything is built in the worker's buffers and fasthttp reuses its own. The noop
 // server runs in this process, so its allocations would count too; it has none either once warm.
 func TestSendLoopAllocs(t *testing.T) {
-	if raceEnabled {
+	if testenv.RaceEnabled {
 		t.Skip("allocation counts are meaningless under the race detector")
 	}
 	for _, mode := range []Mode{ModeSingle, ModePixel, ModeBatch} {

@@ -15,6 +15,7 @@ import (
 	"github.com/adtracker/adtracker/catalog"
 	"github.com/adtracker/adtracker/ingest/event"
 	"github.com/adtracker/adtracker/internal/httpx"
+	"github.com/adtracker/adtracker/internal/testenv"
 	"github.com/adtracker/adtracker/ratelimit"
 	"github.com/adtracker/adtracker/storage/postgres"
 )
@@ -283,7 +284,7 @@ func TestRouteClass(t *testing.T) {
 // After the first answer built the set, serving allocates nothing: the serve id is made on the stack and the template copied into
 // fasthttp's reused body buffer.
 func TestServeDoesNotAllocate(t *testing.T) {
-	if raceEnabled {
+	if testenv.RaceEnabled {
 		t.Skip("allocation counts are meaningless under the race detector")
 	}
 	cat := &fakeCatalog{snapshot(row(1, "active", 1, video), row(2, "active", 2, video))}
