@@ -191,7 +191,7 @@ func (h *Handlers) batch(ctx *fasthttp.RequestCtx) {
 	defer eventPool.Put(e)
 	e.Reset()
 	stampReceived(ctx, e)
-	ndjson := bytes.HasPrefix(ctx.Request.Header.ContentType(), []byte("application/x-ndjson"))
+	ndjson := batchIsNDJSON(ctx.Request.Header.ContentType(), ctx.PostBody())
 	var (
 		acc, rej, omitted int
 		errs              *[]byte // JSON array items, taken from errsPool when something fails
@@ -287,6 +287,26 @@ func (h *Handlers) batch(ctx *fasthttp.RequestCtx) {
 		ctx.Response.AppendBody(*errs)
 	}
 	ctx.Response.AppendBodyString("]}")
+}
+
+// batchIsNDJSON says how to read a POST /events body: NDJSON when its Content-Type says so, and also when a text/plain body
+// (or one without a type) starts with an object. That is what navigator.sendBeacon sends for a string: a beacon cannot carry
+// application/x-ndjson to another origin, because that type needs a preflight a beacon does not make. A text/plain body that
+// starts with '[' is a JSON array; an application/json one always is (a lone object there gets "body must be a json array").
+func batchIsNDJSON(contentType, body []byte) bool {
+	switch {
+	case hasPrefixFold(contentType, typeNDJSON):
+		return true
+	case len(contentType) == 0 || hasPrefixFold(contentType, typeTextPlain):
+		return decode.StartsWithObject(body)
+	}
+	return false
+}
+
+var typeNDJSON, typeTextPlain = []byte("application/x-ndjson"), []byte("text/plain")
+
+func hasPrefixFold(b, prefix []byte) bool {
+	return len(b) >= len(prefix) && bytes.EqualFold(b[:len(prefix)], prefix)
 }
 
 func appendItemError(dst []byte, i int, ferr *decode.FieldError) []byte {

@@ -155,6 +155,36 @@ func TestBadInputChangesNothing(t *testing.T) {
 	f("GET", "/ads/click", "", 405, `{"error":"method not allowed; use POST"}`)
 }
 
+// A batch is NDJSON when its Content-Type says so, or when it comes as text/plain or untyped and starts with an object (what
+// navigator.sendBeacon sends for a string); application/json is an array, and a lone object there is refused as before.
+func TestBatchFormatFromTypeAndBody(t *testing.T) {
+	const ndjson = "{\"type\":\"start\",\"ad_id\":1}\n{\"type\":\"complete\",\"ad_id\":1}\n"
+	const array = `[{"type":"start","ad_id":1},{"type":"complete","ad_id":1}]`
+	for _, c := range []struct {
+		contentType, body string
+		status            int
+		want              string
+	}{
+		{"application/x-ndjson", ndjson, 202, `"accepted":2`},
+		{"text/plain;charset=UTF-8", ndjson, 202, `"accepted":2`}, // sendBeacon(url, string)
+		{"Text/Plain", "\xef\xbb\xbf \r\n" + ndjson, 202, `"accepted":2`},
+		{"", ndjson, 202, `"accepted":2`},
+		{"text/plain;charset=UTF-8", array, 202, `"accepted":2`},
+		{"application/json", array, 202, `"accepted":2`},
+		{"", array, 202, `"accepted":2`},
+		{"application/json", ndjson, 400, `"body must be a json array"`},
+		{"application/json", `{"type":"start","ad_id":1}`, 400, `"body must be a json array"`},
+		{"text/plain", "{\"type\":\"start\",\"ad_id\":1}\nnot json\n", 202, `"accepted":1,"rejected":1`},
+		{"text/plain", `"x"`, 400, `"body must be a json array"`},
+	} {
+		q := &fakeQueue{}
+		rep := do(newTestHandlers(q), "POST", "/events", c.contentType, c.body)
+		if rep.status != c.status || !strings.Contains(rep.body, c.want) {
+			t.Errorf("Content-Type %q, body %q: %d %s; want %d with %s", c.contentType, c.body, rep.status, rep.body, c.status, c.want)
+		}
+	}
+}
+
 func TestBatchPartialAcceptance(t *testing.T) {
 	q := &fakeQueue{}
 	r := newTestHandlers(q)

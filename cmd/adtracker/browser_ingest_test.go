@@ -12,8 +12,8 @@ import (
 )
 
 // webPageScript is what a web player or page SDK does to report events from the viewer's browser, cross-origin: fetch with a JSON
-// body (preflighted), navigator.sendBeacon with a string (text/plain, no preflight: what pages use on pagehide), and an NDJSON
-// batch with keepalive. A batch over http.max_body_bytes gets an answer the page can read (413), not a network error a player would
+// body (preflighted), navigator.sendBeacon with a string (text/plain, no preflight: what pages use on pagehide) for one event
+// and for an NDJSON batch, and an NDJSON batch with keepalive. A batch over http.max_body_bytes gets an answer the page can read (413), not a network error a player would
 // retry. Then it tries to read the analytics, which a page of another origin must not be able to do.
 const webPageScript = `(async () => {
   const base = %q, ad = %d, ids = %s;
@@ -23,6 +23,8 @@ const webPageScript = `(async () => {
   out.fetchStatus = r.status;
   out.fetchBody = await r.text();
   out.beacon = navigator.sendBeacon(base + '/ads/click', JSON.stringify({ad_id: ad, event_id: ids.beacon}));
+  out.beaconBatch = navigator.sendBeacon(base + '/events', JSON.stringify({type: 'midpoint', ad_id: ad, event_id: ids.beaconMid}) +
+    '\n' + JSON.stringify({type: 'third_quartile', ad_id: ad, event_id: ids.beaconThird}) + '\n');
   const b = await fetch(base + '/events', {method: 'POST', keepalive: true, headers: {'Content-Type': 'application/x-ndjson'},
     body: JSON.stringify({type: 'start', ad_id: ad, event_id: ids.start}) + '\n' +
       JSON.stringify({type: 'complete', ad_id: ad, event_id: ids.complete, video_playback_time: 15}) + '\n'});
@@ -45,6 +47,7 @@ type webPageResult struct {
 	FetchStatus int
 	FetchBody   string
 	Beacon      bool
+	BeaconBatch bool
 	BatchStatus int
 	BatchBody   string
 	BigStatus   int
@@ -52,8 +55,9 @@ type webPageResult struct {
 	Analytics   string
 }
 
-// A web page of another origin (the one http.cors_origins names) reports events from a real browser the three ways pages do —
-// fetch with a JSON body after a preflight, sendBeacon, an NDJSON batch with keepalive — and reads the 202 answers, and the 413
+// A web page of another origin (the one http.cors_origins names) reports events from a real browser the ways pages do — fetch
+// with a JSON body after a preflight, sendBeacon with one event and with an NDJSON batch (text/plain: a beacon cannot send
+// application/x-ndjson cross-origin), an NDJSON batch with keepalive — and reads the 202 answers, and the 413
 // of a batch over the limit; each event is
 // stored once under the page's event id, with the browser's user agent, as valid traffic. The same page cannot read the analytics:
 // the read routes send no CORS headers to it (http.read_cors_origins is empty), though the request comes from this host.
@@ -69,8 +73,10 @@ func TestJSONEventsFromWebPage(t *testing.T) {
 	s.start()
 	const ad = 2            // seeded, active; 1 is the sentinel's
 	const maxBody = 1 << 20 // http.max_body_bytes' default
-	ids := map[string]string{"fetch": vastUUID(), "beacon": vastUUID(), "start": vastUUID(), "complete": vastUUID()}
-	idsJS := fmt.Sprintf(`{fetch: %q, beacon: %q, start: %q, complete: %q}`, ids["fetch"], ids["beacon"], ids["start"], ids["complete"])
+	ids := map[string]string{"fetch": vastUUID(), "beacon": vastUUID(), "beaconMid": vastUUID(), "beaconThird": vastUUID(),
+		"start": vastUUID(), "complete": vastUUID()}
+	idsJS := fmt.Sprintf(`{fetch: %q, beacon: %q, beaconMid: %q, beaconThird: %q, start: %q, complete: %q}`, ids["fetch"], ids["beacon"],
+		ids["beaconMid"], ids["beaconThird"], ids["start"], ids["complete"])
 
 	b.do(t, "opening the page", chromedp.Navigate(page.URL+"/"))
 	res, err := chromedp.Run(b.ctx, chromedp.Evaluate[webPageResult](fmt.Sprintf(webPageScript, s.url, ad, idsJS, maxBody+1), chromedp.EvalAwaitPromise))
@@ -81,8 +87,8 @@ func TestJSONEventsFromWebPage(t *testing.T) {
 	if res.FetchStatus != 202 || !strings.Contains(res.FetchBody, `"event_id":"`+ids["fetch"]+`"`) {
 		t.Errorf("fetch POST /ads/impression: %d %s", res.FetchStatus, res.FetchBody)
 	}
-	if !res.Beacon {
-		t.Error("sendBeacon refused to queue the click")
+	if !res.Beacon || !res.BeaconBatch {
+		t.Errorf("sendBeacon refused to queue the click (%v) or the batch (%v)", res.Beacon, res.BeaconBatch)
 	}
 	if res.BatchStatus != 202 || !strings.Contains(res.BatchBody, `"accepted":2`) {
 		t.Errorf("fetch POST /events: %d %s", res.BatchStatus, res.BatchBody)
@@ -100,13 +106,14 @@ func TestJSONEventsFromWebPage(t *testing.T) {
 		}
 	}
 
-	// The beacon is sent after the page's script went on: wait for it, and for everything before the sentinel to be stored.
-	want := map[string]string{ids["fetch"]: "impression", ids["beacon"]: "click", ids["start"]: "start", ids["complete"]: "complete"}
+	// The beacons are sent after the page's script went on: wait for them, and for everything before the sentinel to be stored.
+	want := map[string]string{ids["fetch"]: "impression", ids["beacon"]: "click", ids["beaconMid"]: "midpoint",
+		ids["beaconThird"]: "third_quartile", ids["start"]: "start", ids["complete"]: "complete"}
 	var rows map[string][]vastRow
 	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(200 * time.Millisecond) {
 		s.vastFlushed(t, vastSeededAds[0])
 		rows = s.vastAdRows(t, ad)
-		if len(rows[ids["beacon"]]) > 0 || time.Now().After(deadline) {
+		if len(rows[ids["beacon"]]) > 0 && len(rows[ids["beaconThird"]]) > 0 || time.Now().After(deadline) {
 			break
 		}
 	}

@@ -786,6 +786,21 @@ func bomLen(body []byte) int {
 	return 0
 }
 
+// StartsWithObject reports whether body, after a byte order mark and JSON whitespace, starts with '{': an NDJSON batch (or a
+// single object), where a JSON array starts with '['. The handler uses it for batches whose Content-Type does not say.
+func StartsWithObject(body []byte) bool {
+	for _, c := range body[bomLen(body):] {
+		switch c {
+		case ' ', '\t', '\r', '\n':
+		case '{':
+			return true
+		default:
+			return false
+		}
+	}
+	return false
+}
+
 // DecodeBatch decodes a JSON array of objects (ndjson false) or one object per line (ndjson
 // true; CRLF accepted, blank lines skipped) and calls fn for each item in order: i counts
 // items (blank lines are not items, so an array and the same events as NDJSON number alike),
