@@ -94,34 +94,42 @@ func (refusal) Retryable() bool { return false }
 func (refuseAll) Insert(context.Context, *event.Batch) error { return refusal{} }
 func (refuseAll) Ping(context.Context) error                 { return nil }
 
+// deadLettered runs a pipeline whose ClickHouse refuses every batch for good over n events, batchSize to a batch, and returns
+// its data dir: n events in dead-letter files.
+func deadLettered(t *testing.T, n, batchSize int) string {
+	t.Helper()
+	dataDir := t.TempDir()
+	cfg := pipeline.Defaults()
+	cfg.Dir = dataDir
+	cfg.RingCapacity = 1 << 12
+	cfg.BatchSize = batchSize
+	cfg.FlushInterval = 10 * time.Millisecond
+	p, err := pipeline.Open(cfg, refuseAll{}, zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range n {
+		for p.Enqueue(cmdEvent(i)) != nil {
+			time.Sleep(time.Millisecond)
+		}
+	}
+	if err := p.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if p.DeadLettered.Load() != int64(n) {
+		t.Fatalf("dead-lettered %d, want %d", p.DeadLettered.Load(), n)
+	}
+	return dataDir
+}
+
 // deadletter ls lists what a refusing ClickHouse left, and deadletter replay stores it in the real ClickHouse exactly once — also
 // when a replay is repeated after it inserted but before it removed the files (simulated by putting the files back).
 func TestDeadletterReplayRealClickHouse(t *testing.T) {
 	ctx := context.Background()
 	db, addr := chtest.Migrated(t)
 
-	dataDir := t.TempDir()
-	cfg := pipeline.Defaults()
-	cfg.Dir = dataDir
-	cfg.RingCapacity = 1 << 12
-	cfg.BatchSize = 40
-	cfg.FlushInterval = 10 * time.Millisecond
-	p, err := pipeline.Open(cfg, refuseAll{}, zap.NewNop())
-	if err != nil {
-		t.Fatal(err)
-	}
 	const n = 150
-	for i := range n {
-		for p.Enqueue(cmdEvent(i)) != nil {
-			time.Sleep(time.Millisecond)
-		}
-	}
-	if err := p.Close(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if p.DeadLettered.Load() != n {
-		t.Fatalf("dead-lettered %d, want %d", p.DeadLettered.Load(), n)
-	}
+	dataDir := deadLettered(t, n, 40)
 
 	t.Setenv("ADTRACKER_INGEST_DATA_DIR", dataDir)
 	t.Setenv("ADTRACKER_CLICKHOUSE_ADDR", addr)
@@ -201,25 +209,8 @@ func TestDeadletterReplayRefusesConcurrentReplay(t *testing.T) {
 func TestDeadletterReplayRefusesDamagedFile(t *testing.T) {
 	ctx := context.Background()
 	db, addr := chtest.Migrated(t)
-	dataDir := t.TempDir()
-	cfg := pipeline.Defaults()
-	cfg.Dir = dataDir
-	cfg.RingCapacity = 1 << 12
-	cfg.BatchSize = 20
-	cfg.FlushInterval = 10 * time.Millisecond
-	p, err := pipeline.Open(cfg, refuseAll{}, zap.NewNop())
-	if err != nil {
-		t.Fatal(err)
-	}
 	const n = 60
-	for i := range n {
-		for p.Enqueue(cmdEvent(i)) != nil {
-			time.Sleep(time.Millisecond)
-		}
-	}
-	if err := p.Close(ctx); err != nil {
-		t.Fatal(err)
-	}
+	dataDir := deadLettered(t, n, 20)
 	files, err := pipeline.ListDeadLetters(dataDir)
 	if err != nil || len(files) < 2 {
 		t.Fatalf("%d dead letters, %v; want at least 2", len(files), err)
