@@ -122,6 +122,21 @@ func deadLettered(t *testing.T, n, batchSize int) string {
 	return dataDir
 }
 
+// deadletterLsFor points the deadletter commands' configuration at dataDir and the given ClickHouse (t.Setenv) and returns
+// what deadletter ls prints.
+func deadletterLsFor(t *testing.T, dataDir, addr, database string) *bytes.Buffer {
+	t.Helper()
+	t.Setenv("ADTRACKER_INGEST_DATA_DIR", dataDir)
+	t.Setenv("ADTRACKER_CLICKHOUSE_ADDR", addr)
+	t.Setenv("ADTRACKER_CLICKHOUSE_DATABASE", database)
+	t.Setenv("ADTRACKER_LOG_LEVEL", "error")
+	var out bytes.Buffer
+	if err := deadletterLs(&out, dataDir); err != nil {
+		t.Fatal(err)
+	}
+	return &out
+}
+
 // deadletter ls lists what a refusing ClickHouse left, and deadletter replay stores it in the real ClickHouse exactly once — also
 // when a replay is repeated after it inserted but before it removed the files (simulated by putting the files back).
 func TestDeadletterReplayRealClickHouse(t *testing.T) {
@@ -131,14 +146,7 @@ func TestDeadletterReplayRealClickHouse(t *testing.T) {
 	const n = 150
 	dataDir := deadLettered(t, n, 40)
 
-	t.Setenv("ADTRACKER_INGEST_DATA_DIR", dataDir)
-	t.Setenv("ADTRACKER_CLICKHOUSE_ADDR", addr)
-	t.Setenv("ADTRACKER_CLICKHOUSE_DATABASE", db.Database)
-	t.Setenv("ADTRACKER_LOG_LEVEL", "error")
-	var out bytes.Buffer
-	if err := deadletterLs(&out, dataDir); err != nil {
-		t.Fatal(err)
-	}
+	out := deadletterLsFor(t, dataDir, addr, db.Database)
 	if !strings.Contains(out.String(), "150 events") || !strings.Contains(out.String(), "refused for the test") {
 		t.Fatalf("deadletter ls:\n%s", out.String())
 	}
@@ -225,14 +233,7 @@ func TestDeadletterReplayRefusesDamagedFile(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	t.Setenv("ADTRACKER_INGEST_DATA_DIR", dataDir)
-	t.Setenv("ADTRACKER_CLICKHOUSE_ADDR", addr)
-	t.Setenv("ADTRACKER_CLICKHOUSE_DATABASE", db.Database)
-	t.Setenv("ADTRACKER_LOG_LEVEL", "error")
-	var out bytes.Buffer
-	if err := deadletterLs(&out, dataDir); err != nil {
-		t.Fatal(err)
-	}
+	out := deadletterLsFor(t, dataDir, addr, db.Database)
 	if !strings.Contains(out.String(), filepath.Base(damaged.Path)+"  damaged") || !strings.Contains(out.String(), "checksum mismatch") ||
 		!strings.Contains(out.String(), fmt.Sprintf("%d events", n-damaged.Rows)) {
 		t.Fatalf("deadletter ls:\n%s", out.String())

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -83,7 +84,7 @@ func TestSystemdUnit(t *testing.T) {
 		t.Errorf("ExecStart=%s", got)
 	}
 	unitEnv := unit.all("Environment")
-	if unit.get("StateDirectory") != "adtracker" || !contains(unitEnv, "ADTRACKER_INGEST_DATA_DIR=/var/lib/adtracker") {
+	if unit.get("StateDirectory") != "adtracker" || !slices.Contains(unitEnv, "ADTRACKER_INGEST_DATA_DIR=/var/lib/adtracker") {
 		t.Errorf("the data dir is not the state directory: StateDirectory=%s, Environment=%v", unit.get("StateDirectory"), unitEnv)
 	}
 	stopSec, err := strconv.Atoi(unit.get("TimeoutStopSec"))
@@ -216,15 +217,6 @@ func TestSystemdUnit(t *testing.T) {
 	if n != 1 {
 		t.Fatalf("the event answered 202 before SIGTERM is stored %d times, want once", n)
 	}
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // defaultDuration is the default of a duration setting.
